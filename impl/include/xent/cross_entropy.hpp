@@ -1,0 +1,35 @@
+// The front door: torch.nn.CrossEntropyLoss with PyTorch's semantics.
+//
+//   logits  (C) | (N,C) | (N,C,d1..dK), float32, any strides
+//   target  () | (N) | (N,d1..dK) int64 class indices, or float32
+//           probabilities of the logits' shape
+//   out     float32: one element for mean/sum, the target's position shape for none
+//
+// Everything is validated before anything is written: on xent::error the
+// outputs are untouched.
+#pragma once
+
+#include "xent/implementation.hpp"
+#include "xent/options.hpp"
+#include "xent/tensor.hpp"
+
+namespace xent {
+
+// Loss only. impl == nullptr means default_implementation().
+void cross_entropy(const tensor_view& logits, const tensor_view& target, const tensor_view& out,
+                   const options& opt = {}, const implementation* impl = nullptr);
+
+// Convenience for mean/sum: returns the scalar loss.
+float cross_entropy(const tensor_view& logits, const tensor_view& target,
+                    const options& opt = {}, const implementation* impl = nullptr);
+
+// Loss and d(loss)/d(logits) scaled by the upstream gradient: a scalar for
+// mean/sum; for none one element or one value per position. upstream ==
+// nullptr means 1. grad has the logits' shape; it may be the logits view
+// itself (in-place).
+void cross_entropy_forward_backward(const tensor_view& logits, const tensor_view& target,
+                                    const tensor_view& out, const tensor_view& grad,
+                                    const options& opt = {}, const tensor_view* upstream = nullptr,
+                                    const implementation* impl = nullptr);
+
+}  // namespace xent

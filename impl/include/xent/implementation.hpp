@@ -1,0 +1,58 @@
+// Implementations (kernels) and their registry, after simdjson's
+// `implementation` list: tests, benchmarks and reports iterate the registry,
+// so a kernel added here is verified and measured everywhere.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "xent/problem.hpp"
+
+namespace xent {
+
+// Accuracy tiers (DESIGN.md §3), strictest first. Every implementation declares
+// one; the property suite enforces it.
+enum class tier { accurate, fast, standard, naive };
+std::string to_string(tier t);
+
+class implementation {
+ public:
+  virtual ~implementation() = default;
+
+  virtual std::string name() const = 0;
+  virtual std::string description() const = 0;
+  virtual xent::tier tier() const = 0;
+  // Where the tier's bounds hold, in words ("all inputs", ...).
+  virtual std::string domain() const = 0;
+  // Why this problem is outside the declared domain, or nullopt when inside.
+  // Reads the logits; used by tests and reports to separate "outside the
+  // domain" from "wrong".
+  virtual std::optional<std::string> outside_domain(const problem&) const { return std::nullopt; }
+  // Can this CPU run it?
+  virtual bool supported() const { return true; }
+  // Are results bitwise identical for any thread count?
+  virtual bool thread_count_independent() const { return true; }
+
+  // Loss only: writes p.loss.
+  virtual void forward(const problem& p) const = 0;
+  // Loss and gradient w.r.t. the logits: writes p.loss and p.grad.
+  virtual void forward_backward(const problem& p) const = 0;
+};
+
+// Every registered implementation, in registration order (ours first).
+const std::vector<const implementation*>& implementations();
+// nullptr when no implementation has that name.
+const implementation* find_implementation(std::string_view name);
+// The implementation to use when none is given: $XENT_IMPL when set (an
+// unknown or unsupported name is an error), else the most accurate one that
+// is supported. Throws xent::error.
+const implementation& default_implementation();
+// Adds an implementation (test-only kernels, external peers, plug-ins). The
+// registry owns it. Names must be unique (xent::error otherwise). Not
+// thread-safe: register before use.
+const implementation& register_implementation(std::unique_ptr<implementation> impl);
+
+}  // namespace xent

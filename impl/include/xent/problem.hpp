@@ -1,0 +1,104 @@
+// A validated cross-entropy problem: what the front door hands to a kernel.
+//
+// The front door (make_problem) checks shapes, dtypes and options once; kernels
+// never re-validate. Positions are the entries of the target's shape
+// (N, d1..dK) -- one softmax row each -- and every tensor reaches a position
+// through its own strides, so sliced or (N,C,d..) inputs need no copy.
+// Adjacent position dimensions that are contiguous for every tensor are merged,
+// so the common (N,C) case has a single position dimension.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "xent/options.hpp"
+#include "xent/tensor.hpp"
+
+namespace xent {
+
+enum class target_kind { index, probability };
+
+struct problem {
+  std::int64_t positions = 0;  // P = N*d1*..*dK (1 for (C) logits)
+  std::int64_t classes = 0;    // C
+
+  // Position space after merging contiguous dims; empty means one position.
+  std::vector<std::int64_t> position_shape;
+
+  // Logits, float32.
+  const float* logits = nullptr;
+  std::int64_t logits_class_stride = 1;
+  std::vector<std::int64_t> logits_position_strides;
+
+  // Targets: class indices (int64), or probabilities shaped like the logits.
+  target_kind target = target_kind::index;
+  const std::int64_t* target_index = nullptr;
+  const float* target_prob = nullptr;
+  std::int64_t target_class_stride = 1;  // probability targets only
+  std::vector<std::int64_t> target_position_strides;
+
+  // Class weights; nullptr means every weight is 1.
+  const float* weight = nullptr;
+  std::int64_t weight_stride = 1;
+
+  std::int64_t ignore_index = -100;
+  reduction reduce = reduction::mean;
+  double label_smoothing = 0.0;
+
+  // Outputs. loss: one scalar for mean/sum, one value per position for none.
+  float* loss = nullptr;
+  std::vector<std::int64_t> loss_position_strides;  // none only
+  // Gradient w.r.t. the logits (forward_backward only). May alias the logits
+  // exactly (same pointer and strides): every kernel reads a row fully before
+  // writing its gradient.
+  float* grad = nullptr;
+  std::int64_t grad_class_stride = 1;
+  std::vector<std::int64_t> grad_position_strides;
+  // Upstream gradient: a scalar for mean/sum; for none a value per position
+  // (upstream_per_position) or the scalar for every position.
+  float upstream_scalar = 1.0f;
+  const float* upstream = nullptr;
+  std::vector<std::int64_t> upstream_position_strides;
+
+  // Offset of position p in a tensor with the given position strides.
+  std::int64_t offset(std::int64_t p, const std::vector<std::int64_t>& strides) const {
+    std::int64_t off = 0;
+    for (std::size_t d = position_shape.size(); d-- > 0;) {
+      const std::int64_t extent = position_shape[d];
+      off += (p % extent) * strides[d];
+      p /= extent;
+    }
+    return off;
+  }
+  const float* logits_row(std::int64_t p) const { return logits + offset(p, logits_position_strides); }
+  std::int64_t target_at(std::int64_t p) const { return target_index[offset(p, target_position_strides)]; }
+  const float* target_row(std::int64_t p) const { return target_prob + offset(p, target_position_strides); }
+  float weight_at(std::int64_t c) const { return weight ? weight[c * weight_stride] : 1.0f; }
+  float* loss_at(std::int64_t p) const { return loss + offset(p, loss_position_strides); }
+  float* grad_row(std::int64_t p) const { return grad + offset(p, grad_position_strides); }
+  float upstream_at(std::int64_t p) const {
+    return upstream ? upstream[offset(p, upstream_position_strides)] : upstream_scalar;
+  }
+  // Is position p counted (index targets: not ignore_index)?
+  bool counted(std::int64_t p) const {
+    return target == target_kind::probability || target_at(p) != ignore_index;
+  }
+};
+
+// Validates everything and builds the problem. Throws xent::error with a
+// message naming the argument, position and value. Reads the targets (bounds
+// check) but writes nothing.
+//   out:      f32; for mean/sum a view with one element (shape () or [1]);
+//             for none a view of the target's position shape.
+//   grad:     nullptr for loss only; else f32 of the logits' shape.
+//   upstream: nullptr means 1; for mean/sum one element; for none one element
+//             or the position shape.
+problem make_problem(const tensor_view& logits, const tensor_view& target, const options& opt,
+                     const tensor_view& out, const tensor_view* grad = nullptr,
+                     const tensor_view* upstream = nullptr);
+
+// The same checks without outputs (used by the reference and by tools that
+// only inspect a problem). loss/grad pointers stay null.
+problem make_problem(const tensor_view& logits, const tensor_view& target, const options& opt);
+
+}  // namespace xent

@@ -1,0 +1,47 @@
+// Tensor views: a pointer, an element type, a shape and strides (in elements).
+// Views never own memory. They mirror DLPack's DLTensor so that framework
+// tensors (and slices of them) can be passed without a copy.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include <dlpack/dlpack.h>  // DLTensor: the ecosystem's tensor exchange struct
+
+namespace xent {
+
+// Element types. Only f32 logits are computed today; the enum is the place
+// where f64/bf16 logits join without changing any signature.
+enum class dtype { f32, f64, i64, i32, bf16 };
+
+std::string to_string(dtype t);
+std::size_t size_of(dtype t);
+
+struct tensor_view {
+  void* data = nullptr;
+  dtype type = dtype::f32;
+  std::vector<std::int64_t> shape;
+  std::vector<std::int64_t> strides;  // in elements, same length as shape
+
+  std::int64_t ndim() const { return static_cast<std::int64_t>(shape.size()); }
+  std::int64_t numel() const;
+  bool is_contiguous() const;  // row-major, no gaps
+  std::string shape_string() const;  // "[3, 5]"
+};
+
+// Row-major strides for a shape.
+std::vector<std::int64_t> contiguous_strides(const std::vector<std::int64_t>& shape);
+
+// Contiguous views over caller-owned buffers.
+tensor_view view(const float* data, std::vector<std::int64_t> shape);
+tensor_view view(float* data, std::vector<std::int64_t> shape);
+tensor_view view(const double* data, std::vector<std::int64_t> shape);
+tensor_view view(const std::int64_t* data, std::vector<std::int64_t> shape);
+
+// A view of a DLPack tensor (CPU only; strides == NULL means contiguous;
+// byte_offset honoured). Throws xent::error for devices or types we cannot read.
+tensor_view from_dlpack(const DLTensor& t);
+
+}  // namespace xent

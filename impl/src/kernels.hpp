@@ -1,0 +1,21 @@
+// Built-in kernels, one source file each; the registry lists them in this order.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "xent/implementation.hpp"
+
+namespace xent {
+
+std::unique_ptr<implementation> make_stable_kernel();
+std::unique_ptr<implementation> make_naive_kernel();
+
+inline std::vector<std::unique_ptr<implementation>> make_builtin_kernels() {
+  std::vector<std::unique_ptr<implementation>> v;
+  v.push_back(make_stable_kernel());
+  v.push_back(make_naive_kernel());
+  return v;
+}
+
+}  // namespace xent

@@ -1,0 +1,267 @@
+// Validation at the front door: every check happens here, once, before any
+// output is written. Messages name the argument, the position and the value.
+#include "xent/problem.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "xent/error.hpp"
+
+namespace xent {
+namespace {
+
+using shape_t = std::vector<std::int64_t>;
+
+std::string str(const shape_t& s) {
+  std::ostringstream o;
+  o << '[';
+  for (std::size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
+  o << ']';
+  return o.str();
+}
+
+void check_view(const tensor_view& v, const char* name) {
+  if (v.strides.size() != v.shape.size())
+    throw error(name, std::string(name) + " has " + std::to_string(v.shape.size()) +
+                          " dimensions but " + std::to_string(v.strides.size()) + " strides");
+  for (std::size_t d = 0; d < v.shape.size(); ++d)
+    if (v.shape[d] < 0)
+      throw error(name, std::string(name) + " has a negative extent " + std::to_string(v.shape[d]) +
+                            " in dimension " + std::to_string(d));
+  if (v.data == nullptr && v.numel() > 0)
+    throw error(name, std::string(name) + " has " + std::to_string(v.numel()) +
+                          " elements but a null data pointer");
+}
+
+void check_type(const tensor_view& v, dtype want, const char* name) {
+  if (v.type != want)
+    throw error(name, std::string(name) + " must be " + to_string(want) + ", got " +
+                          to_string(v.type));
+}
+
+// [lowest, highest] byte touched by a view; empty views touch nothing.
+struct byte_range {
+  const char* lo = nullptr;
+  const char* hi = nullptr;
+  bool empty() const { return lo == nullptr; }
+};
+byte_range range_of(const tensor_view& v) {
+  if (v.numel() == 0) return {};
+  std::int64_t lo = 0, hi = 0;
+  for (std::size_t d = 0; d < v.shape.size(); ++d) {
+    const std::int64_t span = (v.shape[d] - 1) * v.strides[d];
+    (span < 0 ? lo : hi) += span;
+  }
+  const auto* base = static_cast<const char*>(v.data);
+  const auto size = static_cast<std::int64_t>(size_of(v.type));
+  return {base + lo * size, base + hi * size + size - 1};
+}
+bool overlap(const tensor_view& a, const tensor_view& b) {
+  const auto ra = range_of(a), rb = range_of(b);
+  return !ra.empty() && !rb.empty() && ra.lo <= rb.hi && rb.lo <= ra.hi;
+}
+
+// Position multi-index of flat position p, for messages.
+std::string position_string(std::int64_t p, const shape_t& shape) {
+  shape_t idx(shape.size());
+  for (std::size_t d = shape.size(); d-- > 0;) {
+    idx[d] = p % shape[d];
+    p /= shape[d];
+  }
+  return str(idx);
+}
+
+// Drops extent-1 dims and merges neighbours that are contiguous in every
+// tensor, so that kernels see as few position dims as possible.
+void simplify_positions(problem& pr, std::vector<shape_t*> strides) {
+  shape_t shape;
+  std::vector<shape_t> kept(strides.size());
+  for (std::size_t d = 0; d < pr.position_shape.size(); ++d) {
+    const std::int64_t extent = pr.position_shape[d];
+    if (extent == 1) continue;
+    bool merge = !shape.empty();
+    for (std::size_t t = 0; merge && t < strides.size(); ++t)
+      merge = kept[t].back() == (*strides[t])[d] * extent;
+    if (merge) {
+      shape.back() *= extent;
+      for (std::size_t t = 0; t < strides.size(); ++t) kept[t].back() = (*strides[t])[d];
+    } else {
+      shape.push_back(extent);
+      for (std::size_t t = 0; t < strides.size(); ++t) kept[t].push_back((*strides[t])[d]);
+    }
+  }
+  pr.position_shape = std::move(shape);
+  for (std::size_t t = 0; t < strides.size(); ++t) *strides[t] = std::move(kept[t]);
+}
+
+// Position strides of the logits: every dim but the class axis (dim 1; dim 0 for (C)).
+shape_t without_class_axis(const shape_t& v, std::size_t class_axis) {
+  shape_t r;
+  for (std::size_t d = 0; d < v.size(); ++d)
+    if (d != class_axis) r.push_back(v[d]);
+  return r;
+}
+
+struct checked_inputs {
+  problem pr;
+  shape_t position_shape;  // the unsimplified (N, d1..dK), i.e. the `none` output shape
+};
+
+checked_inputs check_inputs(const tensor_view& logits, const tensor_view& target, const options& opt) {
+  check_view(logits, "logits");
+  check_view(target, "target");
+  check_type(logits, dtype::f32, "logits");
+  if (logits.ndim() == 0)
+    throw error("logits", "logits must have at least 1 dimension (the classes), got a 0-d tensor");
+
+  problem pr;
+  const std::size_t class_axis = logits.ndim() == 1 ? 0 : 1;
+  pr.classes = logits.shape[class_axis];
+  pr.logits = static_cast<const float*>(logits.data);
+  pr.logits_class_stride = logits.strides[class_axis];
+  const shape_t positions = without_class_axis(logits.shape, class_axis);
+  pr.position_shape = positions;
+  pr.logits_position_strides = without_class_axis(logits.strides, class_axis);
+  pr.positions = 1;
+  for (auto e : positions) pr.positions *= e;
+
+  // Options.
+  if (std::isnan(opt.label_smoothing))
+    throw error("label_smoothing", "label_smoothing is NaN; it must be in [0, 1]");
+  if (opt.label_smoothing < 0.0 || opt.label_smoothing > 1.0) {
+    std::ostringstream m;
+    m << "label_smoothing must be in [0, 1], got " << opt.label_smoothing;
+    throw error("label_smoothing", m.str());
+  }
+  pr.label_smoothing = opt.label_smoothing;
+  pr.ignore_index = opt.ignore_index;
+  pr.reduce = opt.reduce;
+
+  if (pr.classes == 0 && pr.positions > 0)
+    throw error("logits", "logits " + str(logits.shape) + " have no classes (C = 0)");
+
+  if (opt.weight) {
+    const tensor_view& w = *opt.weight;
+    check_view(w, "weight");
+    check_type(w, dtype::f32, "weight");
+    if (w.ndim() != 1 || w.shape[0] != pr.classes)
+      throw error("weight", "weight must be a 1-D tensor of length " + std::to_string(pr.classes) +
+                                " (the number of classes), got shape " + str(w.shape));
+    pr.weight = static_cast<const float*>(w.data);
+    pr.weight_stride = w.strides[0];
+  }
+
+  // Targets: same shape as the logits and floating -> probabilities;
+  // otherwise class indices of the position shape.
+  const bool floating = target.type == dtype::f32 || target.type == dtype::f64 ||
+                        target.type == dtype::bf16;
+  if (floating && target.shape == logits.shape) {
+    check_type(target, dtype::f32, "target");  // PyTorch: same dtype as the logits
+    if (opt.ignore_index >= 0)
+      throw error("ignore_index", "ignore_index (" + std::to_string(opt.ignore_index) +
+                                      ") is not supported with class-probability targets");
+    pr.target = target_kind::probability;
+    pr.target_prob = static_cast<const float*>(target.data);
+    pr.target_class_stride = target.strides[class_axis];
+    pr.target_position_strides = without_class_axis(target.strides, class_axis);
+  } else {
+    if (target.shape != positions) {
+      shape_t prob_hint = logits.shape;
+      throw error("target", "target shape " + str(target.shape) + " does not match logits " +
+                                str(logits.shape) + ": expected " + str(positions) +
+                                " (class indices, int64) or " + str(prob_hint) +
+                                " (class probabilities, float32)");
+    }
+    if (target.type != dtype::i64)
+      throw error("target", "class-index target must be int64, got " + to_string(target.type));
+    pr.target = target_kind::index;
+    pr.target_index = static_cast<const std::int64_t*>(target.data);
+    pr.target_position_strides = target.strides;
+    // Bounds: every target is a class or ignore_index. Uses the unsimplified
+    // shape so the message names the caller's position.
+    for (std::int64_t p = 0; p < pr.positions; ++p) {
+      const std::int64_t t = pr.target_at(p);
+      if (t != pr.ignore_index && (t < 0 || t >= pr.classes))
+        throw error("target", "Target " + std::to_string(t) + " is out of bounds at position " +
+                                  position_string(p, positions) + " (classes 0.." +
+                                  std::to_string(pr.classes - 1) + ", ignore_index " +
+                                  std::to_string(pr.ignore_index) + ")");
+    }
+  }
+  return {std::move(pr), positions};
+}
+
+}  // namespace
+
+problem make_problem(const tensor_view& logits, const tensor_view& target, const options& opt) {
+  auto [pr, positions] = check_inputs(logits, target, opt);
+  simplify_positions(pr, {&pr.logits_position_strides, &pr.target_position_strides});
+  return pr;
+}
+
+problem make_problem(const tensor_view& logits, const tensor_view& target, const options& opt,
+                     const tensor_view& out, const tensor_view* grad, const tensor_view* upstream) {
+  auto [pr, positions] = check_inputs(logits, target, opt);
+
+  check_view(out, "out");
+  check_type(out, dtype::f32, "out");
+  if (pr.reduce == reduction::none) {
+    if (out.shape != positions)
+      throw error("out", "out must have the target's position shape " + str(positions) +
+                             " for reduction 'none', got " + str(out.shape));
+    pr.loss_position_strides = out.strides;
+  } else if (out.numel() != 1) {
+    throw error("out", "out must have one element for reduction '" + to_string(pr.reduce) +
+                           "', got shape " + str(out.shape));
+  }
+  pr.loss = static_cast<float*>(out.data);
+  if (overlap(out, logits) || overlap(out, target) || (opt.weight && overlap(out, *opt.weight)))
+    throw error("out", "out overlaps an input (logits, target or weight)");
+
+  if (grad) {
+    check_view(*grad, "grad");
+    check_type(*grad, dtype::f32, "grad");
+    if (grad->shape != logits.shape)
+      throw error("grad", "grad must have the logits' shape " + str(logits.shape) + ", got " +
+                              str(grad->shape));
+    const bool in_place = grad->data == logits.data && grad->strides == logits.strides;
+    if (!in_place && overlap(*grad, logits))
+      throw error("grad", "grad overlaps the logits without being the same view (in-place "
+                          "needs the same pointer and strides)");
+    if (overlap(*grad, target) || (opt.weight && overlap(*grad, *opt.weight)) || overlap(*grad, out))
+      throw error("grad", "grad overlaps the target, the weight or out");
+    const std::size_t class_axis = logits.ndim() == 1 ? 0 : 1;
+    pr.grad = static_cast<float*>(grad->data);
+    pr.grad_class_stride = grad->strides[class_axis];
+    pr.grad_position_strides = without_class_axis(grad->strides, class_axis);
+  } else {
+    pr.grad_position_strides.assign(positions.size(), 0);
+  }
+
+  pr.upstream_position_strides.assign(positions.size(), 0);
+  if (upstream) {
+    check_view(*upstream, "upstream");
+    check_type(*upstream, dtype::f32, "upstream");
+    if (upstream->numel() == 1) {
+      pr.upstream_scalar = *static_cast<const float*>(upstream->data);
+    } else if (pr.reduce == reduction::none && upstream->shape == positions) {
+      pr.upstream = static_cast<const float*>(upstream->data);
+      pr.upstream_position_strides = upstream->strides;
+    } else {
+      throw error("upstream", "upstream gradient must have one element" +
+                                  std::string(pr.reduce == reduction::none
+                                                  ? " or the position shape " + str(positions)
+                                                  : "") +
+                                  ", got shape " + str(upstream->shape));
+    }
+  }
+  if (pr.reduce != reduction::none) pr.loss_position_strides.assign(positions.size(), 0);
+
+  simplify_positions(pr, {&pr.logits_position_strides, &pr.target_position_strides,
+                          &pr.loss_position_strides, &pr.grad_position_strides,
+                          &pr.upstream_position_strides});
+  return pr;
+}
+
+}  // namespace xent

@@ -1,0 +1,108 @@
+#include "xent/tensor.hpp"
+
+#include <dlpack/dlpack.h>
+
+#include <sstream>
+
+#include "xent/error.hpp"
+
+namespace xent {
+
+std::string to_string(dtype t) {
+  switch (t) {
+    case dtype::f32: return "float32";
+    case dtype::f64: return "float64";
+    case dtype::i64: return "int64";
+    case dtype::i32: return "int32";
+    case dtype::bf16: return "bfloat16";
+  }
+  return "unknown";
+}
+
+std::size_t size_of(dtype t) {
+  switch (t) {
+    case dtype::f32: return 4;
+    case dtype::f64: return 8;
+    case dtype::i64: return 8;
+    case dtype::i32: return 4;
+    case dtype::bf16: return 2;
+  }
+  return 0;
+}
+
+std::int64_t tensor_view::numel() const {
+  std::int64_t n = 1;
+  for (auto e : shape) n *= e;
+  return n;
+}
+
+bool tensor_view::is_contiguous() const { return strides == contiguous_strides(shape); }
+
+std::string tensor_view::shape_string() const {
+  std::ostringstream s;
+  s << '[';
+  for (std::size_t i = 0; i < shape.size(); ++i) s << (i ? ", " : "") << shape[i];
+  s << ']';
+  return s.str();
+}
+
+std::vector<std::int64_t> contiguous_strides(const std::vector<std::int64_t>& shape) {
+  std::vector<std::int64_t> strides(shape.size());
+  std::int64_t s = 1;
+  for (std::size_t d = shape.size(); d-- > 0;) {
+    strides[d] = s;
+    s *= shape[d];
+  }
+  return strides;
+}
+
+namespace {
+tensor_view make(void* data, dtype t, std::vector<std::int64_t> shape) {
+  tensor_view v;
+  v.data = data;
+  v.type = t;
+  v.strides = contiguous_strides(shape);
+  v.shape = std::move(shape);
+  return v;
+}
+}  // namespace
+
+// Views are read or written depending on the argument they are passed as; the
+// front door never writes through an input view.
+tensor_view view(const float* d, std::vector<std::int64_t> s) {
+  return make(const_cast<float*>(d), dtype::f32, std::move(s));
+}
+tensor_view view(float* d, std::vector<std::int64_t> s) { return make(d, dtype::f32, std::move(s)); }
+tensor_view view(const double* d, std::vector<std::int64_t> s) {
+  return make(const_cast<double*>(d), dtype::f64, std::move(s));
+}
+tensor_view view(const std::int64_t* d, std::vector<std::int64_t> s) {
+  return make(const_cast<std::int64_t*>(d), dtype::i64, std::move(s));
+}
+
+tensor_view from_dlpack(const DLTensor& t) {
+  if (t.device.device_type != kDLCPU)
+    throw error("tensor", "DLPack tensor is not on the CPU (device_type " +
+                              std::to_string(t.device.device_type) + ")");
+  if (t.dtype.lanes != 1) throw error("tensor", "DLPack tensor with vector lanes is not supported");
+  dtype type;
+  const int bits = t.dtype.bits;
+  if (t.dtype.code == kDLFloat && bits == 32) type = dtype::f32;
+  else if (t.dtype.code == kDLFloat && bits == 64) type = dtype::f64;
+  else if (t.dtype.code == kDLInt && bits == 64) type = dtype::i64;
+  else if (t.dtype.code == kDLInt && bits == 32) type = dtype::i32;
+  else if (t.dtype.code == kDLBfloat && bits == 16) type = dtype::bf16;
+  else
+    throw error("tensor", "DLPack dtype code " + std::to_string(t.dtype.code) + " with " +
+                              std::to_string(bits) + " bits is not supported");
+  if (t.ndim < 0) throw error("tensor", "DLPack tensor has negative ndim");
+  tensor_view v;
+  v.type = type;
+  v.data = static_cast<char*>(t.data) + t.byte_offset;
+  v.shape.assign(t.shape, t.shape + t.ndim);
+  v.strides = t.strides ? std::vector<std::int64_t>(t.strides, t.strides + t.ndim)
+                        : contiguous_strides(v.shape);
+  return v;
+}
+
+}  // namespace xent

@@ -1,0 +1,55 @@
+// The high-precision reference: the cross-entropy of a validated problem
+// computed with Boost.Multiprecision over MPFR at a chosen precision, from the
+// exact float inputs, rounded once at the end. Boost and MPFR stay inside
+// reference/src; this header exposes plain C++ types only.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "xent/problem.hpp"
+
+namespace xent::ref {
+
+// A real number as an unevaluated sum hi + lo of doubles (|lo| <= ulp(hi)/2):
+// about 106 significant bits, enough to measure float32 and float64 errors in
+// fractions of an ulp. Non-finite values: hi is NaN or +-inf and lo == 0.
+struct exact {
+  double hi = 0.0;
+  double lo = 0.0;
+};
+
+struct result {
+  std::vector<exact> loss;  // per position, before reduction (the `none` output)
+  exact reduced;            // the mean or the sum; for `none`, NaN
+  // d(output)/d(logits) weighted by the problem's upstream gradient, positions
+  // x classes, row-major by position (index p*C + c). Empty unless requested.
+  std::vector<exact> grad;
+};
+
+inline constexpr unsigned default_precision_bits = 160;
+
+// Throws std::invalid_argument if precision_bits < 64.
+result compute(const problem& p, bool with_grad, unsigned precision_bits = default_precision_bits);
+
+// Rounding of the exact value to nearest-even.
+float to_float(const exact& r);
+double to_double(const exact& r);
+
+// Error of y against r in ulps of the float32 result (DESIGN.md §3):
+// |y - r| / ulp(RN(r)), ulp(R) = 2^(max(ilogb R, emin) - p + 1), computed in
+// multiprecision. NaN vs NaN and equal infinities give 0; NaN vs non-NaN, or a
+// non-finite y against a finite r (and vice versa), give +inf.
+double ulp_error(float y, const exact& r);
+double ulp_error(double y, const exact& r);
+
+// Herbie's bits of error: log2(1 + number of floats between y and RN(r)).
+double bits_of_error(float y, const exact& r);
+// y == RN(r) (NaN matches NaN).
+bool correctly_rounded(float y, const exact& r);
+
+// Decimal text with `digits` significant digits ("nan", "inf", "-inf").
+std::string to_string(const exact& r, int digits = 21);
+
+}  // namespace xent::ref
