@@ -1,0 +1,360 @@
+// The reference: PyTorch's cross-entropy (DESIGN.md §2) in multiprecision,
+// from the exact float inputs, with the stable formulas of §3 so that even a
+// loss of 1e-40 keeps full relative accuracy. One rounding, at the end, to a
+// double-double.
+#include "xent/reference.hpp"
+
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "mp.hpp"
+
+namespace xent::ref {
+namespace {
+
+using detail::make;
+using detail::mp;
+using detail::raw;
+
+constexpr auto rn = MPFR_RNDN;
+
+// The difference of two floats is a multiple of 2^-149 below 2^129 in
+// magnitude: 278 bits hold it exactly, whatever the working precision.
+constexpr mpfr_prec_t float_difference_bits = 280;
+
+// MPFR's exponent range is per thread: widen it for the call so that
+// e^(x - m) with x - m near -6.8e38 underflows only where nothing measurable
+// is lost, then restore the caller's range.
+class exponent_range_guard {
+ public:
+  exponent_range_guard() : emin_(mpfr_get_emin()), emax_(mpfr_get_emax()) {
+    mpfr_set_emin(mpfr_get_emin_min());
+    mpfr_set_emax(mpfr_get_emax_max());
+  }
+  ~exponent_range_guard() {
+    mpfr_set_emin(emin_);
+    mpfr_set_emax(emax_);
+  }
+  exponent_range_guard(const exponent_range_guard&) = delete;
+  exponent_range_guard& operator=(const exponent_range_guard&) = delete;
+
+ private:
+  mpfr_exp_t emin_, emax_;
+};
+
+// Double-double rounding of v; `scratch` needs prec(v) bits (v - RN(v) is
+// then exact).
+exact to_exact(mpfr_srcptr v, mp& scratch) {
+  const double hi = mpfr_get_d(v, rn);
+  if (!std::isfinite(hi)) return {hi, 0.0};  // NaN, inf, or beyond double's range
+  mpfr_sub_d(raw(scratch), v, hi, rn);
+  return {hi, mpfr_get_d(raw(scratch), rn)};
+}
+
+// One softmax row in the stable form: m the row max at index k,
+// e_j = e^(x_j - m), rest = sum_{j != k} e_j, so that
+//   -lp_c = (m - x_c) + log1p(rest),  p_j = e_j / (1 + rest).
+// Each exponential is computed once and kept for the gradient.
+class softmax_row {
+ public:
+  softmax_row(const problem& p, mpfr_prec_t bits)
+      : p_(p), x_(static_cast<std::size_t>(p.classes)), diff_(make(float_difference_bits)),
+        rest_(make(bits)), log1p_rest_(make(bits)), inv_sum_(make(bits)), tmp_(make(bits)) {
+    e_.reserve(x_.size());
+    for (std::size_t c = 0; c < x_.size(); ++c) e_.push_back(make(bits));
+  }
+
+  // Reads position n. False when the row's loss is NaN whatever the target:
+  // a NaN or +inf logit, or every logit -inf (PyTorch's max shift gives NaN).
+  bool load(std::int64_t n) {
+    const float* row = p_.logits_row(n);
+    k_ = -1;
+    for (std::size_t c = 0; c < x_.size(); ++c) {
+      const float v = row[static_cast<std::int64_t>(c) * p_.logits_class_stride];
+      if (std::isnan(v) || v == std::numeric_limits<float>::infinity()) return false;
+      x_[c] = v;
+      if (k_ < 0 || v > x_[static_cast<std::size_t>(k_)]) k_ = static_cast<std::int64_t>(c);
+    }
+    mpfr_set_zero(raw(rest_), 1);
+    mpfr_set_zero(raw(log1p_rest_), 1);
+    mpfr_set_ui(raw(inv_sum_), 1, rn);
+    if (k_ < 0) return true;  // no classes: every sum is empty
+    max_ = x_[static_cast<std::size_t>(k_)];
+    if (max_ == -std::numeric_limits<float>::infinity()) return false;
+    for (std::size_t c = 0; c < x_.size(); ++c) {
+      if (static_cast<std::int64_t>(c) == k_) {
+        mpfr_set_ui(raw(e_[c]), 1, rn);
+        continue;
+      }
+      mpfr_set_flt(raw(diff_), x_[c], rn);
+      mpfr_sub_d(raw(diff_), raw(diff_), max_, rn);  // exact; -inf stays -inf
+      mpfr_exp(raw(e_[c]), raw(diff_), rn);
+      mpfr_add(raw(rest_), raw(rest_), raw(e_[c]), rn);
+    }
+    mpfr_log1p(raw(log1p_rest_), raw(rest_), rn);
+    mpfr_add_ui(raw(inv_sum_), raw(rest_), 1, rn);
+    mpfr_ui_div(raw(inv_sum_), 1, raw(inv_sum_), rn);
+    return true;
+  }
+
+  // out = -lp_t = (m - x_t) + log1p(rest): no cancellation as the loss -> 0.
+  void neg_log_prob(std::int64_t t, mp& out) {
+    set_max_minus_x(t);
+    mpfr_add(raw(out), raw(diff_), raw(log1p_rest_), rn);
+  }
+
+  // out = -sum_c a_c lp_c = sum_c a_c (m - x_c) + a_sum log1p(rest), where
+  // a_sum = sum_c a_c. A -inf logit with a_c = 0 gives 0 * inf = NaN, as
+  // PyTorch's -(lp * a).sum() does.
+  void weighted_neg_log_probs(const std::vector<mp>& a, const mp& a_sum, mp& out) {
+    mpfr_set_zero(raw(out), 1);
+    for (std::size_t c = 0; c < x_.size(); ++c) {
+      set_max_minus_x(static_cast<std::int64_t>(c));
+      mpfr_mul(raw(tmp_), raw(a[c]), raw(diff_), rn);
+      mpfr_add(raw(out), raw(out), raw(tmp_), rn);
+    }
+    mpfr_mul(raw(tmp_), raw(a_sum), raw(log1p_rest_), rn);
+    mpfr_add(raw(out), raw(out), raw(tmp_), rn);
+  }
+
+  // out = p_j.
+  void prob(std::int64_t j, mp& out) const {
+    mpfr_mul(raw(out), raw(e_[static_cast<std::size_t>(j)]), raw(inv_sum_), rn);
+  }
+
+  // out = 1 - p_t, as sum_{j != t} p_j (never 1 - p_t, which cancels).
+  void prob_complement(std::int64_t t, mp& out) {
+    if (t == k_) {
+      mpfr_mul(raw(out), raw(rest_), raw(inv_sum_), rn);
+      return;
+    }
+    // 1 + (rest - e_t): e_t is one of rest's terms, and the 1 (from e_k)
+    // dominates whatever the subtraction loses.
+    mpfr_sub(raw(tmp_), raw(rest_), raw(e_[static_cast<std::size_t>(t)]), rn);
+    mpfr_add_ui(raw(tmp_), raw(tmp_), 1, rn);
+    mpfr_mul(raw(out), raw(tmp_), raw(inv_sum_), rn);
+  }
+
+ private:
+  void set_max_minus_x(std::int64_t c) {
+    mpfr_set_flt(raw(diff_), max_, rn);
+    mpfr_sub_d(raw(diff_), raw(diff_), x_[static_cast<std::size_t>(c)], rn);  // exact
+  }
+
+  const problem& p_;
+  std::vector<float> x_;  // the row, gathered from its class stride
+  std::int64_t k_ = -1;
+  float max_ = 0.0f;
+  std::vector<mp> e_;
+  mp diff_, rest_, log1p_rest_, inv_sum_, tmp_;
+};
+
+// Everything compute() needs besides the row: constants of the problem and
+// reused temporaries (no allocation per element).
+struct engine {
+  engine(const problem& pr, bool grad, mpfr_prec_t b)
+      : p(pr), with_grad(grad), C(pr.classes),
+        smooth(pr.label_smoothing > 0.0), probability(pr.target == target_kind::probability),
+        row(pr, b), one_minus_eps(make(b)), eps_over_c(make(b)), w_sum(make(b)),
+        denominator(make(b)), a_sum(make(b)), l(make(b)), s(make(b)), loss(make(b)),
+        sum_l(make(b)), sum_s(make(b)), coef(make(b)), base(make(b)), pj(make(b)), g(make(b)),
+        gj(make(b)), tmp(make(b)), scratch(make(b + 2)) {
+    mpfr_set_ui(raw(one_minus_eps), 1, rn);
+    mpfr_sub_d(raw(one_minus_eps), raw(one_minus_eps), pr.label_smoothing, rn);
+    if (C > 0) {
+      mpfr_set_d(raw(eps_over_c), pr.label_smoothing, rn);
+      mpfr_div_si(raw(eps_over_c), raw(eps_over_c), static_cast<long>(C), rn);
+    }
+    for (std::int64_t c = 0; c < C; ++c) {
+      w.push_back(make(b));
+      mpfr_set_flt(raw(w.back()), pr.weight_at(c), rn);
+      mpfr_add(raw(w_sum), raw(w_sum), raw(w.back()), rn);
+      if (probability) a.push_back(make(b));
+    }
+    set_denominator();
+  }
+
+  // D of the mean: W = sum of the counted targets' weights (index targets),
+  // or the number of positions (probability targets). 1 otherwise.
+  void set_denominator() {
+    if (p.reduce != reduction::mean) {
+      mpfr_set_ui(raw(denominator), 1, rn);
+    } else if (probability) {
+      mpfr_set_si(raw(denominator), static_cast<long>(p.positions), rn);
+    } else {
+      mpfr_set_zero(raw(denominator), 1);
+      for (std::int64_t n = 0; n < p.positions; ++n)
+        if (p.counted(n))
+          mpfr_add(raw(denominator), raw(denominator),
+                   raw(w[static_cast<std::size_t>(p.target_at(n))]), rn);
+    }
+  }
+
+  // a_c = w_c q'_c with q' = (1 - eps) q + eps / C, and their sum.
+  void load_target_row(std::int64_t n) {
+    const float* q = p.target_row(n);
+    mpfr_set_zero(raw(a_sum), 1);
+    for (std::int64_t c = 0; c < C; ++c) {
+      mp& ac = a[static_cast<std::size_t>(c)];
+      mpfr_set_flt(raw(ac), q[c * p.target_class_stride], rn);
+      if (smooth) {
+        mpfr_mul(raw(ac), raw(ac), raw(one_minus_eps), rn);
+        mpfr_add(raw(ac), raw(ac), raw(eps_over_c), rn);
+      }
+      mpfr_mul(raw(ac), raw(ac), raw(w[static_cast<std::size_t>(c)]), rn);
+      mpfr_add(raw(a_sum), raw(a_sum), raw(ac), rn);
+    }
+  }
+
+  // Loss of a counted position: l (and s) for the reductions, `loss` for none.
+  void position_loss(std::int64_t n, bool finite) {
+    if (!finite) {
+      mpfr_set_nan(raw(l));
+      mpfr_set_nan(raw(s));
+      mpfr_set_nan(raw(loss));
+      return;
+    }
+    if (probability) {
+      row.weighted_neg_log_probs(a, a_sum, l);
+      mpfr_set(raw(loss), raw(l), rn);
+      return;
+    }
+    const auto t = static_cast<std::size_t>(p.target_at(n));
+    row.neg_log_prob(static_cast<std::int64_t>(t), l);
+    mpfr_mul(raw(l), raw(l), raw(w[t]), rn);
+    if (!smooth) {  // PyTorch computes no smoothing term at all here
+      mpfr_set(raw(loss), raw(l), rn);
+      return;
+    }
+    row.weighted_neg_log_probs(w, w_sum, s);
+    mpfr_mul(raw(loss), raw(l), raw(one_minus_eps), rn);
+    mpfr_mul(raw(tmp), raw(s), raw(eps_over_c), rn);
+    mpfr_add(raw(loss), raw(loss), raw(tmp), rn);
+  }
+
+  // Gradient row of a counted position, times coef = g / D.
+  void position_grad(std::int64_t n, bool finite, std::vector<exact>& out) {
+    exact* dst = out.data() + n * C;
+    if (!finite) {
+      for (std::int64_t j = 0; j < C; ++j) dst[j] = {std::numeric_limits<double>::quiet_NaN(), 0.0};
+      return;
+    }
+    mpfr_set_flt(raw(g), p.reduce == reduction::none ? p.upstream_at(n) : p.upstream_scalar, rn);
+    mpfr_div(raw(coef), raw(g), raw(denominator), rn);
+    if (probability) {
+      // p_j sum_c a_c - a_j
+      for (std::int64_t j = 0; j < C; ++j) {
+        row.prob(j, pj);
+        mpfr_mul(raw(pj), raw(pj), raw(a_sum), rn);
+        mpfr_sub(raw(pj), raw(pj), raw(a[static_cast<std::size_t>(j)]), rn);
+        mpfr_mul(raw(pj), raw(pj), raw(coef), rn);
+        dst[j] = to_exact(raw(pj), scratch);
+      }
+      return;
+    }
+    // (1-eps) w_t (p_j - [j == t]) + (eps/C)(p_j sum_c w_c - w_j)
+    const std::int64_t t = p.target_at(n);
+    mpfr_set(raw(base), raw(w[static_cast<std::size_t>(t)]), rn);
+    if (smooth) mpfr_mul(raw(base), raw(base), raw(one_minus_eps), rn);
+    for (std::int64_t j = 0; j < C; ++j) {
+      row.prob(j, pj);
+      if (j == t) {
+        row.prob_complement(t, gj);
+        mpfr_mul(raw(gj), raw(gj), raw(base), rn);
+        mpfr_neg(raw(gj), raw(gj), rn);
+      } else {
+        mpfr_mul(raw(gj), raw(pj), raw(base), rn);
+      }
+      if (smooth) {
+        mpfr_mul(raw(tmp), raw(pj), raw(w_sum), rn);
+        mpfr_sub(raw(tmp), raw(tmp), raw(w[static_cast<std::size_t>(j)]), rn);
+        mpfr_mul(raw(tmp), raw(tmp), raw(eps_over_c), rn);
+        mpfr_add(raw(gj), raw(gj), raw(tmp), rn);
+      }
+      mpfr_mul(raw(gj), raw(gj), raw(coef), rn);
+      dst[j] = to_exact(raw(gj), scratch);
+    }
+  }
+
+  // Mean or sum, in PyTorch's order of operations (which decides 0*inf cases).
+  exact reduced() {
+    if (p.reduce == reduction::none) return {std::numeric_limits<double>::quiet_NaN(), 0.0};
+    if (p.reduce == reduction::mean) mpfr_div(raw(sum_l), raw(sum_l), raw(denominator), rn);
+    if (smooth && !probability) {
+      if (p.reduce == reduction::mean) mpfr_div(raw(sum_s), raw(sum_s), raw(denominator), rn);
+      mpfr_mul(raw(sum_l), raw(sum_l), raw(one_minus_eps), rn);
+      mpfr_mul(raw(sum_s), raw(sum_s), raw(eps_over_c), rn);
+      mpfr_add(raw(sum_l), raw(sum_l), raw(sum_s), rn);
+    }
+    return to_exact(raw(sum_l), scratch);
+  }
+
+  result run() {
+    result out;
+    out.loss.assign(static_cast<std::size_t>(p.positions), exact{});
+    if (with_grad) out.grad.assign(static_cast<std::size_t>(p.positions * C), exact{});
+    for (std::int64_t n = 0; n < p.positions; ++n) {
+      // Ignored positions are masked out by PyTorch (loss 0, even over NaN
+      // logits); their gradient is 0 too.
+      if (!p.counted(n)) continue;
+      const bool finite = row.load(n);
+      if (probability && finite) load_target_row(n);
+      position_loss(n, finite);
+      mpfr_add(raw(sum_l), raw(sum_l), raw(l), rn);
+      if (smooth && !probability) mpfr_add(raw(sum_s), raw(sum_s), raw(s), rn);
+      out.loss[static_cast<std::size_t>(n)] = to_exact(raw(loss), scratch);
+      if (with_grad) position_grad(n, finite, out.grad);
+    }
+    out.reduced = reduced();
+    return out;
+  }
+
+  const problem& p;
+  const bool with_grad;
+  const std::int64_t C;
+  const bool smooth, probability;
+  softmax_row row;
+  std::vector<mp> w, a;  // class weights; per-row coefficients w_c q'_c
+  mp one_minus_eps, eps_over_c, w_sum, denominator, a_sum;
+  mp l, s, loss, sum_l, sum_s;
+  mp coef, base, pj, g, gj, tmp, scratch;
+};
+
+}  // namespace
+
+result compute(const problem& p, bool with_grad, unsigned precision_bits) {
+  if (precision_bits < 64)
+    throw std::invalid_argument("xent::ref::compute: precision_bits must be at least 64, got " +
+                                std::to_string(precision_bits));
+  exponent_range_guard range;
+  engine e(p, with_grad, static_cast<mpfr_prec_t>(precision_bits));
+  return e.run();
+}
+
+float to_float(const exact& r) {
+  // Rounding hi alone could double-round when hi is a float midpoint.
+  if (r.lo == 0.0 || !std::isfinite(r.hi)) return static_cast<float>(r.hi);
+  return mpfr_get_flt(raw(detail::from_exact(r)), rn);
+}
+
+double to_double(const exact& r) {
+  if (r.lo == 0.0 || !std::isfinite(r.hi)) return r.hi;
+  return mpfr_get_d(raw(detail::from_exact(r)), rn);
+}
+
+std::string to_string(const exact& r, int digits) {
+  if (std::isnan(r.hi)) return "nan";
+  if (std::isinf(r.hi)) return r.hi > 0 ? "inf" : "-inf";
+  const mp v = detail::from_exact(r);
+  char* text = nullptr;
+  if (mpfr_asprintf(&text, "%.*Rg", digits < 1 ? 1 : digits, raw(v)) < 0)
+    throw std::runtime_error("xent::ref::to_string: mpfr_asprintf failed");
+  std::string s(text);
+  mpfr_free_str(text);
+  return s;
+}
+
+}  // namespace xent::ref
