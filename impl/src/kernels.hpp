@@ -10,11 +10,15 @@ namespace xent {
 
 std::unique_ptr<implementation> make_stable_kernel();
 std::unique_ptr<implementation> make_naive_kernel();
+std::unique_ptr<implementation> make_simd_kernel();
+std::unique_ptr<implementation> make_openmp_kernel();
 
 inline std::vector<std::unique_ptr<implementation>> make_builtin_kernels() {
   std::vector<std::unique_ptr<implementation>> v;
   v.push_back(make_stable_kernel());
   v.push_back(make_naive_kernel());
+  v.push_back(make_simd_kernel());
+  v.push_back(make_openmp_kernel());
   return v;
 }
 

@@ -243,6 +243,9 @@ problem make_problem(const tensor_view& logits, const tensor_view& target, const
   if (upstream) {
     check_view(*upstream, "upstream");
     check_type(*upstream, dtype::f32, "upstream");
+    // Kernels read upstream values while writing rows: they must not share memory.
+    if (overlap(*upstream, out) || (grad && overlap(*upstream, *grad)))
+      throw error("upstream", "upstream overlaps out or grad");
     if (upstream->numel() == 1) {
       pr.upstream_scalar = *static_cast<const float*>(upstream->data);
     } else if (pr.reduce == reduction::none && upstream->shape == positions) {

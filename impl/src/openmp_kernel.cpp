@@ -1,0 +1,83 @@
+// `openmp`: the simd row kernel on several threads. Rows are split statically
+// over threads; a long row (C >= simd::kLongRow) with fewer rows than threads
+// has its fixed column chunks spread over the threads instead. Every row's
+// result depends only on the row (chunking by C alone, chunks merged in
+// order), and the batch reduction runs on one thread over the per-row losses
+// in the shared fixed pairwise order: results are bitwise identical for any
+// thread count (and to the `simd` kernel's). OMP_NUM_THREADS is honoured.
+#include <omp.h>
+
+#include "kernels.hpp"
+#include "row_driver.hpp"
+#include "simd_row.hpp"
+
+namespace xent {
+namespace {
+
+// Below this many logits, threads cost more than they bring.
+constexpr std::int64_t kMinParallel = std::int64_t{1} << 16;
+
+struct omp_loop {
+  template <class F>
+  void operator()(std::int64_t n, F&& f) const {
+#pragma omp parallel for schedule(static)
+    for (std::int64_t i = 0; i < n; ++i) f(i);
+  }
+};
+
+void run(const problem& pr, bool with_grad) {
+  const simd::row_engine engine(pr, with_grad);
+  const double denominator = with_grad ? reduction_denominator(pr) : 1.0;
+  const bool none = pr.reduce == reduction::none;
+  std::vector<double> losses(none ? 0 : static_cast<std::size_t>(pr.positions));
+  auto one = [&](std::int64_t p, auto&& par) {
+    float* g = with_grad ? pr.grad_row(p) : nullptr;
+    double l = 0.0;
+    if (!pr.counted(p)) {
+      if (g) zero_row(pr, g);
+    } else {
+      l = engine.row(p, g, g ? static_cast<double>(pr.upstream_at(p)) / denominator : 0.0, par);
+    }
+    if (none) *pr.loss_at(p) = static_cast<float>(l);
+    else losses[p] = l;
+  };
+  const std::int64_t threads = omp_get_max_threads();
+  const bool parallel = threads > 1 && pr.positions * pr.classes >= kMinParallel;
+  if (!parallel) {
+    for (std::int64_t p = 0; p < pr.positions; ++p) one(p, simd::serial_loop{});
+  } else if (pr.positions >= threads || engine.chunks() == 1) {
+#pragma omp parallel for schedule(static)
+    for (std::int64_t p = 0; p < pr.positions; ++p) one(p, simd::serial_loop{});
+  } else {
+    for (std::int64_t p = 0; p < pr.positions; ++p) one(p, omp_loop{});
+  }
+  if (none) return;
+  const double total = pairwise_sum(losses.data(), losses.size());
+  if (pr.reduce == reduction::sum) {
+    *pr.loss = static_cast<float>(total);
+  } else {
+    const double d = with_grad ? denominator : reduction_denominator(pr);
+    *pr.loss = static_cast<float>(total / d);
+  }
+}
+
+class openmp_kernel final : public implementation {
+ public:
+  std::string name() const override { return "openmp"; }
+  std::string description() const override {
+    return "simd row kernel on " + std::to_string(omp_get_max_threads()) +
+           " OpenMP threads (static rows; long rows in fixed column chunks), "
+           "thread-count-independent results";
+  }
+  xent::tier tier() const override { return tier::fast; }
+  std::string domain() const override { return "all inputs"; }
+  bool thread_count_independent() const override { return true; }
+  void forward(const problem& p) const override { run(p, false); }
+  void forward_backward(const problem& p) const override { run(p, true); }
+};
+
+}  // namespace
+
+std::unique_ptr<implementation> make_openmp_kernel() { return std::make_unique<openmp_kernel>(); }
+
+}  // namespace xent

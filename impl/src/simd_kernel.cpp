@@ -1,0 +1,39 @@
+// `simd`: one-pass block-online kernel, vectorised with Google Highway and
+// dispatched at run time to the best instruction set of this CPU (AVX-512,
+// AVX2, SSE4, SSSE3 or scalar). Numerics in simd_primitives.hpp, row logic in
+// simd_row.hpp; positions, ignore_index and the batch reduction are the shared
+// row driver's.
+#include "kernels.hpp"
+#include "row_driver.hpp"
+#include "simd_row.hpp"
+
+namespace xent {
+namespace {
+
+class simd_kernel final : public implementation {
+ public:
+  std::string name() const override { return "simd"; }
+  std::string description() const override {
+    return std::string("Highway ") + simd::active_target_name() +
+           ": one-pass block-online max/sum, float32 exp carrying x-m rounding, float64 "
+           "accumulation, log1p form, pairwise batch reduction";
+  }
+  xent::tier tier() const override { return tier::fast; }
+  std::string domain() const override { return "all inputs"; }
+  void forward(const problem& p) const override { run(p, false); }
+  void forward_backward(const problem& p) const override { run(p, true); }
+
+ private:
+  static void run(const problem& p, bool with_grad) {
+    const simd::row_engine engine(p, with_grad);
+    run_rows(p, with_grad, [&](const problem&, std::int64_t pos, float* g, double scale) {
+      return engine.row(pos, g, scale, simd::serial_loop{});
+    });
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<implementation> make_simd_kernel() { return std::make_unique<simd_kernel>(); }
+
+}  // namespace xent

@@ -1,0 +1,448 @@
+// Per-instruction-set vector primitives (see simd_primitives.hpp for the
+// contract and the numerics). Highway compiles the HWY_NAMESPACE part once per
+// target (foreach_target.h re-includes this file) and HWY_DYNAMIC_DISPATCH picks
+// the best one this CPU supports, once per process (tests may force others).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "simd_primitives.hpp"
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "simd_primitives.cpp"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+
+#include "hwy/cache_control.h"
+#include "hwy/contrib/math/math-inl.h"
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace xent {
+namespace simd {
+namespace HWY_NAMESPACE {
+
+namespace hn = hwy::HWY_NAMESPACE;
+
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+
+// Cody-Waite split of ln 2: kLn2Hi has 24 bits, so n*kLn2Hi (|n| <= 126) is
+// exact to 2^-24 and fma(n, -kLn2Hi, s) is exact.
+constexpr float kLog2e = 1.44269504088896340736f;
+constexpr float kLn2Hi = 0.693147182464599609375f;
+constexpr float kLn2Lo = -1.904654323148236e-09f;
+// For targets without FMA: ln 2 = kLn2A (16 bits) + kLn2B (13 bits) + kLn2C.
+constexpr float kLn2A = 0.693145751953125f;
+constexpr float kLn2B = 1.4284159988164902e-06f;
+constexpr float kLn2C = 1.9082146973659064e-10f;
+// expm1(r) ~ r + r^2 (P0 + P1 r + ... + P5 r^5) on |r| <= ln2/2; fitted
+// (weighted minimax) relative error 2^-34 before rounding the coefficients.
+constexpr float kP0 = 0.50000000678421f;
+constexpr float kP1 = 0.1666666586693263f;
+constexpr float kP2 = 0.04166629435730223f;
+constexpr float kP3 = 0.008333497353135802f;
+constexpr float kP4 = 0.0013944704030684815f;
+constexpr float kP5 = 0.00019790293322019827f;
+// Below this the fast exp is not a normal float; such terms are dropped from
+// sums (the row code recomputes tiny sums exactly) and computed in float64
+// for gradients.
+constexpr float kLowest = -86.0f;
+
+// e^{x - m} = val + verr (val a float, verr its error term), for x <= m
+// finite and x - m >= kLowest; other lanes give garbage that the caller masks
+// (s = x - m rounded is returned for that).
+HWY_INLINE void ExpShifted(DF d, VF x, VF m, VF neg_m, VF& s, VF& val, VF& verr) {
+  const hn::RebindToSigned<DF> di;
+  s = hn::Sub(x, m);
+  // TwoSum: s + lo == x - m exactly.
+  const VF bb = hn::Sub(s, x);
+  const VF lo = hn::Add(hn::Sub(x, hn::Sub(s, bb)), hn::Sub(neg_m, bb));
+  const VF kn = hn::Round(hn::Mul(s, hn::Set(d, kLog2e)));
+#if HWY_NATIVE_FMA
+  const VF rh = hn::MulAdd(kn, hn::Set(d, -kLn2Hi), s);  // exact
+  const VF c = hn::MulAdd(kn, hn::Set(d, -kLn2Lo), lo);  // r = rh + c
+#else
+  // Without FMA: three-part split; kn*kLn2A and kn*kLn2B are exact, s - kn*kLn2A
+  // is exact (Sterbenz), and the rounding error of the next step is carried.
+  const VF r1 = hn::Sub(s, hn::Mul(kn, hn::Set(d, kLn2A)));
+  const VF b = hn::Mul(kn, hn::Set(d, kLn2B));
+  const VF rh = hn::Sub(r1, b);
+  const VF c = hn::Add(hn::Sub(hn::Sub(r1, rh), b), hn::Sub(lo, hn::Mul(kn, hn::Set(d, kLn2C))));
+#endif
+  VF q = hn::Set(d, kP5);
+  q = hn::MulAdd(q, rh, hn::Set(d, kP4));
+  q = hn::MulAdd(q, rh, hn::Set(d, kP3));
+  q = hn::MulAdd(q, rh, hn::Set(d, kP2));
+  q = hn::MulAdd(q, rh, hn::Set(d, kP1));
+  q = hn::MulAdd(q, rh, hn::Set(d, kP0));
+  const VF one = hn::Set(d, 1.0f);
+  const VF t0 = hn::MulAdd(hn::Mul(rh, rh), q, rh);  // e^rh - 1
+  const VF t = hn::MulAdd(c, hn::Add(t0, one), t0);  // e^(rh+c) - 1
+  const VF e = hn::Add(one, t);
+  const VF err = hn::Sub(t, hn::Sub(e, one));  // exact (Fast2Sum, |t| < 1)
+  // Clamp keeps masked lanes (-inf, NaN) away from out-of-range conversions.
+  const auto n = hn::ConvertTo(di, hn::Max(kn, hn::Set(d, -126.0f)));
+  const VF pow2 = hn::BitCast(d, hn::ShiftLeft<23>(hn::Add(n, hn::Set(di, 127))));
+  val = hn::Mul(e, pow2);
+  verr = hn::Mul(err, pow2);
+}
+
+// Float64 accumulation of float lanes.
+#if HWY_TARGET == HWY_SCALAR
+using DD = hn::Rebind<double, DF>;
+struct Acc {
+  hn::Vec<DD> a;
+  HWY_INLINE Acc() : a(hn::Zero(DD())) {}
+  HWY_INLINE void add(VF v) { a = hn::Add(a, hn::PromoteTo(DD(), v)); }
+  HWY_INLINE double sum() const { return hn::GetLane(a); }
+};
+#else
+using DH = hn::Half<DF>;
+using DD = hn::Rebind<double, DH>;
+struct Acc {
+  hn::Vec<DD> a, b;
+  HWY_INLINE Acc() : a(hn::Zero(DD())), b(hn::Zero(DD())) {}
+  HWY_INLINE void add(VF v) {
+    a = hn::Add(a, hn::PromoteTo(DD(), hn::LowerHalf(DH(), v)));
+    b = hn::Add(b, hn::PromoteTo(DD(), hn::UpperHalf(DH(), v)));
+  }
+  HWY_INLINE double sum() const { return hn::GetLane(hn::SumOfLanes(DD(), hn::Add(a, b))); }
+};
+#endif
+
+HWY_INLINE double SumF(DF d, VF v) {
+  Acc acc;
+  acc.add(v);
+  (void)d;
+  return acc.sum();
+}
+
+constexpr std::int64_t kBlock = 2048;  // floats: 8 KB, stays in L1 between the two passes
+constexpr std::int64_t kPad = 64;      // >= lanes of any target
+
+// Loads n < lanes floats, the other lanes filled with `fill` (no read past the end).
+HWY_INLINE VF LoadPartial(DF d, const float* p, std::int64_t n, float fill) {
+  HWY_ALIGN float buf[kPad];
+  for (std::int64_t i = 0; i < kPad; ++i) buf[i] = fill;
+  std::memcpy(buf, p, static_cast<std::size_t>(n) * sizeof(float));
+  return hn::Load(d, buf);
+}
+
+chunk_stats StatsImpl(const float* x, std::int64_t n) {
+  const DF d;
+  const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(d));
+  const float ninf = -std::numeric_limits<float>::infinity();
+  chunk_stats total;
+  for (std::int64_t start = 0; start < n; start += kBlock) {
+    const float* xb = x + start;
+    const std::int64_t len = std::min(kBlock, n - start);
+    // Pass 1: block max and NaN detection (Max's NaN behaviour is target-specific,
+    // and Ne is an ordered compare on x86: use IsNaN).
+    VF vmax = hn::Set(d, ninf);
+    VF vmax2 = vmax;
+    auto nan = hn::Lt(vmax, vmax);  // all false
+    std::int64_t i = 0;
+    for (; i + 2 * N <= len; i += 2 * N) {
+      hwy::Prefetch(xb + i + kBlock);
+      const VF v0 = hn::LoadU(d, xb + i);
+      const VF v1 = hn::LoadU(d, xb + i + N);
+      vmax = hn::Max(vmax, v0);
+      vmax2 = hn::Max(vmax2, v1);
+      nan = hn::Or(nan, hn::Or(hn::IsNaN(v0), hn::IsNaN(v1)));
+    }
+    for (; i + N <= len; i += N) {
+      const VF v = hn::LoadU(d, xb + i);
+      vmax = hn::Max(vmax, v);
+      nan = hn::Or(nan, hn::IsNaN(v));
+    }
+    if (i < len) {
+      const VF v = LoadPartial(d, xb + i, len - i, ninf);
+      vmax = hn::Max(vmax, v);
+      nan = hn::Or(nan, hn::IsNaN(v));
+    }
+    if (!hn::AllFalse(d, nan)) {
+      total.nan = true;
+      return total;
+    }
+    const float bm = hn::GetLane(hn::MaxOfLanes(d, hn::Max(vmax, vmax2)));
+    if (bm == ninf) continue;  // nothing in this block contributes
+    chunk_stats b;
+    b.max = bm;
+    if (bm == std::numeric_limits<float>::infinity()) {
+      merge(total, b);  // the row is undefined; the row code checks max
+      return total;
+    }
+    // Pass 2 (from L1): Σ e^{x - bm} over x < bm, ties counted apart.
+    const VF m = hn::Set(d, bm);
+    const VF neg_m = hn::Set(d, -bm);
+    const VF lowest = hn::Set(d, kLowest);
+    const VF one = hn::Set(d, 1.0f);
+    Acc acc;
+    VF errs = hn::Zero(d);
+    VF ties = hn::Zero(d);
+    auto step = [&](VF v) HWY_ATTR {
+      VF s, val, verr;
+      ExpShifted(d, v, m, neg_m, s, val, verr);
+      const auto tie = hn::Eq(v, m);
+      const auto keep = hn::AndNot(tie, hn::Gt(s, lowest));
+      acc.add(hn::IfThenElseZero(keep, val));
+      errs = hn::Add(errs, hn::IfThenElseZero(keep, verr));
+      ties = hn::Add(ties, hn::IfThenElseZero(tie, one));
+    };
+    i = 0;
+    for (; i + N <= len; i += N) step(hn::LoadU(d, xb + i));
+    if (i < len) step(LoadPartial(d, xb + i, len - i, ninf));
+    b.rest = acc.sum() + SumF(d, errs);
+    b.ties = SumF(d, ties);
+    merge(total, b);
+  }
+  return total;
+}
+
+using DD2 = hn::ScalableTag<double>;
+using DFH = hn::Rebind<float, DD2>;  // as many floats as doubles per vector
+
+double RestExactImpl(const float* x, std::int64_t n, float M) {
+  const DD2 dd;
+  const DFH dfh;
+  const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(dd));
+  const auto m = hn::Set(dd, static_cast<double>(M));
+  const auto floor = hn::Set(dd, -1100.0);
+  auto acc = hn::Zero(dd);
+  std::int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    const auto xd = hn::PromoteTo(dd, hn::LoadU(dfh, x + i));
+    const auto e = hn::Exp(dd, hn::Max(hn::Sub(xd, m), floor));
+    acc = hn::Add(acc, hn::IfThenZeroElse(hn::Eq(xd, m), e));
+  }
+  double s = hn::GetLane(hn::SumOfLanes(dd, acc));
+  for (; i < n; ++i)
+    if (x[i] != M) s += std::exp(static_cast<double>(x[i]) - static_cast<double>(M));
+  return s;
+}
+
+double WeightedGapImpl(const float* x, const float* w, std::int64_t n, float M) {
+  const DD2 dd;
+  const DFH dfh;
+  const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(dd));
+  const auto m = hn::Set(dd, static_cast<double>(M));
+  auto acc = hn::Zero(dd);
+  std::int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    auto gap = hn::Sub(m, hn::PromoteTo(dd, hn::LoadU(dfh, x + i)));
+    if (w) gap = hn::Mul(gap, hn::PromoteTo(dd, hn::LoadU(dfh, w + i)));
+    acc = hn::Add(acc, gap);
+  }
+  double s = hn::GetLane(hn::SumOfLanes(dd, acc));
+  for (; i < n; ++i) {
+    const double gap = static_cast<double>(M) - static_cast<double>(x[i]);
+    s += w ? static_cast<double>(w[i]) * gap : gap;
+  }
+  return s;
+}
+
+void ProbSumsImpl(const float* x, const float* q, const float* w, std::int64_t n, float M,
+                  double omeps, double epsc, double* gap_sum, double* mass) {
+  const DD2 dd;
+  const DFH dfh;
+  const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(dd));
+  const auto m = hn::Set(dd, static_cast<double>(M));
+  const auto a = hn::Set(dd, omeps);
+  const auto b = hn::Set(dd, epsc);
+  auto acc_g = hn::Zero(dd);
+  auto acc_m = hn::Zero(dd);
+  std::int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    auto wq = hn::MulAdd(a, hn::PromoteTo(dd, hn::LoadU(dfh, q + i)), b);
+    if (w) wq = hn::Mul(wq, hn::PromoteTo(dd, hn::LoadU(dfh, w + i)));
+    const auto gap = hn::Sub(m, hn::PromoteTo(dd, hn::LoadU(dfh, x + i)));
+    acc_g = hn::Add(acc_g, hn::Mul(wq, gap));
+    acc_m = hn::Add(acc_m, wq);
+  }
+  double sg = hn::GetLane(hn::SumOfLanes(dd, acc_g));
+  double sm = hn::GetLane(hn::SumOfLanes(dd, acc_m));
+  for (; i < n; ++i) {
+    double wq = omeps * static_cast<double>(q[i]) + epsc;
+    if (w) wq *= static_cast<double>(w[i]);
+    sg += wq * (static_cast<double>(M) - static_cast<double>(x[i]));
+    sm += wq;
+  }
+  *gap_sum = sg;
+  *mass = sm;
+}
+
+void GradScaledImpl(const float* x, float* g, std::int64_t n, float M, double a,
+                    std::int64_t special, float special_value, bool stream) {
+  const DF d;
+  const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(d));
+  const double Md = static_cast<double>(M);
+  auto exact = [&](float xj) { return static_cast<float>(a * std::exp(static_cast<double>(xj) - Md)); };
+  const double abs_a = std::fabs(a);
+  if (!(abs_a < 0x1p100)) {  // huge or non-finite factor: float64 throughout
+    for (std::int64_t j = 0; j < n; ++j) g[j] = j == special ? special_value : exact(x[j]);
+    return;
+  }
+  // |a| e^y < 2^-151 rounds to zero: lanes below ylow need no float64 path.
+  float ylow = 0.0f;
+  if (abs_a > 0.0) {
+    const double yl = -151.0 * 0.69314718055994530942 - std::log(abs_a) - 1e-3;
+    ylow = yl > kLowest ? 0.0f : static_cast<float>(yl);
+  }
+  const float a_hi = static_cast<float>(a);
+  const float a_lo = static_cast<float>(a - static_cast<double>(a_hi));
+  const VF va_hi = hn::Set(d, a_hi), va_lo = hn::Set(d, a_lo);
+  const VF zero = hn::Set(d, a_hi * 0.0f);  // signed zero, like a * 0
+  const VF m = hn::Set(d, M), neg_m = hn::Set(d, -M);
+  const VF lowest = hn::Set(d, kLowest), vylow = hn::Set(d, ylow);
+  const float ninf = -std::numeric_limits<float>::infinity();
+
+  // Gradient of lanes [i, i + cnt) of x (v holds them, other lanes padding).
+  auto compute = [&](VF v, std::int64_t i, std::int64_t cnt) HWY_ATTR {
+    VF s, val, verr;
+    ExpShifted(d, v, m, neg_m, s, val, verr);
+    VF gv = hn::MulAdd(va_hi, val, hn::MulAdd(va_lo, val, hn::Mul(va_hi, verr)));
+    const auto small = hn::Lt(s, lowest);
+    gv = hn::IfThenElse(small, zero, gv);
+    const bool slow = !hn::AllFalse(d, hn::And(small, hn::Ge(s, vylow)));
+    const bool patch = special >= i && special < i + cnt;
+    if (HWY_UNLIKELY(slow || patch)) {
+      HWY_ALIGN float buf[kPad];
+      hn::Store(gv, d, buf);
+      if (slow) {
+        HWY_ALIGN float xs[kPad];
+        hn::Store(v, d, xs);
+        for (std::int64_t k = 0; k < cnt; ++k)
+          if (xs[k] - M < kLowest) buf[k] = exact(xs[k]);
+      }
+      if (patch) buf[special - i] = special_value;
+      gv = hn::Load(d, buf);
+    }
+    return gv;
+  };
+  auto partial = [&](std::int64_t i, std::int64_t cnt) HWY_ATTR {
+    const VF gv = compute(LoadPartial(d, x + i, cnt, ninf), i, cnt);
+    HWY_ALIGN float buf[kPad];
+    hn::Store(gv, d, buf);
+    std::memcpy(g + i, buf, static_cast<std::size_t>(cnt) * sizeof(float));
+  };
+
+  std::int64_t i = 0;
+  const auto addr = reinterpret_cast<std::uintptr_t>(g);
+  const std::uintptr_t vbytes = static_cast<std::uintptr_t>(N) * sizeof(float);
+  if (stream && addr % sizeof(float) == 0 && n >= 4 * N) {
+    const std::int64_t head =
+        static_cast<std::int64_t>(((vbytes - addr % vbytes) % vbytes) / sizeof(float));
+    if (head > 0) partial(0, head);
+    i = head;
+    for (; i + N <= n; i += N) hn::Stream(compute(hn::LoadU(d, x + i), i, N), d, g + i);
+    hwy::FlushStream();
+  } else {
+    for (; i + N <= n; i += N) hn::StoreU(compute(hn::LoadU(d, x + i), i, N), d, g + i);
+  }
+  if (i < n) partial(i, n - i);
+}
+
+void GradGeneralImpl(const float* x, const float* w, const float* q, float* g, std::int64_t n,
+                     float M, double c1, double A, double B, std::int64_t special,
+                     float special_value) {
+  const DD2 dd;
+  const DFH dfh;
+  const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(dd));
+  const double Md = static_cast<double>(M);
+  const auto m = hn::Set(dd, Md);
+  const auto floor = hn::Set(dd, -1100.0);
+  const auto vc1 = hn::Set(dd, c1), vA = hn::Set(dd, A), vB = hn::Set(dd, B);
+  std::int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    const auto xd = hn::PromoteTo(dd, hn::LoadU(dfh, x + i));
+    const auto e = hn::Exp(dd, hn::Max(hn::Sub(xd, m), floor));
+    auto term = q ? hn::MulAdd(vA, hn::PromoteTo(dd, hn::LoadU(dfh, q + i)), vB) : vB;
+    if (w) term = hn::Mul(term, hn::PromoteTo(dd, hn::LoadU(dfh, w + i)));
+    hn::StoreU(hn::DemoteTo(dfh, hn::MulSub(vc1, e, term)), dfh, g + i);
+    if (special >= i && special < i + N) g[special] = special_value;
+  }
+  for (; i < n; ++i) {
+    if (i == special) {
+      g[i] = special_value;
+      continue;
+    }
+    double term = q ? A * static_cast<double>(q[i]) + B : B;
+    if (w) term *= static_cast<double>(w[i]);
+    g[i] = static_cast<float>(c1 * std::exp(static_cast<double>(x[i]) - Md) - term);
+  }
+}
+
+std::int64_t TargetImpl() { return HWY_TARGET; }
+
+}  // namespace HWY_NAMESPACE
+}  // namespace simd
+}  // namespace xent
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace xent {
+namespace simd {
+
+HWY_EXPORT(StatsImpl);
+HWY_EXPORT(RestExactImpl);
+HWY_EXPORT(WeightedGapImpl);
+HWY_EXPORT(ProbSumsImpl);
+HWY_EXPORT(GradScaledImpl);
+HWY_EXPORT(GradGeneralImpl);
+HWY_EXPORT(TargetImpl);
+
+void merge(chunk_stats& a, const chunk_stats& b) {
+  a.nan = a.nan || b.nan;
+  if (b.max == -std::numeric_limits<float>::infinity()) return;  // b contributes nothing
+  if (a.max == -std::numeric_limits<float>::infinity()) {
+    a.max = b.max;
+    a.ties = b.ties;
+    a.rest = b.rest;
+    return;
+  }
+  if (b.max > a.max) {  // a's ties become ordinary terms
+    const double f = std::exp(static_cast<double>(a.max) - static_cast<double>(b.max));
+    a.rest = (a.rest + a.ties) * f + b.rest;
+    a.ties = b.ties;
+    a.max = b.max;
+  } else if (b.max == a.max) {
+    a.rest += b.rest;
+    a.ties += b.ties;
+  } else {
+    const double f = std::exp(static_cast<double>(b.max) - static_cast<double>(a.max));
+    a.rest += (b.rest + b.ties) * f;
+  }
+}
+
+chunk_stats stats(const float* x, std::int64_t n) { return HWY_DYNAMIC_DISPATCH(StatsImpl)(x, n); }
+
+double rest_exact(const float* x, std::int64_t n, float M) {
+  return HWY_DYNAMIC_DISPATCH(RestExactImpl)(x, n, M);
+}
+
+double weighted_gap(const float* x, const float* w, std::int64_t n, float M) {
+  return HWY_DYNAMIC_DISPATCH(WeightedGapImpl)(x, w, n, M);
+}
+
+void prob_sums(const float* x, const float* q, const float* w, std::int64_t n, float M,
+               double omeps, double epsc, double* gap_sum, double* mass) {
+  HWY_DYNAMIC_DISPATCH(ProbSumsImpl)(x, q, w, n, M, omeps, epsc, gap_sum, mass);
+}
+
+void grad_scaled(const float* x, float* g, std::int64_t n, float M, double a,
+                 std::int64_t special, float special_value, bool stream) {
+  HWY_DYNAMIC_DISPATCH(GradScaledImpl)(x, g, n, M, a, special, special_value, stream);
+}
+
+void grad_general(const float* x, const float* w, const float* q, float* g, std::int64_t n,
+                  float M, double c1, double A, double B, std::int64_t special,
+                  float special_value) {
+  HWY_DYNAMIC_DISPATCH(GradGeneralImpl)(x, w, q, g, n, M, c1, A, B, special, special_value);
+}
+
+const char* active_target_name() { return hwy::TargetName(HWY_DYNAMIC_DISPATCH(TargetImpl)()); }
+
+}  // namespace simd
+}  // namespace xent
+#endif  // HWY_ONCE

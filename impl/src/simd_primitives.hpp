@@ -1,0 +1,64 @@
+// Vector primitives of the `simd` and `openmp` kernels, compiled once per
+// instruction set by Google Highway and dispatched at run time
+// (simd_primitives.cpp). Every function works on a contiguous piece of one
+// softmax row ("chunk"); the row logic that combines them is in simd_row.cpp.
+//
+// Numerics (DESIGN.md §3, `fast` tier):
+//  - e^{x - m} is computed in float32 with the rounding error of x - m carried
+//    (TwoSum) into a Cody-Waite reduction, a degree-7 polynomial and the
+//    rounding error of 1 + t carried separately: about 2^-25 relative.
+//  - Sums of exponentials are accumulated in float64 lanes.
+//  - Lanes equal to the block max are counted as ties (they contribute exactly
+//    1) so that `rest` = Σ_{j≠k} e^{x_j - m} never needs S - 1.
+//  - Terms below e^-86 are dropped by the fast pass; the row code recomputes
+//    `rest` exactly (float64 exp) when it is below 2^-40, where they could matter.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+
+namespace xent::simd {
+
+// Block-online statistics of a chunk: max M, ties = #{j : x_j = M},
+// rest = Σ_{x_j < M} e^{x_j - M} (terms below e^-86·M's scale dropped),
+// nan = a NaN was seen. An empty or all -inf chunk has max = -inf.
+struct chunk_stats {
+  float max = -std::numeric_limits<float>::infinity();
+  double ties = 0.0;
+  double rest = 0.0;
+  bool nan = false;
+};
+
+// Merges b into a (fixed order: a then b). Uses one float64 exp per merge.
+void merge(chunk_stats& a, const chunk_stats& b);
+
+chunk_stats stats(const float* x, std::int64_t n);
+
+// Σ_{x_j != M} e^{x_j - M} with float64 exp (the exact fallback for tiny rest).
+double rest_exact(const float* x, std::int64_t n, float M);
+
+// Σ_j w_j (M - x_j) in float64 (w == nullptr: every w_j = 1).
+double weighted_gap(const float* x, const float* w, std::int64_t n, float M);
+
+// Probability targets: q'_j = omeps*q_j + epsc, wq_j = w_j q'_j;
+// *gap_sum = Σ wq_j (M - x_j), *mass = Σ wq_j (float64).
+void prob_sums(const float* x, const float* q, const float* w, std::int64_t n, float M,
+               double omeps, double epsc, double* gap_sum, double* mass);
+
+// g_j = a * e^{x_j - M} (fast float32 path; float64 for lanes whose result
+// is subnormal but not negligible). special >= 0: g[special] = special_value
+// instead. stream: non-temporal stores (g must not alias x).
+void grad_scaled(const float* x, float* g, std::int64_t n, float M, double a,
+                 std::int64_t special, float special_value, bool stream);
+
+// g_j = c1 e^{x_j - M} - w_j (A q_j + B) in float64 lanes (smoothing and
+// probability targets, where the difference may cancel). w or q may be null
+// (w_j = 1, q_j = 0).
+void grad_general(const float* x, const float* w, const float* q, float* g, std::int64_t n,
+                  float M, double c1, double A, double B, std::int64_t special,
+                  float special_value);
+
+// Name of the Highway target that dynamic dispatch currently selects.
+const char* active_target_name();
+
+}  // namespace xent::simd

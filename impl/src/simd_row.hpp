@@ -1,0 +1,201 @@
+// The per-row logic of the `simd` and `openmp` kernels, on top of the
+// vector primitives (simd_primitives.hpp). Formulas are those of the stable
+// kernel (stable_kernel.cpp), evaluated with the float64 scalars there:
+//   loss    = w_t ((m - x_t) + log1p(rest)),  rest = Σ_{j≠k} e^{x_j - m}
+//   g_t     = -(1-ε) w_t (Σ_{j≠t} p_j) + ...     (never p_t - 1)
+// Long rows (C >= kLongRow) are cut into fixed chunks of kChunk classes whose
+// statistics are merged in chunk order; the chunking depends on C only, so
+// running the chunks on several threads (openmp) gives the same bits.
+// Rows whose class stride is not 1 are gathered into a thread-local buffer
+// (and the gradient scattered back).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "simd_primitives.hpp"
+#include "xent/problem.hpp"
+
+namespace xent::simd {
+
+constexpr std::int64_t kLongRow = 65536;
+constexpr std::int64_t kChunk = 16384;
+// `rest` below this is recomputed with float64 exps (the fast pass drops
+// terms below e^-86, which can only matter for such a tiny sum).
+constexpr double kTinyRest = 0x1p-40;
+// Separate gradient buffers at least this large get non-temporal stores.
+constexpr std::int64_t kStreamBytes = std::int64_t{8} << 20;
+
+// Runs f(i) for i in [0, n) in order on the calling thread.
+struct serial_loop {
+  template <class F>
+  void operator()(std::int64_t n, F&& f) const {
+    for (std::int64_t i = 0; i < n; ++i) f(i);
+  }
+};
+
+class row_engine {
+ public:
+  row_engine(const problem& pr, bool with_grad) : pr_(pr) {
+    const std::int64_t C = pr.classes;
+    if (pr.weight) {
+      weights_.resize(static_cast<std::size_t>(C));
+      for (std::int64_t c = 0; c < C; ++c) weights_[c] = pr.weight_at(c);
+      w_ = weights_.data();
+    }
+    if (pr.target == target_kind::index && pr.label_smoothing > 0.0) {
+      for (std::int64_t c = 0; c < C; ++c) wtot_ += static_cast<double>(pr.weight_at(c));
+    }
+    chunk_ = C >= kLongRow ? kChunk : (C > 0 ? C : 1);
+    chunks_ = C >= kLongRow ? (C + kChunk - 1) / kChunk : 1;
+    const bool in_place = pr.grad == pr.logits;
+    stream_ = with_grad && !in_place && pr.grad_class_stride == 1 &&
+              pr.positions * C * static_cast<std::int64_t>(sizeof(float)) >= kStreamBytes;
+  }
+
+  std::int64_t chunks() const { return chunks_; }
+
+  // l_n in double; writes scale * dl_n/dx into g (strided) when g != nullptr.
+  // par(n, f) runs f(0..n-1), possibly in parallel (chunks of long rows).
+  template <class Par>
+  double row(std::int64_t p, float* g, double scale, Par&& par) const {
+    const problem& pr = pr_;
+    const std::int64_t C = pr.classes;
+    thread_local std::vector<float> xbuf, qbuf, gbuf;
+    const float* x = pr.logits_row(p);
+    if (pr.logits_class_stride != 1) {
+      xbuf.resize(static_cast<std::size_t>(C));
+      for (std::int64_t c = 0; c < C; ++c) xbuf[c] = x[c * pr.logits_class_stride];
+      x = xbuf.data();
+    }
+    const float* q = nullptr;
+    if (pr.target == target_kind::probability) {
+      q = pr.target_row(p);
+      if (pr.target_class_stride != 1) {
+        qbuf.resize(static_cast<std::size_t>(C));
+        for (std::int64_t c = 0; c < C; ++c) qbuf[c] = q[c * pr.target_class_stride];
+        q = qbuf.data();
+      }
+    }
+    float* gout = g;
+    const bool scatter = g && pr.grad_class_stride != 1;
+    if (scatter) {
+      gbuf.resize(static_cast<std::size_t>(C));
+      gout = gbuf.data();
+    }
+    const bool stream = stream_ && !scatter;
+    auto len = [&](std::int64_t i) { return std::min(chunk_, C - i * chunk_); };
+
+    // Pass 1: max and rest, chunk statistics merged in chunk order.
+    chunk_stats st;
+    if (chunks_ == 1) {
+      st = stats(x, C);
+    } else {
+      std::vector<chunk_stats> parts(static_cast<std::size_t>(chunks_));
+      par(chunks_, [&](std::int64_t i) { parts[i] = stats(x + i * chunk_, len(i)); });
+      for (const auto& s : parts) merge(st, s);
+    }
+    auto chunked_sum = [&](auto&& f) {
+      if (chunks_ == 1) return f(x, std::int64_t{0}, C);
+      std::vector<double> parts(static_cast<std::size_t>(chunks_));
+      par(chunks_, [&](std::int64_t i) { parts[i] = f(x + i * chunk_, i * chunk_, len(i)); });
+      double s = 0.0;
+      for (double v : parts) s += v;
+      return s;
+    };
+
+    constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+    if (st.nan || std::isinf(st.max)) {  // NaN or +inf logit, or every logit -inf
+      if (g)
+        for (std::int64_t c = 0; c < C; ++c) g[c * pr.grad_class_stride] = static_cast<float>(nan);
+      return nan;
+    }
+    const float M = st.max;
+    const double Md = static_cast<double>(M);
+    double rest = st.rest + (st.ties - 1.0);
+    // The fast pass gives rest to ~2^-25 relative: enough for the loss and for
+    // gradients a*p_j, but smoothing and probability targets subtract two terms
+    // of the gradient that may cancel: there rest is recomputed in float64.
+    const bool cancelling = g && (pr.label_smoothing > 0.0 || pr.target == target_kind::probability);
+    if (rest < kTinyRest || cancelling)
+      rest = chunked_sum([&](const float* xc, std::int64_t, std::int64_t n) { return rest_exact(xc, n, M); });
+    const double log_sum = std::log1p(rest);
+    const double sum = 1.0 + rest;
+    const double eps = pr.label_smoothing;
+    const double eps_c = eps / static_cast<double>(C);
+    const float* w = w_;
+
+    double loss = 0.0;
+    if (pr.target == target_kind::index) {
+      const std::int64_t t = pr.target_at(p);
+      const double wt = static_cast<double>(pr.weight_at(t));
+      const double xt = static_cast<double>(x[t]);
+      loss = wt * ((Md - xt) + log_sum);
+      if (eps > 0.0) {
+        const double gaps = chunked_sum([&](const float* xc, std::int64_t off, std::int64_t n) {
+          return weighted_gap(xc, w ? w + off : nullptr, n, M);
+        });
+        loss = (1.0 - eps) * loss + eps_c * (gaps + wtot_ * log_sum);
+      }
+      if (g) {
+        const double e_t = std::exp(xt - Md);
+        const double others = xt == Md ? rest : sum - e_t;  // Σ_{j≠t} e^{x_j - m}
+        double v = -(1.0 - eps) * wt * (others / sum);
+        if (eps > 0.0) v += eps_c * ((e_t / sum) * wtot_ - wt);
+        const float gt = static_cast<float>(scale * v);
+        if (eps > 0.0) {
+          const double c1 = scale * ((1.0 - eps) * wt + eps_c * wtot_) / sum;
+          const double B = scale * eps_c;
+          par(chunks_, [&](std::int64_t i) {
+            const std::int64_t off = i * chunk_;
+            grad_general(x + off, w ? w + off : nullptr, nullptr, gout + off, len(i), M, c1, 0.0,
+                         B, t - off, gt);
+          });
+        } else {
+          const double a = scale * (wt / sum);
+          par(chunks_, [&](std::int64_t i) {
+            const std::int64_t off = i * chunk_;
+            grad_scaled(x + off, gout + off, len(i), M, a, t - off, gt, stream);
+          });
+        }
+      }
+    } else {
+      const double omeps = 1.0 - eps;
+      std::vector<double> gparts(static_cast<std::size_t>(chunks_)), mparts(gparts.size());
+      par(chunks_, [&](std::int64_t i) {
+        const std::int64_t off = i * chunk_;
+        prob_sums(x + off, q + off, w ? w + off : nullptr, len(i), M, omeps, eps_c, &gparts[i],
+                  &mparts[i]);
+      });
+      double gap_sum = 0.0, mass = 0.0;
+      for (std::size_t i = 0; i < gparts.size(); ++i) {
+        gap_sum += gparts[i];
+        mass += mparts[i];
+      }
+      loss = gap_sum + mass * log_sum;
+      if (g) {
+        const double c1 = scale * mass / sum;
+        par(chunks_, [&](std::int64_t i) {
+          const std::int64_t off = i * chunk_;
+          grad_general(x + off, w ? w + off : nullptr, q + off, gout + off, len(i), M, c1,
+                       scale * omeps, scale * eps_c, -1, 0.0f);
+        });
+      }
+    }
+    if (scatter)
+      for (std::int64_t c = 0; c < C; ++c) g[c * pr.grad_class_stride] = gout[c];
+    return loss;
+  }
+
+ private:
+  const problem& pr_;
+  std::vector<float> weights_;  // contiguous copy of the weights (empty: none)
+  const float* w_ = nullptr;
+  double wtot_ = 0.0;  // Σ_c w_c (index targets with smoothing)
+  std::int64_t chunk_ = 1, chunks_ = 1;
+  bool stream_ = false;
+};
+
+}  // namespace xent::simd

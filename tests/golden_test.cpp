@@ -1,0 +1,392 @@
+// Golden values from PyTorch (tests/golden/cases.json, made by
+// tests/golden/make_golden.py with torch 1.13): every registered
+// implementation must reproduce PyTorch's loss and gradient on each case, and
+// reject each error case without writing its outputs.
+//
+// One test per (implementation, case), named "<implementation>_<case>", so a
+// failure names both. The naive kernel promises only its declared domain:
+// cases outside it are skipped with the reason; every other kernel must pass
+// every case.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <ostream>
+#include <vector>
+
+#include "xent/xent.hpp"
+
+#ifndef XENT_GOLDEN_FILE
+#error "XENT_GOLDEN_FILE must name tests/golden/cases.json"
+#endif
+
+namespace {
+
+using json = nlohmann::json;
+using shape_t = std::vector<std::int64_t>;
+
+constexpr float sentinel = 12345.0f;
+
+// ------------------------------------------------------------- the file --
+
+// The generator writes one case per line, starting with {"name":"...". Every
+// test process (ctest runs each test alone) indexes the lines and parses only
+// its own case: parsing the whole file per process would dominate the run.
+// golden_file.parses_as_a_whole checks that the index and a full parse agree.
+struct golden_file {
+  std::string text;
+  std::vector<std::string> lines;  // one JSON object per case
+  std::vector<std::string> names;
+  std::string torch_version = "?";
+  std::string load_error;  // non-empty when the file could not be read
+
+  std::size_t size() const { return lines.size(); }
+  json parse_case(std::size_t i) const { return json::parse(lines.at(i)); }
+};
+
+const golden_file& golden() {
+  static const golden_file g = [] {
+    golden_file f;
+    std::ifstream in(XENT_GOLDEN_FILE);
+    if (!in) {
+      f.load_error = std::string("cannot open ") + XENT_GOLDEN_FILE;
+      return f;
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    f.text = text.str();
+    const std::string case_start = "{\"name\":\"", version_start = "\"torch_version\": ";
+    std::istringstream lines(f.text);
+    for (std::string line; std::getline(lines, line);) {
+      if (!line.empty() && line.back() == ',') line.pop_back();
+      if (line.rfind(case_start, 0) == 0) {
+        const auto end = line.find('"', case_start.size());
+        f.names.push_back(line.substr(case_start.size(), end - case_start.size()));
+        f.lines.push_back(std::move(line));
+      } else if (line.rfind(version_start, 0) == 0) {
+        try {
+          f.torch_version = json::parse(line.substr(version_start.size())).get<std::string>();
+        } catch (const std::exception&) {
+        }
+      }
+    }
+    return f;
+  }();
+  return g;
+}
+
+// JSON has no NaN/inf: the generator writes them as strings.
+double number(const json& v) {
+  if (v.is_string()) {
+    const auto s = v.get<std::string>();
+    if (s == "nan") return std::numeric_limits<double>::quiet_NaN();
+    if (s == "inf") return std::numeric_limits<double>::infinity();
+    if (s == "-inf") return -std::numeric_limits<double>::infinity();
+    throw std::runtime_error("bad number string '" + s + "'");
+  }
+  return v.get<double>();
+}
+
+shape_t shape_of(const json& t) { return t.at("shape").get<shape_t>(); }
+
+std::int64_t numel(const shape_t& s) {
+  std::int64_t n = 1;
+  for (auto e : s) n *= e;
+  return n;
+}
+
+std::string str(const shape_t& s) {
+  std::ostringstream o;
+  o << '[';
+  for (std::size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
+  o << ']';
+  return o.str();
+}
+
+// A tensor from the file, owning its storage in the recorded dtype.
+struct owned_tensor {
+  shape_t shape;
+  xent::dtype type = xent::dtype::f32;
+  std::vector<float> f32;
+  std::vector<double> f64;
+  std::vector<std::int64_t> i64;
+  std::vector<std::int32_t> i32;
+
+  explicit owned_tensor(const json& t) : shape(shape_of(t)) {
+    const std::string dt = t.at("dtype").get<std::string>();
+    const json& data = t.at("data");
+    for (const auto& v : data) {
+      if (dt == "float32") f32.push_back(static_cast<float>(number(v)));
+      else if (dt == "float64") f64.push_back(number(v));
+      else if (dt == "int64") i64.push_back(v.get<std::int64_t>());
+      else if (dt == "int32") i32.push_back(v.get<std::int32_t>());
+      else throw std::runtime_error("unknown dtype " + dt);
+    }
+    if (dt == "float64") type = xent::dtype::f64;
+    else if (dt == "int64") type = xent::dtype::i64;
+    else if (dt == "int32") type = xent::dtype::i32;
+    if (static_cast<std::int64_t>(data.size()) != numel(shape))
+      throw std::runtime_error("tensor data does not match its shape " + str(shape));
+  }
+
+  xent::tensor_view view() const {
+    xent::tensor_view v;
+    v.type = type;
+    v.shape = shape;
+    v.strides = xent::contiguous_strides(shape);
+    switch (type) {
+      case xent::dtype::f32: v.data = const_cast<float*>(f32.data()); break;
+      case xent::dtype::f64: v.data = const_cast<double*>(f64.data()); break;
+      case xent::dtype::i64: v.data = const_cast<std::int64_t*>(i64.data()); break;
+      case xent::dtype::i32: v.data = const_cast<std::int32_t*>(i32.data()); break;
+      default: break;
+    }
+    return v;
+  }
+};
+
+std::vector<float> floats(const json& t) {
+  std::vector<float> v;
+  for (const auto& e : t.at("data")) v.push_back(static_cast<float>(number(e)));
+  return v;
+}
+
+// The None/mean/sum output shape for logits of this shape: (N, d1..dK), () for (C).
+shape_t positions_of(const shape_t& logits) {
+  if (logits.size() <= 1) return {};
+  shape_t p{logits[0]};
+  p.insert(p.end(), logits.begin() + 2, logits.end());
+  return p;
+}
+
+// ------------------------------------------------------------ comparing --
+
+// NaN matches NaN, infinities match exactly, finite values within tol(expected)
+// (a bound on PyTorch's own float32 error).
+template <class Tol>
+::testing::AssertionResult close(const char* what, const std::vector<float>& got,
+                                 const std::vector<float>& want, Tol tol) {
+  if (got.size() != want.size())
+    return ::testing::AssertionFailure()
+           << what << ": " << got.size() << " values, expected " << want.size();
+  int bad = 0;
+  std::ostringstream msg;
+  msg.precision(9);
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    const double e = want[i], g = got[i];
+    bool ok;
+    if (std::isnan(e)) ok = std::isnan(g);
+    else if (std::isinf(e)) ok = g == e;
+    else ok = std::isfinite(g) && std::fabs(g - e) <= tol(e);
+    if (!ok && bad++ < 8)
+      msg << "\n  " << what << "[" << i << "]: got " << g << ", PyTorch " << e << " (diff "
+          << (g - e) << ", tolerance " << (std::isfinite(e) ? tol(e) : 0.0) << ")";
+  }
+  if (bad == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << bad << " of " << want.size() << " " << what
+                                       << " values differ:" << msg.str();
+}
+
+// |a - b| <= 1e-5 * max(1, |b|)
+::testing::AssertionResult loss_close(const std::vector<float>& got, const std::vector<float>& want) {
+  return close("loss", got, want, [](double e) { return 1e-5 * std::max(1.0, std::fabs(e)); });
+}
+
+// |a - b| <= 1e-6 + 1e-5 * |b|
+::testing::AssertionResult grad_close(const std::vector<float>& got, const std::vector<float>& want) {
+  return close("grad", got, want, [](double e) { return 1e-6 + 1e-5 * std::fabs(e); });
+}
+
+::testing::AssertionResult untouched(const char* what, const std::vector<float>& v) {
+  for (std::size_t i = 0; i < v.size(); ++i)
+    if (!(v[i] == sentinel))
+      return ::testing::AssertionFailure() << what << "[" << i << "] was written (" << v[i]
+                                           << ") although the call threw";
+  return ::testing::AssertionSuccess();
+}
+
+// ------------------------------------------------------------- summary --
+
+struct counts {
+  int compared = 0, skipped = 0, errors = 0;
+};
+std::map<std::string, counts>& tally() {
+  static std::map<std::string, counts> t;
+  return t;
+}
+
+class summary : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    for (const auto& [name, c] : tally())
+      std::printf("[golden] %s: %d cases compared with PyTorch %s, %d error cases checked, %d "
+                  "skipped (outside the declared domain)\n",
+                  name.c_str(), c.compared, golden().torch_version.c_str(), c.errors, c.skipped);
+  }
+};
+[[maybe_unused]] ::testing::Environment* const summary_env =
+    ::testing::AddGlobalTestEnvironment(new summary);
+
+// ---------------------------------------------------------------- tests --
+
+// One test per (implementation, case).
+struct param {
+  const xent::implementation* impl;
+  std::size_t index;
+};
+// ctest and gtest print this next to the test name.
+void PrintTo(const param& p, std::ostream* os) {
+  *os << p.impl->name() << ", case " << p.index << " '"
+      << golden().names.at(p.index) << "'";
+}
+
+std::vector<param> params() {
+  std::vector<param> v;
+  for (const auto* impl : xent::implementations())
+    for (std::size_t i = 0; i < golden().size(); ++i) v.push_back({impl, i});
+  return v;
+}
+
+std::string test_name(const param& p) {
+  std::string s = p.impl->name() + "_" + golden().names.at(p.index);
+  for (char& ch : s)
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  return s;
+}
+
+TEST(golden_file, parses_as_a_whole) {
+  ASSERT_TRUE(golden().load_error.empty()) << golden().load_error;
+  const json doc = json::parse(golden().text);  // valid JSON, not just valid lines
+  const json& cases = doc.at("cases");
+  ASSERT_EQ(cases.size(), golden().size()) << "a case is not on a line of its own";
+  std::set<std::string> unique;
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    EXPECT_EQ(cases[i].at("name").get<std::string>(), golden().names[i]);
+    EXPECT_TRUE(unique.insert(golden().names[i]).second) << "duplicate case " << golden().names[i];
+  }
+  EXPECT_EQ(doc.at("torch_version").get<std::string>(), golden().torch_version);
+  EXPECT_GT(cases.size(), 100u);
+}
+
+class golden_case : public ::testing::TestWithParam<param> {};
+
+// Options from the file; nullopt when the reduction string is rejected.
+xent::options options_of(const json& c, const std::optional<owned_tensor>& weight) {
+  xent::options o;
+  if (weight) o.weight = weight->view();
+  o.ignore_index = c.at("ignore_index").get<std::int64_t>();
+  o.reduce = xent::parse_reduction(c.at("reduction").get<std::string>());
+  o.label_smoothing = number(c.at("label_smoothing"));
+  return o;
+}
+
+void check_error_case(const xent::implementation* impl, const json& c) {
+  const owned_tensor logits(c.at("logits"));
+  const owned_tensor target(c.at("target"));
+  std::optional<owned_tensor> weight;
+  if (!c.at("weight").is_null()) weight.emplace(c.at("weight"));
+  SCOPED_TRACE(c.dump().substr(0, 400));
+
+  const std::string red = c.at("reduction").get<std::string>();
+  if (red != "none" && red != "mean" && red != "sum") {
+    EXPECT_THROW(xent::parse_reduction(red), xent::error);
+    return;
+  }
+  const xent::options opt = options_of(c, weight);
+  const shape_t out_shape =
+      opt.reduce == xent::reduction::none
+          ? (logits.shape.empty() ? target.shape : positions_of(logits.shape))
+          : shape_t{};
+  std::vector<float> out(static_cast<std::size_t>(numel(out_shape)), sentinel);
+  std::vector<float> grad(static_cast<std::size_t>(numel(logits.shape)), sentinel);
+  const auto out_view = xent::view(out.data(), out_shape);
+  const auto grad_view = xent::view(grad.data(), logits.shape);
+
+  EXPECT_THROW(xent::make_problem(logits.view(), target.view(), opt), xent::error);
+  EXPECT_THROW(xent::cross_entropy(logits.view(), target.view(), out_view, opt, impl), xent::error);
+  EXPECT_TRUE(untouched("out", out));
+  EXPECT_THROW(xent::cross_entropy_forward_backward(logits.view(), target.view(), out_view, grad_view,
+                                                    opt, nullptr, impl),
+               xent::error);
+  EXPECT_TRUE(untouched("out", out));
+  EXPECT_TRUE(untouched("grad", grad));
+  // The message names the argument.
+  try {
+    xent::cross_entropy(logits.view(), target.view(), out_view, opt, impl);
+  } catch (const xent::error& e) {
+    EXPECT_FALSE(e.argument().empty());
+    EXPECT_GT(std::string(e.what()).size(), 10u);
+  }
+}
+
+TEST_P(golden_case, matches_pytorch) {
+  const auto [impl, index] = GetParam();
+  ASSERT_TRUE(golden().load_error.empty()) << golden().load_error;
+  const json c = golden().parse_case(index);
+  const std::string name = c.at("name").get<std::string>();
+  if (c.contains("note")) RecordProperty("note", c.at("note").get<std::string>());
+
+  if (c.at("expect_error").get<bool>()) {
+    check_error_case(impl, c);
+    if (!HasFailure()) ++tally()[impl->name()].errors;
+    return;
+  }
+
+  const owned_tensor logits(c.at("logits"));
+  const owned_tensor target(c.at("target"));
+  std::optional<owned_tensor> weight;
+  if (!c.at("weight").is_null()) weight.emplace(c.at("weight"));
+  const xent::options opt = options_of(c, weight);
+  const auto lv = logits.view();
+  const auto tv = target.view();
+
+  const xent::problem pr = xent::make_problem(lv, tv, opt);
+  if (auto why = impl->outside_domain(pr)) {
+    ++tally()[impl->name()].skipped;
+    GTEST_SKIP() << impl->name() << " declares this case outside its domain: " << *why;
+  }
+
+  const std::vector<float> want_loss = floats(c.at("loss"));
+  const shape_t loss_shape = shape_of(c.at("loss"));
+  const std::vector<float> want_grad = floats(c.contains("xent_grad") ? c.at("xent_grad") : c.at("grad"));
+  const owned_tensor upstream(c.at("upstream"));
+  if (c.contains("xent_grad"))
+    std::printf("[golden] %s: gradient compared with xent_grad (deliberate difference)\n",
+                name.c_str());
+
+  // Loss only.
+  std::vector<float> out(want_loss.size(), sentinel);
+  xent::cross_entropy(lv, tv, xent::view(out.data(), loss_shape), opt, impl);
+  EXPECT_TRUE(loss_close(out, want_loss)) << "forward, case " << name;
+  if (opt.reduce != xent::reduction::none) {
+    const float scalar = xent::cross_entropy(lv, tv, opt, impl);
+    EXPECT_TRUE(loss_close({scalar}, want_loss)) << "scalar overload, case " << name;
+  }
+
+  // Loss and gradient with the recorded upstream.
+  std::vector<float> out2(want_loss.size(), sentinel);
+  std::vector<float> grad(static_cast<std::size_t>(numel(logits.shape)), sentinel);
+  const auto up = upstream.view();
+  xent::cross_entropy_forward_backward(lv, tv, xent::view(out2.data(), loss_shape),
+                                       xent::view(grad.data(), logits.shape), opt, &up, impl);
+  EXPECT_TRUE(loss_close(out2, want_loss)) << "forward_backward loss, case " << name;
+  EXPECT_TRUE(grad_close(grad, want_grad)) << "forward_backward grad, case " << name;
+
+  if (!HasFailure()) ++tally()[impl->name()].compared;
+}
+
+INSTANTIATE_TEST_SUITE_P(pytorch, golden_case, ::testing::ValuesIn(params()),
+                         [](const ::testing::TestParamInfo<param>& p) { return test_name(p.param); });
+
+}  // namespace

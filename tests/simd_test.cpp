@@ -1,0 +1,377 @@
+// The `simd` kernel on every Highway target this CPU supports (target in the
+// test name), and `openmp`, against the accurate `stable` kernel on hard
+// cases: per-sample loss and every gradient entry within 2 ulp of stable,
+// reductions within 1 ulp. openmp: bitwise identical for 1 and 2 threads.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "hwy/targets.h"
+#include "xent/xent.hpp"
+
+namespace {
+
+constexpr float inf = std::numeric_limits<float>::infinity();
+constexpr float nan_f = std::numeric_limits<float>::quiet_NaN();
+
+// Distance in representable floats; NaN == NaN, -0 == +0, inf only equals inf.
+double ulp_distance(float a, float b) {
+  if (std::isnan(a) || std::isnan(b)) return std::isnan(a) && std::isnan(b) ? 0 : INFINITY;
+  if (std::isinf(a) || std::isinf(b)) return a == b ? 0 : INFINITY;
+  auto ord = [](float v) {
+    std::int32_t i;
+    std::memcpy(&i, &v, 4);
+    return i < 0 ? -static_cast<std::int64_t>(i & 0x7fffffff) : static_cast<std::int64_t>(i);
+  };
+  return static_cast<double>(std::llabs(ord(a) - ord(b)));
+}
+
+xent::tensor_view strided(float* p, std::vector<std::int64_t> shape, std::vector<std::int64_t> strides) {
+  xent::tensor_view v = xent::view(p, shape);
+  v.strides = std::move(strides);
+  return v;
+}
+
+// One problem: logits (any strides), index or probability targets, options.
+struct case_t {
+  std::string name;
+  std::vector<float> x;  // storage
+  std::vector<std::int64_t> shape, strides;
+  std::vector<std::int64_t> t;  // index targets (position shape, contiguous)
+  std::vector<float> q;         // probability targets (contiguous, logits' shape)
+  std::vector<float> w;
+  xent::options opt;
+  std::vector<float> upstream;  // none only: per position
+  bool in_place = false;
+};
+
+std::vector<std::int64_t> positions_of(const case_t& c) {
+  std::vector<std::int64_t> p;
+  for (std::size_t d = 0; d < c.shape.size(); ++d)
+    if (d != (c.shape.size() == 1 ? 0u : 1u)) p.push_back(c.shape[d]);
+  return p;
+}
+std::int64_t numel(const std::vector<std::int64_t>& s) {
+  std::int64_t n = 1;
+  for (auto e : s) n *= e;
+  return n;
+}
+
+struct result {
+  std::vector<float> loss;  // none: per position; else one value
+  std::vector<float> grad;  // contiguous, logits' shape
+};
+
+result run(const case_t& c, const xent::implementation* impl, xent::reduction r, bool with_grad) {
+  case_t k = c;  // fresh copy (in-place overwrites the logits)
+  k.opt.reduce = r;
+  if (!k.w.empty()) k.opt.weight = xent::view(k.w.data(), {static_cast<std::int64_t>(k.w.size())});
+  const auto pos = positions_of(k);
+  const xent::tensor_view logits = strided(k.x.data(), k.shape, k.strides);
+  const xent::tensor_view target = k.q.empty() ? xent::view(k.t.data(), pos) : xent::view(k.q.data(), k.shape);
+  result res;
+  res.loss.assign(r == xent::reduction::none ? static_cast<std::size_t>(numel(pos)) : 1, -7.0f);
+  const xent::tensor_view out = r == xent::reduction::none ? xent::view(res.loss.data(), pos) : xent::view(res.loss.data(), {});
+  if (!with_grad) {
+    xent::cross_entropy(logits, target, out, k.opt, impl);
+    return res;
+  }
+  std::vector<float> g(k.in_place ? 0 : k.x.size(), -7.0f);
+  const xent::tensor_view grad = k.in_place ? logits : strided(g.data(), k.shape, k.strides);
+  xent::tensor_view up;
+  const xent::tensor_view* upp = nullptr;
+  if (!k.upstream.empty() && r == xent::reduction::none) {
+    up = xent::view(k.upstream.data(), pos);
+    upp = &up;
+  }
+  xent::cross_entropy_forward_backward(logits, target, out, grad, k.opt, upp, impl);
+  // Gather the gradient through the logits' strides into row-major order.
+  const std::vector<float>& store = k.in_place ? k.x : g;
+  const std::int64_t n = numel(k.shape);
+  res.grad.resize(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) {
+    std::int64_t rem = i, off = 0;
+    for (std::size_t d = k.shape.size(); d-- > 0;) {
+      off += (rem % k.shape[d]) * k.strides[d];
+      rem /= k.shape[d];
+    }
+    res.grad[i] = store[off];
+  }
+  return res;
+}
+
+struct worst {
+  double loss = 0, grad = 0, reduced = 0;
+};
+
+// Compares impl with stable for none (+gradient, per-position upstream), mean and sum.
+worst compare(const case_t& c, const xent::implementation* impl) {
+  const auto* stable = xent::find_implementation("stable");
+  worst w;
+  for (bool grad : {false, true}) {
+    const result a = run(c, impl, xent::reduction::none, grad), b = run(c, stable, xent::reduction::none, grad);
+    for (std::size_t i = 0; i < a.loss.size(); ++i) {
+      const double d = ulp_distance(a.loss[i], b.loss[i]);
+      w.loss = std::max(w.loss, d);
+      EXPECT_LE(d, 2) << c.name << " loss at " << i << ": " << a.loss[i] << " vs stable " << b.loss[i];
+    }
+    for (std::size_t i = 0; i < a.grad.size(); ++i) {
+      const double d = ulp_distance(a.grad[i], b.grad[i]);
+      w.grad = std::max(w.grad, d);
+      EXPECT_LE(d, 2) << c.name << " grad at " << i << ": " << a.grad[i] << " vs stable " << b.grad[i];
+      if (d > 2) break;
+    }
+    for (auto r : {xent::reduction::mean, xent::reduction::sum}) {
+      const result x = run(c, impl, r, grad), y = run(c, stable, r, grad);
+      const double d = ulp_distance(x.loss[0], y.loss[0]);
+      w.reduced = std::max(w.reduced, d);
+      EXPECT_LE(d, 1) << c.name << " " << xent::to_string(r) << ": " << x.loss[0] << " vs stable " << y.loss[0];
+      for (std::size_t i = 0; i < x.grad.size(); ++i) {
+        const double e = ulp_distance(x.grad[i], y.grad[i]);
+        w.grad = std::max(w.grad, e);
+        EXPECT_LE(e, 2) << c.name << " " << xent::to_string(r) << " grad at " << i << ": " << x.grad[i] << " vs " << y.grad[i];
+        if (e > 2) break;
+      }
+    }
+  }
+  return w;
+}
+
+case_t dense(std::string name, std::int64_t N, std::int64_t C, std::uint32_t seed, float scale) {
+  case_t c;
+  c.name = std::move(name);
+  c.shape = {N, C};
+  c.strides = {C, 1};
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, scale);
+  c.x.resize(static_cast<std::size_t>(N * C));
+  for (auto& v : c.x) v = nd(rng);
+  std::uniform_int_distribution<std::int64_t> cls(0, C - 1);
+  c.t.resize(static_cast<std::size_t>(N));
+  for (auto& t : c.t) t = cls(rng);
+  c.upstream.resize(static_cast<std::size_t>(N));
+  std::uniform_real_distribution<float> ud(-2.0f, 2.0f);
+  for (auto& u : c.upstream) u = ud(rng);
+  return c;
+}
+
+std::vector<case_t> hard_cases() {
+  std::vector<case_t> cs;
+  cs.push_back(dense("normal_37x1000", 37, 1000, 1, 3.0f));
+  cs.push_back(dense("tiny_C2", 64, 2, 2, 1.0f));
+  cs.push_back(dense("C1", 5, 1, 3, 1.0f));
+  cs.push_back(dense("odd_C_tails", 9, 37, 4, 5.0f));
+  for (float margin : {20.0f, 50.0f, 100.0f}) {
+    for (std::int64_t C : {2, 1000, 4099}) {
+      case_t c = dense("dominant_" + std::to_string(int(margin)) + "_C" + std::to_string(C), 8, C, 5, 1.0f);
+      for (std::int64_t n = 0; n < 8; ++n) {
+        for (std::int64_t j = 0; j < C; ++j) c.x[n * C + j] = -std::abs(c.x[n * C + j]);
+        c.x[n * C + c.t[n]] = margin + 0.3f * float(n);
+        // one row: target is second, just below the max
+        if (n == 3) c.x[n * C + c.t[n]] = -1e-6f;
+      }
+      cs.push_back(c);
+    }
+  }
+  {
+    case_t c = dense("huge_1e30", 16, 300, 6, 1.0f);
+    std::mt19937 rng(7);
+    for (auto& v : c.x) v = (rng() & 1 ? 1e30f : -1e30f) * (1.0f + float(rng() % 1000) * 1e-3f);
+    cs.push_back(c);
+    case_t d = c;
+    d.name = "huge_3e38";
+    for (auto& v : d.x) v = v > 0 ? 3e38f : -3e38f;
+    d.x[5] = 3.1e38f;
+    cs.push_back(d);
+  }
+  {
+    case_t c = dense("near_88p7", 16, 257, 8, 1.0f);
+    std::mt19937 rng(9);
+    std::uniform_real_distribution<float> u(80.0f, 89.0f);
+    for (std::size_t i = 0; i < c.x.size(); ++i) c.x[i] = (i / 257) % 2 ? u(rng) : -u(rng);
+    cs.push_back(c);
+  }
+  {
+    case_t c = dense("spread_200", 16, 513, 10, 60.0f);  // many subnormal gradient entries
+    cs.push_back(c);
+  }
+  {
+    case_t c = dense("neg_inf_mask", 12, 700, 11, 2.0f);
+    for (std::int64_t n = 0; n < 12; ++n)
+      for (std::int64_t j = 0; j < 700; ++j)
+        if ((j * 7 + n) % 3 == 0 && j != c.t[n]) c.x[n * 700 + j] = -inf;
+    c.x[5 * 700 + c.t[5]] = -inf;  // -inf on the target: +inf loss
+    cs.push_back(c);
+  }
+  {
+    case_t c = dense("special_rows", 6, 100, 12, 2.0f);
+    c.x[0 * 100 + 17] = nan_f;
+    c.x[1 * 100 + 3] = inf;
+    for (int j = 0; j < 100; ++j) c.x[2 * 100 + j] = -inf;
+    c.x[4 * 100 + 99] = nan_f;
+    cs.push_back(c);
+  }
+  {
+    case_t c = dense("weights_ignore_smoothing", 40, 333, 13, 3.0f);
+    std::mt19937 rng(14);
+    c.w.resize(333);
+    for (auto& w : c.w) w = 0.1f + float(rng() % 100) * 0.05f;
+    c.opt.ignore_index = 7;
+    for (std::size_t n = 0; n < c.t.size(); n += 5) c.t[n] = 7;
+    c.opt.label_smoothing = 0.1;
+    cs.push_back(c);
+    case_t d = c;
+    d.name = "weights_ignore_smoothing_1";
+    d.opt.label_smoothing = 1.0;
+    cs.push_back(d);
+    case_t e = c;
+    e.name = "weights_no_smoothing";
+    e.opt.label_smoothing = 0.0;
+    cs.push_back(e);
+  }
+  for (double eps : {0.0, 0.2}) {
+    case_t c = dense("prob_targets_eps" + std::to_string(int(eps * 10)), 20, 150, 15, 2.0f);
+    std::mt19937 rng(16);
+    c.q.resize(c.x.size());
+    for (std::int64_t n = 0; n < 20; ++n) {
+      float s = 0;
+      for (int j = 0; j < 150; ++j) s += c.q[n * 150 + j] = float(rng() % 1000) / 1000.0f;
+      for (int j = 0; j < 150; ++j) c.q[n * 150 + j] /= s;
+    }
+    c.opt.label_smoothing = eps;
+    c.w.assign(150, 1.5f);
+    c.w[3] = 0.0f;
+    cs.push_back(c);
+  }
+  {
+    // (N, C, d1, d2) = (3, 7, 5, 4): class stride 20.
+    case_t c = dense("NCd", 3 * 5 * 4, 7, 17, 2.0f);
+    c.name = "NCd";
+    c.shape = {3, 7, 5, 4};
+    c.strides = {140, 20, 4, 1};
+    c.upstream.clear();
+    std::mt19937 rng(18);
+    c.t.resize(60);
+    for (auto& t : c.t) t = rng() % 7;
+    cs.push_back(c);
+    case_t d = c;
+    d.name = "NCd_smoothing_weights";
+    d.opt.label_smoothing = 0.3;
+    d.w = {1, 2, 0.5f, 3, 1, 1, 0.25f};
+    cs.push_back(d);
+    case_t e = c;
+    e.name = "NCd_prob";
+    e.q.resize(e.x.size());
+    for (auto& v : e.q) v = float(rng() % 100) / 700.0f;
+    cs.push_back(e);
+  }
+  {
+    // [B, T, C] with B=3, T=10, C=101, sliced [:, 4:] -> positions (3, 6), row stride 101, batch stride 1010.
+    case_t c = dense("sliced_BTC", 30, 101, 19, 2.0f);
+    c.shape = {3, 6, 101};  // class axis is dim 1 for 3-d: use (N, C, d) convention instead
+    // A sliced (N, C) view: every other row of a [24, 101] buffer.
+    c.shape = {12, 101};
+    c.strides = {202, 1};
+    c.x.resize(24 * 101);
+    c.t.resize(12);
+    c.upstream.resize(12);
+    cs.push_back(c);
+  }
+  {
+    case_t c = dense("in_place", 10, 2000, 20, 4.0f);
+    c.in_place = true;
+    cs.push_back(c);
+    case_t d = c;
+    d.name = "in_place_smoothing";
+    d.opt.label_smoothing = 0.05;
+    cs.push_back(d);
+  }
+  cs.push_back(dense("long_row_256000", 1, 256000, 21, 2.0f));
+  {
+    case_t c = dense("long_rows_dominant", 2, 70001, 22, 1.0f);
+    c.x[c.t[0]] = 60.0f;
+    cs.push_back(c);
+  }
+  return cs;
+}
+
+// --- simd on every target ----------------------------------------------------
+
+class simd_target : public ::testing::TestWithParam<std::int64_t> {
+ protected:
+  void SetUp() override { hwy::SetSupportedTargetsForTest(GetParam()); }
+  void TearDown() override { hwy::SetSupportedTargetsForTest(0); }
+};
+
+TEST_P(simd_target, dispatches_to_the_forced_target) {
+  const auto* simd = xent::find_implementation("simd");
+  ASSERT_NE(simd, nullptr);
+  EXPECT_NE(simd->description().find(hwy::TargetName(GetParam())), std::string::npos) << simd->description();
+}
+
+TEST_P(simd_target, matches_stable_on_hard_cases) {
+  const auto* simd = xent::find_implementation("simd");
+  worst all;
+  for (const auto& c : hard_cases()) {
+    const worst w = compare(c, simd);
+    all.loss = std::max(all.loss, w.loss);
+    all.grad = std::max(all.grad, w.grad);
+    all.reduced = std::max(all.reduced, w.reduced);
+  }
+  // Print the worst distances even on success (Highway's habit).
+  std::printf("[%s] worst ulp vs stable: loss %.0f, grad %.0f, mean/sum %.0f\n", hwy::TargetName(GetParam()),
+              all.loss, all.grad, all.reduced);
+}
+
+std::vector<std::int64_t> targets() { return hwy::SupportedAndGeneratedTargets(); }
+
+INSTANTIATE_TEST_SUITE_P(simd, simd_target, ::testing::ValuesIn(targets()),
+                         [](const auto& p) { return std::string(hwy::TargetName(p.param)); });
+
+// --- openmp --------------------------------------------------------------------
+
+TEST(openmp, matches_stable_on_hard_cases) {
+  const auto* omp = xent::find_implementation("openmp");
+  ASSERT_NE(omp, nullptr);
+  EXPECT_TRUE(omp->thread_count_independent());
+  for (const auto& c : hard_cases()) compare(c, omp);
+}
+
+void expect_bitwise(const result& a, const result& b, const std::string& what) {
+  ASSERT_EQ(a.loss.size(), b.loss.size());
+  ASSERT_EQ(a.grad.size(), b.grad.size());
+  EXPECT_EQ(std::memcmp(a.loss.data(), b.loss.data(), a.loss.size() * 4), 0) << what;
+  EXPECT_EQ(std::memcmp(a.grad.data(), b.grad.data(), a.grad.size() * 4), 0) << what;
+}
+
+TEST(openmp, bitwise_identical_for_1_and_2_threads) {
+  const auto* omp = xent::find_implementation("openmp");
+  const auto* simd = xent::find_implementation("simd");
+  std::vector<case_t> cs = {dense("rows_300x1000", 300, 1000, 30, 3.0f), dense("one_long_row", 1, 256000, 31, 2.0f),
+                            dense("long_rows_3x100000", 3, 100000, 32, 2.0f)};
+  cs.push_back(cs[1]);
+  cs.back().name = "one_long_row_smoothing";
+  cs.back().opt.label_smoothing = 0.1;
+  const int saved = omp_get_max_threads();
+  for (const auto& c : cs)
+    for (auto r : {xent::reduction::none, xent::reduction::mean, xent::reduction::sum})
+      for (bool grad : {false, true}) {
+        omp_set_num_threads(1);
+        const result one = run(c, omp, r, grad);
+        omp_set_num_threads(2);
+        const result two = run(c, omp, r, grad);
+        const std::string what = c.name + " " + xent::to_string(r) + (grad ? " +grad" : "");
+        expect_bitwise(one, two, what);
+        expect_bitwise(one, run(c, simd, r, grad), what + " (vs simd)");
+      }
+  omp_set_num_threads(saved);
+}
+
+}  // namespace
