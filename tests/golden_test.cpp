@@ -281,7 +281,7 @@ TEST(golden_file, parses_as_a_whole) {
 
 class golden_case : public ::testing::TestWithParam<param> {};
 
-// Options from the file; nullopt when the reduction string is rejected.
+// Options from the file (parse_reduction throws for an unknown reduction).
 xent::options options_of(const json& c, const std::optional<owned_tensor>& weight) {
   xent::options o;
   if (weight) o.weight = weight->view();

@@ -473,7 +473,9 @@ TEST(reference_ulp, ulp_error_definition) {
   EXPECT_EQ(ulp_error(inf, {dinf, 0.0}), 0.0);
   EXPECT_EQ(ulp_error(-inf, {dinf, 0.0}), dinf);
   EXPECT_EQ(ulp_error(inf, {1.0, 0.0}), dinf);
-  EXPECT_EQ(ulp_error(inf, {1e39, 0.0}), dinf);  // finite r, even if it rounds to inf
+  EXPECT_EQ(ulp_error(inf, {1e39, 0.0}), 0.0);   // finite r that rounds to inf: inf is RN(r)
+  EXPECT_EQ(ulp_error(-inf, {1e39, 0.0}), dinf);
+  EXPECT_EQ(ulp_error(inf, {3.4e38, 0.0}), dinf);  // rounds to FLT_MAX, not inf
   EXPECT_EQ(ulp_error(std::numeric_limits<float>::max(), {dinf, 0.0}), dinf);
   // Double results.
   EXPECT_EQ(ulp_error(1.0, {1.0, std::ldexp(1.0, -60)}), std::ldexp(1.0, -8));

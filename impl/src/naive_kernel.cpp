@@ -4,6 +4,7 @@
 // above ~88.7 and underflows below ~-103, so its tier only holds inside the
 // declared domain; outside it the loss becomes inf/NaN or 0 (the report shows
 // where). The batch reduction is the shared one.
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -14,9 +15,11 @@ namespace xent {
 namespace {
 
 // exp(x) is a normal float for x in [-87, 88.7]; the sum of C of them stays
-// finite when every x <= 88 - ln C.
+// finite when every x <= 88 - ln C; p_c = exp(x_c) / sum stays a normal float
+// when max - x_c <= 87 - ln C.
 constexpr float domain_low = -87.0f;
 float domain_high(std::int64_t C) { return 88.0f - std::log(static_cast<float>(C)); }
+float domain_spread(std::int64_t C) { return 87.0f - std::log(static_cast<float>(C)); }
 
 double row(const problem& pr, std::int64_t p, float* g, double scale) {
   const std::int64_t C = pr.classes;
@@ -40,7 +43,7 @@ double row(const problem& pr, std::int64_t p, float* g, double scale) {
   float loss = 0.0f;
   float mass = 0.0f;  // Σ_c w_c q'_c (index targets: Σ over the smoothing terms too)
   if (t >= 0 && eps == 0.0f) {
-    loss = -w(t) * std::log(prob(t));
+    loss = 0.0f - w(t) * std::log(prob(t));  // 0 - 0 is +0, -(0) would be -0
     mass = w(t);
   } else {
     for (std::int64_t c = 0; c < C; ++c) {
@@ -68,13 +71,15 @@ class naive_kernel final : public implementation {
   }
   xent::tier tier() const override { return tier::naive; }
   std::string domain() const override {
-    return "finite logits in [-87, 88 - ln C] (exp neither overflows nor underflows)";
+    return "finite logits in [-87, 88 - ln C], max - min <= 87 - ln C (exp and p neither "
+           "overflow nor underflow)";
   }
   std::optional<std::string> outside_domain(const problem& pr) const override {
     const float high = domain_high(pr.classes);
     for (std::int64_t p = 0; p < pr.positions; ++p) {
       if (!pr.counted(p)) continue;
       const float* x = pr.logits_row(p);
+      float lo = 0.0f, hi = 0.0f;
       for (std::int64_t c = 0; c < pr.classes; ++c) {
         const float v = x[c * pr.logits_class_stride];
         if (!(v >= domain_low && v <= high)) {
@@ -83,6 +88,14 @@ class naive_kernel final : public implementation {
             << domain_low << ", " << high << "]";
           return m.str();
         }
+        lo = c == 0 ? v : std::min(lo, v);
+        hi = c == 0 ? v : std::max(hi, v);
+      }
+      if (hi - lo > domain_spread(pr.classes)) {
+        std::ostringstream m;
+        m << "logits at position " << p << " spread over " << hi - lo << " > "
+          << domain_spread(pr.classes);
+        return m.str();
       }
     }
     return std::nullopt;

@@ -69,55 +69,65 @@ double row(const problem& pr, std::int64_t p, float* g, double scale) {
   auto w = [&](std::int64_t c) { return static_cast<double>(pr.weight_at(c)); };
   auto gap = [&](std::int64_t c) { return m - static_cast<double>(x[c * xs]); };  // >= 0
 
-  if (pr.target == target_kind::index) {
-    const std::int64_t t = pr.target_at(p);
+  const bool index = pr.target == target_kind::index;
+  const std::int64_t t = index ? pr.target_at(p) : -1;
+  if (index && eps == 0.0) {
     const double wt = w(t);
-    double loss = wt * (gap(t) + log_sum);
-    double weight_total = 0.0;  // Σ_c w_c, needed with smoothing
-    if (eps > 0.0) {
-      double smooth = 0.0;  // Σ_c w_c (lse - x_c), each term >= 0: no cancellation
-      for (std::int64_t c = 0; c < C; ++c) {
-        smooth += w(c) * (gap(c) + log_sum);
-        weight_total += w(c);
-      }
-      loss = (1.0 - eps) * loss + eps_c * smooth;
-    }
     if (g) {
       // 1 - p_t as Σ_{j≠t} p_j: for t the argmax it is exactly `rest`.
-      const double e_t = std::exp(-gap(t));
-      const double others = t == st.argmax ? st.rest : sum - e_t;
+      const double others = t == st.argmax ? st.rest : sum - std::exp(-gap(t));
       for (std::int64_t j = 0; j < C; ++j) {
-        double v;
-        if (j == t) {
-          v = -(1.0 - eps) * wt * (others / sum);
-          if (eps > 0.0) v += eps_c * ((e_t / sum) * weight_total - wt);
-        } else {
-          const double pj = std::exp(-gap(j)) / sum;
-          v = (1.0 - eps) * wt * pj;
-          if (eps > 0.0) v += eps_c * (pj * weight_total - w(j));
-        }
+        const double v = j == t ? -wt * (others / sum) : wt * (std::exp(-gap(j)) / sum);
         g[j * gs] = static_cast<float>(scale * v);
       }
     }
-    return loss;
+    return wt * (gap(t) + log_sum);
   }
 
-  // Probability targets: q'_c = (1-eps) q_c + eps/C; l = Σ_c w_c q'_c (lse - x_c).
-  const float* q = pr.target_row(p);
+  // Smoothed or probability targets: the loss is Σ_c b_c (lse - x_c) with
+  // b_c = w_c q'_c, q' = (1-eps) q + eps/C (q one-hot at t for index targets).
+  const float* q = index ? nullptr : pr.target_row(p);
   const std::int64_t qs = pr.target_class_stride;
-  auto qp = [&](std::int64_t c) { return (1.0 - eps) * static_cast<double>(q[c * qs]) + eps_c; };
-  double loss = 0.0, mass = 0.0;  // mass = Σ_c w_c q'_c
+  auto b = [&](std::int64_t c) {
+    const double qc = index ? (c == t ? 1.0 : 0.0) : static_cast<double>(q[c * qs]);
+    return w(c) * ((1.0 - eps) * qc + eps_c);
+  };
+  double loss = 0.0;
+  double mass = 0.0;       // A = Σ_c b_c
+  double mass_rest = 0.0;  // Σ_{c≠kb} b_c, kb the largest b: A - b_kb without cancellation
+  std::int64_t kb = 0;
   for (std::int64_t c = 0; c < C; ++c) {
-    const double wq = w(c) * qp(c);
-    loss += wq * gap(c);
-    mass += wq;
-  }
-  loss += mass * log_sum;
-  if (g)
-    for (std::int64_t j = 0; j < C; ++j) {
-      const double pj = std::exp(-gap(j)) / sum;
-      g[j * gs] = static_cast<float>(scale * (pj * mass - w(j) * qp(j)));
+    const double bc = b(c);
+    if (bc > b(kb)) {
+      mass_rest += b(kb);
+      kb = c;
+    } else if (c != kb) {
+      mass_rest += bc;
     }
+    mass += bc;
+  }
+  if (index) {
+    // PyTorch's form (1-eps) l + (eps/C) s, kept so that 0 * inf gives its NaN.
+    double smooth = 0.0;  // Σ_c w_c (lse - x_c), each term >= 0: no cancellation
+    for (std::int64_t c = 0; c < C; ++c) smooth += w(c) * (gap(c) + log_sum);
+    loss = (1.0 - eps) * (w(t) * (gap(t) + log_sum)) + eps_c * smooth;
+  } else {
+    for (std::int64_t c = 0; c < C; ++c) loss += b(c) * gap(c);
+    loss += mass * log_sum;
+  }
+  if (g) {
+    // d l / d x_j = p_j A - b_j = p_j (A - b_j) - b_j (1 - p_j), both factors
+    // without cancellation: 1 - p_j = Σ_{i≠j} e_i / S, A - b_j from mass_rest.
+    // What remains is the true difference of the two terms.
+    for (std::int64_t j = 0; j < C; ++j) {
+      const double e_j = std::exp(-gap(j));
+      const double not_j = j == st.argmax ? st.rest : sum - e_j;
+      const double bj = b(j);
+      const double mass_not_j = j == kb ? mass_rest : mass - bj;
+      const double v = (e_j / sum) * mass_not_j - bj * (not_j / sum);
+      g[j * gs] = static_cast<float>(scale * v);
+    }
+  }
   return loss;
 }
 

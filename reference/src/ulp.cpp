@@ -30,7 +30,9 @@ constexpr format binary64{53, -1022, 1023};
 double ulp_error_in(double y, const exact& r, double R, format f) {
   if (std::isnan(r.hi)) return std::isnan(y) ? 0.0 : infinity;
   if (std::isinf(r.hi)) return y == r.hi ? 0.0 : infinity;
-  if (!std::isfinite(y)) return infinity;
+  // A finite r beyond the format's range rounds to inf: then inf is the
+  // correctly rounded result.
+  if (!std::isfinite(y)) return y == R ? 0.0 : infinity;
   int e = f.emax;  // R overflowed: measure in ulps of the largest binade
   if (R == 0.0)
     e = f.emin;  // ilogb(0) is -inf: the subnormal spacing

@@ -306,6 +306,18 @@ def special_values():
                  "its gradient finite")
         add(f"special/ninf_nontarget_zero_weight/{red}/ls0.0", x, t0, w_zero, -100, red, 0.0)
 
+    # -inf on the target times 0: epsilon = 1 removes the target term
+    # ((1 - 1) * inf), a zero weight on the target class does too (0 * inf).
+    x = x0.copy()
+    x[1, 0] = -INF
+    w_t0 = w.copy()
+    w_t0[0] = 0.0
+    for red in REDUCTIONS:
+        add(f"special/ninf_target/{red}/ls1.0/nw", x, t0, None, -100, red, 1.0,
+            note="(1 - eps) * inf with eps = 1 is NaN")
+        add(f"special/ninf_target_zero_weight/{red}/ls0.0", x, t0, w_t0, -100, red, 0.0,
+            note="weight 0 on the -inf target: 0 * inf is NaN")
+
     # Special values in an ignored row: the loss ignores them; PyTorch's gradient
     # of that row is NaN for NaN/+inf (log_softmax backward: 0 - exp(NaN) * 0),
     # xent writes zeros (ignored rows contribute nothing).
@@ -325,8 +337,8 @@ def special_values():
                     c = add(name, x, t_ign, None, -100, red, ls,
                             note="PyTorch's gradient of an ignored row holding NaN/+inf is NaN "
                                  "(log_softmax backward computes 0 - exp(NaN)*0); xent gives "
-                                 "ignored rows a zero gradient (deliberate difference: "
-                                 "impl/src/row_driver.hpp, ignored rows contribute nothing)")
+                                 "ignored rows a zero gradient (documented difference, "
+                                 "README.md: where xent differs from PyTorch)")
                     g = np.array([np.nan if v == "nan" else v for v in c["grad"]["data"]],
                                  dtype=np.float32).reshape(x.shape)
                     g[1, :] = 0.0

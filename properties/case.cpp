@@ -1,0 +1,173 @@
+#include "case.hpp"
+
+#include <cstdio>
+#include <limits>
+#include <ostream>
+#include <sstream>
+
+namespace xent::props {
+
+std::string to_string(layout l) {
+  switch (l) {
+    case layout::contiguous: return "contiguous";
+    case layout::strided: return "strided";
+    case layout::spatial: return "spatial";
+    case layout::single: return "single";
+  }
+  return "?";
+}
+
+namespace {
+// Padding between strided rows: a value a kernel must never read.
+constexpr float sentinel = std::numeric_limits<float>::quiet_NaN();
+
+std::string num(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.9g", v);
+  return b;
+}
+}  // namespace
+
+test_case test_case::shaped(layout l, std::int64_t n, std::int64_t c, std::int64_t d,
+                            std::int64_t pad, bool prob) {
+  test_case t;
+  t.lay = l;
+  t.n = l == layout::single ? 1 : n;
+  t.c = c;
+  t.d = l == layout::spatial ? d : 1;
+  t.pad = l == layout::strided ? pad : 0;
+  const std::int64_t row = t.c + t.pad;
+  t.storage.assign(static_cast<std::size_t>(l == layout::strided ? t.n * row : t.elements()), 0.0f);
+  if (l == layout::strided)
+    for (std::int64_t p = 0; p < t.n; ++p)
+      for (std::int64_t j = t.c; j < row; ++j) t.storage[static_cast<std::size_t>(p * row + j)] = sentinel;
+  t.prob = prob;
+  if (prob) t.q.assign(static_cast<std::size_t>(t.elements()), 0.0f);
+  else t.index.assign(static_cast<std::size_t>(t.positions()), 0);
+  return t;
+}
+
+test_case test_case::reshaped(std::int64_t n2, std::int64_t c2) const {
+  test_case t = shaped(lay, n2, c2, d, pad, prob);
+  t.ignore_index = ignore_index;
+  t.reduce = reduce;
+  t.eps = eps;
+  t.regime = regime;
+  if (!weight.empty()) {
+    t.weight = weight;
+    t.weight.resize(static_cast<std::size_t>(c2), 1.0f);
+  }
+  if (upstream.size() == 1) t.upstream = upstream;
+  return t;
+}
+
+std::int64_t test_case::x_offset(std::int64_t p, std::int64_t cls) const {
+  switch (lay) {
+    case layout::strided: return p * (c + pad) + cls;
+    case layout::spatial: return (p / d) * c * d + cls * d + p % d;
+    default: return p * c + cls;
+  }
+}
+
+std::int64_t test_case::q_offset(std::int64_t p, std::int64_t cls) const {
+  return lay == layout::spatial ? (p / d) * c * d + cls * d + p % d : p * c + cls;
+}
+
+std::vector<std::int64_t> test_case::logits_shape() const {
+  switch (lay) {
+    case layout::single: return {c};
+    case layout::spatial: return {n, c, d};
+    default: return {n, c};
+  }
+}
+
+std::vector<std::int64_t> test_case::position_shape() const {
+  switch (lay) {
+    case layout::single: return {};
+    case layout::spatial: return {n, d};
+    default: return {n};
+  }
+}
+
+tensor_view test_case::logits_view() const {
+  tensor_view v = view(storage.data(), logits_shape());
+  if (lay == layout::strided) v.strides = {c + pad, 1};
+  return v;
+}
+
+tensor_view test_case::target_view() const {
+  return prob ? view(q.data(), logits_shape()) : view(index.data(), position_shape());
+}
+
+const tensor_view* test_case::upstream_view(tensor_view& s) const {
+  if (upstream.empty()) return nullptr;
+  s = upstream.size() == 1 ? view(upstream.data(), {}) : view(upstream.data(), position_shape());
+  return &s;
+}
+
+options test_case::opts() const {
+  options o;
+  if (!weight.empty()) o.weight = view(weight.data(), {c});
+  o.ignore_index = ignore_index;
+  o.reduce = reduce;
+  o.label_smoothing = eps;
+  return o;
+}
+
+std::string test_case::shape_tag() const {
+  std::ostringstream s;
+  s << 'n' << n << 'c' << c;
+  if (lay == layout::strided) s << "_s" << (c + pad);
+  if (lay == layout::spatial) s << "_d" << d;
+  if (lay == layout::single) s << "_1d";
+  if (prob) {
+    s << "_prob";
+  } else {
+    s << "_t";
+    const std::int64_t P = positions();
+    for (std::int64_t p = 0; p < P && p < 16; ++p) s << (p ? "," : "") << index[p];
+    if (P > 16) s << ",…";
+  }
+  s << '_' << to_string(reduce);
+  if (eps != 0.0) s << "_eps" << num(eps);
+  if (!weight.empty()) s << "_w";
+  if (ignore_index != -100) s << "_ii" << ignore_index;
+  if (!upstream.empty()) s << "_g";
+  if (!regime.empty()) s << "_r" << regime;
+  return s.str();
+}
+
+std::string test_case::repro() const {
+  std::ostringstream s;
+  s << shape_tag();
+  const std::int64_t P = positions();
+  const bool small = elements() <= 64;
+  auto row = [&](auto get, std::int64_t p) {
+    s << '[';
+    const std::int64_t shown = small ? c : std::min<std::int64_t>(c, 8);
+    for (std::int64_t j = 0; j < shown; ++j) s << (j ? " " : "") << num(get(p, j));
+    if (shown < c) s << " …";
+    s << ']';
+  };
+  s << (small ? " x=" : " x(first rows)=");
+  for (std::int64_t p = 0; p < P && (small || p < 2); ++p) row([&](auto a, auto b) { return x(a, b); }, p);
+  if (prob) {
+    s << " q=";
+    for (std::int64_t p = 0; p < P && (small || p < 2); ++p) row([&](auto a, auto b) { return qv(a, b); }, p);
+  }
+  if (!weight.empty() && c <= 64) {
+    s << " w=[";
+    for (std::int64_t j = 0; j < c; ++j) s << (j ? " " : "") << num(weight[j]);
+    s << ']';
+  }
+  if (!upstream.empty() && upstream.size() <= 16) {
+    s << " g=[";
+    for (std::size_t j = 0; j < upstream.size(); ++j) s << (j ? " " : "") << num(upstream[j]);
+    s << ']';
+  }
+  return s.str();
+}
+
+void showValue(const test_case& c, std::ostream& os) { os << c.repro(); }
+
+}  // namespace xent::props

@@ -1,0 +1,229 @@
+#include "evaluate.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <sstream>
+
+#include "tracker.hpp"
+
+namespace xent::props {
+
+std::string fmt(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.9g", v);
+  return b;
+}
+
+std::string findings::text(std::size_t max_lines) const {
+  std::ostringstream s;
+  for (std::size_t i = 0; i < failures.size() && i < max_lines; ++i) s << "  " << failures[i] << '\n';
+  if (count > max_lines) s << "  … " << count << " violations in all\n";
+  return s.str();
+}
+
+outputs run(const implementation& impl, const test_case& c, bool with_grad) {
+  outputs o;
+  const bool none = c.reduce == reduction::none;
+  o.loss.assign(static_cast<std::size_t>(none ? c.positions() : 1), 0.0f);
+  const tensor_view out = none ? view(o.loss.data(), c.position_shape()) : view(o.loss.data(), {});
+  const options opt = c.opts();
+  if (!with_grad) {
+    cross_entropy(c.logits_view(), c.target_view(), out, opt, &impl);
+    return o;
+  }
+  std::vector<float> g(static_cast<std::size_t>(c.elements()), 0.0f);
+  tensor_view up;
+  cross_entropy_forward_backward(c.logits_view(), c.target_view(), out,
+                                 view(g.data(), c.logits_shape()), opt, c.upstream_view(up), &impl);
+  // Back to logical (p, c) order; the grad buffer is contiguous in the logits' shape.
+  test_case shape = test_case::shaped(c.lay == layout::strided ? layout::contiguous : c.lay, c.n, c.c, c.d);
+  o.grad.resize(g.size());
+  for (std::int64_t p = 0; p < c.positions(); ++p)
+    for (std::int64_t j = 0; j < c.c; ++j) o.grad[p * c.c + j] = g[shape.x_offset(p, j)];
+  return o;
+}
+
+problem inspect(const test_case& c) { return make_problem(c.logits_view(), c.target_view(), c.opts()); }
+
+ref::result reference(const test_case& c, bool with_grad) {
+  // The full make_problem (scratch outputs) carries the upstream gradient.
+  const bool none = c.reduce == reduction::none;
+  std::vector<float> out(static_cast<std::size_t>(none ? c.positions() : 1));
+  std::vector<float> g(static_cast<std::size_t>(c.elements()));
+  const tensor_view o = none ? view(out.data(), c.position_shape()) : view(out.data(), {});
+  const tensor_view gv = view(g.data(), c.logits_shape());
+  tensor_view up;
+  const problem pr = make_problem(c.logits_view(), c.target_view(), c.opts(), o, with_grad ? &gv : nullptr,
+                                  c.upstream_view(up));
+  return ref::compute(pr, with_grad);
+}
+
+double denominator(const test_case& c) {
+  if (c.reduce != reduction::mean) return 1.0;
+  if (c.prob) return static_cast<double>(c.positions());
+  double w = 0.0;
+  for (std::int64_t p = 0; p < c.positions(); ++p)
+    if (c.counted(p)) w += c.w(c.index[p]);
+  return w;
+}
+
+double grad_scale(const test_case& c, std::int64_t p) {
+  const double up = c.upstream_at(p);
+  return std::fabs(up / denominator(c));
+}
+
+row_context context(const test_case& c, std::int64_t p) {
+  row_context ctx;
+  ctx.classes = c.c;
+  double m = -std::numeric_limits<double>::infinity();
+  for (std::int64_t j = 0; j < c.c; ++j) m = std::max(m, static_cast<double>(c.x(p, j)));
+  if (std::isfinite(m)) {
+    double s = 0.0;
+    for (std::int64_t j = 0; j < c.c; ++j) s += std::exp(static_cast<double>(c.x(p, j)) - m);
+    ctx.lse = m + std::log(s);
+  } else {
+    ctx.lse = m;
+  }
+  const double eps = c.eps, C = static_cast<double>(c.c);
+  auto coeff = [&](std::int64_t j) {
+    if (c.prob) return std::fabs(c.w(j) * ((1.0 - eps) * c.qv(p, j) + eps / C));
+    const double onehot = c.index[p] == j ? 1.0 - eps : 0.0;
+    return std::fabs(c.w(j)) * (onehot + eps / C);
+  };
+  ctx.coeff = 0.0;
+  ctx.gap = 0.0;
+  for (std::int64_t j = 0; j < c.c; ++j) {
+    const double k = coeff(j);
+    ctx.coeff += k;
+    if (k != 0.0) ctx.gap = std::max(ctx.gap, ctx.lse - static_cast<double>(c.x(p, j)));
+  }
+  ctx.scale = c.counted(p) ? grad_scale(c, p) : 0.0;
+  return ctx;
+}
+
+double ulp_of(double y) {
+  y = std::fabs(y);
+  if (!(y >= static_cast<double>(std::numeric_limits<float>::min()))) return 0x1p-149;
+  return std::ldexp(1.0, std::ilogb(y) - 23);
+}
+
+double cancellation_allowance(const test_case& c, std::int64_t p, std::int64_t j,
+                              const row_context& ctx) {
+  if (!c.prob && c.eps == 0.0) return 0.0;
+  const double C = static_cast<double>(c.c);
+  const double q = c.prob ? c.qv(p, j) : (c.index[p] == j ? 1.0 : 0.0);
+  const double b = c.w(j) * ((1.0 - c.eps) * q + c.eps / C);
+  const double pj = std::exp(static_cast<double>(c.x(p, j)) - ctx.lse);
+  const double terms = ctx.scale * (C * pj * ctx.coeff + std::fabs(b));
+  return std::isfinite(terms) ? 0x1p-50 * terms : 0.0;
+}
+
+comparison compare(tier t, quantity q, float y, const ref::exact& r, const row_context& ctx,
+                   double cancellation) {
+  comparison cmp;
+  cmp.ulps = ref::ulp_error(y, r);
+  cmp.limit = bound_for(t, q, ctx);
+  if (cmp.limit.kind == bound::none) return cmp;
+  if (!std::isfinite(y) || !std::isfinite(r.hi)) {
+    cmp.ok = cmp.ulps == 0.0;
+  } else if (cmp.limit.kind == bound::ulps) {
+    cmp.ok = cmp.ulps <= cmp.limit.value ||
+             std::fabs((static_cast<double>(y) - r.hi) - r.lo) <= cancellation;
+  } else {
+    const double err = std::fabs((static_cast<double>(y) - r.hi) - r.lo);
+    cmp.ok = cmp.ulps <= 0.5 || err <= cmp.limit.value;
+  }
+  return cmp;
+}
+
+bool agree(tier t, quantity q, float a, float b, const row_context& ctx, double cancellation) {
+  if (std::isnan(a) || std::isnan(b)) return std::isnan(a) && std::isnan(b);
+  if (!std::isfinite(a) || !std::isfinite(b)) return a == b;
+  const bound lim = bound_for(t, q, ctx);
+  if (lim.kind == bound::none) return true;
+  double tol;
+  if (lim.kind == bound::ulps) {
+    tol = 2.0 * lim.value * std::max(ulp_of(a), ulp_of(b)) + 2.0 * cancellation;
+  } else {
+    tol = 2.0 * lim.value + std::max(ulp_of(a), ulp_of(b));
+  }
+  return std::fabs(static_cast<double>(a) - static_cast<double>(b)) <= tol;
+}
+
+namespace {
+
+struct worst_in_case {
+  double ulps = -1.0;
+  std::string where;
+  void see(double u, const std::string& w) {
+    if (u > ulps) {
+      ulps = u;
+      where = w;
+    }
+  }
+};
+
+std::string describe(const char* what, float y, const ref::exact& r, const comparison& cmp) {
+  return std::string(what) + ": got " + fmt(y) + ", reference " + ref::to_string(r, 12) + " (" +
+         fmt(cmp.ulps) + " ulp; allowed " + cmp.limit.describe() + ")";
+}
+
+}  // namespace
+
+findings against_reference(const implementation& impl, const test_case& c, bool with_grad) {
+  findings f;
+  const tier t = impl.tier();
+  const ref::result r = reference(c, with_grad);
+  const std::int64_t P = c.positions(), C = c.c;
+  std::vector<row_context> ctx(static_cast<std::size_t>(P));
+  for (std::int64_t p = 0; p < P; ++p) ctx[p] = context(c, p);
+  tracker& tr = tracker::get();
+
+  for (int pass = 0; pass < (with_grad ? 2 : 1); ++pass) {
+    const bool grad_pass = pass == 1;
+    const outputs o = run(impl, c, grad_pass);
+    const char* via = grad_pass ? " (forward_backward)" : "";
+    worst_in_case wl, wr, wg;
+    if (c.reduce == reduction::none) {
+      for (std::int64_t p = 0; p < P; ++p) {
+        const auto cmp = compare(t, quantity::loss, o.loss[p], r.loss[p], ctx[p]);
+        const std::string where = "loss[" + std::to_string(p) + "]" + via;
+        wl.see(cmp.ulps, where);
+        if (!cmp.ok) f.fail(describe(where.c_str(), o.loss[p], r.loss[p], cmp));
+      }
+    } else {
+      row_context rc;  // reductions are judged in ulps (or not at all)
+      const auto cmp = compare(t, quantity::reduction, o.loss[0], r.reduced, rc);
+      const std::string where = to_string(c.reduce) + via;
+      wr.see(cmp.ulps, where);
+      if (!cmp.ok) f.fail(describe(where.c_str(), o.loss[0], r.reduced, cmp));
+      // Per-position losses are still judged: through the reference's `none` values
+      // only when the kernel exposes them, which mean/sum does not.
+    }
+    if (grad_pass) {
+      for (std::int64_t p = 0; p < P; ++p)
+        for (std::int64_t j = 0; j < C; ++j) {
+          const std::size_t i = static_cast<std::size_t>(p * C + j);
+          const auto cmp = compare(t, quantity::gradient, o.grad[i], r.grad[i], ctx[p],
+                                   cancellation_allowance(c, p, j, ctx[p]));
+          const bool is_target = !c.prob && c.index[p] == j;
+          if (cmp.ulps > wg.ulps)
+            wg.see(cmp.ulps, "grad[" + std::to_string(p) + "," + std::to_string(j) + "]" +
+                                 (is_target ? " (target)" : ""));
+          if (!cmp.ok) {
+            const std::string where = "grad[" + std::to_string(p) + "," + std::to_string(j) + "]" +
+                                      (is_target ? " (target)" : "");
+            f.fail(describe(where.c_str(), o.grad[i], r.grad[i], cmp));
+          }
+        }
+    }
+    if (wl.ulps >= 0) tr.note("loss", wl.ulps, c, wl.where);
+    if (wr.ulps >= 0) tr.note("reduction", wr.ulps, c, wr.where);
+    if (wg.ulps >= 0) tr.note("gradient", wg.ulps, c, wg.where);
+  }
+  return f;
+}
+
+}  // namespace xent::props

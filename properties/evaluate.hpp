@@ -1,0 +1,82 @@
+// Running a kernel on a test case, the reference on the same case, and the
+// comparison of the two under the kernel's tier.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "case.hpp"
+#include "tiers.hpp"
+#include "xent/reference.hpp"
+
+namespace xent::props {
+
+struct outputs {
+  std::vector<float> loss;  // `none`: one per position; mean/sum: one value
+  std::vector<float> grad;  // positions x C in logical (p, c) order; empty for forward
+};
+
+// Through the front door (validation included), with `impl`.
+outputs run(const implementation& impl, const test_case& c, bool with_grad);
+// The validated problem without outputs (for outside_domain).
+problem inspect(const test_case& c);
+// The reference result (grad weighted by the case's upstream gradient).
+ref::result reference(const test_case& c, bool with_grad);
+
+// D of DESIGN.md §2 (Σ weights of counted positions, positions, or 1).
+double denominator(const test_case& c);
+row_context context(const test_case& c, std::int64_t p);
+// The gradient scale |upstream / D| at position p.
+double grad_scale(const test_case& c, std::int64_t p);
+
+// The spacing of float32 numbers at |y| (subnormal spacing at and below FLT_MIN).
+double ulp_of(double y);
+
+struct comparison {
+  double ulps = 0.0;  // error against the reference in float32 ulps
+  bool ok = true;     // within the tier's bound (true when the tier has none)
+  bound limit;
+};
+// `cancellation`: an absolute error the tier's ulp bound is allowed on top
+// (gradient entries that are a true difference of two terms; see
+// cancellation_allowance), 0 for none.
+comparison compare(tier t, quantity q, float y, const ref::exact& r, const row_context& ctx,
+                   double cancellation = 0.0);
+
+// With label smoothing or probability targets each gradient entry is
+// S (p_j A - b_j), b_j = w_j q'_j, A = Σ b: a difference of two terms that
+// cancel where p_j is near b_j / A (the smoothed optimum). Evaluated in
+// float64, the computed terms carry 2^-53 of their own size, so near exact
+// cancellation no float64 kernel can promise ulps of the (tiny) result: the
+// accurate and fast tiers allow 2^-50 S (C p_j A + |b_j|) absolute on top of
+// their ulp bound there. Zero for index targets without smoothing (no
+// difference is taken: DESIGN.md §3's formulas avoid it).
+double cancellation_allowance(const test_case& c, std::int64_t p, std::int64_t j,
+                              const row_context& ctx);
+
+// Do two results of the same true value agree, if each is within the tier's
+// bound? (metamorphic relations: no reference needed). Non-finite values must
+// be identical; NaN matches NaN. `cancellation`: each side's allowance on top
+// of the tier bound (cancellation_allowance).
+bool agree(tier t, quantity q, float a, float b, const row_context& ctx, double cancellation = 0.0);
+
+// Bound violations of one case, as readable lines.
+struct findings {
+  std::vector<std::string> failures;  // the first 20
+  std::size_t count = 0;
+  void fail(std::string s) {
+    if (count++ < 20) failures.push_back(std::move(s));
+  }
+  bool ok() const { return count == 0; }
+  std::string text(std::size_t max_lines = 6) const;
+};
+
+// Runs impl (forward, and forward_backward when with_grad) and compares
+// every loss, the reduction and every gradient entry with the reference;
+// records the worst errors in the tracker.
+findings against_reference(const implementation& impl, const test_case& c, bool with_grad);
+
+std::string fmt(double v);  // %.9g
+
+}  // namespace xent::props

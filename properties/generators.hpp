@@ -1,0 +1,62 @@
+// Edge-biased generators. RapidCheck's default float generator almost never
+// yields NaN, ±inf, subnormals, values near exp's overflow or dominant targets,
+// so every case first picks a *regime* (a named way to fill logit rows) with
+// rc::gen::weightedOneOf-style weights, then the shape and options; the values
+// come from a seeded PRNG (one 64-bit seed per case) so that C = 256000 rows
+// cost one shrinkable, not 256000.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <rapidcheck.h>
+
+#include "case.hpp"
+
+namespace xent::props {
+
+enum class regime {
+  normal,         // N(μ, σ²), σ log-uniform in [1e-3, 100], μ mostly 0
+  huge,           // magnitudes 1e4 … 3e38 (and ±FLT_MAX) mixed with ordinary values
+  near_overflow,  // around exp's limits ±88.7 and ±103.9
+  tiny,           // subnormals, ±0, ±FLT_MIN
+  dominant,       // one class ahead by a margin of 5 … 100 (usually the target)
+  ties,           // several classes share the maximum
+  neg_inf_mask,   // -inf on some classes (sometimes the target, sometimes all)
+  special,        // NaN, +inf, -inf sprinkled
+  uniform,        // every logit equal: loss ln C
+  mixed,          // each row picks one of the above
+};
+std::string to_string(regime r);
+
+// What a property wants from the case generator.
+struct case_spec {
+  std::vector<regime> regimes;     // empty: all of them
+  bool special_values = true;      // allow neg_inf_mask and special (when regimes is empty)
+  bool prob_targets = true;
+  bool weights = true;
+  bool smoothing = true;
+  bool ignore = true;              // ignore_index choices and ignored rows
+  bool upstream = true;            // random upstream gradients
+  bool layouts = true;             // strided and spatial layouts
+  bool single = true;              // the (C) layout with a 0-d target
+  std::vector<reduction> reductions{reduction::none, reduction::mean, reduction::sum};
+  std::int64_t min_classes = 1;
+  std::int64_t max_classes = 1024;
+  std::int64_t max_rows = 48;
+  std::int64_t max_elements = 3000;  // N·C·d: the reference costs ~3e5 exp/s
+  bool vocab = false;              // C from LLM vocabularies (32000 … 256000), 1–2 rows
+  bool grid = false;               // logits k/4096 with |k| < 2^24: shifts by grid values are exact
+};
+
+rc::Gen<test_case> gen_case(case_spec spec = {});
+
+// The regimes whose logits are all finite.
+std::vector<regime> finite_regimes();
+
+// Fills row p of the case with the regime (values only; targets already set).
+void fill_row(test_case& c, std::int64_t p, regime r, std::mt19937_64& rng);
+
+}  // namespace xent::props

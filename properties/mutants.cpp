@@ -1,0 +1,175 @@
+// The mutants' row math is written here (test code): the stable formulas of
+// DESIGN.md §3 with one switch per planted bug, and a small driver for the
+// batch (ignore_index, denominator, upstream, reduction).
+#include "mutants.hpp"
+
+#include <cmath>
+#include <limits>
+#include <memory>
+
+#include "xent/xent.hpp"
+
+namespace xent::props {
+namespace {
+
+enum class flaw {
+  none,                  // the control: the same code without a planted bug
+  target_off_by_one,     // reads the logit of class t + 1
+  no_max_shift,          // Σ exp(x_j) unshifted: overflows, loses the dominant-target loss
+  pt_minus_one,          // target gradient as p_t - 1: cancels to 0 for dominant targets
+  mean_over_n,           // mean divided by the number of counted rows, not Σ weights
+  ignored_counted,       // ignored rows counted in the mean's denominator
+  smoothing_on_ignored,  // ignored rows still get the ε/C smoothing term
+  grad_missing_inv_w,    // mean gradient without the 1/W scale
+  f32_sequential_sum,    // Σ exp accumulated sequentially in float32
+};
+
+constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+
+class mutant final : public implementation {
+ public:
+  mutant(flaw f, std::string name, std::string what) : f_(f), name_(std::move(name)), what_(std::move(what)) {}
+  std::string name() const override { return name_; }
+  std::string description() const override { return "planted mutant: " + what_; }
+  xent::tier tier() const override { return f_ == flaw::f32_sequential_sum ? tier::fast : tier::accurate; }
+  std::string domain() const override { return "all inputs"; }
+  void forward(const problem& p) const override { run(p, false); }
+  void forward_backward(const problem& p) const override { run(p, true); }
+
+ private:
+  // Loss of position p (weights and smoothing included); writes scale * dl/dx.
+  double row(const problem& pr, std::int64_t p, float* g, double scale, bool ignored) const {
+    const std::int64_t C = pr.classes, xs = pr.logits_class_stride, gs = pr.grad_class_stride;
+    const float* x = pr.logits_row(p);
+    auto X = [&](std::int64_t j) { return static_cast<double>(x[j * xs]); };
+    double m = -std::numeric_limits<double>::infinity();
+    std::int64_t k = 0;
+    bool undefined = false;
+    for (std::int64_t j = 0; j < C; ++j) {
+      if (std::isnan(X(j))) undefined = true;
+      if (X(j) > m) m = X(j), k = j;
+    }
+    if (undefined || std::isinf(m)) {
+      if (g)
+        for (std::int64_t j = 0; j < C; ++j) g[j * gs] = static_cast<float>(nan);
+      return nan;
+    }
+    double rest = 0.0;
+    if (f_ == flaw::f32_sequential_sum) {
+      float r = 0.0f;
+      for (std::int64_t j = 0; j < C; ++j)
+        if (j != k) r += std::exp(static_cast<float>(X(j) - m));
+      rest = r;
+    } else {
+      for (std::int64_t j = 0; j < C; ++j)
+        if (j != k) rest += std::exp(X(j) - m);
+    }
+    double log_sum = std::log1p(rest), sum = 1.0 + rest;
+    if (f_ == flaw::no_max_shift) {  // lse = log Σ e^{x_j}; written as m + log_sum below
+      double s = 0.0;
+      for (std::int64_t j = 0; j < C; ++j) s += std::exp(X(j));
+      log_sum = std::log(s) - m;
+      sum = s / std::exp(m);
+    }
+    auto gap = [&](std::int64_t j) {
+      return f_ == flaw::no_max_shift ? (m + log_sum) - X(j) - log_sum : m - X(j);
+    };
+    auto w = [&](std::int64_t j) { return static_cast<double>(pr.weight_at(j)); };
+    const double eps = pr.label_smoothing, eps_c = eps / static_cast<double>(C);
+    double weight_total = 0.0;
+    for (std::int64_t j = 0; j < C; ++j) weight_total += w(j);
+
+    if (pr.target == target_kind::probability) {
+      const float* q = pr.target_row(p);
+      auto qp = [&](std::int64_t j) { return (1 - eps) * static_cast<double>(q[j * pr.target_class_stride]) + eps_c; };
+      double loss = 0.0, mass = 0.0;
+      for (std::int64_t j = 0; j < C; ++j) loss += w(j) * qp(j) * gap(j), mass += w(j) * qp(j);
+      loss += mass * log_sum;
+      if (g)
+        for (std::int64_t j = 0; j < C; ++j)
+          g[j * gs] = static_cast<float>(scale * (std::exp(-gap(j)) / sum * mass - w(j) * qp(j)));
+      return loss;
+    }
+    double smooth = 0.0;
+    for (std::int64_t j = 0; j < C; ++j) smooth += w(j) * (gap(j) + log_sum);
+    if (ignored) return eps_c * smooth;  // smoothing_on_ignored only reaches here
+    std::int64_t t = pr.target_at(p);
+    if (f_ == flaw::target_off_by_one) t = (t + 1) % C;
+    const double wt = w(t);
+    double loss = wt * (gap(t) + log_sum);
+    if (f_ == flaw::no_max_shift) loss = wt * ((m + log_sum) - X(t));
+    if (eps > 0.0) loss = (1 - eps) * loss + eps_c * smooth;
+    if (g) {
+      const double e_t = std::exp(-gap(t));
+      const double others = t == k ? rest : sum - e_t;
+      for (std::int64_t j = 0; j < C; ++j) {
+        const double pj = std::exp(-gap(j)) / sum;
+        double v;
+        if (j == t) v = f_ == flaw::pt_minus_one ? (1 - eps) * wt * (pj - 1.0) : -(1 - eps) * wt * (others / sum);
+        else v = (1 - eps) * wt * pj;
+        if (eps > 0.0) v += eps_c * (pj * weight_total - w(j));
+        g[j * gs] = static_cast<float>(scale * v);
+      }
+    }
+    return loss;
+  }
+
+  void run(const problem& pr, bool with_grad) const {
+    double D = 1.0;
+    if (pr.reduce == reduction::mean) {
+      D = 0.0;
+      for (std::int64_t p = 0; p < pr.positions; ++p) {
+        if (pr.target == target_kind::probability) D += 1.0;
+        else if (pr.counted(p)) D += f_ == flaw::mean_over_n ? 1.0 : static_cast<double>(pr.weight_at(pr.target_at(p)));
+        else if (f_ == flaw::ignored_counted) D += 1.0;
+      }
+    }
+    const double inv = f_ == flaw::grad_missing_inv_w ? 1.0 : 1.0 / D;
+    double total = 0.0;
+    for (std::int64_t p = 0; p < pr.positions; ++p) {
+      float* g = with_grad ? pr.grad_row(p) : nullptr;
+      double l = 0.0;
+      if (pr.counted(p)) {
+        l = row(pr, p, g, static_cast<double>(pr.upstream_at(p)) * inv, false);
+      } else {
+        if (g)
+          for (std::int64_t j = 0; j < pr.classes; ++j) g[j * pr.grad_class_stride] = 0.0f;
+        if (f_ == flaw::smoothing_on_ignored && pr.label_smoothing > 0.0) l = row(pr, p, nullptr, 0.0, true);
+      }
+      if (pr.reduce == reduction::none) *pr.loss_at(p) = static_cast<float>(l);
+      else total += l;
+    }
+    if (pr.reduce == reduction::sum) *pr.loss = static_cast<float>(total);
+    if (pr.reduce == reduction::mean) *pr.loss = static_cast<float>(total / D);
+  }
+
+  flaw f_;
+  std::string name_, what_;
+};
+
+}  // namespace
+
+const std::vector<mutant_info>& register_mutants() {
+  static const std::vector<mutant_info> list = [] {
+    const std::pair<flaw, mutant_info> all[] = {
+        {flaw::none, {mutant_control, "nothing (the control)"}},
+        {flaw::target_off_by_one, {"mutant_target_off_by_one", "target off by one"}},
+        {flaw::no_max_shift, {"mutant_no_max_shift", "no max shift"}},
+        {flaw::pt_minus_one, {"mutant_pt_minus_one", "target gradient as p_t - 1 (cancellation)"}},
+        {flaw::mean_over_n, {"mutant_mean_over_n", "mean divided by N instead of the sum of weights"}},
+        {flaw::ignored_counted, {"mutant_ignored_counted", "ignored rows counted in the mean"}},
+        {flaw::smoothing_on_ignored, {"mutant_smoothing_on_ignored", "label smoothing applied to ignored rows"}},
+        {flaw::grad_missing_inv_w, {"mutant_grad_missing_inv_w", "mean gradient missing the 1/W scale"}},
+        {flaw::f32_sequential_sum, {"mutant_f32_sequential_sum", "float32 sequential accumulation (tier fast)"}},
+    };
+    std::vector<mutant_info> v;
+    for (const auto& [f, info] : all) {
+      register_implementation(std::make_unique<mutant>(f, info.name, info.planted));
+      if (f != flaw::none) v.push_back(info);
+    }
+    return v;
+  }();
+  return list;
+}
+
+}  // namespace xent::props

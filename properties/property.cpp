@@ -1,0 +1,88 @@
+#include "property.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+
+#include <rapidcheck/detail/Configuration.h>
+#include <rapidcheck/detail/TestListenerAdapter.h>
+
+#include "tracker.hpp"
+
+namespace xent::props {
+
+std::vector<property>& property_table() {
+  static std::vector<property> t;
+  return t;
+}
+
+bool add_property(property p) {
+  property_table().push_back(std::move(p));
+  return true;
+}
+
+std::vector<const property*> properties_of(const std::string& suite) {
+  std::vector<const property*> v;
+  for (const auto& p : property_table())
+    if (p.suite == suite) v.push_back(&p);
+  return v;
+}
+
+case_scope::case_scope(const implementation& impl, const test_case& c)
+    : case_(&c), reason_(impl.outside_domain(inspect(c))) {
+  tracker::get().set_outside(reason_);
+}
+
+void case_scope::conclude(const findings& f, const std::string& what) const {
+  if (reason_) {
+    tracker::get().record_outside(*case_, f.failures);
+    RC_DISCARD("outside the declared domain: " + *reason_);
+  }
+  if (!f.ok()) RC_FAIL((what.empty() ? "" : what + "\n") + f.text());
+}
+
+void require(bool applicable, const std::string& why) {
+  if (applicable) return;
+  tracker::get().set_not_applicable(why);
+  RC_DISCARD("not applicable: " + why);
+}
+
+run_result run_property(const property& p, const implementation& impl, const run_mode& mode) {
+  using namespace rc::detail;
+  const Configuration& cfg = configuration();
+  TestParams params = cfg.testParams;
+  // RC_PARAMS max_success, when given, wins; otherwise each property has its
+  // own budget, scaled for the slow variants.
+  const char* env = std::getenv("RC_PARAMS");
+  if (!(env && std::string(env).find("max_success") != std::string::npos)) {
+    double scale = mode.scale;
+    if (const char* s = std::getenv("XENT_PROPERTY_SCALE")) scale *= std::atof(s);
+    params.maxSuccess = std::max(1, static_cast<int>(std::lround(p.budget * scale)));
+  }
+  if (!mode.shrink) params.disableShrinking = true;
+
+  TestMetadata md;
+  md.id = p.suite + "/" + p.name + "/" + impl.name();
+  md.description = md.id;
+  auto body = [&p, &impl] { p.body(impl); };
+
+  run_result r;
+  r.id = md.id;
+  r.max_success = params.maxSuccess;
+  r.seed = params.seed;
+  if (mode.silent) {
+    TestListenerAdapter quiet;
+    r.result = checkProperty(toProperty(body), md, params, quiet, {});
+  } else {
+    r.result = checkProperty(toProperty(body), md, params);
+  }
+  if (r.result.is<FailureResult>()) {
+    Configuration c;
+    c.testParams.seed = params.seed;
+    c.reproduce[md.id] = r.result.get<FailureResult>().reproduce;
+    r.reproduce = configToMinimalString(c);
+  }
+  return r;
+}
+
+}  // namespace xent::props
