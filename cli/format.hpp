@@ -1,0 +1,38 @@
+// Number formatting shared by the commands: text and JSON, with NaN and
+// infinities spelled "nan", "inf", "-inf" (JSON has no literal for them).
+#pragma once
+
+#include <cmath>
+#include <cstdio>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace xent::cli {
+
+// A JSON number, or "nan"/"inf"/"-inf" as a string.
+inline nlohmann::ordered_json json_number(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  return v;
+}
+
+inline std::string nonfinite_text(double v) {
+  if (std::isnan(v)) return "nan";
+  return v > 0 ? "inf" : "-inf";
+}
+
+// printf-style with a format for finite values.
+inline std::string fmt(double v, const char* f) {
+  if (!std::isfinite(v)) return nonfinite_text(v);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+// A float32 value, round-trippable (9 significant digits).
+inline std::string float_text(float v) { return fmt(static_cast<double>(v), "%.9g"); }
+// An error in ulps: three significant digits ("0.127", "23.4", "1.7e+07").
+inline std::string ulp_text(double v) { return v == 0.0 ? "0" : fmt(v, "%.3g"); }
+
+}  // namespace xent::cli

@@ -1,0 +1,479 @@
+#include "npy.hpp"
+
+#include <bit>
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <memory>
+#include <sstream>
+
+namespace xent::npy {
+
+static_assert(std::endian::native == std::endian::little,
+              "the .npy reader assumes a little-endian host");
+
+std::string to_string(dtype t) {
+  switch (t) {
+    case dtype::f32: return "float32";
+    case dtype::f64: return "float64";
+    case dtype::i32: return "int32";
+    case dtype::i64: return "int64";
+    case dtype::b1: return "bool";
+  }
+  return "unknown";
+}
+
+std::size_t size_of(dtype t) {
+  switch (t) {
+    case dtype::f32: return 4;
+    case dtype::f64: return 8;
+    case dtype::i32: return 4;
+    case dtype::i64: return 8;
+    case dtype::b1: return 1;
+  }
+  return 0;
+}
+
+std::string descr_of(dtype t) {
+  switch (t) {
+    case dtype::f32: return "<f4";
+    case dtype::f64: return "<f8";
+    case dtype::i32: return "<i4";
+    case dtype::i64: return "<i8";
+    case dtype::b1: return "|b1";
+  }
+  return "?";
+}
+
+std::int64_t array::numel() const {
+  std::int64_t n = 1;
+  for (auto e : shape) n *= e;
+  return n;
+}
+
+namespace {
+
+std::string shape_str(const std::vector<std::int64_t>& s) {
+  std::ostringstream o;
+  o << '[';
+  for (std::size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
+  o << ']';
+  return o.str();
+}
+
+template <class T>
+std::vector<T> typed(const array& a, dtype want) {
+  if (a.type != want)
+    throw npy_error("array holds " + to_string(a.type) + ", not " + to_string(want));
+  std::vector<T> v(a.bytes.size() / sizeof(T));
+  if (!v.empty()) std::memcpy(v.data(), a.bytes.data(), v.size() * sizeof(T));
+  return v;
+}
+
+// ---- A parser for the header: a Python dict literal of str keys and
+// str / bool / tuple-of-int values. Anything else is parsed far enough to
+// name it in the message.
+
+struct value {
+  enum kind_t { string, boolean, integer, tuple, list, dict, none, other } kind = other;
+  std::string s;
+  bool b = false;
+  std::int64_t i = 0;
+  std::vector<value> items;                         // tuple, list
+  std::vector<std::pair<std::string, value>> keys;  // dict
+};
+
+std::string kind_name(value::kind_t k) {
+  switch (k) {
+    case value::string: return "a string";
+    case value::boolean: return "a bool";
+    case value::integer: return "an integer";
+    case value::tuple: return "a tuple";
+    case value::list: return "a list";
+    case value::dict: return "a dict";
+    case value::none: return "None";
+    case value::other: return "something else";
+  }
+  return "?";
+}
+
+class header_parser {
+ public:
+  header_parser(std::string_view text, const std::string& name) : t_(text), name_(name) {}
+
+  value parse_header() {
+    skip_ws();
+    if (at_end()) fail("the header is empty (expected a dict)");
+    if (peek() != '{') fail("the header is not a dict (it starts with " + show(peek()) + ")");
+    value v = parse_value(0);
+    skip_ws();
+    if (!at_end()) fail("unexpected " + show(peek()) + " after the header dict");
+    return v;
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& what) const {
+    throw npy_error(name_ + ": malformed .npy header: " + what);
+  }
+  bool at_end() const { return pos_ >= t_.size(); }
+  char peek() const { return t_[pos_]; }
+  static std::string show(char c) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u < 0x7f) return std::string("'") + c + "'";
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "byte 0x%02x", u);
+    return buf;
+  }
+  void skip_ws() {
+    while (!at_end() && (peek() == ' ' || peek() == '\t' || peek() == '\n' || peek() == '\r'))
+      ++pos_;
+  }
+  void expect(char c, const char* context) {
+    skip_ws();
+    if (at_end()) fail(std::string("the header ends inside ") + context);
+    if (peek() != c)
+      fail(std::string("expected '") + c + "' in " + context + ", found " + show(peek()));
+    ++pos_;
+  }
+
+  value parse_value(int depth) {
+    if (depth > 32) fail("the header nests too deeply");
+    skip_ws();
+    if (at_end()) fail("the header ends where a value was expected");
+    const char c = peek();
+    if (c == '\'' || c == '"') return parse_string();
+    if (c == '{') return parse_dict(depth);
+    if (c == '(' || c == '[') return parse_sequence(depth);
+    if (c == '-' || c == '+' || (c >= '0' && c <= '9')) return parse_int();
+    if (std::isalpha(static_cast<unsigned char>(c)) || c == '_') {
+      const std::size_t start = pos_;
+      while (!at_end() && (std::isalnum(static_cast<unsigned char>(peek())) || peek() == '_')) ++pos_;
+      const std::string_view word = t_.substr(start, pos_ - start);
+      value v;
+      if (word == "True" || word == "False") {
+        v.kind = value::boolean;
+        v.b = word == "True";
+      } else if (word == "None") {
+        v.kind = value::none;
+      } else {
+        fail("unexpected name '" + std::string(word) + "'");
+      }
+      return v;
+    }
+    fail("unexpected " + show(c));
+  }
+
+  value parse_string() {
+    const char quote = peek();
+    ++pos_;
+    value v;
+    v.kind = value::string;
+    while (true) {
+      if (at_end()) fail("the header ends inside a string");
+      const char c = peek();
+      ++pos_;
+      if (c == quote) break;
+      if (c == '\\') {
+        if (at_end()) fail("the header ends inside a string");
+        v.s += peek();
+        ++pos_;
+        continue;
+      }
+      v.s += c;
+    }
+    return v;
+  }
+
+  value parse_int() {
+    const std::size_t start = pos_;
+    bool negative = false;
+    if (peek() == '-' || peek() == '+') {
+      negative = peek() == '-';
+      ++pos_;
+    }
+    if (at_end() || !(peek() >= '0' && peek() <= '9')) fail("a sign without digits");
+    std::int64_t n = 0;
+    while (!at_end() && peek() >= '0' && peek() <= '9') {
+      const int d = peek() - '0';
+      if (n > (std::numeric_limits<std::int64_t>::max() - d) / 10)
+        fail("the integer " + std::string(t_.substr(start, 24)) + "... is too large");
+      n = n * 10 + d;
+      ++pos_;
+    }
+    if (!at_end() && (peek() == 'L' || peek() == 'l')) ++pos_;  // Python 2 longs
+    if (!at_end() && (peek() == '.' || peek() == 'e' || peek() == 'E'))
+      fail("a non-integer number where an integer was expected");
+    value v;
+    v.kind = value::integer;
+    v.i = negative ? -n : n;
+    return v;
+  }
+
+  value parse_sequence(int depth) {
+    const char open = peek();
+    const char close = open == '(' ? ')' : ']';
+    ++pos_;
+    value v;
+    v.kind = open == '(' ? value::tuple : value::list;
+    const char* context = open == '(' ? "a tuple" : "a list";
+    skip_ws();
+    while (true) {
+      skip_ws();
+      if (at_end()) fail(std::string("the header ends inside ") + context);
+      if (peek() == close) {
+        ++pos_;
+        break;
+      }
+      v.items.push_back(parse_value(depth + 1));
+      skip_ws();
+      if (at_end()) fail(std::string("the header ends inside ") + context);
+      if (peek() == ',') {
+        ++pos_;
+        continue;
+      }
+      if (peek() != close)
+        fail(std::string("expected ',' or '") + close + "' in " + context + ", found " + show(peek()));
+    }
+    return v;
+  }
+
+  value parse_dict(int depth) {
+    ++pos_;  // '{'
+    value v;
+    v.kind = value::dict;
+    while (true) {
+      skip_ws();
+      if (at_end()) fail("the header ends inside the dict (no closing '}')");
+      if (peek() == '}') {
+        ++pos_;
+        break;
+      }
+      if (peek() != '\'' && peek() != '"')
+        fail("expected a quoted key in the dict, found " + show(peek()));
+      std::string key = parse_string().s;
+      expect(':', "the dict");
+      value item = parse_value(depth + 1);
+      for (const auto& [k, _] : v.keys)
+        if (k == key) fail("the key '" + key + "' appears twice");
+      v.keys.emplace_back(std::move(key), std::move(item));
+      skip_ws();
+      if (at_end()) fail("the header ends inside the dict (no closing '}')");
+      if (peek() == ',') {
+        ++pos_;
+        continue;
+      }
+      if (peek() != '}') fail("expected ',' or '}' in the dict, found " + show(peek()));
+    }
+    return v;
+  }
+
+  std::string_view t_;
+  const std::string& name_;
+  std::size_t pos_ = 0;
+};
+
+dtype parse_descr(const value& v, const std::string& name) {
+  if (v.kind != value::string)
+    throw npy_error(name + ": unsupported dtype: 'descr' is " + kind_name(v.kind) +
+                    " (structured arrays are not supported; use float32, float64, int32, int64 "
+                    "or bool)");
+  const std::string& d = v.s;
+  if (d == "<f4") return dtype::f32;
+  if (d == "<f8") return dtype::f64;
+  if (d == "<i4") return dtype::i32;
+  if (d == "<i8") return dtype::i64;
+  if (d == "|b1" || d == "<b1" || d == ">b1" || d == "=b1") return dtype::b1;
+  std::string why;
+  if (!d.empty() && d[0] == '>')
+    why = " (big-endian; convert with arr.astype(arr.dtype.newbyteorder('<')))";
+  else if (d == "|O" || d == "O" || d == "<O")
+    why = " (Python objects)";
+  throw npy_error(name + ": unsupported dtype '" + d + "'" + why +
+                  "; supported: <f4 (float32), <f8 (float64), <i4 (int32), <i8 (int64), |b1 (bool)");
+}
+
+std::uint32_t read_le(const unsigned char* p, int n) {
+  std::uint32_t v = 0;
+  for (int i = n; i-- > 0;) v = (v << 8) | p[i];
+  return v;
+}
+
+}  // namespace
+
+std::string array::shape_string() const { return shape_str(shape); }
+std::vector<float> array::as_f32() const { return typed<float>(*this, dtype::f32); }
+std::vector<double> array::as_f64() const { return typed<double>(*this, dtype::f64); }
+std::vector<std::int32_t> array::as_i32() const { return typed<std::int32_t>(*this, dtype::i32); }
+std::vector<std::int64_t> array::as_i64() const { return typed<std::int64_t>(*this, dtype::i64); }
+
+array parse(std::span<const unsigned char> f, const std::string& name) {
+  static constexpr unsigned char magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
+  if (f.size() < 6 || std::memcmp(f.data(), magic, 6) != 0)
+    throw npy_error(name + ": not a .npy file (bad magic: expected \\x93NUMPY" +
+                    std::string(f.size() < 6 ? ", the file has only " + std::to_string(f.size()) +
+                                                   " bytes"
+                                             : "") +
+                    ")");
+  if (f.size() < 8) throw npy_error(name + ": truncated .npy header (no version bytes)");
+  const int major = f[6], minor = f[7];
+  if (!((major == 1 || major == 2 || major == 3) && minor == 0))
+    throw npy_error(name + ": unsupported .npy format version " + std::to_string(major) + "." +
+                    std::to_string(minor) + " (supported: 1.0, 2.0, 3.0)");
+  const int len_bytes = major == 1 ? 2 : 4;
+  const std::size_t prefix = 8 + static_cast<std::size_t>(len_bytes);
+  if (f.size() < prefix) throw npy_error(name + ": truncated .npy header (no header length)");
+  const std::size_t header_len = read_le(f.data() + 8, len_bytes);
+  if (f.size() - prefix < header_len)
+    throw npy_error(name + ": truncated .npy header (it declares " + std::to_string(header_len) +
+                    " bytes, the file has " + std::to_string(f.size() - prefix) + " after the prefix)");
+  const std::string_view text(reinterpret_cast<const char*>(f.data() + prefix), header_len);
+
+  const value header = header_parser(text, name).parse_header();
+  const value *descr = nullptr, *fortran = nullptr, *shape = nullptr;
+  for (const auto& [k, v] : header.keys) {
+    if (k == "descr") descr = &v;
+    else if (k == "fortran_order") fortran = &v;
+    else if (k == "shape") shape = &v;
+    else
+      throw npy_error(name + ": malformed .npy header: unexpected key '" + k +
+                      "' (expected descr, fortran_order, shape)");
+  }
+  if (!descr || !fortran || !shape)
+    throw npy_error(name + ": malformed .npy header: missing key '" +
+                    std::string(!descr ? "descr" : !fortran ? "fortran_order" : "shape") + "'");
+
+  array a;
+  a.type = parse_descr(*descr, name);
+  if (fortran->kind != value::boolean)
+    throw npy_error(name + ": malformed .npy header: 'fortran_order' is " + kind_name(fortran->kind) +
+                    ", not True or False");
+  if (fortran->b)
+    throw npy_error(name + ": Fortran-order arrays are not supported; save a C-order array "
+                           "(np.save(path, np.ascontiguousarray(arr)))");
+  if (shape->kind != value::tuple)
+    throw npy_error(name + ": malformed .npy header: 'shape' is " + kind_name(shape->kind) +
+                    ", not a tuple of integers");
+  const std::size_t item = size_of(a.type);
+  // Largest element count whose bytes fit in the file (and in memory).
+  const std::size_t data_offset = prefix + header_len;
+  const std::size_t available = f.size() - data_offset;
+  std::uint64_t numel = 1;
+  bool too_large = false;
+  for (const value& e : shape->items) {
+    if (e.kind != value::integer)
+      throw npy_error(name + ": malformed .npy header: 'shape' contains " + kind_name(e.kind) +
+                      ", not only integers");
+    if (e.i < 0)
+      throw npy_error(name + ": malformed .npy header: negative extent " + std::to_string(e.i) +
+                      " in 'shape'");
+    a.shape.push_back(e.i);
+    if (e.i != 0 && numel > (std::numeric_limits<std::uint64_t>::max() / item) /
+                                static_cast<std::uint64_t>(e.i))
+      too_large = true;
+    numel *= static_cast<std::uint64_t>(e.i);
+  }
+  if (a.shape.size() > 32)
+    throw npy_error(name + ": malformed .npy header: " + std::to_string(a.shape.size()) +
+                    " dimensions (at most 32)");
+  for (auto e : a.shape)
+    if (e == 0) too_large = false;
+  const std::string desc = "shape " + a.shape_string() + " of " + to_string(a.type);
+  if (too_large)
+    throw npy_error(name + ": the " + desc + " is too large");
+  const std::uint64_t nbytes = numel * item;
+  if (nbytes > available)
+    throw npy_error(name + ": data is truncated: the " + desc + " needs " + std::to_string(nbytes) +
+                    " bytes, the file has " + std::to_string(available));
+  if (nbytes < available)
+    throw npy_error(name + ": " + std::to_string(available - nbytes) +
+                    " unexpected bytes after the data (the " + desc + " needs " +
+                    std::to_string(nbytes) + ")");
+  a.bytes.assign(f.begin() + static_cast<std::ptrdiff_t>(data_offset), f.end());
+  return a;
+}
+
+array read(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw npy_error(path + ": is a directory");
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
+  if (!file) throw npy_error(path + ": cannot open: " + std::strerror(errno));
+  std::vector<unsigned char> bytes;
+  unsigned char buf[1 << 16];
+  while (true) {
+    const std::size_t n = std::fread(buf, 1, sizeof buf, file.get());
+    bytes.insert(bytes.end(), buf, buf + n);
+    if (n < sizeof buf) break;
+  }
+  if (std::ferror(file.get())) throw npy_error(path + ": read error: " + std::strerror(errno));
+  return parse(bytes, path);
+}
+
+std::vector<unsigned char> serialize(const array& a) {
+  std::string shape = "(";
+  for (std::size_t i = 0; i < a.shape.size(); ++i)
+    shape += (i ? ", " : "") + std::to_string(a.shape[i]);
+  if (a.shape.size() == 1) shape += ",";
+  shape += ")";
+  std::string header =
+      "{'descr': '" + descr_of(a.type) + "', 'fortran_order': False, 'shape': " + shape + ", }";
+  // Version 1.0 while the header length fits in 16 bits; pad with spaces so
+  // the data starts on a 64-byte boundary, and end with a newline.
+  int version = 1;
+  std::size_t prefix = 10;
+  auto padded = [&] { return (prefix + header.size() + 1 + 63) / 64 * 64 - prefix; };
+  if (padded() > 0xffff) {
+    version = 2;
+    prefix = 12;
+  }
+  const std::size_t len = padded();
+  header.append(len - header.size() - 1, ' ');
+  header += '\n';
+  std::vector<unsigned char> out = {0x93, 'N', 'U', 'M', 'P', 'Y', static_cast<unsigned char>(version), 0};
+  for (std::size_t i = 0; i < prefix - 8; ++i) out.push_back(static_cast<unsigned char>(len >> (8 * i)));
+  out.insert(out.end(), header.begin(), header.end());
+  out.insert(out.end(), a.bytes.begin(), a.bytes.end());
+  return out;
+}
+
+void write(const std::string& path, const array& a) {
+  if (a.bytes.size() != static_cast<std::size_t>(a.numel()) * size_of(a.type))
+    throw npy_error(path + ": internal error: array bytes do not match its shape");
+  const auto bytes = serialize(a);
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "wb"), &std::fclose);
+  if (!file) throw npy_error(path + ": cannot write: " + std::strerror(errno));
+  if (std::fwrite(bytes.data(), 1, bytes.size(), file.get()) != bytes.size())
+    throw npy_error(path + ": write error: " + std::strerror(errno));
+  if (std::fclose(file.release()) != 0) throw npy_error(path + ": write error: " + std::strerror(errno));
+}
+
+namespace {
+template <class T>
+array make_typed(const std::vector<T>& v, std::vector<std::int64_t> shape, dtype t) {
+  array a;
+  a.type = t;
+  a.shape = std::move(shape);
+  if (static_cast<std::int64_t>(v.size()) != a.numel())
+    throw npy_error("npy::make: " + std::to_string(v.size()) + " values for shape " + a.shape_string());
+  a.bytes.resize(v.size() * sizeof(T));
+  if (!v.empty()) std::memcpy(a.bytes.data(), v.data(), a.bytes.size());
+  return a;
+}
+}  // namespace
+
+array make(const std::vector<float>& v, std::vector<std::int64_t> s) {
+  return make_typed(v, std::move(s), dtype::f32);
+}
+array make(const std::vector<double>& v, std::vector<std::int64_t> s) {
+  return make_typed(v, std::move(s), dtype::f64);
+}
+array make(const std::vector<std::int32_t>& v, std::vector<std::int64_t> s) {
+  return make_typed(v, std::move(s), dtype::i32);
+}
+array make(const std::vector<std::int64_t>& v, std::vector<std::int64_t> s) {
+  return make_typed(v, std::move(s), dtype::i64);
+}
+
+}  // namespace xent::npy

@@ -1,0 +1,60 @@
+// A small NumPy .npy reader and writer (format versions 1.0, 2.0 and 3.0).
+//
+// Supported: little-endian '<f4', '<f8', '<i4', '<i8' and '|b1', C order.
+// Every malformed file (bad magic, truncated header, a header that is not a
+// dict, an unsupported dtype such as '>f4' or 'O', Fortran order, data shorter
+// or longer than the shape says) throws npy_error with a one-line message that
+// names the file and the problem. Nothing here aborts on bad input.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace xent::npy {
+
+class npy_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class dtype { f32, f64, i32, i64, b1 };
+
+std::string to_string(dtype t);  // "float32", "float64", "int32", "int64", "bool"
+std::size_t size_of(dtype t);
+std::string descr_of(dtype t);   // "<f4", ...
+
+// An owning array: C-order elements, little-endian, shape () for a scalar.
+struct array {
+  dtype type = dtype::f32;
+  std::vector<std::int64_t> shape;
+  std::vector<unsigned char> bytes;  // numel * size_of(type)
+
+  std::int64_t numel() const;
+  std::string shape_string() const;  // "[3, 5]"
+  // Typed copies of the elements (the stored type must match exactly).
+  std::vector<float> as_f32() const;
+  std::vector<double> as_f64() const;
+  std::vector<std::int32_t> as_i32() const;
+  std::vector<std::int64_t> as_i64() const;
+};
+
+// Parses a whole .npy file held in memory; `name` is used in messages.
+array parse(std::span<const unsigned char> file, const std::string& name);
+// Reads and parses a file.
+array read(const std::string& path);
+
+// Serialises an array (version 1.0, or 2.0 when the header needs it).
+std::vector<unsigned char> serialize(const array& a);
+// Writes a file; throws npy_error naming the file when that fails.
+void write(const std::string& path, const array& a);
+
+// Convenience constructors.
+array make(const std::vector<float>& v, std::vector<std::int64_t> shape);
+array make(const std::vector<double>& v, std::vector<std::int64_t> shape);
+array make(const std::vector<std::int32_t>& v, std::vector<std::int64_t> shape);
+array make(const std::vector<std::int64_t>& v, std::vector<std::int64_t> shape);
+
+}  // namespace xent::npy
