@@ -51,14 +51,8 @@ void run(const problem& pr, bool with_grad) {
   } else {
     for (std::int64_t p = 0; p < pr.positions; ++p) one(p, omp_loop{});
   }
-  if (none) return;
-  const double total = pairwise_sum(losses.data(), losses.size());
-  if (pr.reduce == reduction::sum) {
-    *pr.loss = static_cast<float>(total);
-  } else {
-    const double d = with_grad ? denominator : reduction_denominator(pr);
-    *pr.loss = static_cast<float>(total / d);
-  }
+  if (!none)
+    write_reduction(pr, losses, with_grad ? denominator : std::numeric_limits<double>::quiet_NaN());
 }
 
 class openmp_kernel final : public implementation {

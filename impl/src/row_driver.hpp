@@ -9,7 +9,9 @@
 // grad_scale * d l_n / d x into it (strides: problem.grad_class_stride).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "pairwise_sum.hpp"
@@ -34,6 +36,23 @@ inline void zero_row(const problem& pr, float* g) {
   for (std::int64_t c = 0; c < pr.classes; ++c) g[c * pr.grad_class_stride] = 0.0f;
 }
 
+// Writes the mean or sum of the per-position losses (fixed pairwise order).
+// `denominator` is reduction_denominator(pr) when already known, else NaN.
+inline void write_reduction(const problem& pr, const std::vector<double>& losses, double denominator) {
+  const double total = pairwise_sum(losses.data(), losses.size());
+  if (pr.reduce == reduction::sum) {
+    *pr.loss = static_cast<float>(total);
+    return;
+  }
+  const double d = std::isnan(denominator) ? reduction_denominator(pr) : denominator;
+  // PyTorch divides the two smoothing terms by W separately: with W = 0 the
+  // (1-eps) part is 0/0 whatever the smoothing part is.
+  const bool smoothed_zero_weight =
+      d == 0.0 && pr.target == target_kind::index && pr.label_smoothing > 0.0;
+  *pr.loss = smoothed_zero_weight ? std::numeric_limits<float>::quiet_NaN()
+                                  : static_cast<float>(total / d);
+}
+
 template <class Row>
 void run_rows(const problem& pr, bool with_grad, Row&& row) {
   const double denominator = with_grad ? reduction_denominator(pr) : 1.0;
@@ -50,15 +69,7 @@ void run_rows(const problem& pr, bool with_grad, Row&& row) {
     if (none) *pr.loss_at(p) = static_cast<float>(l);
     else losses[p] = l;
   }
-  if (none) return;
-  const double total = pairwise_sum(losses.data(), losses.size());
-  if (pr.reduce == reduction::sum) {
-    *pr.loss = static_cast<float>(total);
-  } else {
-    // The loss pass does not need D; compute it only here when not done above.
-    const double d = with_grad ? denominator : reduction_denominator(pr);
-    *pr.loss = static_cast<float>(total / d);
-  }
+  if (!none) write_reduction(pr, losses, with_grad ? denominator : std::numeric_limits<double>::quiet_NaN());
 }
 
 }  // namespace xent

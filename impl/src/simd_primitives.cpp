@@ -343,33 +343,125 @@ void GradScaledImpl(const float* x, float* g, std::int64_t n, float M, double a,
   if (i < n) partial(i, n - i);
 }
 
-void GradGeneralImpl(const float* x, const float* w, const float* q, float* g, std::int64_t n,
-                     float M, double c1, double A, double B, std::int64_t special,
-                     float special_value) {
+// b_j of target_mass for lanes [i, i + N) (see simd_primitives.hpp).
+struct MassLanes {
+  const float* q;
+  const float* w;
+  double omeps, epsc;
+  std::int64_t special;
+  double special_b;
+  HWY_INLINE hn::Vec<DD2> operator()(std::int64_t i) const {
+    const DD2 dd;
+    const DFH dfh;
+    const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(dd));
+    auto b = q ? hn::MulAdd(hn::Set(dd, omeps), hn::PromoteTo(dd, hn::LoadU(dfh, q + i)),
+                            hn::Set(dd, epsc))
+               : hn::Set(dd, epsc);
+    if (w) b = hn::Mul(b, hn::PromoteTo(dd, hn::LoadU(dfh, w + i)));
+    if (HWY_UNLIKELY(special >= i && special < i + N)) {
+      HWY_ALIGN double buf[kPad];
+      hn::Store(b, dd, buf);
+      buf[special - i] = special_b;
+      b = hn::Load(dd, buf);
+    }
+    return b;
+  }
+  // The same value for one element, in the same operations.
+  HWY_INLINE double one(std::int64_t i) const {
+    if (i == special) return special_b;
+    double b = q ? std::fma(omeps, static_cast<double>(q[i]), epsc) : epsc;
+    if (w) b *= static_cast<double>(w[i]);
+    return b;
+  }
+};
+
+HWY_INLINE void MassAdd(mass_stats& s, double b) {
+  mass_stats one;
+  one.total = b;
+  one.max = b;
+  one.any = true;
+  merge(s, one);
+}
+
+mass_stats TargetMassImpl(const float* q, const float* w, std::int64_t n, double omeps,
+                          double epsc, std::int64_t special, double special_b) {
+  const DD2 dd;
+  const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(dd));
+  const MassLanes lanes{q, w, omeps, epsc, special, special_b};
+  mass_stats s;
+  std::int64_t i = 0;
+  if (n >= 4 * N) {
+    // Per lane of four independent vectors: the largest b so far, the sum of
+    // the others, the total; merged in a fixed order at the end.
+    using V = hn::Vec<DD2>;
+    V mx[4], tot[4], rest[4];
+    for (int u = 0; u < 4; ++u) {
+      mx[u] = lanes(u * N);
+      tot[u] = mx[u];
+      rest[u] = hn::Zero(dd);
+    }
+    for (i = 4 * N; i + 4 * N <= n; i += 4 * N) {
+      for (int u = 0; u < 4; ++u) {
+        const V b = lanes(i + u * N);
+        const auto gt = hn::Gt(b, mx[u]);
+        rest[u] = hn::Add(rest[u], hn::IfThenElse(gt, mx[u], b));
+        mx[u] = hn::IfThenElse(gt, b, mx[u]);
+        tot[u] = hn::Add(tot[u], b);
+      }
+    }
+    HWY_ALIGN double bm[kPad], br[kPad], bt[kPad];
+    for (int u = 0; u < 4; ++u) {
+      hn::Store(mx[u], dd, bm);
+      hn::Store(rest[u], dd, br);
+      hn::Store(tot[u], dd, bt);
+      for (std::int64_t k = 0; k < N; ++k) {
+        mass_stats l;
+        l.total = bt[k];
+        l.max = bm[k];
+        l.rest = br[k];
+        l.any = true;
+        merge(s, l);
+      }
+    }
+  }
+  for (; i < n; ++i) MassAdd(s, lanes.one(i));
+  return s;
+}
+
+void GradSmoothedImpl(const float* x, const float* w, const float* q, float* g, std::int64_t n,
+                      const smooth_row& k, std::int64_t special, double special_b) {
   const DD2 dd;
   const DFH dfh;
   const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(dd));
-  const double Md = static_cast<double>(M);
+  const MassLanes lanes{q, w, k.omeps, k.epsc, special, special_b};
+  const double Md = static_cast<double>(k.M);
   const auto m = hn::Set(dd, Md);
   const auto floor = hn::Set(dd, -1100.0);
-  const auto vc1 = hn::Set(dd, c1), vA = hn::Set(dd, A), vB = hn::Set(dd, B);
+  const auto vrest = hn::Set(dd, k.rest), vS = hn::Set(dd, k.sum), vA = hn::Set(dd, k.mass);
+  const auto vbmax = hn::Set(dd, k.mass_max), vmrest = hn::Set(dd, k.mass_rest);
+  const auto vscale = hn::Set(dd, k.scale);
+  // p_j = e_j * (1/S): one more float64 rounding than e_j / S, far below the
+  // float32 result's ulp and the cancellation allowance; divisions cost more.
+  const double invS = 1.0 / k.sum;
+  const auto vinvS = hn::Set(dd, invS);
   std::int64_t i = 0;
   for (; i + N <= n; i += N) {
     const auto xd = hn::PromoteTo(dd, hn::LoadU(dfh, x + i));
     const auto e = hn::Exp(dd, hn::Max(hn::Sub(xd, m), floor));
-    auto term = q ? hn::MulAdd(vA, hn::PromoteTo(dd, hn::LoadU(dfh, q + i)), vB) : vB;
-    if (w) term = hn::Mul(term, hn::PromoteTo(dd, hn::LoadU(dfh, w + i)));
-    hn::StoreU(hn::DemoteTo(dfh, hn::MulSub(vc1, e, term)), dfh, g + i);
-    if (special >= i && special < i + N) g[special] = special_value;
+    const auto not_j = hn::IfThenElse(hn::Eq(xd, m), vrest, hn::Sub(vS, e));
+    const auto b = lanes(i);
+    const auto mass_not_j = hn::IfThenElse(hn::Eq(b, vbmax), vmrest, hn::Sub(vA, b));
+    const auto v = hn::Sub(hn::Mul(hn::Mul(e, vinvS), mass_not_j), hn::Mul(b, hn::Mul(not_j, vinvS)));
+    hn::StoreU(hn::DemoteTo(dfh, hn::Mul(vscale, v)), dfh, g + i);
   }
   for (; i < n; ++i) {
-    if (i == special) {
-      g[i] = special_value;
-      continue;
-    }
-    double term = q ? A * static_cast<double>(q[i]) + B : B;
-    if (w) term *= static_cast<double>(w[i]);
-    g[i] = static_cast<float>(c1 * std::exp(static_cast<double>(x[i]) - Md) - term);
+    const double xd = static_cast<double>(x[i]);
+    const double e = std::exp(xd - Md);
+    const double not_j = xd == Md ? k.rest : k.sum - e;
+    const double b = lanes.one(i);
+    const double mass_not_j = b == k.mass_max ? k.mass_rest : k.mass - b;
+    const double v = (e * invS) * mass_not_j - b * (not_j * invS);
+    g[i] = static_cast<float>(k.scale * v);
   }
 }
 
@@ -389,7 +481,8 @@ HWY_EXPORT(RestExactImpl);
 HWY_EXPORT(WeightedGapImpl);
 HWY_EXPORT(ProbSumsImpl);
 HWY_EXPORT(GradScaledImpl);
-HWY_EXPORT(GradGeneralImpl);
+HWY_EXPORT(TargetMassImpl);
+HWY_EXPORT(GradSmoothedImpl);
 HWY_EXPORT(TargetImpl);
 
 void merge(chunk_stats& a, const chunk_stats& b) {
@@ -435,10 +528,29 @@ void grad_scaled(const float* x, float* g, std::int64_t n, float M, double a,
   HWY_DYNAMIC_DISPATCH(GradScaledImpl)(x, g, n, M, a, special, special_value, stream);
 }
 
-void grad_general(const float* x, const float* w, const float* q, float* g, std::int64_t n,
-                  float M, double c1, double A, double B, std::int64_t special,
-                  float special_value) {
-  HWY_DYNAMIC_DISPATCH(GradGeneralImpl)(x, w, q, g, n, M, c1, A, B, special, special_value);
+void merge(mass_stats& a, const mass_stats& b) {
+  if (!b.any) return;
+  if (!a.any) {
+    a = b;
+    return;
+  }
+  a.total += b.total;
+  if (b.max > a.max) {  // a's largest becomes an ordinary term
+    a.rest += a.max + b.rest;
+    a.max = b.max;
+  } else {
+    a.rest += b.rest + b.max;
+  }
+}
+
+mass_stats target_mass(const float* q, const float* w, std::int64_t n, double omeps, double epsc,
+                       std::int64_t special, double special_b) {
+  return HWY_DYNAMIC_DISPATCH(TargetMassImpl)(q, w, n, omeps, epsc, special, special_b);
+}
+
+void grad_smoothed(const float* x, const float* w, const float* q, float* g, std::int64_t n,
+                   const smooth_row& k, std::int64_t special, double special_b) {
+  HWY_DYNAMIC_DISPATCH(GradSmoothedImpl)(x, w, q, g, n, k, special, special_b);
 }
 
 const char* active_target_name() { return hwy::TargetName(HWY_DYNAMIC_DISPATCH(TargetImpl)()); }

@@ -51,12 +51,37 @@ void prob_sums(const float* x, const float* q, const float* w, std::int64_t n, f
 void grad_scaled(const float* x, float* g, std::int64_t n, float M, double a,
                  std::int64_t special, float special_value, bool stream);
 
-// g_j = c1 e^{x_j - M} - w_j (A q_j + B) in float64 lanes (smoothing and
-// probability targets, where the difference may cancel). w or q may be null
-// (w_j = 1, q_j = 0).
-void grad_general(const float* x, const float* w, const float* q, float* g, std::int64_t n,
-                  float M, double c1, double A, double B, std::int64_t special,
-                  float special_value);
+// Target masses of a smoothed or probability row (a piece of it):
+// b_j = w_j (omeps q_j + epsc) (w null: w_j = 1; q null: q_j = 0), except
+// b[special] = special_b when special is in [0, n) (index targets: the target).
+// total = A = Σ b, max = the largest b, rest = Σ b without one largest (summed
+// without a subtraction, so A - b_max does not cancel). Mergeable in order.
+struct mass_stats {
+  double total = 0.0;
+  double max = -std::numeric_limits<double>::infinity();
+  double rest = 0.0;
+  bool any = false;
+};
+void merge(mass_stats& a, const mass_stats& b);
+mass_stats target_mass(const float* q, const float* w, std::int64_t n, double omeps, double epsc,
+                       std::int64_t special, double special_b);
+
+// Row constants of the smoothed / probability gradient (see grad_smoothed).
+struct smooth_row {
+  float M;           // row max
+  double rest;       // Σ_{j≠k} e^{x_j - M}, k one argmax (ties included)
+  double sum;        // S = 1 + rest
+  double mass;       // A
+  double mass_max;   // the largest b
+  double mass_rest;  // A without one largest b
+  double omeps, epsc, scale;
+};
+// g_j = scale [p_j (A - b_j) - b_j (1 - p_j)] in float64 lanes, b as in
+// target_mass, with 1 - p_j = (x_j == M ? rest : S - e_j) / S and
+// A - b_j = (b_j == max b ? mass_rest : A - b_j): both factors without
+// cancellation (the stable kernel's form).
+void grad_smoothed(const float* x, const float* w, const float* q, float* g, std::int64_t n,
+                   const smooth_row& k, std::int64_t special, double special_b);
 
 // Name of the Highway target that dynamic dispatch currently selects.
 const char* active_target_name();

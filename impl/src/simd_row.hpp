@@ -2,7 +2,10 @@
 // vector primitives (simd_primitives.hpp). Formulas are those of the stable
 // kernel (stable_kernel.cpp), evaluated with the float64 scalars there:
 //   loss    = w_t ((m - x_t) + log1p(rest)),  rest = Σ_{j≠k} e^{x_j - m}
-//   g_t     = -(1-ε) w_t (Σ_{j≠t} p_j) + ...     (never p_t - 1)
+//   g_t     = -w_t (Σ_{j≠t} p_j)                  (ε = 0: never p_t - 1)
+//   smoothed or probability targets (b = w q', A = Σ b), in float64 lanes:
+//   g_j     = p_j (A - b_j) - b_j (1 - p_j), 1 - p_j and A - b_j each
+//             without cancellation (ties at the max included in `rest`)
 // Long rows (C >= kLongRow) are cut into fixed chunks of kChunk classes whose
 // statistics are merged in chunk order; the chunking depends on C only, so
 // running the chunks on several threads (openmp) gives the same bits.
@@ -114,18 +117,49 @@ class row_engine {
     }
     const float M = st.max;
     const double Md = static_cast<double>(M);
-    double rest = st.rest + (st.ties - 1.0);
+    // The block passes count the lanes equal to the max apart (ties): rest =
+    // Σ_{j≠k} e^{x_j - M} is their fast sum plus ties - 1.
+    const double ties_rest = st.ties - 1.0;
+    double rest = st.rest + ties_rest;
     // The fast pass gives rest to ~2^-25 relative: enough for the loss and for
     // gradients a*p_j, but smoothing and probability targets subtract two terms
     // of the gradient that may cancel: there rest is recomputed in float64.
     const bool cancelling = g && (pr.label_smoothing > 0.0 || pr.target == target_kind::probability);
     if (rest < kTinyRest || cancelling)
-      rest = chunked_sum([&](const float* xc, std::int64_t, std::int64_t n) { return rest_exact(xc, n, M); });
+      rest = ties_rest + chunked_sum([&](const float* xc, std::int64_t, std::int64_t n) {
+               return rest_exact(xc, n, M);
+             });
     const double log_sum = std::log1p(rest);
     const double sum = 1.0 + rest;
     const double eps = pr.label_smoothing;
     const double eps_c = eps / static_cast<double>(C);
+    const double omeps = 1.0 - eps;
     const float* w = w_;
+
+    // Smoothed or probability targets: the gradient is p_j A - b_j with
+    // b_c = w_c q'_c, A = Σ b (q one-hot at t for index targets), evaluated as
+    // p_j (A - b_j) - b_j (1 - p_j) with both factors free of cancellation
+    // (the stable kernel's form; grad_smoothed).
+    auto smoothed_grad = [&](std::int64_t t, double bt) {
+      mass_stats ms;
+      if (chunks_ == 1) {
+        ms = target_mass(q, w, C, omeps, eps_c, t, bt);
+      } else {
+        std::vector<mass_stats> parts(static_cast<std::size_t>(chunks_));
+        par(chunks_, [&](std::int64_t i) {
+          const std::int64_t off = i * chunk_;
+          parts[i] = target_mass(q ? q + off : nullptr, w ? w + off : nullptr, len(i), omeps, eps_c,
+                                 t - off, bt);
+        });
+        for (const auto& s : parts) merge(ms, s);
+      }
+      const smooth_row k{M, rest, sum, ms.total, ms.max, ms.rest, omeps, eps_c, scale};
+      par(chunks_, [&](std::int64_t i) {
+        const std::int64_t off = i * chunk_;
+        grad_smoothed(x + off, w ? w + off : nullptr, q ? q + off : nullptr, gout + off, len(i), k,
+                      t - off, bt);
+      });
+    };
 
     double loss = 0.0;
     if (pr.target == target_kind::index) {
@@ -134,26 +168,19 @@ class row_engine {
       const double xt = static_cast<double>(x[t]);
       loss = wt * ((Md - xt) + log_sum);
       if (eps > 0.0) {
+        // PyTorch's form (1-eps) l + (eps/C) s, kept so that 0 * inf gives its NaN.
         const double gaps = chunked_sum([&](const float* xc, std::int64_t off, std::int64_t n) {
           return weighted_gap(xc, w ? w + off : nullptr, n, M);
         });
-        loss = (1.0 - eps) * loss + eps_c * (gaps + wtot_ * log_sum);
+        loss = omeps * loss + eps_c * (gaps + wtot_ * log_sum);
       }
       if (g) {
-        const double e_t = std::exp(xt - Md);
-        const double others = xt == Md ? rest : sum - e_t;  // Σ_{j≠t} e^{x_j - m}
-        double v = -(1.0 - eps) * wt * (others / sum);
-        if (eps > 0.0) v += eps_c * ((e_t / sum) * wtot_ - wt);
-        const float gt = static_cast<float>(scale * v);
         if (eps > 0.0) {
-          const double c1 = scale * ((1.0 - eps) * wt + eps_c * wtot_) / sum;
-          const double B = scale * eps_c;
-          par(chunks_, [&](std::int64_t i) {
-            const std::int64_t off = i * chunk_;
-            grad_general(x + off, w ? w + off : nullptr, nullptr, gout + off, len(i), M, c1, 0.0,
-                         B, t - off, gt);
-          });
+          smoothed_grad(t, wt * (omeps + eps_c));
         } else {
+          const double e_t = std::exp(xt - Md);
+          const double others = xt == Md ? rest : sum - e_t;  // Σ_{j≠t} e^{x_j - m}
+          const float gt = static_cast<float>(scale * (-wt * (others / sum)));
           const double a = scale * (wt / sum);
           par(chunks_, [&](std::int64_t i) {
             const std::int64_t off = i * chunk_;
@@ -162,7 +189,6 @@ class row_engine {
         }
       }
     } else {
-      const double omeps = 1.0 - eps;
       std::vector<double> gparts(static_cast<std::size_t>(chunks_)), mparts(gparts.size());
       par(chunks_, [&](std::int64_t i) {
         const std::int64_t off = i * chunk_;
@@ -175,14 +201,7 @@ class row_engine {
         mass += mparts[i];
       }
       loss = gap_sum + mass * log_sum;
-      if (g) {
-        const double c1 = scale * mass / sum;
-        par(chunks_, [&](std::int64_t i) {
-          const std::int64_t off = i * chunk_;
-          grad_general(x + off, w ? w + off : nullptr, q + off, gout + off, len(i), M, c1,
-                       scale * omeps, scale * eps_c, -1, 0.0f);
-        });
-      }
+      if (g) smoothed_grad(-1, 0.0);
     }
     if (scatter)
       for (std::int64_t c = 0; c < C; ++c) g[c * pr.grad_class_stride] = gout[c];

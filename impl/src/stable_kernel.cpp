@@ -73,6 +73,7 @@ double row(const problem& pr, std::int64_t p, float* g, double scale) {
   const std::int64_t t = index ? pr.target_at(p) : -1;
   if (index && eps == 0.0) {
     const double wt = w(t);
+    const double loss = wt * (gap(t) + log_sum);  // before g overwrites x (in-place)
     if (g) {
       // 1 - p_t as Σ_{j≠t} p_j: for t the argmax it is exactly `rest`.
       const double others = t == st.argmax ? st.rest : sum - std::exp(-gap(t));
@@ -81,7 +82,7 @@ double row(const problem& pr, std::int64_t p, float* g, double scale) {
         g[j * gs] = static_cast<float>(scale * v);
       }
     }
-    return wt * (gap(t) + log_sum);
+    return loss;
   }
 
   // Smoothed or probability targets: the loss is Σ_c b_c (lse - x_c) with
