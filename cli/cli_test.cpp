@@ -274,7 +274,7 @@ TEST_F(cli, list_shows_the_registry) {
 
 TEST_F(cli, report_quick_writes_markdown_and_json) {
   const std::string out = path("report");
-  const auto r = run("report --quick --out " + out);
+  const auto r = run("report --quick --no-bench --out " + out);
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("| scenario | implementation | tier |"), std::string::npos);
   EXPECT_NE(r.out.find("## Examples"), std::string::npos);

@@ -146,6 +146,58 @@ std::vector<warning> diagnose(const problem& pr, const std::vector<std::int64_t>
       out.push_back({"zero_weight", "every counted target has class weight 0: the mean is NaN (0/0)"});
   }
 
+  // Dominant targets: PyTorch's float32 log_softmax (lse - x_t, the
+  // `standard` tier) rounds a loss below ~ulp(lse)/2 to exactly 0 -- and the
+  // target's gradient with it -- while the true loss is positive (PyTorch
+  // issue #11752). Evidence: both values for the first such row.
+  if (pr.target == target_kind::index && pr.label_smoothing == 0.0) {
+    position_list zero_rows;
+    float first_f32 = 0.0f;
+    double first_true = 0.0;
+    for (std::int64_t p = 0; p < pr.positions; ++p) {
+      if (!pr.counted(p)) continue;
+      const float* x = pr.logits_row(p);
+      const std::int64_t t = pr.target_at(p);
+      float m = -INFINITY;
+      std::int64_t k = 0;
+      bool finite = true;
+      for (std::int64_t c = 0; c < C; ++c) {
+        const float v = x[c * pr.logits_class_stride];
+        finite = finite && std::isfinite(v);
+        if (v > m) {
+          m = v;
+          k = c;
+        }
+      }
+      if (!finite || C < 2) continue;
+      float s32 = 0.0f;
+      double rest = 0.0;  // sum over j != k of e^(x_j - m), in double
+      for (std::int64_t c = 0; c < C; ++c) {
+        const float v = x[c * pr.logits_class_stride];
+        s32 += std::exp(v - m);
+        if (c != k) rest += std::exp(static_cast<double>(v) - static_cast<double>(m));
+      }
+      const float xt = x[t * pr.logits_class_stride];
+      const float loss_f32 = (m + std::log(s32)) - xt;
+      const double loss_true = (static_cast<double>(m) - static_cast<double>(xt)) + std::log1p(rest);
+      if (loss_f32 == 0.0f && loss_true > 0.0) {
+        if (zero_rows.count == 0) {
+          first_f32 = loss_f32;
+          first_true = loss_true;
+        }
+        zero_rows.add(p);
+      }
+    }
+    if (zero_rows.count)
+      out.push_back({"dominant_zero_loss",
+                     "the target dominates in " + zero_rows.describe(name) +
+                         ": a float32 lse - x_t formula (PyTorch's log_softmax, the `standard` tier) gives loss " +
+                         num(first_f32) + " in " + name(zero_rows.items[0]) + " while the true loss is " +
+                         num(first_true) +
+                         " (the target's gradient is then 0 as well; the accurate and fast kernels keep it; "
+                         "PyTorch issue #11752)"});
+  }
+
   // Non-finite logits, by the rule each follows (DESIGN.md section 2).
   position_list nan_rows, pinf_rows, all_minf_rows, target_minf_rows, smooth_minf_rows;
   std::int64_t ignored_nonfinite = 0;

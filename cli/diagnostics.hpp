@@ -12,7 +12,7 @@
 namespace xent::cli {
 
 struct warning {
-  std::string code;     // "single_class", "not_distribution", "all_ignored", ...
+  std::string code;     // "single_class", "not_distribution", "all_ignored", "dominant_zero_loss", ...
   std::string message;  // one line
 };
 

@@ -11,6 +11,7 @@
 #include "list.hpp"
 #include "npy.hpp"
 #include "report.hpp"
+#include "verify.hpp"
 #include "xent/error.hpp"
 
 namespace {
@@ -41,12 +42,14 @@ int main(int argc, char** argv) {
   CLI::App* list = xent::cli::add_list_command(app, list_args);
   CLI::App* check = xent::cli::add_check_command(app, check_args);
   CLI::App* report = xent::cli::add_report_command(app, report_args);
+  xent::cli::verify_args verify_args;
+  CLI::App* verify = xent::cli::add_verify_command(app, verify_args);
 
   // CLI11 reports an unknown command as "A subcommand is required": name it.
   if (argc > 1 && argv[1][0] != '-') {
     const std::string first = argv[1];
-    if (first != "list" && first != "check" && first != "report")
-      return fail(usage_error, "unknown command '" + first + "' (commands: list, check, report)");
+    if (first != "list" && first != "check" && first != "report" && first != "verify")
+      return fail(usage_error, "unknown command '" + first + "' (commands: list, check, report, verify)");
   }
   try {
     try {
@@ -61,6 +64,7 @@ int main(int argc, char** argv) {
     if (*list) return xent::cli::run_list(list_args);
     if (*check) return xent::cli::run_check(check_args);
     if (*report) return xent::cli::run_report(report_args);
+    if (*verify) return xent::cli::run_verify(verify_args);
     return fail(usage_error, "no command given (see xent --help)");
   } catch (const xent::error& e) {
     return fail(usage_error, e.what());

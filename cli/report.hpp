@@ -1,10 +1,13 @@
-// `xent report`: the accuracy table of every registered implementation
-// against the multiprecision reference on fixed scenarios, plus the examples.
-// Writes report.md and report.json into --out and prints the Markdown.
-// (A later issue adds benchmarks and plots: they join as further sections.)
+// `xent report`: the accuracy sweep of every registered implementation
+// against the multiprecision reference (cli/report_sweep.hpp), benchmarks
+// (bench/xent_bench, cli/report_bench.hpp), plots (cli/plots.hpp), the
+// examples; writes report.md, report.json and SVGs into --out and prints the
+// Markdown. With --check-baseline, the CI accuracy gate
+// (cli/report_baseline.hpp): exit status 1 when an error grew.
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace CLI {
 class App;
@@ -14,7 +17,16 @@ namespace xent::cli {
 
 struct report_args {
   bool quick = false;
+  bool quiet = false;
   std::string out = "reports/out";
+  bool no_bench = false;
+  bool no_examples = false;
+  std::string bench_json;  // read instead of running the benchmarks
+  std::string bench_bin;   // default: bench/xent_bench next to this build
+  std::string check_baseline, write_baseline;
+  std::string filter;               // scenario ids containing this (either set)
+  std::vector<std::string> impls;   // only these implementations
+  unsigned threads = 0;             // sweep worker threads (0: all cores)
 };
 
 CLI::App* add_report_command(CLI::App& app, report_args& args);

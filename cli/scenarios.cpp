@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
+#include <set>
 
 #include "fill.hpp"
 
@@ -29,33 +31,65 @@ options scenario::make_options(reduction r) const {
 
 namespace {
 
-// Positions P and classes C of a shape (N, C, d..).
-struct dims {
-  std::int64_t positions, classes, inner;  // inner = d1*..*dK
-};
-dims dims_of(const std::vector<std::int64_t>& shape) {
-  std::int64_t inner = 1;
-  for (std::size_t d = 2; d < shape.size(); ++d) inner *= shape[d];
-  return {shape[0] * inner, shape[1], inner};
+constexpr float minus_inf = -std::numeric_limits<float>::infinity();
+
+// The seed is a hash of the id: the id alone reproduces the fill.
+std::uint64_t seed_of(const std::string& id) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a
+  for (unsigned char c : id) h = (h ^ c) * 0x100000001b3ULL;
+  return h;
 }
-// "n256c1000" (built by appending: GCC 12 warns falsely on "lit" + string).
-std::string n_c(std::int64_t n, std::int64_t c) {
+
+// "n256c1000", or "n4c21d8x8" for (N, C, H, W).
+std::string shape_id(const std::vector<std::int64_t>& shape) {
   std::string s = "n";
-  s += std::to_string(n);
+  s += std::to_string(shape[0]);
   s += 'c';
-  s += std::to_string(c);
+  s += std::to_string(shape[1]);
+  if (shape.size() == 4) {
+    s += 'd';
+    s += std::to_string(shape[2]);
+    s += 'x';
+    s += std::to_string(shape[3]);
+  }
   return s;
 }
 
-scenario base(std::string id, std::string description, std::vector<std::int64_t> shape) {
-  scenario s;
-  s.id = std::move(id);
-  s.description = std::move(description);
-  s.shape = std::move(shape);
-  std::int64_t n = 1;
-  for (auto e : s.shape) n *= e;
-  s.logits.resize(static_cast<std::size_t>(n));
-  return s;
+// Builds a scenario: logits of the shape, then `fill` does the rest.
+using filler = std::function<void(scenario&, fill::rng&)>;
+
+scenario_spec make_spec(std::vector<std::int64_t> shape, std::string family, std::string what, double scale,
+                        filler f) {
+  scenario_spec sp;
+  sp.id = shape_id(shape) + "_" + family;
+  sp.family = std::move(family);
+  sp.classes = shape[1];
+  sp.description = std::move(what) + ", C = " + std::to_string(shape[1]);
+  sp.scale = scale;
+  sp.elements = 1;
+  for (auto e : shape) sp.elements *= e;
+  sp.build = [id = sp.id, desc = sp.description, shape, f] {
+    scenario s;
+    s.id = id;
+    s.description = desc;
+    s.shape = shape;
+    std::int64_t n = 1;
+    for (auto e : shape) n *= e;
+    s.logits.resize(static_cast<std::size_t>(n));
+    fill::rng g(seed_of(id));
+    f(s, g);
+    return s;
+  };
+  return sp;
+}
+
+std::int64_t positions_of(const scenario& s) { return static_cast<std::int64_t>(s.logits.size()) / s.shape[1]; }
+
+// Element (p, c) of the C-order buffer of shape (N, C, d..).
+float& at(scenario& s, std::int64_t p, std::int64_t c) {
+  std::int64_t D = 1;
+  for (std::size_t d = 2; d < s.shape.size(); ++d) D *= s.shape[d];
+  return s.logits[static_cast<std::size_t>(((p / D) * s.shape[1] + c) * D + p % D)];
 }
 
 void normal_logits(scenario& s, fill::rng& g, double sigma) {
@@ -63,173 +97,132 @@ void normal_logits(scenario& s, fill::rng& g, double sigma) {
 }
 
 void uniform_targets(scenario& s, fill::rng& g) {
-  const dims d = dims_of(s.shape);
-  s.target_index.resize(static_cast<std::size_t>(d.positions));
-  for (auto& t : s.target_index) t = g.below(d.classes);
+  s.target_index.resize(static_cast<std::size_t>(positions_of(s)));
+  for (auto& t : s.target_index) t = g.below(s.shape[1]);
 }
 
-scenario_spec normal(std::int64_t n, std::int64_t c, double sigma, std::uint64_t seed) {
-  const std::string sg = sigma == 1.0 ? "1" : std::to_string(static_cast<long long>(sigma));
-  std::string id = n_c(n, c) + "_normal_s" + sg;
-  std::string desc = "normal logits, sigma " + sg + ", C = " + std::to_string(c);
-  return {id, desc, [=] {
-            scenario s = base(id, desc, {n, c});
-            fill::rng g(seed);
-            normal_logits(s, g, sigma);
-            uniform_targets(s, g);
-            return s;
-          }};
+std::string number(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%g", v);
+  return b;
 }
 
-// The target's logit exceeds every other by `margin`: true loss ~ C e^-margin.
-scenario_spec dominant(std::int64_t n, std::int64_t c, double margin, std::uint64_t seed) {
-  const std::string m = std::to_string(static_cast<int>(margin));
-  std::string id = n_c(n, c) + "_dominant_m" + m;
-  std::string desc = "dominant target, margin " + m + ", C = " + std::to_string(c);
-  return {id, desc, [=] {
-            scenario s = base(id, desc, {n, c});
-            fill::rng g(seed);
-            normal_logits(s, g, 1.0);
-            uniform_targets(s, g);
-            for (std::int64_t p = 0; p < n; ++p) {
-              float* row = s.logits.data() + p * c;
-              const std::int64_t t = s.target_index[p];
-              float mx = -std::numeric_limits<float>::infinity();
-              for (std::int64_t j = 0; j < c; ++j)
-                if (j != t) mx = std::max(mx, row[j]);
-              row[t] = mx + static_cast<float>(margin);
-            }
-            return s;
-          }};
-}
-
-// Logits near the float32 exp overflow/underflow thresholds, +-88.7.
-scenario_spec near_overflow(std::int64_t n, std::int64_t c, std::uint64_t seed) {
-  std::string id = n_c(n, c) + "_exp88";
-  std::string desc = "logits near +-88.7 (exp overflow / underflow), C = " + std::to_string(c);
-  return {id, desc, [=] {
-            scenario s = base(id, desc, {n, c});
-            fill::rng g(seed);
-            for (auto& v : s.logits)
-              v = static_cast<float>((g.uniform() < 0.5 ? -1.0 : 1.0) * g.uniform(88.0, 89.5));
-            uniform_targets(s, g);
-            return s;
-          }};
-}
-
-// Causal-mask style -inf on about half of the non-target classes.
-scenario_spec masked(std::int64_t n, std::int64_t c, std::uint64_t seed) {
-  std::string id = n_c(n, c) + "_mask_inf";
-  std::string desc = "normal logits with -inf on ~half the non-target classes, C = " + std::to_string(c);
-  return {id, desc, [=] {
-            scenario s = base(id, desc, {n, c});
-            fill::rng g(seed);
-            normal_logits(s, g, 1.0);
-            uniform_targets(s, g);
-            for (std::int64_t p = 0; p < n; ++p)
-              for (std::int64_t j = 0; j < c; ++j)
-                if (j != s.target_index[p] && g.uniform() < 0.5)
-                  s.logits[p * c + j] = -std::numeric_limits<float>::infinity();
-            return s;
-          }};
-}
-
-// Class weights, ignore_index inside [0, C) on ~10% of the rows, smoothing 0.1.
-scenario_spec weighted(std::int64_t n, std::int64_t c, std::uint64_t seed) {
-  std::string id = n_c(n, c) + "_w_ii7_ls0.1";
-  std::string desc = "weights in [0.25, 4], ignore_index 7 (~10% of rows), label_smoothing 0.1, C = " +
-                     std::to_string(c);
-  return {id, desc, [=] {
-            scenario s = base(id, desc, {n, c});
-            fill::rng g(seed);
-            normal_logits(s, g, 2.0);
-            uniform_targets(s, g);
-            s.ignore_index = 7;
-            for (auto& t : s.target_index)
-              if (g.uniform() < 0.1) t = 7;
-            s.weight.resize(static_cast<std::size_t>(c));
-            for (auto& w : s.weight) w = static_cast<float>(std::exp2(g.uniform(-2.0, 2.0)));
-            s.label_smoothing = 0.1;
-            return s;
-          }};
-}
-
-// Tied maxima: integer logits in {-2..2} (quantised outputs, a model at
-// initialisation), so most rows attain their max several times; with label
-// smoothing, which takes the paths that subtract two gradient terms.
-scenario_spec ties(std::int64_t n, std::int64_t c, std::uint64_t seed) {
-  std::string id = n_c(n, c) + "_ties_ls0.1";
-  std::string desc = "integer logits in {-2..2} (tied maxima), label_smoothing 0.1, C = " + std::to_string(c);
-  return {id, desc, [=] {
-            scenario s = base(id, desc, {n, c});
-            fill::rng g(seed);
-            for (auto& v : s.logits) v = static_cast<float>(g.below(5) - 2);
-            uniform_targets(s, g);
-            s.label_smoothing = 0.1;
-            return s;
-          }};
-}
-
-// Soft targets: softmax of normal(0, 2) computed in double, rounded.
-scenario_spec probabilities(std::int64_t n, std::int64_t c, std::uint64_t seed) {
-  std::string id = n_c(n, c) + "_prob";
-  std::string desc = "class-probability targets (softmax of normal, sigma 2), C = " + std::to_string(c);
-  return {id, desc, [=] {
-            scenario s = base(id, desc, {n, c});
-            fill::rng g(seed);
-            normal_logits(s, g, 1.0);
-            s.probability = true;
-            s.target_prob.resize(s.logits.size());
-            std::vector<double> e(static_cast<std::size_t>(c));
-            for (std::int64_t p = 0; p < n; ++p) {
-              double sum = 0.0;
-              for (auto& v : e) sum += v = std::exp(2.0 * g.normal());
-              for (std::int64_t j = 0; j < c; ++j)
-                s.target_prob[p * c + j] = static_cast<float>(e[j] / sum);
-            }
-            return s;
-          }};
-}
-
-// (N, C, H, W): class axis dim 1, positions strided by H*W.
-scenario_spec spatial(std::int64_t n, std::int64_t c, std::int64_t h, std::uint64_t seed) {
-  std::string id = n_c(n, c);
-  id += 'd';
-  id += std::to_string(h);
-  id += 'x';
-  id += std::to_string(h);
-  id += "_normal_s2";
-  std::string desc = "(N, C, H, W) segmentation shape, normal logits sigma 2, C = " + std::to_string(c);
-  return {id, desc, [=] {
-            scenario s = base(id, desc, {n, c, h, h});
-            fill::rng g(seed);
-            normal_logits(s, g, 2.0);
-            uniform_targets(s, g);
-            return s;
-          }};
+// Every family at one (N, C).
+void families(std::int64_t n, std::int64_t c, std::vector<scenario_spec>& out) {
+  const std::vector<std::int64_t> nc{n, c};
+  for (double sigma : {1e-3, 1.0, 30.0, 1000.0})
+    out.push_back(make_spec(nc, "normal_s" + number(sigma), "normal logits, sigma " + number(sigma), sigma,
+                            [sigma](scenario& s, fill::rng& g) {
+                              normal_logits(s, g, sigma);
+                              uniform_targets(s, g);
+                            }));
+  // The target's logit exceeds every other by `margin`: true loss ~ C e^-margin.
+  for (double margin : {5.0, 20.0, 50.0})
+    out.push_back(make_spec(nc, "dominant_m" + number(margin), "dominant target, margin " + number(margin), 0.0,
+                            [margin](scenario& s, fill::rng& g) {
+                              normal_logits(s, g, 1.0);
+                              uniform_targets(s, g);
+                              const std::int64_t C = s.shape[1];
+                              for (std::int64_t p = 0; p < positions_of(s); ++p) {
+                                const std::int64_t t = s.target_index[static_cast<std::size_t>(p)];
+                                float mx = minus_inf;
+                                for (std::int64_t j = 0; j < C; ++j)
+                                  if (j != t) mx = std::max(mx, at(s, p, j));
+                                at(s, p, t) = mx + static_cast<float>(margin);
+                              }
+                            }));
+  out.push_back(make_spec(nc, "exp88", "logits near +-88.7 (float32 exp overflow / underflow)", 0.0,
+                          [](scenario& s, fill::rng& g) {
+                            for (auto& v : s.logits)
+                              v = static_cast<float>((g.uniform() < 0.5 ? -1.0 : 1.0) * g.uniform(88.0, 89.5));
+                            uniform_targets(s, g);
+                          }));
+  // Causal-mask style -inf on about half of the non-target classes.
+  out.push_back(make_spec(nc, "mask_inf", "normal logits, -inf on ~half the non-target classes", 0.0,
+                          [](scenario& s, fill::rng& g) {
+                            normal_logits(s, g, 1.0);
+                            uniform_targets(s, g);
+                            for (std::int64_t p = 0; p < positions_of(s); ++p)
+                              for (std::int64_t j = 0; j < s.shape[1]; ++j)
+                                if (j != s.target_index[static_cast<std::size_t>(p)] && g.uniform() < 0.5)
+                                  at(s, p, j) = minus_inf;
+                          }));
+  // Class weights, ignore_index inside [0, C) on ~10% of the rows, smoothing 0.1.
+  const std::int64_t ii = std::min<std::int64_t>(7, c - 1);
+  out.push_back(make_spec(nc, "w_ii" + std::to_string(ii) + "_ls0.1",
+                          "weights in [0.25, 4], ignore_index " + std::to_string(ii) +
+                              " (~10% of rows), label_smoothing 0.1",
+                          0.0, [ii](scenario& s, fill::rng& g) {
+                            normal_logits(s, g, 2.0);
+                            uniform_targets(s, g);
+                            s.ignore_index = ii;
+                            for (auto& t : s.target_index)
+                              if (g.uniform() < 0.1) t = ii;
+                            s.weight.resize(static_cast<std::size_t>(s.shape[1]));
+                            for (auto& w : s.weight) w = static_cast<float>(std::exp2(g.uniform(-2.0, 2.0)));
+                            s.label_smoothing = 0.1;
+                          }));
+  // Tied maxima: integer logits in {-2..2} (quantised outputs, a model at
+  // initialisation); with label smoothing, which takes the paths that
+  // subtract two gradient terms.
+  out.push_back(make_spec(nc, "ties_ls0.1", "integer logits in {-2..2} (tied maxima), label_smoothing 0.1", 0.0,
+                          [](scenario& s, fill::rng& g) {
+                            for (auto& v : s.logits) v = static_cast<float>(g.below(5) - 2);
+                            uniform_targets(s, g);
+                            s.label_smoothing = 0.1;
+                          }));
+  // Soft targets: softmax of normal(0, 2) computed in double, rounded.
+  out.push_back(make_spec(nc, "prob", "class-probability targets (softmax of normal, sigma 2)", 0.0,
+                          [](scenario& s, fill::rng& g) {
+                            normal_logits(s, g, 1.0);
+                            s.probability = true;
+                            const std::int64_t C = s.shape[1];
+                            s.target_prob.resize(s.logits.size());
+                            std::vector<double> e(static_cast<std::size_t>(C));
+                            for (std::int64_t p = 0; p < positions_of(s); ++p) {
+                              double sum = 0.0;
+                              for (auto& v : e) sum += v = std::exp(2.0 * g.normal());
+                              for (std::int64_t j = 0; j < C; ++j)
+                                s.target_prob[static_cast<std::size_t>(p * C + j)] =
+                                    static_cast<float>(e[static_cast<std::size_t>(j)] / sum);
+                            }
+                          }));
+  // (N, C, H, W): class axis dim 1, positions strided by H*W.
+  const std::int64_t h = n >= 64 ? 8 : n >= 4 ? 2 : 1;
+  out.push_back(make_spec({n / (h * h), c, h, h}, "normal_s2", "(N, C, H, W) shape, normal logits sigma 2", 0.0,
+                          [](scenario& s, fill::rng& g) {
+                            normal_logits(s, g, 2.0);
+                            uniform_targets(s, g);
+                          }));
 }
 
 }  // namespace
 
+const std::vector<std::int64_t>& class_buckets() {
+  static const std::vector<std::int64_t> b{2, 10, 1000, 32000, 256000};
+  return b;
+}
+
 std::vector<scenario_spec> report_scenarios(bool quick) {
-  // Rows per scenario: sized so that the multiprecision reference (the slow
-  // part, ~3e5 logits/s with the gradient here) takes about half a minute in
-  // total; quick takes 1/16 of the rows (a few seconds).
-  auto rows = [quick](std::int64_t full) { return quick ? std::max<std::int64_t>(full / 16, 2) : full; };
+  // Rows per C bucket: the multiprecision reference (~3e5 logits/s per
+  // thread with the gradient) is the cost; the full set is ~1.4e6 logits per
+  // family, quick about a quarter of that.
   std::vector<scenario_spec> v;
-  v.push_back(normal(rows(16384), 10, 1.0, 1));
-  v.push_back(normal(rows(1024), 1000, 1.0, 2));
-  v.push_back(normal(rows(64), 32000, 1.0, 3));
-  v.push_back(dominant(rows(1024), 1000, 20.0, 4));
-  v.push_back(dominant(rows(1024), 1000, 50.0, 5));
-  v.push_back(normal(rows(1024), 1000, 1000.0, 6));
-  v.push_back(near_overflow(rows(4096), 100, 7));
-  v.push_back(masked(rows(1024), 1000, 8));
-  v.push_back(weighted(rows(4096), 100, 9));
-  v.push_back(ties(rows(2048), 100, 12));
-  v.push_back(probabilities(rows(4096), 100, 10));
-  v.push_back(spatial(quick ? 2 : 8, 21, quick ? 16 : 32, 11));
+  for (std::int64_t c : class_buckets()) {
+    std::int64_t rows = c <= 2 ? 16384 : c <= 10 ? 4096 : c <= 1000 ? 256 : c <= 32000 ? 16 : 2;
+    if (quick) rows = c <= 10 ? rows / 8 : std::max<std::int64_t>(rows / 8, 1);
+    families(rows, c, v);
+  }
   return v;
+}
+
+std::vector<scenario_spec> matching_scenarios(const std::string& filter) {
+  std::vector<scenario_spec> out;
+  std::set<std::string> seen;
+  for (bool quick : {true, false})
+    for (auto& s : report_scenarios(quick))
+      if (s.id.find(filter) != std::string::npos && seen.insert(s.id).second) out.push_back(std::move(s));
+  return out;
 }
 
 }  // namespace xent::cli

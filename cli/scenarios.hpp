@@ -1,6 +1,8 @@
 // Fixed accuracy scenarios for `xent report`: deterministic fills (cli/fill.hpp)
-// named by a compact problem string in benchdnn's style (n256c1000_normal_s1),
-// each built on demand so that large ones live only while they are measured.
+// named by a compact problem string in benchdnn's style (n256c1000_normal_s1).
+// The id names everything: shape, distribution, options, and (hashed) the
+// seed, so an id printed in a repro line rebuilds the same problem. Each is
+// built on demand so that large ones live only while they are measured.
 #pragma once
 
 #include <cstdint>
@@ -34,11 +36,22 @@ struct scenario {
 
 struct scenario_spec {
   std::string id;
+  std::string family;       // the id without its shape: "normal_s1", "dominant_m20", ...
   std::string description;
+  std::int64_t classes = 0;
+  std::int64_t elements = 0;  // logits
+  double scale = 0.0;         // sigma of the normal families, 0 otherwise (plots)
   std::function<scenario()> build;
 };
 
-// The report's scenarios; quick uses fewer rows (same distributions).
+// The C buckets every family is measured at.
+const std::vector<std::int64_t>& class_buckets();
+
+// The report's scenarios: every family at every C bucket, rows chosen per C
+// (few rows for big C); quick uses fewer rows (same distributions).
 std::vector<scenario_spec> report_scenarios(bool quick);
+
+// Scenarios of either set whose id contains `filter` (each id once).
+std::vector<scenario_spec> matching_scenarios(const std::string& filter);
 
 }  // namespace xent::cli

@@ -55,6 +55,10 @@ comparison compare(tier t, quantity q, float y, const ref::exact& r, const row_c
 double cancellation_allowance(const test_case& c, std::int64_t p, std::int64_t j,
                               const row_context& ctx);
 
+// Tiers with absolute per-sample criteria (standard) carry them through the
+// reduction: Σ_p bound_p / D on top of the reduction's ulp bound; 0 otherwise.
+double reduction_allowance(tier t, const test_case& c, const std::vector<row_context>& ctx);
+
 // Do two results of the same true value agree, if each is within the tier's
 // bound? (metamorphic relations: no reference needed). Non-finite values must
 // be identical; NaN matches NaN. `cancellation`: each side's allowance on top

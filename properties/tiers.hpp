@@ -5,6 +5,8 @@
 // | accurate | 0.501 ulp                    | 1 ulp                        | 1 ulp    |
 // | fast     | 2 ulp                        | 2 ulp                        | 1 ulp    |
 // | standard | |y-r| <= 4u max(1,|lse|) K   | |y-r| <= 4u max(1,|lse|) K S | 2 ulp    |
+//   (standard: plus one ulp of the result for its own rounding; reductions
+//    also carry the per-sample bounds: + Σ_p bound_p / D)
 // | naive    | |y-r| <= 2u (C+8)(1+G) K     | recorded, no bound           | recorded |
 //
 // ulps are those of the float32 result against the multiprecision reference

@@ -1,0 +1,532 @@
+#include "cases.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <sstream>
+
+#include "buffers.hpp"
+#include "memory.hpp"
+#include "xent/xent.hpp"
+
+#ifdef XENT_HAVE_TORCH
+#include "torch_peer.hpp"
+#endif
+
+namespace xent_bench {
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+double seconds_since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+// Tolerances of the pre-timing check: loose enough for the naive and
+// standard tiers on these well-conditioned inputs, tight enough to catch a
+// wrong mean denominator, a missing row or an off-by-one target.
+constexpr double loss_rtol = 1e-3;
+constexpr double loss_atol = 1e-5;
+constexpr double grad_rtol = 1e-3;
+constexpr double grad_atol_of_max = 1e-5;  // times max |reference gradient|
+
+// The inputs of the shape being measured and the reference results. The
+// benchmarks of one shape are registered together, so one workspace lives
+// at a time (the LLM shapes need ~0.5 GB per N×C buffer).
+struct workspace {
+  shape_spec shape;
+  buffer<float> logits;
+  buffer<std::int64_t> target;
+  buffer<float> grad;  // fwdbwd output; the in-place modes work on it
+  std::vector<float> rows;
+
+  bool have_reference = false;
+  buffer<float> ref_grad;  // gradient of the mean
+  std::vector<float> ref_rows;
+  double ref_mean = 0.0, ref_sum = 0.0, ref_grad_max = 0.0;
+
+  explicit workspace(const shape_spec& s)
+      : shape(s),
+        logits(static_cast<std::size_t>(s.elements())),
+        target(static_cast<std::size_t>(s.positions())),
+        grad(static_cast<std::size_t>(s.elements())),
+        rows(static_cast<std::size_t>(s.positions())) {
+    fill_normal(logits.data(), logits.size(), seed, logit_sigma);
+    fill_targets(target.data(), target.size(), s.classes(), seed);
+  }
+
+  xent::tensor_view logits_view() const { return xent::view(logits.data(), shape.dims); }
+  xent::tensor_view target_view() const { return xent::view(target.data(), shape.target_dims()); }
+};
+
+std::unique_ptr<workspace>& current() {
+  static std::unique_ptr<workspace> ws;
+  return ws;
+}
+
+// The probes' buffer, allocated and touched once for all probes, freed when
+// the first case needs its memory.
+buffer<float>& probe_buffer() {
+  static buffer<float> b;
+  return b;
+}
+
+workspace& workspace_for(const shape_spec& s) {
+  auto& ws = current();
+  if (!ws || ws->shape.name != s.name) {
+    ws.reset();  // free the previous shape first
+    probe_buffer() = buffer<float>();
+    ws = std::make_unique<workspace>(s);
+  }
+  return *ws;
+}
+
+// Reference results from the reference kernel, split over the first
+// dimension in chunks run in parallel (the scalar kernel would take seconds
+// per LLM shape otherwise). One call gives everything: reduction none with
+// upstream 1/positions yields the per-position losses and the gradient of
+// the mean (no weights, nothing ignored: the mean's denominator is P).
+void compute_reference(workspace& ws) {
+  if (ws.have_reference) return;
+  const shape_spec& s = ws.shape;
+  ws.ref_grad = buffer<float>(static_cast<std::size_t>(s.elements()));
+  ws.ref_rows.assign(static_cast<std::size_t>(s.positions()), 0.0f);
+  const std::int64_t n = s.dims[0];
+  const std::int64_t per_n = s.elements() / n;           // elements per first index
+  const std::int64_t pos_per_n = s.positions() / n;      // positions per first index
+  const std::int64_t chunks = std::min<std::int64_t>(n, 64);
+  const float upstream = static_cast<float>(1.0 / static_cast<double>(s.positions()));
+  const xent::implementation& ref = reference_implementation();
+  xent::options o;
+  o.reduce = xent::reduction::none;
+  std::string failure;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(std::max(1, omp_get_num_procs()))
+  for (std::int64_t k = 0; k < chunks; ++k) {
+    const std::int64_t n0 = n * k / chunks, n1 = n * (k + 1) / chunks;
+    std::vector<std::int64_t> d = s.dims, td = s.target_dims();
+    d[0] = td[0] = n1 - n0;
+    try {
+      const xent::tensor_view up = xent::view(&upstream, {});
+      xent::cross_entropy_forward_backward(
+          xent::view(ws.logits.data() + n0 * per_n, d), xent::view(ws.target.data() + n0 * pos_per_n, td),
+          xent::view(ws.ref_rows.data() + n0 * pos_per_n, td), xent::view(ws.ref_grad.data() + n0 * per_n, d),
+          o, &up, &ref);
+    } catch (const std::exception& e) {
+#pragma omp critical
+      failure = e.what();
+    }
+  }
+  if (!failure.empty()) throw std::runtime_error("reference failed: " + failure);
+  double sum = 0.0, gmax = 0.0;
+  for (float r : ws.ref_rows) sum += r;
+  const float* g = ws.ref_grad.data();
+  const auto e = static_cast<std::ptrdiff_t>(s.elements());
+#pragma omp parallel for reduction(max : gmax)
+  for (std::ptrdiff_t i = 0; i < e; ++i) gmax = std::max(gmax, static_cast<double>(std::fabs(g[i])));
+  ws.ref_sum = sum;
+  ws.ref_mean = sum / static_cast<double>(s.positions());
+  ws.ref_grad_max = gmax;
+  ws.have_reference = true;
+}
+
+std::string repro(const bench_case& c) {
+  return " [repro: xent_bench --benchmark_filter='^" + c.name() + "$'; seed " + std::to_string(seed) +
+         ", logits ~ N(0, " + std::to_string(logit_sigma).substr(0, 3) + "), targets uniform]";
+}
+
+std::string check_scalar(const char* what, double got, double want, const bench_case& c) {
+  if (std::fabs(got - want) <= loss_rtol * std::fabs(want) + loss_atol) return {};
+  std::ostringstream m;
+  m.precision(9);
+  m << "mismatch vs reference " << reference_implementation().name() << ": " << what << " = " << got
+    << ", reference " << want << repro(c);
+  return m.str();
+}
+
+std::string check_rows(const std::vector<float>& got, const workspace& ws, const bench_case& c) {
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const double y = got[i], r = ws.ref_rows[i];
+    if (!(std::fabs(y - r) <= loss_rtol * std::fabs(r) + loss_atol)) {
+      std::ostringstream m;
+      m.precision(9);
+      m << "mismatch vs reference " << reference_implementation().name() << ": loss[" << i << "] = " << y
+        << ", reference " << r << repro(c);
+      return m.str();
+    }
+  }
+  return {};
+}
+
+std::string check_grad(const float* g, const workspace& ws, const bench_case& c) {
+  const float* r = ws.ref_grad.data();
+  const double atol = grad_atol_of_max * ws.ref_grad_max;
+  const auto e = static_cast<std::ptrdiff_t>(ws.shape.elements());
+  std::ptrdiff_t first_bad = e;
+#pragma omp parallel for reduction(min : first_bad)
+  for (std::ptrdiff_t i = 0; i < e; ++i) {
+    const double d = std::fabs(static_cast<double>(g[i]) - r[i]);
+    if (!(d <= grad_rtol * std::fabs(static_cast<double>(r[i])) + atol)) first_bad = std::min(first_bad, i);
+  }
+  if (first_bad == e) return {};
+  std::ostringstream m;
+  m.precision(9);
+  m << "mismatch vs reference " << reference_implementation().name() << ": grad[" << first_bad
+    << "] = " << g[first_bad] << ", reference " << r[first_bad] << repro(c);
+  return m.str();
+}
+
+struct case_record {
+  bool done = false;
+  std::string error;
+  std::int64_t peak_extra = 0;
+};
+
+std::map<std::string, case_record>& records() {
+  static std::map<std::string, case_record> m;
+  return m;
+}
+
+// Seconds per call of the runs of one case. Google Benchmark calls a case
+// with growing iteration counts until a run lasts the minimum time; only the
+// runs with the final (largest) count are reported, so only they count here.
+class timings {
+ public:
+  void add(std::int64_t iterations, double seconds_per_call) {
+    if (iterations > iterations_) {
+      iterations_ = iterations;
+      v_.clear();
+    }
+    if (iterations == iterations_) v_.push_back(seconds_per_call);
+  }
+  double median() const {
+    std::vector<double> v(v_);
+    std::sort(v.begin(), v.end());
+    const std::size_t h = v.size() / 2;
+    return v.size() % 2 ? v[h] : 0.5 * (v[h - 1] + v[h]);
+  }
+
+ private:
+  std::int64_t iterations_ = 0;
+  std::vector<double> v_;
+};
+
+// The peer's runs, per "shape/mode/tN".
+std::map<std::string, timings>& torch_times() {
+  static std::map<std::string, timings> m;
+  return m;
+}
+
+// Every case's runs, by name: the one-thread time is the base of the
+// thread-scaling counter.
+std::map<std::string, timings>& case_times() {
+  static std::map<std::string, timings> m;
+  return m;
+}
+
+// The peer counterpart of a mode: in-place is compared with LibTorch's
+// forward+backward (the step it replaces).
+std::string peer_key(const bench_case& c) {
+  const mode m = c.m == mode::fwdbwd_inplace ? mode::fwdbwd : c.m;
+  return c.shape.name + "/" + to_string(m) + "/t" + std::to_string(c.threads);
+}
+
+double roofline(const bench_case& c) {
+  switch (c.m) {
+    case mode::fwd:
+    case mode::fwd_sum:
+    case mode::fwd_none: return roofline_read(c.threads);
+    case mode::fwdbwd: return roofline_fused(c.threads);
+    case mode::fwdbwd_inplace: return roofline_inplace(c.threads);
+  }
+  return 0.0;
+}
+
+// The bytes a mode must move (DESIGN.md §6): the logits once, plus the
+// gradient once when it is written. Targets and losses (O(N)) are left out.
+double bytes_per_call(const bench_case& c) {
+  const double b = 4.0 * static_cast<double>(c.shape.elements());
+  return writes_grad(c.m) ? 2.0 * b : b;
+}
+
+// The untimed first calls (check + memory), then the timed loop. `clear`
+// drops results a previous call left allocated, so that a measured call
+// starts from the state a timed one would free anyway.
+template <class Call, class Check, class Clear>
+void measure(benchmark::State& st, const bench_case& c, Call&& call, Check&& check, Clear&& clear) {
+  case_record& rec = records()[c.name()];
+  if (!rec.done) {
+    rec.done = true;
+    try {
+      roofline(c);  // run a missing probe now, not between timings
+      const auto t0 = clock_type::now();
+      auto measured_call = [&] {
+        clear();
+        memory_window w;
+#ifdef XENT_HAVE_TORCH
+        if (!c.impl) torch_peer::reset_storage_peak();
+        call();
+        rec.peak_extra = w.peak_extra_bytes(c.impl ? 0 : torch_peer::storage_peak_extra_bytes());
+#else
+        call();
+        rec.peak_extra = w.peak_extra_bytes();
+#endif
+      };
+      measured_call();
+      const double first = seconds_since(t0);
+      rec.error = check();
+      // Measure memory again on a warm call (lazy initialisation, code pages
+      // and thread stacks belong to the first one) unless calls are slow.
+      if (rec.error.empty() && first < 2.0) measured_call();
+    } catch (const std::exception& e) {
+      rec.error = std::string("error: ") + e.what() + repro(c);
+    }
+  }
+  if (!rec.error.empty()) {
+    st.SkipWithError(rec.error.c_str());
+    return;
+  }
+  const auto t0 = clock_type::now();
+  for (auto _ : st) {
+    call();
+    benchmark::ClobberMemory();
+  }
+  const double per_call = seconds_since(t0) / static_cast<double>(st.iterations());
+  const double bytes = bytes_per_call(c);
+  const double elements = static_cast<double>(c.shape.elements());
+  // Rates from the wall clock (GB's own rates would use the main thread's
+  // CPU time, wrong for two threads, and UseRealTime() would append
+  // "/real_time" to the names).
+  st.counters["bytes_per_second"] = bytes / per_call;
+  st.counters["items_per_second"] = elements / per_call;
+  st.counters["roofline_fraction"] = bytes / per_call / roofline(c);
+  st.counters["peak_extra_bytes"] = static_cast<double>(rec.peak_extra);
+  st.counters["extra_per_NxC"] = static_cast<double>(rec.peak_extra) / (4.0 * elements);
+  const auto iterations = static_cast<std::int64_t>(st.iterations());
+  case_times()[c.name()].add(iterations, per_call);
+  if (c.threads > 1) {
+    bench_case one = c;
+    one.threads = 1;
+    if (auto it = case_times().find(one.name()); it != case_times().end())
+      st.counters["vs_t1"] = it->second.median() / per_call;  // thread scaling
+  }
+  if (!c.impl) {
+    torch_times()[peer_key(c)].add(iterations, per_call);
+  } else if (auto it = torch_times().find(peer_key(c)); it != torch_times().end()) {
+    st.counters["vs_torch"] = it->second.median() / per_call;
+  }
+}
+
+void run_xent(benchmark::State& st, const bench_case& c, workspace& ws) {
+  const xent::implementation* impl = c.impl;
+  xent::options o;
+  o.reduce = c.m == mode::fwd_sum ? xent::reduction::sum
+             : c.m == mode::fwd_none ? xent::reduction::none
+                                     : xent::reduction::mean;
+  float loss = 0.0f;
+  const xent::tensor_view x = ws.logits_view(), t = ws.target_view();
+  const xent::tensor_view scalar = xent::view(&loss, {});
+  const xent::tensor_view rows = xent::view(ws.rows.data(), c.shape.target_dims());
+  const xent::tensor_view g = xent::view(ws.grad.data(), c.shape.dims);
+  switch (c.m) {
+    case mode::fwd:
+    case mode::fwd_sum:
+      measure(
+          st, c, [&] { xent::cross_entropy(x, t, scalar, o, impl); },
+          [&] {
+            compute_reference(ws);
+            return check_scalar(c.m == mode::fwd ? "loss (mean)" : "loss (sum)", loss,
+                                c.m == mode::fwd ? ws.ref_mean : ws.ref_sum, c);
+          },
+          [] {});
+      break;
+    case mode::fwd_none:
+      measure(
+          st, c, [&] { xent::cross_entropy(x, t, rows, o, impl); },
+          [&] {
+            compute_reference(ws);
+            return check_rows(ws.rows, ws, c);
+          },
+          [] {});
+      break;
+    case mode::fwdbwd:
+      measure(
+          st, c, [&] { xent::cross_entropy_forward_backward(x, t, scalar, g, o, nullptr, impl); },
+          [&] {
+            compute_reference(ws);
+            std::string e = check_scalar("loss (mean)", loss, ws.ref_mean, c);
+            return e.empty() ? check_grad(ws.grad.data(), ws, c) : e;
+          },
+          [] {});
+      break;
+    case mode::fwdbwd_inplace: {
+      // The logits live in the gradient buffer and are overwritten each call;
+      // later calls see earlier gradients as logits (same cost, finite values).
+      if (!records()[c.name()].done)
+        std::memcpy(ws.grad.data(), ws.logits.data(), ws.logits.bytes());
+      measure(
+          st, c, [&] { xent::cross_entropy_forward_backward(g, t, scalar, g, o, nullptr, impl); },
+          [&] {
+            compute_reference(ws);
+            std::string e = check_scalar("loss (mean)", loss, ws.ref_mean, c);
+            return e.empty() ? check_grad(ws.grad.data(), ws, c) : e;
+          },
+          [] {});
+      break;
+    }
+  }
+}
+
+#ifdef XENT_HAVE_TORCH
+void run_torch(benchmark::State& st, const bench_case& c, workspace& ws) {
+  const std::string red = c.m == mode::fwd_sum ? "sum" : c.m == mode::fwd_none ? "none" : "mean";
+  torch_peer::session s(ws.logits.data(), c.shape.dims, ws.target.data(), red, writes_grad(c.m));
+  measure(
+      st, c, [&] { s.run(); },
+      [&]() -> std::string {
+        compute_reference(ws);
+        if (c.m == mode::fwd_none) {
+          if (s.loss_numel() != c.shape.positions()) return "libtorch returned a wrong number of losses";
+          s.loss(ws.rows.data());
+          return check_rows(ws.rows, ws, c);
+        }
+        float loss = 0.0f;
+        s.loss(&loss);
+        std::string e = check_scalar(c.m == mode::fwd_sum ? "loss (sum)" : "loss (mean)", loss,
+                                     c.m == mode::fwd_sum ? ws.ref_sum : ws.ref_mean, c);
+        if (!e.empty() || !writes_grad(c.m)) return e;
+        s.grad(ws.grad.data());
+        return check_grad(ws.grad.data(), ws, c);
+      },
+      [&] { s.clear(); });
+}
+#endif
+
+}  // namespace
+
+std::int64_t shape_spec::elements() const {
+  std::int64_t e = 1;
+  for (auto d : dims) e *= d;
+  return e;
+}
+
+std::vector<std::int64_t> shape_spec::target_dims() const {
+  std::vector<std::int64_t> t(dims);
+  t.erase(t.begin() + 1);
+  return t;
+}
+
+shape_spec make_shape(std::vector<std::int64_t> dims) {
+  static const char* const extra[4][3] = {{}, {"d"}, {"h", "w"}, {"d", "h", "w"}};
+  std::string name = "n" + std::to_string(dims[0]) + "c" + std::to_string(dims[1]);
+  const std::size_t k = dims.size() - 2;
+  for (std::size_t i = 0; i < k; ++i)
+    name += (k < 4 ? extra[k][i] : "d") + std::to_string(dims[2 + i]);
+  return {name, std::move(dims)};
+}
+
+std::string to_string(mode m) {
+  switch (m) {
+    case mode::fwd: return "fwd";
+    case mode::fwd_sum: return "fwd_sum";
+    case mode::fwd_none: return "fwd_none";
+    case mode::fwdbwd: return "fwdbwd";
+    case mode::fwdbwd_inplace: return "fwdbwd_inplace";
+  }
+  return "?";
+}
+
+bool writes_grad(mode m) { return m == mode::fwdbwd || m == mode::fwdbwd_inplace; }
+
+std::string bench_case::impl_name() const { return impl ? impl->name() : "libtorch"; }
+
+std::string bench_case::name() const {
+  return impl_name() + "/" + shape.name + "/" + to_string(m) + "/t" + std::to_string(threads);
+}
+
+std::vector<std::string> case_errors() {
+  std::vector<std::string> v;
+  for (const auto& [name, rec] : records())
+    if (!rec.error.empty()) v.push_back(name + ": " + rec.error);
+  return v;
+}
+
+const xent::implementation& reference_implementation() {
+  const xent::implementation* r = xent::find_implementation("stable");
+  return r ? *r : xent::default_implementation();
+}
+
+void run_case(benchmark::State& st, const bench_case& c) {
+  workspace& ws = workspace_for(c.shape);
+  omp_set_num_threads(c.threads);
+  if (c.impl) {
+    run_xent(st, c, ws);
+    return;
+  }
+#ifdef XENT_HAVE_TORCH
+  torch_peer::set_threads(c.threads);
+  run_torch(st, c, ws);
+#else
+  st.SkipWithError("built without LibTorch");
+#endif
+}
+
+void run_probe(benchmark::State& st, probe_kind k, int threads) {
+  const std::size_t n = probe_bytes / sizeof(float);
+  buffer<float>& buf = probe_buffer();
+  if (buf.size() != n) {
+    buf = buffer<float>(n);
+    fill_normal(buf.data(), n, 1, 1.0f);
+  }
+  probe_pass(k, buf.data(), n, threads);  // warm (threads, TLB)
+  const double bytes = probe_pass_bytes(k, n);
+  double total = 0.0, best = 0.0;
+  for (auto _ : st) {
+    const auto t0 = clock_type::now();
+    benchmark::DoNotOptimize(probe_pass(k, buf.data(), n, threads));
+    const double s = seconds_since(t0);
+    total += s;
+    best = std::max(best, bytes / s);
+  }
+  st.counters["bytes_per_second"] = bytes * static_cast<double>(st.iterations()) / total;
+  // The roofline is the best single pass: the machine's limit, not its
+  // average under whatever else runs (a pass is tens of milliseconds).
+  st.counters["best_bytes_per_second"] = best;
+  record_probe(k, threads, best);
+}
+
+double calibrate(const xent::implementation& impl, bool grad) {
+  const shape_spec s = make_shape({256, 4096});
+  std::vector<float> x(static_cast<std::size_t>(s.elements())), g(grad ? x.size() : 0);
+  std::vector<std::int64_t> t(static_cast<std::size_t>(s.positions()));
+  fill_normal(x.data(), x.size(), seed, logit_sigma);
+  fill_targets(t.data(), t.size(), s.classes(), seed);
+  float loss = 0.0f;
+  omp_set_num_threads(1);
+  auto call = [&] {
+    if (grad)
+      xent::cross_entropy_forward_backward(xent::view(x.data(), s.dims), xent::view(t.data(), {256}),
+                                           xent::view(&loss, {}), xent::view(g.data(), s.dims), {}, nullptr,
+                                           &impl);
+    else
+      xent::cross_entropy(xent::view(x.data(), s.dims), xent::view(t.data(), {256}), xent::view(&loss, {}),
+                          {}, &impl);
+  };
+  try {
+    call();  // warm
+    double best = 0.0;
+    for (int i = 0; i < 3; ++i) {  // best of 3: the machine may be shared
+      const auto t0 = clock_type::now();
+      call();
+      best = std::max(best, static_cast<double>(s.elements()) / seconds_since(t0));
+    }
+    return best;
+  } catch (const std::exception&) {
+    return 0.0;  // the case itself will report the error
+  }
+}
+
+}  // namespace xent_bench

@@ -1,0 +1,63 @@
+// What is measured: shapes, modes and one benchmark case per
+// (implementation | LibTorch, shape, mode, threads), named
+// `impl/shape/mode/tN` (e.g. `stable/n4096c32000/fwd/t2`).
+#pragma once
+
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "probes.hpp"
+#include "xent/implementation.hpp"
+
+namespace xent_bench {
+
+inline constexpr std::uint64_t seed = 7;
+inline constexpr float logit_sigma = 2.0f;
+
+struct shape_spec {
+  std::string name;                // oneDNN benchdnn style: n4096c32000, n8c21h256w256
+  std::vector<std::int64_t> dims;  // logits, class axis 1
+  std::int64_t classes() const { return dims[1]; }
+  std::int64_t elements() const;
+  std::int64_t positions() const { return elements() / classes(); }
+  std::vector<std::int64_t> target_dims() const;  // dims without the class axis
+};
+shape_spec make_shape(std::vector<std::int64_t> dims);
+
+// fwd: loss only, mean; fwd_sum / fwd_none: the other reductions;
+// fwdbwd: loss (mean) + gradient into a separate buffer;
+// fwdbwd_inplace: the gradient overwrites the logits.
+enum class mode { fwd, fwd_sum, fwd_none, fwdbwd, fwdbwd_inplace };
+std::string to_string(mode m);
+bool writes_grad(mode m);
+
+struct bench_case {
+  const xent::implementation* impl = nullptr;  // nullptr: the LibTorch peer
+  shape_spec shape;
+  mode m = mode::fwd;
+  int threads = 1;
+  std::string impl_name() const;  // "libtorch" for the peer
+  std::string name() const;
+};
+
+// The benchmark body of a case: verifies against the reference kernel and
+// measures peak extra memory once (untimed, also the warm-up), then times.
+void run_case(benchmark::State& state, const bench_case& c);
+void run_probe(benchmark::State& state, probe_kind k, int threads);
+
+// Elements per second of one untimed call on a [256, 4096] problem, one
+// thread: used to keep the scalar kernels off shapes they would need minutes
+// for.
+double calibrate(const xent::implementation& impl, bool grad);
+
+// "name: message" of every case that was skipped with an error (a mismatch
+// against the reference or an exception), in name order.
+std::vector<std::string> case_errors();
+
+// The implementation outputs are checked against ("stable").
+const xent::implementation& reference_implementation();
+
+}  // namespace xent_bench

@@ -1,0 +1,385 @@
+// xent_bench: every registered implementation next to LibTorch and the
+// machine's memory bandwidth, in one process (see bench/README.md).
+//
+//   xent_bench [--quick] [--no-torch] [Google Benchmark flags...]
+#include <benchmark/benchmark.h>
+#include <omp.h>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <iostream>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "bench_config.hpp"
+#include "cases.hpp"
+#include "memory.hpp"
+#include "xent/xent.hpp"
+
+#ifdef XENT_HAVE_TORCH
+#include "torch_peer.hpp"
+#endif
+#ifdef XENT_BENCH_HAVE_HWY
+#include <hwy/highway.h>
+#include <hwy/targets.h>
+#endif
+
+namespace xent_bench {
+namespace {
+
+struct settings {
+  bool quick = false;
+  bool torch = true;
+  int omp_max_threads = 1;  // at start, before any case sets its own count
+  double busy_elsewhere = -1.0;
+};
+
+// Per-call time above which an implementation is treated as slow on a shape:
+// one thread, one iteration, one repetition, loss and fused modes only.
+constexpr double slow_call_s = 0.25;
+// Above this a case is not run at all (listed in the context as skipped).
+constexpr double max_call_s = 20.0;
+
+void usage() {
+  std::cout << "xent_bench [--quick] [--no-torch] [Google Benchmark flags]\n"
+               "  --quick     tiny shapes only (CI smoke, < 1 min); min time 0.1 s, 1 repetition\n"
+               "  --no-torch  leave the LibTorch peer out\n"
+               "  default     all shapes of DESIGN.md §6, 3 repetitions (medians), min time 0.2 s\n"
+               "  names       impl/shape/mode/tN, e.g. stable/n4096c32000/fwd/t2;\n"
+               "              probe/{read,ntwrite,rmw}/tN for the bandwidth probes\n"
+               "  JSON        --benchmark_out=FILE --benchmark_out_format=json\n\n";
+}
+
+// list += sep + item (written out: GCC 12 warns falsely on "lit" + std::string&&).
+void append(std::string& list, const std::string& item, const char* sep = ",") {
+  if (!list.empty()) list += sep;
+  list += item;
+}
+
+std::string run_command(const std::string& cmd) {
+  std::string out;
+  if (std::FILE* p = popen(cmd.c_str(), "r")) {
+    char buf[256];
+    while (std::fgets(buf, sizeof buf, p)) out += buf;
+    pclose(p);
+  }
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  return out;
+}
+
+// The revision of the checked-out tree when the sources are there, else the
+// one recorded at configure time.
+std::string git_revision() {
+  const std::string git = "git -C '" + std::string(XENT_BENCH_SOURCE_DIR) + "' ";
+  std::string rev = run_command(git + "rev-parse --short HEAD 2>/dev/null");
+  if (rev.empty()) return XENT_BENCH_GIT_REVISION;
+  if (!run_command(git + "status --porcelain --untracked-files=no 2>/dev/null").empty()) rev += "-dirty";
+  return rev;
+}
+
+// CPUs kept busy by other processes over half a second (from /proc/stat
+// minus this process): two-thread results mean little when this is near 1
+// on a 2-core machine. Negative when unreadable.
+double cpus_busy_elsewhere() {
+  auto read = [](long long& busy, long long& self) {
+    busy = self = -1;
+    if (std::FILE* f = std::fopen("/proc/stat", "r")) {
+      long long v[8] = {};
+      if (std::fscanf(f, "cpu %lld %lld %lld %lld %lld %lld %lld %lld", &v[0], &v[1], &v[2], &v[3], &v[4],
+                      &v[5], &v[6], &v[7]) == 8)
+        busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];  // all but idle and iowait
+      std::fclose(f);
+    }
+    if (std::FILE* f = std::fopen("/proc/self/stat", "r")) {
+      char buf[1024];
+      if (std::fgets(buf, sizeof buf, f)) {
+        const char* p = std::strrchr(buf, ')');
+        long long ut = 0, st = 0;
+        // fields after the command: state ppid pgrp session tty tpgid flags
+        // minflt cminflt majflt cmajflt utime stime
+        if (p && std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lld %lld", &ut, &st) == 2)
+          self = ut + st;
+      }
+      std::fclose(f);
+    }
+  };
+  long long b0, s0, b1, s1;
+  read(b0, s0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  read(b1, s1);
+  if (b0 < 0 || s0 < 0 || b1 < 0 || s1 < 0) return -1.0;
+  const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
+  return static_cast<double>((b1 - b0) - (s1 - s0)) / hz / 0.5;
+}
+
+std::string compiler() {
+#if defined(__clang__)
+  return std::string("clang ") + __clang_version__;
+#elif defined(__GNUC__)
+  return std::string("gcc ") + __VERSION__;
+#else
+  return "unknown";
+#endif
+}
+
+void add_context(const settings& s, const std::string& skipped) {
+  using benchmark::AddCustomContext;
+  AddCustomContext("xent_version", XENT_BENCH_XENT_VERSION);
+  AddCustomContext("git_revision", git_revision());
+  AddCustomContext("compiler", compiler());
+  AddCustomContext("build_type", XENT_BENCH_BUILD_TYPE);
+  AddCustomContext("cxx_flags", XENT_BENCH_CXX_FLAGS);
+  AddCustomContext("benchmark_library", XENT_BENCH_BENCHMARK_VERSION);
+  AddCustomContext("openmp", std::to_string(_OPENMP));
+  AddCustomContext("omp_max_threads", std::to_string(s.omp_max_threads));
+  AddCustomContext("hardware_threads", std::to_string(std::thread::hardware_concurrency()));
+  AddCustomContext("set", s.quick ? "quick" : "default");
+  if (s.busy_elsewhere >= 0.0) {
+    char busy[32];
+    std::snprintf(busy, sizeof busy, "%.2f", s.busy_elsewhere);
+    AddCustomContext("cpus_busy_elsewhere_at_start", busy);
+  }
+  AddCustomContext("fill", "logits ~ N(0, 2) as float32, targets uniform in [0, C), seed " +
+                               std::to_string(seed) + ", counter-based (thread-count independent)");
+  AddCustomContext("reference", reference_implementation().name() +
+                                    " (each output checked before timing; mismatch = skipped with error)");
+  AddCustomContext("probe_buffer_bytes", std::to_string(probe_bytes));
+  AddCustomContext("roofline",
+                   "fwd*: N*C*4 bytes vs read probe; fwdbwd: N*C*8 bytes vs 2/(1/read + 1/ntwrite); "
+                   "fwdbwd_inplace: N*C*8 bytes vs rmw probe; probe value = its best single pass "
+                   "(best_bytes_per_second) over all repetitions");
+  AddCustomContext("memory", std::string("peak_extra_bytes = max(counting operator new [+ LibTorch's CPU "
+                                         "allocator, counted, for the peer], VmHWM - VmRSS") +
+                                 (memory_window::rss_reset_works() ? "" : " [unavailable: no clear_refs]") +
+                                 ") over a warm call, beyond caller-owned inputs and outputs "
+                                 "(LibTorch's includes the gradient tensor autograd allocates)");
+  std::string impls;
+  for (const xent::implementation* i : xent::implementations()) {
+    append(impls, i->name());
+    AddCustomContext("impl." + i->name(), xent::to_string(i->tier()) + (i->supported() ? "" : " (unsupported)") +
+                                              "; " + i->description());
+  }
+  AddCustomContext("implementations", impls);
+  AddCustomContext("skipped", skipped.empty() ? "none" : skipped);
+#ifdef XENT_HAVE_TORCH
+  AddCustomContext("libtorch", s.torch ? torch_peer::version() + "; " + torch_peer::parallel_info() : "disabled");
+#else
+  AddCustomContext("libtorch", "not built");
+#endif
+#ifdef XENT_BENCH_HAVE_HWY
+  std::string targets;
+  for (std::int64_t t : hwy::SupportedAndGeneratedTargets())
+    append(targets, hwy::TargetName(t));
+  AddCustomContext("hwy_version", std::to_string(HWY_MAJOR) + "." + std::to_string(HWY_MINOR));
+  AddCustomContext("hwy_cpu_targets", targets);  // best first
+#endif
+}
+
+benchmark::TimeUnit unit_for(const shape_spec& s) {
+  const auto e = s.elements();
+  return e >= 1000000 ? benchmark::kMillisecond : e >= 10000 ? benchmark::kMicrosecond : benchmark::kNanosecond;
+}
+
+void add(const bench_case& c, bool slow) {
+  auto* b = benchmark::RegisterBenchmark(c.name().c_str(),
+                                         [c](benchmark::State& st) { run_case(st, c); });
+  // Wall-clock time decides the iteration count (two threads; the machine
+  // may be shared). The counters are computed from the wall clock too.
+  b->Unit(unit_for(c.shape))->UseRealTime();
+  if (slow) b->Iterations(1)->Repetitions(1);
+}
+
+// Google Benchmark appends "/real_time", "/iterations:1", "/repeats:1" to
+// the names of benchmarks with those settings; the names stay
+// impl/shape/mode/tN (parseable, the same for every case) by dropping them
+// before they reach a reporter (console or JSON file alike).
+template <class Base>
+class clean_names final : public Base {
+ public:
+  using Base::Base;
+  void ReportRuns(const std::vector<benchmark::BenchmarkReporter::Run>& runs) override {
+    std::vector<benchmark::BenchmarkReporter::Run> copy(runs);
+    for (auto& r : copy) {
+      r.run_name.time_type.clear();
+      r.run_name.iterations.clear();
+      r.run_name.repetitions.clear();
+      r.run_name.min_time.clear();
+    }
+    Base::ReportRuns(copy);
+  }
+};
+
+std::string flag_value(const std::vector<std::string>& args, const std::string& flag, std::string fallback) {
+  for (const auto& a : args)
+    if (a.rfind(flag + "=", 0) == 0) fallback = a.substr(flag.size() + 1);
+  return fallback;
+}
+
+// A reporter for --benchmark_format / --benchmark_out_format ("console" or
+// "json"); nullptr (Google Benchmark's own, names not cleaned) otherwise.
+std::unique_ptr<benchmark::BenchmarkReporter> make_reporter(const std::string& format, bool display,
+                                                            const std::vector<std::string>& args) {
+  if (format == "json") return std::make_unique<clean_names<benchmark::JSONReporter>>();
+  if (format != "console") return nullptr;
+  int opts = benchmark::ConsoleReporter::OO_None;
+  if (display) {
+    const std::string color = flag_value(args, "--benchmark_color", "auto");
+    const char* term = std::getenv("TERM");
+    if (color == "true" || color == "yes" ||
+        (color == "auto" && isatty(STDOUT_FILENO) && term && std::string_view(term) != "dumb"))
+      opts |= benchmark::ConsoleReporter::OO_Color;
+    const std::string tab = flag_value(args, "--benchmark_counters_tabular", "false");
+    if (tab == "true" || tab == "1" || tab == "yes") opts |= benchmark::ConsoleReporter::OO_Tabular;
+  }
+  return std::make_unique<clean_names<benchmark::ConsoleReporter>>(
+      static_cast<benchmark::ConsoleReporter::OutputOptions>(opts));
+}
+
+std::string register_all(const settings& s) {
+  std::vector<int> threads{1};
+  if (std::thread::hardware_concurrency() >= 2 || omp_get_num_procs() >= 2) threads.push_back(2);
+
+  for (probe_kind k : {probe_kind::read, probe_kind::nt_write, probe_kind::rmw})
+    for (int t : threads) {
+      const std::string name = "probe/" + to_string(k) + "/t" + std::to_string(t);
+      benchmark::RegisterBenchmark(name.c_str(), [k, t](benchmark::State& st) { run_probe(st, k, t); })
+          ->Unit(benchmark::kMillisecond);
+    }
+
+  struct shape_plan {
+    shape_spec shape;
+    bool reductions;  // also fwd_sum and fwd_none
+    bool inplace;     // also fwdbwd_inplace
+  };
+  std::vector<shape_plan> plan;
+  if (s.quick) {
+    plan = {{make_shape({3, 5}), false, false},
+            {make_shape({64, 1024}), true, false},
+            {make_shape({64, 8192}), false, true},
+            {make_shape({8, 21, 16, 16}), false, false}};
+  } else {
+    plan = {{make_shape({4096, 32000}), true, true},  {make_shape({1024, 128256}), false, true},
+            {make_shape({512, 256000}), false, true}, {make_shape({65536, 10}), false, false},
+            {make_shape({8192, 1000}), false, false}, {make_shape({8, 21, 256, 256}), false, false},
+            {make_shape({12800, 100}), false, false}, {make_shape({1, 256000}), false, false},
+            {make_shape({64, 1024}), false, false},   {make_shape({64, 8192}), false, true},
+            {make_shape({3, 5}), false, false}};
+  }
+
+  // Calibrate every supported implementation once (untimed, tiny).
+  struct impl_plan {
+    const xent::implementation* impl;
+    double fwd_rate, fused_rate;  // elements/s, one thread, cache-resident
+  };
+  std::vector<impl_plan> impls;
+  std::string skipped;
+  auto note = [&](const std::string& what) { append(skipped, what, "; "); };
+  for (const xent::implementation* i : xent::implementations()) {
+    if (!i->supported()) {
+      note(i->name() + " (not supported by this CPU)");
+      continue;
+    }
+    impls.push_back({i, calibrate(*i, false), calibrate(*i, true)});
+  }
+
+  for (const shape_plan& p : plan) {
+    std::vector<mode> modes{mode::fwd};
+    if (p.reductions) modes.insert(modes.end(), {mode::fwd_sum, mode::fwd_none});
+    modes.push_back(mode::fwdbwd);
+    if (p.inplace) modes.push_back(mode::fwdbwd_inplace);
+#ifdef XENT_HAVE_TORCH
+    // The peer first, so that every xent case of the shape can carry vs_torch.
+    if (s.torch)
+      for (mode m : modes)
+        if (m != mode::fwdbwd_inplace)
+          for (int t : threads) add({nullptr, p.shape, m, t}, false);
+#endif
+    for (const impl_plan& ip : impls)
+      for (mode m : modes) {
+        const double rate = writes_grad(m) ? ip.fused_rate : ip.fwd_rate;
+        const double est = rate > 0.0 ? static_cast<double>(p.shape.elements()) / rate : 0.0;
+        const bool slow = est > slow_call_s;
+        if (est > max_call_s || (slow && (m == mode::fwd_sum || m == mode::fwd_none || m == mode::fwdbwd_inplace))) {
+          char secs[32];
+          std::snprintf(secs, sizeof secs, " (~%.2f s per call)", est);
+          note(ip.impl->name() + "/" + p.shape.name + "/" + to_string(m) + secs);
+          continue;
+        }
+        for (int t : threads) {
+          if (slow && t != 1) {
+            note(ip.impl->name() + "/" + p.shape.name + "/" + to_string(m) + "/t" + std::to_string(t) +
+                 " (slow: one thread only)");
+            continue;
+          }
+          add({ip.impl, p.shape, m, t}, slow);
+        }
+      }
+  }
+  return skipped;
+}
+
+bool has_flag(const std::vector<std::string>& args, std::string_view flag) {
+  for (const auto& a : args)
+    if (a.rfind(flag, 0) == 0) return true;
+  return false;
+}
+
+}  // namespace
+}  // namespace xent_bench
+
+int main(int argc, char** argv) {
+  using namespace xent_bench;
+  settings s;
+  s.omp_max_threads = omp_get_max_threads();
+  std::vector<std::string> args{argv[0]};
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if (a == "--quick") s.quick = true;
+    else if (a == "--no-torch") s.torch = false;
+    else {
+      if (a == "--help" || a == "-h") usage();
+      args.emplace_back(a);
+    }
+  }
+  // Defaults the command line can override.
+  if (!has_flag(args, "--benchmark_repetitions"))
+    args.push_back(s.quick ? "--benchmark_repetitions=1" : "--benchmark_repetitions=3");
+  if (!has_flag(args, "--benchmark_min_time"))
+    args.push_back(s.quick ? "--benchmark_min_time=0.1" : "--benchmark_min_time=0.2");
+  if (!has_flag(args, "--benchmark_display_aggregates_only") && !has_flag(args, "--benchmark_report_aggregates_only"))
+    args.push_back("--benchmark_display_aggregates_only=true");
+
+  std::vector<char*> cargs;
+  for (auto& a : args) cargs.push_back(a.data());
+  int n = static_cast<int>(cargs.size());
+  cargs.push_back(nullptr);
+  benchmark::Initialize(&n, cargs.data());
+  if (benchmark::ReportUnrecognizedArguments(n, cargs.data())) return 1;
+
+  s.busy_elsewhere = cpus_busy_elsewhere();
+  if (s.busy_elsewhere > 0.25)
+    std::cerr << "xent_bench: warning: other processes keep " << s.busy_elsewhere
+              << " CPUs busy; multi-thread results will be distorted\n";
+  const std::string skipped = register_all(s);
+  add_context(s, skipped);
+  auto display = make_reporter(flag_value(args, "--benchmark_format", "console"), true, args);
+  std::unique_ptr<benchmark::BenchmarkReporter> file;
+  if (!flag_value(args, "--benchmark_out", "").empty())
+    file = make_reporter(flag_value(args, "--benchmark_out_format", "json"), false, args);
+  if (display && (file || flag_value(args, "--benchmark_out", "").empty()))
+    benchmark::RunSpecifiedBenchmarks(display.get(), file.get());
+  else
+    benchmark::RunSpecifiedBenchmarks();  // csv: Google Benchmark's reporters
+  benchmark::Shutdown();
+  // Everything was measured and written; a case that could not be (wrong
+  // answer, error) still fails the run, so CI sees it.
+  const auto errors = case_errors();
+  for (const auto& e : errors) std::cerr << "xent_bench: FAILED " << e << "\n";
+  return errors.empty() ? 0 : 1;
+}

@@ -1,0 +1,154 @@
+// GCC 12 warns falsely (-Wrestrict) on "literal" + std::string concatenations.
+#pragma GCC diagnostic ignored "-Wrestrict"
+#include "plots.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+namespace xent::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+const char* header =
+    "set terminal svg size 860,520 dynamic enhanced font 'sans,12' background '#ffffff'\n"
+    "set grid\nset key outside right top\n";
+
+// Runs gnuplot on the script; true when the SVG was written.
+bool draw(const fs::path& dir, const std::string& name, const std::string& script, std::vector<std::string>& notes) {
+  const fs::path gp = dir / (name + ".gp"), svg = dir / (name + ".svg");
+  {
+    std::ofstream f(gp);
+    f << header << "set output '" << name << ".svg'\n" << script;  // relative: rerun in place
+  }
+  std::error_code ec;
+  fs::remove(svg, ec);
+  const std::string cmd = "cd '" + dir.string() + "' && gnuplot '" + name + ".gp' >'" + name + ".log' 2>&1";
+  if (std::system(cmd.c_str()) != 0 || !fs::exists(svg)) {
+    notes.push_back(name + ".svg: gnuplot failed (see " + name + ".log)");
+    return false;
+  }
+  fs::remove(dir / (name + ".log"), ec);
+  return true;
+}
+
+std::string num(double v) {
+  std::ostringstream o;
+  o.precision(6);
+  o << v;
+  return o.str();
+}
+
+// ulp errors on a log axis: 0 drawn at the floor, inf at the ceiling.
+constexpr double ulp_floor = 1e-3, ulp_ceiling = 1e10;
+double clamp_ulp(double v) { return std::isinf(v) || v > ulp_ceiling ? ulp_ceiling : std::max(v, ulp_floor); }
+
+std::string accuracy_script(const sweep_result& s) {
+  // Max over the C buckets of the normal families, per implementation and scale.
+  std::map<std::string, std::map<double, std::pair<double, double>>> series;  // impl -> sigma -> (loss, grad)
+  std::vector<std::string> impls;
+  for (const cell& c : s.cells) {
+    const auto it = std::find_if(s.scenarios.begin(), s.scenarios.end(),
+                                 [&](const scenario_info& i) { return i.id == c.scenario; });
+    if (it == s.scenarios.end() || it->scale <= 0.0) continue;
+    if (std::find(impls.begin(), impls.end(), c.impl) == impls.end()) impls.push_back(c.impl);
+    auto& v = series[c.impl][it->scale];
+    v.first = std::max(v.first, c[quantity::loss].max);
+    v.second = std::max({v.second, c[quantity::grad_target].max, c[quantity::grad_other].max});
+  }
+  std::ostringstream o;
+  for (std::size_t i = 0; i < impls.size(); ++i) {
+    o << "$d" << i << " << EOD\n";
+    for (const auto& [sigma, v] : series[impls[i]]) o << num(sigma) << " " << num(clamp_ulp(v.first)) << " " << num(clamp_ulp(v.second)) << "\n";
+    o << "EOD\n";
+  }
+  o << "set title 'max ulp error vs logit scale (normal logits, max over C in {2..256000})'\n"
+       "set logscale xy\nset format y '10^{%L}'\nset xlabel 'sigma of the logits'\n"
+       "set ylabel 'max error (float32 ulps); 0 at the bottom, inf at the top'\n"
+       "set yrange [" << num(ulp_floor) << ":" << num(ulp_ceiling * 10) << "]\nset xrange [3e-4:3000]\nplot ";
+  for (std::size_t i = 0; i < impls.size(); ++i)
+    o << (i ? ", " : "") << "$d" << i << " using 1:2 with linespoints lw 2 lc " << i + 1 << " pt 7 title '"
+      << impls[i] << " loss', $d" << i << " using 1:3 with linespoints lw 2 dt 2 lc " << i + 1 << " pt 6 title '"
+      << impls[i] << " gradient'";
+  o << "\n";
+  return o.str();
+}
+
+std::string bandwidth_script(const bench_data& b, int threads) {
+  std::map<std::string, std::vector<std::pair<std::int64_t, double>>> series;
+  for (const auto& p : b.points)
+    if (p.mode == "fwd" && p.threads == threads && p.classes > 0) series[p.impl].push_back({p.classes, p.bytes_per_second / 1e9});
+  std::ostringstream o;
+  std::vector<std::string> names;
+  for (auto& [impl, v] : series) {
+    std::sort(v.begin(), v.end());
+    o << "$d" << names.size() << " << EOD\n";
+    for (const auto& [c, g] : v) o << c << " " << num(g) << "\n";
+    o << "EOD\n";
+    names.push_back(impl);
+  }
+  const double probe = b.probe_read.count(threads) ? b.probe_read.at(threads) / 1e9 : 0.0;
+  o << "set title 'loss (fwd, mean) throughput vs C, " << threads << " thread(s)'\n"
+       "set logscale x\nset logscale y\nset xlabel 'classes C'\nset ylabel 'GB/s (N*C*4 bytes / time)'\nplot ";
+  for (std::size_t i = 0; i < names.size(); ++i)
+    o << (i ? ", " : "") << "$d" << i << " using 1:2 with linespoints lw 2 pt 7 title '" << names[i] << "'";
+  if (probe > 0.0) o << ", " << num(probe) << " with lines lw 2 dt 2 lc rgb 'black' title 'roofline: read probe " << num(probe) << " GB/s'";
+  o << "\n";
+  return o.str();
+}
+
+std::string scaling_script(const bench_data& b, const std::string& shape) {
+  std::map<std::string, std::vector<std::pair<int, double>>> series;
+  for (const auto& p : b.points)
+    if (p.mode == "fwd" && p.shape == shape) series[p.impl].push_back({p.threads, p.bytes_per_second / 1e9});
+  std::ostringstream o;
+  std::vector<std::string> names;
+  for (auto& [impl, v] : series) {
+    std::sort(v.begin(), v.end());
+    o << "$d" << names.size() << " << EOD\n";
+    for (const auto& [t, g] : v) o << t << " " << num(g) << "\n";
+    o << "EOD\n";
+    names.push_back(impl);
+  }
+  o << "$probe << EOD\n";
+  for (const auto& [t, v] : b.probe_read) o << t << " " << num(v / 1e9) << "\n";
+  o << "EOD\n";
+  o << "set title 'thread scaling, " << shape << " fwd'\nset xlabel 'threads'\nset ylabel 'GB/s'\n"
+       "set xtics 1\nset xrange [0.5:" << b.max_threads() + 0.5 << "]\nset yrange [0:*]\nplot ";
+  for (std::size_t i = 0; i < names.size(); ++i)
+    o << "$d" << i << " using 1:2 with linespoints lw 2 pt 7 title '" << names[i] << "', ";
+  o << "$probe using 1:2 with linespoints lw 2 dt 2 lc rgb 'black' title 'read probe (roofline)'\n";
+  return o.str();
+}
+
+}  // namespace
+
+plot_set make_plots(const std::string& out_dir, const sweep_result& sweep, const bench_data& bench) {
+  plot_set ps;
+  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
+    ps.notes.push_back("gnuplot is not installed (Debian: gnuplot-nox), so there are no plots");
+    return ps;
+  }
+  const fs::path dir(out_dir);
+  if (draw(dir, "accuracy_vs_scale", accuracy_script(sweep), ps.notes))
+    ps.plots.push_back({"accuracy_vs_scale.svg", "Max ulp error vs logit scale, per implementation"});
+  if (!bench.available) {
+    ps.notes.push_back("no benchmark results, so no throughput plots");
+    return ps;
+  }
+  const int t = bench.max_threads();
+  if (draw(dir, "bandwidth_vs_classes", bandwidth_script(bench, t), ps.notes))
+    ps.plots.push_back({"bandwidth_vs_classes.svg", "GB/s vs C with the roofline (" + std::to_string(t) + " threads)"});
+  const std::string shape = bench.headline_shape();
+  if (!shape.empty() && draw(dir, "thread_scaling", scaling_script(bench, shape), ps.notes))
+    ps.plots.push_back({"thread_scaling.svg", "Thread scaling on " + shape + " (fwd)"});
+  return ps;
+}
+
+}  // namespace xent::cli

@@ -1,0 +1,54 @@
+// Benchmark results for `xent report`: runs bench/xent_bench (or reads the
+// JSON of an earlier run) and extracts what the report shows: GB/s, the
+// fraction of the bandwidth probe, the ratio to LibTorch, thread scaling.
+// Names are bench/README.md's impl/shape/mode/tN.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace xent::cli {
+
+struct bench_point {
+  std::string impl, shape, mode;  // "simd", "n4096c32000", "fwd"
+  int threads = 1;
+  std::int64_t classes = 0, elements = 0;
+  double bytes_per_second = 0.0;
+  double roofline_fraction = 0.0, vs_torch = 0.0, vs_t1 = 0.0;  // NaN when absent
+};
+
+struct bench_data {
+  bool available = false;
+  std::string source;  // the JSON file read
+  std::string note;    // why not available, or warnings (failed cases)
+  std::vector<bench_point> points;  // medians where there are repetitions
+  std::map<int, double> probe_read;  // bytes/s by thread count
+  nlohmann::ordered_json context;    // the JSON's context block
+
+  // The point for (impl, shape, mode, threads), or nullptr.
+  const bench_point* find(const std::string& impl, const std::string& shape, const std::string& mode,
+                          int threads) const;
+  int max_threads() const;
+  // The headline shape: n4096c32000 when measured, else the largest fwd shape.
+  std::string headline_shape() const;
+};
+
+// Parses a Google Benchmark JSON file written by xent_bench.
+bench_data read_bench(const std::string& json_path);
+
+// Runs `binary [--quick] --benchmark_out=json_path` (console output to
+// log_path) and reads the result; unavailable with a note when the binary is
+// missing or writes nothing.
+bench_data run_bench(const std::string& binary, bool quick, const std::string& json_path,
+                     const std::string& log_path, bool progress);
+
+// bench/xent_bench next to this executable's directory (build/release/cli/xent
+// -> build/release/bench/xent_bench).
+std::string default_bench_binary();
+
+}  // namespace xent::cli

@@ -1,0 +1,222 @@
+// GCC 12 warns falsely (-Wrestrict) on "literal" + std::string concatenations.
+#pragma GCC diagnostic ignored "-Wrestrict"
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "format.hpp"
+#include "report_write.hpp"
+#include "xent/reference.hpp"
+#include "xent/xent.hpp"
+
+namespace xent::cli {
+namespace {
+
+std::string shape_str(const std::vector<std::int64_t>& s) {
+  std::string o = "[";
+  for (std::size_t i = 0; i < s.size(); ++i) o += (i ? ", " : "") + std::to_string(s[i]);
+  return o + "]";
+}
+
+// An ulp figure: † outside the domain, bold above the tier's bound.
+std::string ulp_cell(double v, bool outside, double bound) {
+  if (outside) return ulp_text(v) + " †";
+  return exceeds(v, bound) ? "**" + ulp_text(v) + "**" : ulp_text(v);
+}
+
+std::string percent(double f) { return fmt(100.0 * f, "%.1f"); }
+
+std::vector<std::string> impl_names(const sweep_result& s) {
+  std::vector<std::string> v;
+  for (const cell& c : s.cells)
+    if (std::find(v.begin(), v.end(), c.impl) == v.end()) v.push_back(c.impl);
+  return v;
+}
+
+void headline(std::ostringstream& md, const report_data& d) {
+  const std::string shape = d.bench.available ? d.bench.headline_shape() : "";
+  const int t = d.bench.available ? d.bench.max_threads() : 0;
+  md << "## Headline\n\nWorst error in float32 ulps over every scenario inside the implementation's declared "
+        "domain (cells outside it, †, are in the details); **bold**: above the tier's bound. ";
+  if (!shape.empty())
+    md << "Throughput: `" << shape << "` loss (`fwd`, mean) with " << t << " thread(s), as GB/s, as a fraction of "
+       << "the read-bandwidth probe measured in the same run, and as a speed-up over LibTorch"
+       << (shape != "n4096c32000" ? " (the quick set has no `n4096c32000`: its largest shape stands in)" : "")
+       << ".\n\n";
+  else
+    md << "Throughput: " << (d.bench.note.empty() ? "not measured (--no-bench)" : d.bench.note) << ".\n\n";
+  md << "| implementation | tier | loss | grad target | grad other | mean | sum | † cells | GB/s | of probe | vs LibTorch |\n"
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n";
+  auto perf = [&](const std::string& impl) {
+    // The registry's LibTorch peer is "torch"; the benchmark calls it "libtorch".
+    const std::string name = impl == "torch" ? "libtorch" : impl;
+    const bench_point* p = shape.empty() ? nullptr : d.bench.find(name, shape, "fwd", t);
+    if (!p) return std::string("— | — | —");
+    return fmt(p->bytes_per_second / 1e9, "%.2f") + " | " + fmt(p->roofline_fraction, "%.2f") + " | " +
+           (name == "libtorch" ? std::string("1") : std::isnan(p->vs_torch) ? std::string("—") : fmt(p->vs_torch, "%.2fx"));
+  };
+  for (const std::string& impl : impl_names(d.sweep)) {
+    std::string tier;
+    std::array<double, quantity_count> worst{};
+    std::array<bool, quantity_count> any{};
+    int outside = 0, total = 0;
+    for (const cell& c : d.sweep.cells) {
+      if (c.impl != impl) continue;
+      tier = c.tier;
+      ++total;
+      if (c.outside) {
+        ++outside;
+        continue;
+      }
+      for (std::size_t k = 0; k < quantity_count; ++k)
+        if (c.q[k].count) {
+          worst[k] = any[k] ? std::max(worst[k], c.q[k].max) : c.q[k].max;
+          any[k] = true;
+        }
+    }
+    md << "| " << impl << " | " << tier;
+    for (std::size_t k = 0; k < quantity_count; ++k)
+      md << " | " << (any[k] ? ulp_cell(worst[k], false, tier_bound(tier, all_quantities[k])) : "—");
+    md << " | " << outside << "/" << total << " | " << perf(impl) << " |\n";
+  }
+  const auto names = impl_names(d.sweep);
+  if (!shape.empty() && d.bench.find("libtorch", shape, "fwd", t) &&
+      std::find(names.begin(), names.end(), "torch") == names.end())
+    md << "| libtorch | (peer, not in the sweep) | — | — | — | — | — | — | " << perf("libtorch") << " |\n";
+  if (d.bench.available && !d.bench.note.empty()) md << "\nNote: " << d.bench.note << "\n";
+}
+
+void gate(std::ostringstream& md, const report_data& d) {
+  if (!d.gate) return;
+  md << "\n## Accuracy gate (`" << d.baseline_path << "`)\n\n";
+  if (d.gate->failures.empty()) md << "PASSED: no measured maximum exceeds the baseline.\n";
+  else {
+    md << "FAILED:\n\n```text\n";
+    for (const auto& f : d.gate->failures) md << f << "\n";
+    md << "```\n";
+  }
+  for (const auto& n : d.gate->notes) md << "\n- " << n;
+  if (d.gate->improved) md << "\nErrors shrank: the updated baseline is printed on stderr and written next to this report (`baseline-updated.txt`).\n";
+  md << "\n";
+}
+
+void tier_violations(std::ostringstream& md, const report_data& d) {
+  std::vector<std::string> lines;
+  for (const cell& c : d.sweep.cells)
+    for (quantity q : all_quantities)
+      if (!c.outside && c[q].count && exceeds(c[q].max, tier_bound(c.tier, q)))
+        lines.push_back(c.tier + " bound " + ulp_text(tier_bound(c.tier, q)) + " ulp exceeded: " + repro(c, q));
+  if (lines.empty()) return;
+  md << "\n## Above the tier's bound\n\nThe bound here is the tier's ulp part only; with label smoothing or probability "
+        "targets the tiers also allow `2^-50 S (C p_j A + |b_j|)` absolute on gradient entries near exact "
+        "cancellation (README, accuracy tiers), which the property suite applies.\n\n```text\n";
+  for (const auto& l : lines) md << l << "\n";
+  md << "```\n";
+}
+
+void worst_inputs(std::ostringstream& md, const report_data& d) {
+  md << "\n## Worst inputs\n\nThe element with the largest error per implementation and quantity (inside the "
+        "domain), as a repro: rerun it with `xent report --no-bench --no-examples --filter SCENARIO --impl IMPL`.\n\n```text\n";
+  for (const std::string& impl : impl_names(d.sweep))
+    for (quantity q : all_quantities) {
+      const cell* w = nullptr;
+      for (const cell& c : d.sweep.cells)
+        if (c.impl == impl && !c.outside && c[q].count && (!w || c[q].max > (*w)[q].max)) w = &c;
+      if (w) md << repro(*w, q) << "\n";
+    }
+  md << "```\n";
+}
+
+void plots(std::ostringstream& md, const report_data& d) {
+  md << "\n## Plots\n\n";
+  for (const auto& p : d.plots.plots) md << "![" << p.title << "](" << p.file << ")\n\n";
+  for (const auto& n : d.plots.notes) md << "- " << n << "\n";
+}
+
+void details(std::ostringstream& md, const report_data& d) {
+  md << "\n## Accuracy in detail\n\nPer scenario: the per-sample loss (`none`, counted positions), the gradient "
+        "entries of the per-sample loss (upstream 1) at the target and elsewhere, the `mean` and `sum` "
+        "reductions. max / p99 / median in ulps; bits: mean of Herbie's bits of error; CR: % correctly "
+        "rounded; special: NaN/inf mismatches. † outside the declared domain (reasons below).\n";
+  for (const std::string& impl : impl_names(d.sweep)) {
+    md << "\n<details><summary>" << impl << "</summary>\n\n"
+       << "| scenario | implementation | tier | loss max | p99 | median | bits | CR % | grad target max | p99 | "
+          "grad other max | p99 | median | grad CR % | mean | sum | special |\n"
+       << "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n";
+    for (const cell& c : d.sweep.cells) {
+      if (c.impl != impl) continue;
+      const bool o = c.outside.has_value();
+      auto u = [&](quantity q, double v, bool bounded) {
+        return c[q].count ? ulp_cell(v, o, bounded ? tier_bound(c.tier, q) : NAN) : std::string("—");
+      };
+      const auto& gt = c[quantity::grad_target];
+      const auto& go = c[quantity::grad_other];
+      const double gcount = static_cast<double>(gt.count + go.count);
+      std::int64_t special = 0;
+      for (const auto& s : c.q) special += s.special_mismatches;
+      md << "| `" << c.scenario << "` | " << c.impl << " | " << c.tier << " | "
+         << u(quantity::loss, c[quantity::loss].max, true) << " | " << u(quantity::loss, c[quantity::loss].p99, false)
+         << " | " << u(quantity::loss, c[quantity::loss].median, false) << " | "
+         << fmt(c[quantity::loss].mean_bits, "%.2f") << " | " << percent(c[quantity::loss].correctly_rounded) << " | "
+         << u(quantity::grad_target, gt.max, true) << " | " << u(quantity::grad_target, gt.p99, false) << " | "
+         << u(quantity::grad_other, go.max, true) << " | " << u(quantity::grad_other, go.p99, false) << " | "
+         << u(quantity::grad_other, go.median, false) << " | "
+         << (gcount ? percent((gt.correctly_rounded * static_cast<double>(gt.count) +
+                               go.correctly_rounded * static_cast<double>(go.count)) / gcount)
+                    : std::string("—"))
+         << " | " << u(quantity::mean, c[quantity::mean].max, true) << " | " << u(quantity::sum, c[quantity::sum].max, true)
+         << " | " << special << " |\n";
+    }
+    bool first = true;
+    for (const cell& c : d.sweep.cells)
+      if (c.impl == impl && c.outside) {
+        if (first) md << "\n† outside the declared domain:\n\n";
+        first = false;
+        md << "- `" << c.scenario << "`: " << *c.outside << "\n";
+      }
+    md << "\n</details>\n";
+  }
+}
+
+void scenarios(std::ostringstream& md, const report_data& d) {
+  md << "\n## Scenarios\n\nIds are benchdnn-style problem strings (`n` rows, `c` classes, `d` spatial dims); the "
+        "fill's seed is a hash of the id.\n\n| scenario | description | logits shape | time |\n|---|---|---|--:|\n";
+  for (const auto& s : d.sweep.scenarios)
+    md << "| `" << s.id << "` | " << s.description << " | " << shape_str(s.shape) << " | " << fmt(s.seconds, "%.1f")
+       << " s |\n";
+  md << "\n## Implementations\n\n| name | tier | domain | description |\n|---|---|---|---|\n";
+  for (const implementation* i : implementations())
+    md << "| " << i->name() << " | " << to_string(i->tier()) << " | " << i->domain() << " | " << i->description()
+       << (i->supported() ? "" : " (not supported on this CPU)") << " |\n";
+}
+
+}  // namespace
+
+std::string report_markdown(const report_data& d) {
+  std::ostringstream md;
+  md << "# xent accuracy and performance report\n\n"
+     << "Errors in ulps of the float32 result against the multiprecision reference ("
+     << ref::default_precision_bits << "-bit MPFR, one rounding): `|y - r| / ulp(RN(r))` (DESIGN.md §3). "
+     << d.sweep.scenarios.size() << " scenarios (" << (d.quick ? "quick set" : "full set")
+     << "), C in {2, 10, 1000, 32000, 256000}.\n\n";
+  headline(md, d);
+  gate(md, d);
+  tier_violations(md, d);
+  worst_inputs(md, d);
+  plots(md, d);
+  details(md, d);
+  scenarios(md, d);
+  md << "\n## Context\n\n| | |\n|---|---|\n";
+  for (const auto& [k, v] : d.context) md << "| " << k << " | " << v << " |\n";
+  if (!d.examples.empty()) md << "\n## Examples\n";
+  for (const auto& e : d.examples) {
+    md << "\n### " << e.name << ": " << e.title << " — " << (e.passed ? "PASS" : "FAIL") << "\n\n```text\n";
+    for (const auto& l : e.lines) md << l << "\n";
+    md << "```\n";
+  }
+  md << "\n_" << (d.quick ? "quick run, " : "") << "accuracy sweep " << fmt(d.sweep.seconds, "%.1f") << " s, total "
+     << fmt(d.seconds, "%.1f") << " s_\n";
+  return md.str();
+}
+
+}  // namespace xent::cli

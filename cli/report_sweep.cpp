@@ -1,0 +1,271 @@
+// GCC 12 warns falsely (-Wrestrict) on "literal" + std::string concatenations.
+#pragma GCC diagnostic ignored "-Wrestrict"
+#include "report_sweep.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <exception>
+#include <iostream>
+#include <mutex>
+#include <numeric>
+#include <thread>
+
+#include "format.hpp"
+#include "xent/reference.hpp"
+#include "xent/xent.hpp"
+
+namespace xent::cli {
+
+std::string to_string(quantity q) {
+  switch (q) {
+    case quantity::loss: return "loss";
+    case quantity::grad_target: return "grad_target";
+    case quantity::grad_other: return "grad_other";
+    case quantity::mean: return "mean";
+    case quantity::sum: return "sum";
+  }
+  return "?";
+}
+
+double tier_bound(const std::string& tier, quantity q) {
+  constexpr double none = std::numeric_limits<double>::quiet_NaN();
+  const bool reduction = q == quantity::mean || q == quantity::sum;
+  const bool loss = q == quantity::loss;
+  if (tier == "accurate") return reduction ? 1.0 : loss ? 0.501 : 1.0;
+  if (tier == "fast") return reduction ? 1.0 : 2.0;
+  if (tier == "standard") return reduction ? 2.0 : none;
+  return none;
+}
+
+std::string repro(const cell& c, quantity q) {
+  // Appended piece by piece: GCC 12 warns falsely on "lit" + std::string.
+  const quantity_stats& s = c[q];
+  std::string r = "--impl=";
+  r += c.impl;
+  r += ' ';
+  r += c.scenario;
+  if (s.worst.position >= 0) {
+    r += " p";
+    r += std::to_string(s.worst.position);
+  }
+  if (s.worst.cls >= 0) {
+    r += " c";
+    r += std::to_string(s.worst.cls);
+  }
+  r += ' ';
+  r += to_string(q);
+  r += ": got ";
+  r += float_text(s.worst.got);
+  r += " want ";
+  r += s.worst.want;
+  r += " (";
+  r += ulp_text(s.worst.ulp);
+  r += " ulp)";
+  return r;
+}
+
+namespace {
+
+// Errors of one quantity, element by element.
+class accumulator {
+ public:
+  void add(float y, const ref::exact& r, std::int64_t p, std::int64_t c) {
+    const double e = ref::ulp_error(y, r);
+    ulps_.push_back(e);
+    bits_ += ref::bits_of_error(y, r);
+    if (ref::correctly_rounded(y, r)) ++cr_;
+    if (std::isinf(e)) ++special_;
+    if (ulps_.size() == 1 || e > worst_.ulp) {
+      worst_ = {p, c, y, {}, e};
+      worst_ref_ = r;
+    }
+  }
+  quantity_stats finish() {
+    quantity_stats s;
+    s.count = static_cast<std::int64_t>(ulps_.size());
+    if (ulps_.empty()) return s;
+    const double n = static_cast<double>(ulps_.size());
+    s.mean_bits = bits_ / n;
+    s.correctly_rounded = static_cast<double>(cr_) / n;
+    s.special_mismatches = special_;
+    s.worst = worst_;
+    s.worst.want = ref::to_string(worst_ref_, 10);
+    s.max = worst_.ulp;
+    auto nth = [&](double fraction) {  // nearest rank
+      auto k = static_cast<std::size_t>(std::ceil(fraction * n));
+      k = std::clamp<std::size_t>(k, 1, ulps_.size()) - 1;
+      std::nth_element(ulps_.begin(), ulps_.begin() + static_cast<std::ptrdiff_t>(k), ulps_.end());
+      return ulps_[k];
+    };
+    s.median = nth(0.5);
+    s.p99 = nth(0.99);
+    return s;
+  }
+
+ private:
+  std::vector<double> ulps_;
+  double bits_ = 0.0;
+  std::int64_t cr_ = 0, special_ = 0;
+  worst_element worst_;
+  ref::exact worst_ref_;
+};
+
+// hi + lo accumulated without loss (Knuth's TwoSum): the reductions are
+// sums of the reference's per-position double-double values, exact to ~2^-100
+// relative, so the reference runs once per scenario (with the gradient).
+struct dd_sum {
+  double hi = 0.0, lo = 0.0;
+  void add(double v) {
+    const double s = hi + v;
+    const double bp = s - hi;
+    lo += (hi - (s - bp)) + (v - bp);
+    hi = s;
+  }
+  void add(const ref::exact& e) {
+    if (!std::isfinite(e.hi)) {
+      hi += e.hi;
+      return;
+    }
+    add(e.hi);
+    add(e.lo);
+  }
+  ref::exact value() const {
+    if (!std::isfinite(hi)) return {hi, 0.0};
+    const double s = hi + lo;
+    return {s, lo - (s - hi)};
+  }
+  // (hi + lo) / d, to ~2^-104 relative.
+  ref::exact divided(double d) const {
+    const ref::exact v = value();
+    const double q1 = v.hi / d;
+    if (!std::isfinite(q1) || d == 0.0) return {q1, 0.0};
+    const double r = std::fma(-q1, d, v.hi) + v.lo;
+    const double q2 = r / d;
+    const double s = q1 + q2;
+    return {s, q2 - (s - q1)};
+  }
+};
+
+// Element (p, c) of a C-order (N, C, d..) buffer.
+std::int64_t element_index(const std::vector<std::int64_t>& shape, std::int64_t p, std::int64_t c) {
+  if (shape.size() <= 1) return c;
+  std::int64_t D = 1;
+  for (std::size_t d = 2; d < shape.size(); ++d) D *= shape[d];
+  return ((p / D) * shape[1] + c) * D + p % D;
+}
+
+std::vector<cell> measure(const scenario& s, const std::vector<const implementation*>& impls) {
+  const tensor_view x = s.logits_view(), t = s.target_view();
+  const options none = s.make_options(reduction::none);
+  const problem pr = make_problem(x, t, none);
+  const ref::result r = ref::compute(pr, true);
+  const std::vector<std::int64_t> positions = s.position_shape();
+  const std::int64_t P = pr.positions, C = pr.classes;
+
+  // The reductions from the per-position reference values (DESIGN.md §2:
+  // mean divides by W = sum of the counted targets' weights, or by the
+  // number of positions for probability targets).
+  dd_sum total;
+  double W = 0.0;
+  for (std::int64_t p = 0; p < P; ++p) {
+    total.add(r.loss[static_cast<std::size_t>(p)]);
+    if (pr.target == target_kind::probability) W += 1.0;
+    else if (pr.counted(p)) W += static_cast<double>(pr.weight_at(pr.target_at(p)));
+  }
+  const ref::exact ref_sum = total.value();
+  const ref::exact ref_mean = W == 0.0 ? ref::exact{std::nan(""), 0.0} : total.divided(W);
+
+  std::vector<cell> cells;
+  for (const implementation* impl : impls) {
+    cell c{impl->name(), to_string(impl->tier()), s.id, impl->outside_domain(pr), {}};
+    std::vector<float> loss(static_cast<std::size_t>(P)), grad(s.logits.size());
+    cross_entropy_forward_backward(x, t, view(loss.data(), positions), view(grad.data(), s.shape), none, nullptr,
+                                   impl);
+    float mean = 0.0f, sum = 0.0f;
+    cross_entropy(x, t, view(&mean, {}), s.make_options(reduction::mean), impl);
+    cross_entropy(x, t, view(&sum, {}), s.make_options(reduction::sum), impl);
+
+    accumulator a_loss, a_gt, a_go, a_mean, a_sum;
+    for (std::int64_t p = 0; p < P; ++p) {
+      if (!pr.counted(p)) continue;
+      a_loss.add(loss[static_cast<std::size_t>(p)], r.loss[static_cast<std::size_t>(p)], p, -1);
+      const std::int64_t target = s.probability ? -1 : pr.target_at(p);
+      for (std::int64_t k = 0; k < C; ++k)
+        (k == target ? a_gt : a_go)
+            .add(grad[static_cast<std::size_t>(element_index(s.shape, p, k))],
+                 r.grad[static_cast<std::size_t>(p * C + k)], p, k);
+    }
+    a_mean.add(mean, ref_mean, -1, -1);
+    a_sum.add(sum, ref_sum, -1, -1);
+    c.q = {a_loss.finish(), a_gt.finish(), a_go.finish(), a_mean.finish(), a_sum.finish()};
+    cells.push_back(std::move(c));
+  }
+  return cells;
+}
+
+}  // namespace
+
+sweep_result run_sweep(const sweep_options& o) {
+  using clock = std::chrono::steady_clock;
+  const auto start = clock::now();
+  std::vector<const implementation*> impls;
+  for (const implementation* i : implementations())
+    if (i->supported() &&
+        (o.impls.empty() || std::find(o.impls.begin(), o.impls.end(), i->name()) != o.impls.end()))
+      impls.push_back(i);
+
+  const std::size_t n = o.scenarios.size();
+  sweep_result res;
+  res.scenarios.resize(n);
+  std::vector<std::vector<cell>> cells(n);
+  // Largest first, so that the last scenarios to finish are small ones.
+  std::vector<std::size_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return o.scenarios[a].elements > o.scenarios[b].elements;
+  });
+
+  std::atomic<std::size_t> next{0};
+  std::mutex mu;  // guards done, error and the progress line
+  std::size_t done = 0;
+  std::exception_ptr error;
+  auto worker = [&] {
+    for (std::size_t k; (k = next.fetch_add(1)) < n;) {
+      const std::size_t i = order[k];
+      const scenario_spec& spec = o.scenarios[i];
+      try {
+        const auto t0 = clock::now();
+        const scenario s = spec.build();
+        cells[i] = measure(s, impls);
+        res.scenarios[i] = {s.id, spec.family, s.description, s.shape, spec.classes, spec.scale,
+                            std::chrono::duration<double>(clock::now() - t0).count()};
+      } catch (...) {
+        std::lock_guard lock(mu);
+        if (!error) error = std::current_exception();
+        next = n;  // stop the others early
+        return;
+      }
+      std::lock_guard lock(mu);
+      ++done;
+      if (o.progress)
+        std::cerr << "\r\033[Kreport: accuracy " << done << "/" << n << " scenarios, "
+                  << fmt(std::chrono::duration<double>(clock::now() - start).count(), "%.0f") << " s ("
+                  << spec.id << ")" << std::flush;
+    }
+  };
+  unsigned threads = o.threads ? o.threads : std::max(1u, std::thread::hardware_concurrency());
+  threads = static_cast<unsigned>(std::min<std::size_t>(threads, std::max<std::size_t>(n, 1)));
+  std::vector<std::thread> pool;
+  for (unsigned i = 1; i < threads; ++i) pool.emplace_back(worker);
+  worker();
+  for (auto& t : pool) t.join();
+  if (o.progress) std::cerr << "\r\033[K" << std::flush;
+  if (error) std::rethrow_exception(error);
+  for (auto& c : cells) res.cells.insert(res.cells.end(), c.begin(), c.end());
+  res.seconds = std::chrono::duration<double>(clock::now() - start).count();
+  return res;
+}
+
+}  // namespace xent::cli

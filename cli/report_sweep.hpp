@@ -1,0 +1,90 @@
+// The accuracy sweep of `xent report`: every registered implementation on
+// every scenario against the multiprecision reference. The reference (the
+// cost) is computed once per scenario and shared by all implementations;
+// scenarios run in parallel on worker threads.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "scenarios.hpp"
+
+namespace xent::cli {
+
+// What is measured: the per-sample loss (reduction none), the gradient of the
+// per-sample loss (upstream 1) at the target class and at the other classes,
+// and the mean and sum reductions.
+enum class quantity { loss, grad_target, grad_other, mean, sum };
+inline constexpr std::array<quantity, 5> all_quantities{quantity::loss, quantity::grad_target,
+                                                        quantity::grad_other, quantity::mean, quantity::sum};
+inline constexpr std::size_t quantity_count = all_quantities.size();
+std::string to_string(quantity q);
+
+// The element with the largest error: where it is and both values.
+struct worst_element {
+  std::int64_t position = -1, cls = -1;  // cls -1 for loss and reductions
+  float got = 0.0f;
+  std::string want;  // the reference, 10 significant digits
+  double ulp = 0.0;
+};
+
+// Statistics of one quantity over one scenario. count 0: not applicable
+// (grad_target with probability targets).
+struct quantity_stats {
+  std::int64_t count = 0;
+  double max = 0.0, p99 = 0.0, median = 0.0;
+  double mean_bits = 0.0;          // Herbie's bits of error, averaged
+  double correctly_rounded = 0.0;  // fraction of results equal to RN(reference)
+  std::int64_t special_mismatches = 0;  // NaN/inf where the reference is not (or vice versa)
+  worst_element worst;
+};
+
+struct cell {
+  std::string impl, tier, scenario;
+  std::optional<std::string> outside;  // why the scenario is outside the declared domain
+  std::array<quantity_stats, quantity_count> q;
+  const quantity_stats& operator[](quantity k) const { return q[static_cast<std::size_t>(k)]; }
+};
+
+struct scenario_info {
+  std::string id, family, description;
+  std::vector<std::int64_t> shape;
+  std::int64_t classes = 0;
+  double scale = 0.0;
+  double seconds = 0.0;  // reference + implementations
+};
+
+struct sweep_options {
+  std::vector<scenario_spec> scenarios;
+  std::vector<std::string> impls;  // empty: every supported implementation
+  unsigned threads = 0;            // 0: hardware concurrency
+  bool progress = false;           // a progress line on stderr
+};
+
+struct sweep_result {
+  std::vector<scenario_info> scenarios;  // in the order given
+  std::vector<cell> cells;               // scenario-major, registry order within
+  double seconds = 0.0;
+};
+
+sweep_result run_sweep(const sweep_options& o);
+
+// One-line repro of a cell's worst element, benchdnn style:
+// "--impl=simd n64c1000_dominant_m20 p17 c3 grad_other: got 1.5e-09 want 1.49e-09 (2.3 ulp)".
+std::string repro(const cell& c, quantity q);
+
+}  // namespace xent::cli
+
+namespace xent::cli {
+
+// The tier's bound in ulps for a quantity (DESIGN.md §3); NaN where the tier
+// states none in ulps (standard's loss and gradient are absolute criteria,
+// naive has none). "Accurate" allows 0.5 ulp "+ tiny": 0.501 here.
+double tier_bound(const std::string& tier, quantity q);
+// Does v exceed the bound (false when there is none)?
+inline bool exceeds(double v, double bound) { return bound == bound && !(v <= bound); }
+
+}  // namespace xent::cli

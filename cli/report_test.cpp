@@ -1,0 +1,189 @@
+// `xent report`: the sweep's numbers (reductions against a direct reference
+// call), the accuracy gate (fails naming the cell and the repro, prints the
+// updated table when errors shrink), the benchmark JSON in the headline, and
+// the plots. Small scenario subsets (--filter) keep it to seconds.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <algorithm>
+#include <fstream>
+#include <set>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+#include "report_baseline.hpp"
+#include "report_sweep.hpp"
+#include "scenarios.hpp"
+#include "xent/reference.hpp"
+#include "xent/xent.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using namespace xent::cli;
+
+struct run_result {
+  int status = -1;
+  std::string out, err;
+};
+
+fs::path temp_dir() {
+  static const fs::path d = [] {
+    fs::path p = fs::temp_directory_path() / ("xent_report_test_" + std::to_string(::getpid()));
+    fs::create_directories(p);
+    return p;
+  }();
+  return d;
+}
+
+run_result run(const std::string& args) {
+  const std::string err = (temp_dir() / "stderr.txt").string();
+  const std::string cmd = std::string(XENT_CLI_PATH) + " " + args + " 2>" + err;
+  run_result r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int st = ::pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  std::ifstream e(err);
+  std::stringstream s;
+  s << e.rdbuf();
+  r.err = s.str();
+  return r;
+}
+
+std::string write(const std::string& name, const std::string& text) {
+  const std::string p = (temp_dir() / name).string();
+  std::ofstream(p) << text;
+  return p;
+}
+
+bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+TEST(report_scenarios, every_family_at_every_bucket_with_unique_ids) {
+  for (bool quick : {true, false}) {
+    const auto v = report_scenarios(quick);
+    EXPECT_EQ(v.size() % class_buckets().size(), 0u);
+    std::set<std::string> ids;
+    for (const auto& s : v) EXPECT_TRUE(ids.insert(s.id).second) << s.id;
+    for (const std::string fam : {"normal_s0.001", "normal_s1", "normal_s30", "normal_s1000", "dominant_m5",
+                                  "dominant_m20", "dominant_m50", "exp88", "mask_inf", "prob", "ties_ls0.1"})
+      for (std::int64_t c : class_buckets())
+        EXPECT_EQ(std::count_if(v.begin(), v.end(), [&](const auto& s) { return s.family == fam && s.classes == c; }), 1)
+            << fam << " C=" << c;
+  }
+  // The id rebuilds the same fill.
+  const auto a = matching_scenarios("n32c1000_dominant_m20").at(0).build();
+  const auto b = matching_scenarios("n32c1000_dominant_m20").at(0).build();
+  EXPECT_EQ(a.logits, b.logits);
+}
+
+// The sweep derives mean and sum from the per-position reference values;
+// they must agree with the reference's own reduction.
+TEST(report_sweep, reductions_agree_with_the_reference) {
+  sweep_options o;
+  o.impls = {"stable"};
+  for (const std::string id : {"n32c1000_w_ii7_ls0.1", "n2048c2_prob", "n512c10_dominant_m50", "n8c1000d2x2_normal_s2"})
+    o.scenarios.push_back(matching_scenarios(id).at(0));
+  const sweep_result r = run_sweep(o);
+  ASSERT_EQ(r.cells.size(), o.scenarios.size());
+  for (std::size_t i = 0; i < o.scenarios.size(); ++i) {
+    const auto s = o.scenarios[i].build();
+    for (auto red : {xent::reduction::mean, xent::reduction::sum}) {
+      const auto opt = s.make_options(red);
+      const auto pr = xent::make_problem(s.logits_view(), s.target_view(), opt);
+      float y = 0.0f;
+      xent::cross_entropy(s.logits_view(), s.target_view(), xent::view(&y, {}), opt, xent::find_implementation("stable"));
+      const double direct = xent::ref::ulp_error(y, xent::ref::compute(pr, false).reduced);
+      const double swept = r.cells[i][red == xent::reduction::mean ? quantity::mean : quantity::sum].max;
+      EXPECT_NEAR(swept, direct, 1e-6) << s.id << " " << xent::to_string(red);
+    }
+    EXPECT_LE(r.cells[i][quantity::loss].max, 0.501) << s.id;
+    EXPECT_GT(r.cells[i][quantity::loss].correctly_rounded, 0.99) << s.id;
+  }
+}
+
+const std::string subset = "--no-bench --no-examples --quiet --filter n512c10_ --impl stable --impl naive";
+
+TEST(report_gate, a_larger_error_fails_naming_the_cell_and_the_repro) {
+  const std::string base = write("tight.txt", "Implementation: \"naive\"\nloss: 0\ngrad_other: 0.1\n"
+                                              "Implementation: \"stable\"\nloss: 0.6\n");
+  const auto r = run("report " + subset + " --out " + (temp_dir() / "gate1").string() + " --check-baseline " + base);
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_TRUE(has(r.err, "xent: accuracy regression: naive loss: ")) << r.err;
+  EXPECT_TRUE(has(r.err, "repro: --impl=naive n512c10_")) << r.err;
+  EXPECT_TRUE(has(r.err, "naive grad_target: ")) << r.err;  // measured, not in the file
+  EXPECT_FALSE(has(r.err, "stable loss")) << r.err;
+  EXPECT_TRUE(has(r.err, "the accuracy gate failed")) << r.err;
+  EXPECT_TRUE(has(r.out, "## Accuracy gate")) << r.out;
+}
+
+TEST(report_gate, smaller_errors_pass_and_print_the_updated_table) {
+  const std::string base = write("loose.txt", "# generous\nImplementation: \"stable\"\nloss: 3\ngrad_target: 3\n"
+                                              "grad_other: 3\nmean: 3\nsum: 3\n");
+  const std::string out = (temp_dir() / "gate2").string();
+  const auto r = run("report " + subset + " --out " + out + " --check-baseline " + base);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(has(r.err, "accuracy improved")) << r.err;
+  EXPECT_TRUE(has(r.err, "Implementation: \"stable\"\nloss: 0.5")) << r.err;
+  EXPECT_TRUE(has(r.err, "'naive' has no baseline entry: not gated")) << r.err;
+  // The updated table is itself a valid baseline that passes.
+  const baseline b = read_baseline(out + "/baseline-updated.txt");
+  EXPECT_LE(b.at("stable").at("loss"), 0.51);
+  const auto again = run("report " + subset + " --out " + out + " --check-baseline " + out + "/baseline-updated.txt");
+  EXPECT_EQ(again.status, 0) << again.err;
+  EXPECT_FALSE(has(again.err, "accuracy improved")) << again.err;
+}
+
+TEST(report_gate, a_malformed_baseline_is_an_input_error) {
+  const auto r = run("report " + subset + " --out " + (temp_dir() / "gate3").string() + " --check-baseline " +
+                     write("bad.txt", "loss: 1\n"));
+  EXPECT_EQ(r.status, 2);
+  EXPECT_TRUE(has(r.err, "bad.txt:1: 'loss' before any 'Implementation:' line")) << r.err;
+}
+
+TEST(report_gate, the_committed_baseline_parses_and_names_our_kernels) {
+  const baseline b = read_baseline(std::string(XENT_SOURCE_DIR) + "/reports/accuracy-baseline.txt");
+  for (const char* impl : {"stable", "simd", "openmp"}) {
+    ASSERT_TRUE(b.count(impl)) << impl;
+    EXPECT_EQ(b.at(impl).size(), 5u) << impl;
+  }
+}
+
+TEST(report_output, bench_json_feeds_the_headline_and_the_plots) {
+  const std::string bench = write("bench.json", R"({"context": {"libtorch": "1.13.1"}, "benchmarks": [
+    {"name": "probe/read/t2", "run_type": "iteration", "bytes_per_second": 1.8e10},
+    {"name": "libtorch/n4096c32000/fwd/t2", "run_type": "iteration", "bytes_per_second": 2.1e9, "roofline_fraction": 0.117},
+    {"name": "stable/n4096c32000/fwd/t2", "run_type": "iteration", "bytes_per_second": 9.0e9, "roofline_fraction": 0.5, "vs_torch": 4.29},
+    {"name": "stable/n4096c32000/fwd/t1", "run_type": "iteration", "bytes_per_second": 5.0e9, "roofline_fraction": 0.5, "vs_torch": 2.5},
+    {"name": "stable/n8192c1000/fwd/t2", "run_type": "iteration", "bytes_per_second": 8.0e9, "roofline_fraction": 0.44}]})");
+  const std::string out = (temp_dir() / "bench").string();
+  const auto r = run("report --quiet --no-examples --filter n512c10_normal_s1 --impl stable --bench-json " + bench + " --out " + out);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(has(r.out, "`n4096c32000` loss (`fwd`, mean) with 2 thread(s)")) << r.out;
+  EXPECT_TRUE(has(r.out, "| 9.00 | 0.50 | 4.29x |")) << r.out;
+  EXPECT_TRUE(has(r.out, "| libtorch |")) << r.out;
+  EXPECT_TRUE(has(r.out, "## Context")) << r.out;
+  EXPECT_TRUE(has(r.out, "| git revision |")) << r.out;
+  std::ifstream js(out + "/report.json");
+  const json j = json::parse(js);
+  EXPECT_EQ(j.at("benchmarks").at("headline_shape"), "n4096c32000");
+  EXPECT_TRUE(j.at("context").contains("CPU"));
+  if (std::system("command -v gnuplot >/dev/null 2>&1") == 0) {
+    for (const char* f : {"accuracy_vs_scale.svg", "bandwidth_vs_classes.svg", "thread_scaling.svg"}) {
+      EXPECT_TRUE(fs::exists(out + "/" + f)) << f;
+      EXPECT_TRUE(has(r.out, std::string("(") + f + ")")) << f;
+    }
+  } else {
+    EXPECT_TRUE(has(r.out, "gnuplot is not installed")) << r.out;
+  }
+}
+
+}  // namespace

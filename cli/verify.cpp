@@ -1,0 +1,525 @@
+#include "verify.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+#include "xent/error.hpp"
+
+#ifdef XENT_HAVE_VERIFY
+#include <poll.h>
+#include <cassert>  // rapidcheck/detail/Variant.hpp uses assert without it
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <random>
+#include <sstream>
+
+#include <rapidcheck/detail/Configuration.h>
+#include <rapidcheck/detail/Results.h>
+
+#include "evaluate.hpp"
+#include "generators.hpp"
+#include "property.hpp"
+#include "tracker.hpp"
+#include "xent/reference.hpp"
+#endif
+#ifdef XENT_HAVE_TORCH_PEER
+#include "torch_implementation.hpp"
+#endif
+
+namespace xent::cli {
+
+std::vector<const implementation*> load_plugins(const std::vector<std::string>& paths,
+                                                plugins::isolation isolate) {
+  std::vector<const implementation*> v;
+  plugins::load_options o;
+  o.isolate = isolate;
+  for (const auto& p : paths) v.push_back(&plugins::load_plugin(p, o));
+  return v;
+}
+
+CLI::App* add_verify_command(CLI::App& app, verify_args& a) {
+  CLI::App* c = app.add_subcommand(
+      "verify",
+      "Run the property suite and an accuracy sweep on a plug-in kernel (xent/plugin.h) or a registered "
+      "implementation; exit 0 only when every property of its tier holds");
+  c->add_option("--plugin", a.plugins, "shared library implementing xent/plugin.h (repeatable)");
+  c->add_option("--impl", a.impls, "a registered implementation to verify instead (e.g. torch, stable)");
+  c->add_option("--tier", a.tier, "judge it as if it declared this tier (accurate, fast, standard, naive)")
+      ->check(CLI::IsMember({"accurate", "fast", "standard", "naive"}));
+  c->add_option("--property", a.only, "run only this property (name or suite/name; repeatable)");
+  c->add_option("--scale", a.scale, "multiply every property's case budget (default 1)")
+      ->check(CLI::PositiveNumber);
+  c->add_option("--seed", a.seed, "RapidCheck seed (default 20240611; RC_PARAMS wins when set)");
+  c->add_option("--timeout", a.timeout_s, "seconds per property before it counts as hung (default 900)")
+      ->check(CLI::PositiveNumber);
+  c->add_flag("!--no-sweep", a.sweep, "skip the accuracy sweep");
+  c->add_flag("!--no-fork", a.fork, "run in this process (a crashing kernel then kills xent)");
+  c->add_flag("--verbose", a.verbose, "print the worst errors of passing properties too");
+  return c;
+}
+
+#ifndef XENT_HAVE_VERIFY
+
+int run_verify(const verify_args&) {
+  throw error("verify", "this xent was built without the property suite (XENT_BUILD_TESTS=OFF)");
+}
+
+#else
+
+namespace {
+
+using namespace xent::props;
+
+tier parse_tier(const std::string& s) {
+  if (s == "accurate") return tier::accurate;
+  if (s == "fast") return tier::fast;
+  if (s == "standard") return tier::standard;
+  if (s == "naive") return tier::naive;
+  throw error("tier", "unknown tier '" + s + "' (accurate, fast, standard, naive)");
+}
+
+// A registered implementation judged at another tier (--tier with --impl).
+class tier_override final : public implementation {
+ public:
+  tier_override(const implementation& base, xent::tier t) : base_(base), tier_(t) {}
+  std::string name() const override { return base_.name(); }
+  std::string description() const override { return base_.description(); }
+  xent::tier tier() const override { return tier_; }
+  std::string domain() const override { return base_.domain(); }
+  std::optional<std::string> outside_domain(const problem& p) const override { return base_.outside_domain(p); }
+  bool supported() const override { return base_.supported(); }
+  bool thread_count_independent() const override { return base_.thread_count_independent(); }
+  void forward(const problem& p) const override { base_.forward(p); }
+  void forward_backward(const problem& p) const override { base_.forward_backward(p); }
+
+ private:
+  const implementation& base_;
+  xent::tier tier_;
+};
+
+// ---- running work in a child process ------------------------------------
+
+// Fields travel as "<length>\n<bytes>" records through a pipe.
+void put(std::string& out, const std::string& field) {
+  out += std::to_string(field.size());
+  out += '\n';
+  out += field;
+}
+
+std::vector<std::string> parse_fields(const std::string& in) {
+  std::vector<std::string> v;
+  std::size_t i = 0;
+  while (i < in.size()) {
+    const std::size_t nl = in.find('\n', i);
+    if (nl == std::string::npos) break;
+    const std::size_t n = std::stoul(in.substr(i, nl - i));
+    if (nl + 1 + n > in.size()) break;
+    v.push_back(in.substr(nl + 1, n));
+    i = nl + 1 + n;
+  }
+  return v;
+}
+
+struct child_result {
+  std::vector<std::string> fields;
+  std::string died;  // empty when the child returned its fields; else how it ended
+};
+
+// Runs `work` in a forked child (or in this process when fork_it is false).
+// The parent never runs kernels or OpenMP itself, so every child starts from
+// a clean state (libgomp's thread pool does not survive fork).
+child_result in_child(const std::function<std::vector<std::string>()>& work, bool fork_it, double timeout_s) {
+  auto guarded = [&work] {
+    try {
+      return work();
+    } catch (const std::exception& e) {
+      return std::vector<std::string>{"error", e.what()};
+    } catch (...) {
+      return std::vector<std::string>{"error", "unknown exception"};
+    }
+  };
+  if (!fork_it) return {guarded(), ""};
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(nullptr);
+  int fds[2];
+  if (pipe(fds) != 0) throw std::runtime_error("pipe failed");
+  const pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    close(fds[0]);
+    std::string out;
+    for (const auto& f : guarded()) put(out, f);
+    std::size_t done = 0;
+    while (done < out.size()) {
+      const ssize_t n = write(fds[1], out.data() + done, out.size() - done);
+      if (n <= 0) break;
+      done += static_cast<std::size_t>(n);
+    }
+    std::cout.flush();
+    std::fflush(nullptr);
+    _exit(0);  // no static destructors (LibTorch's, the registry's) in the child
+  }
+  close(fds[1]);
+  std::string in;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  bool hung = false;
+  char buf[65536];
+  for (;;) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    if (left <= 0) {
+      hung = true;
+      break;
+    }
+    pollfd pfd{fds[0], POLLIN, 0};
+    const int r = poll(&pfd, 1, static_cast<int>(std::min<long long>(left, 1000)));
+    if (r < 0 && errno == EINTR) continue;
+    if (r == 0) continue;
+    const ssize_t n = read(fds[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    in.append(buf, static_cast<std::size_t>(n));
+  }
+  close(fds[0]);
+  if (hung) kill(pid, SIGKILL);
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  child_result r;
+  r.fields = parse_fields(in);
+  if (hung) r.died = "hung: killed after " + fmt(timeout_s) + " s";
+  else if (WIFSIGNALED(st)) r.died = "crashed: " + plugins::signal_name(WTERMSIG(st));
+  else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+    r.died = "exited with status " + std::to_string(WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+  else if (r.fields.empty()) r.died = "ended without a result (exit() called inside the kernel?)";
+  return r;
+}
+
+// ---- properties -----------------------------------------------------------
+
+enum class verdict { passed, not_applicable, failed };
+
+struct property_outcome {
+  std::string id;    // suite/name
+  verdict v = verdict::failed;
+  std::string line;  // the one-line status
+  std::string details;  // counterexample, messages, worst errors
+};
+
+std::string indent(const std::string& s, const std::string& pad = "      ") {
+  std::string o;
+  std::istringstream in(s);
+  std::string l;
+  while (std::getline(in, l)) o += pad + l + "\n";
+  return o;
+}
+
+// In the child: one property, silently, shrunk. Fields: status, cases, text,
+// reproduce, tracker summary.
+std::vector<std::string> check_property(const property& p, const implementation& impl, double scale,
+                                        bool isolate_calls) {
+  if (isolate_calls) plugins::set_isolation(impl, plugins::isolation::per_call);
+  tracker::get().reset();
+  run_mode mode;
+  mode.silent = true;
+  mode.scale = scale;
+  const run_result r = run_property(p, impl, mode);
+  const tracker& tr = tracker::get();
+  using namespace rc::detail;
+  std::ostringstream msg;
+  std::string status, cases = "0";
+  if (r.result.is<SuccessResult>()) {
+    const auto n = r.result.get<SuccessResult>().numSuccess;
+    status = n == 0 ? "skipped" : "passed";
+    cases = std::to_string(n);
+    if (n == 0) msg << "no case ran (RC_PARAMS reproduces another property)";
+  } else if (r.result.is<GaveUpResult>()) {
+    cases = std::to_string(r.result.get<GaveUpResult>().numSuccess);
+    if (!tr.not_applicable().empty()) {
+      status = "not_applicable";
+      msg << tr.not_applicable();
+    } else if (tr.outside_cases() > 0) {
+      status = "not_applicable";
+      msg << "too few cases inside the declared domain (" << tr.outside_cases() << " outside, broke in "
+          << tr.outside_broken() << ")";
+    } else {
+      status = "failed";
+      printResultMessage(r.result, msg);
+    }
+  } else {
+    status = "failed";
+    cases = std::to_string(r.result.get<FailureResult>().numSuccess);
+    printResultMessage(r.result, msg);
+  }
+  return {status, cases, msg.str(), r.reproduce, tr.summary()};
+}
+
+std::string replay_command(const std::string& reproduce, const std::string& target_args, const property& p) {
+  return "RC_PARAMS=\"" + reproduce + "\" xent verify " + target_args + " --property " + p.name;
+}
+
+property_outcome verify_property(const property& p, const implementation& impl, const verify_args& a,
+                                  const std::string& target_args) {
+  property_outcome o;
+  o.id = p.suite + "/" + p.name;
+  auto run_it = [&](bool isolate_calls) {
+    return in_child([&] { return check_property(p, impl, a.scale, isolate_calls); }, a.fork, a.timeout_s);
+  };
+  child_result c = run_it(false);
+  std::string crash_note;
+  if (!c.died.empty()) {
+    // The kernel took the child down. Run the property again with every call
+    // in its own child: the crash becomes a failing case that RapidCheck
+    // shrinks, so the report names the input that crashes.
+    crash_note = "the kernel " + c.died + "; rerun with each call isolated to find the input:\n";
+    if (plugins::is_plugin(&impl)) c = run_it(true);
+    if (!c.died.empty()) {
+      o.v = verdict::failed;
+      o.line = "CRASH " + c.died;
+      o.details = plugins::is_plugin(&impl) ? "" : "(calls can be isolated for plug-ins only: no shrunk input)\n";
+      return o;
+    }
+  }
+  const auto& f = c.fields;
+  if (f.size() == 2 && f[0] == "error") {
+    o.v = verdict::failed;
+    o.line = "ERROR " + f[1];
+    return o;
+  }
+  if (f.size() < 5) {
+    o.v = verdict::failed;
+    o.line = "ERROR malformed result from the child process";
+    return o;
+  }
+  const std::string& status = f[0];
+  if (status == "passed") {
+    o.v = verdict::passed;
+    o.line = "pass  " + f[1] + " cases";
+    if (a.verbose) o.details = f[4];
+  } else if (status == "skipped") {
+    o.v = verdict::passed;
+    o.line = "skip  " + f[2];
+  } else if (status == "not_applicable") {
+    o.v = verdict::not_applicable;
+    o.line = "n/a   " + f[2];
+  } else {
+    o.v = verdict::failed;
+    o.line = std::string(crash_note.empty() ? "FAIL" : "CRASH") + "  after " + f[1] + " passing cases";
+    o.details = crash_note + f[2];
+    if (!f[3].empty()) o.details += "\nReplay: " + replay_command(f[3], target_args, p) + "\n";
+    o.details += f[4];
+  }
+  return o;
+}
+
+// ---- accuracy sweep ---------------------------------------------------------
+
+struct sweep_cell {
+  std::string regime;
+  std::int64_t classes = 0, rows = 0;
+  double loss = 0, grad_target = 0, grad_other = 0, mean = 0;  // max ulps
+  std::size_t violations = 0;
+  std::string first;  // the first violation
+};
+
+// Regimes x class counts, index targets, reduction none and mean, against the
+// reference; judged by the same comparison as the properties.
+std::vector<std::string> sweep(const implementation& impl) {
+  const std::vector<std::pair<std::int64_t, std::int64_t>> shapes{{64, 2}, {64, 10}, {32, 100}, {16, 1000},
+                                                                  {2, 32000}};
+  std::vector<std::string> out{"ok"};
+  std::ostringstream table;
+  std::size_t bad = 0;
+  std::string first_bad;
+  std::mt19937_64 rng(20240611);
+  table << "| regime | C | rows | loss max | grad target max | grad other max | mean | within tier |\n"
+        << "|---|--:|--:|--:|--:|--:|--:|---|\n";
+  std::vector<regime> regimes = finite_regimes();
+  regimes.erase(std::unique(regimes.begin(), regimes.end()), regimes.end());  // weighted lists repeat
+  for (regime rg : regimes) {
+    for (const auto& [n, C] : shapes) {
+      test_case c = test_case::shaped(layout::contiguous, n, C);
+      c.reduce = reduction::none;
+      c.regime = to_string(rg);
+      std::uniform_int_distribution<std::int64_t> pick(0, C - 1);
+      for (std::int64_t p = 0; p < n; ++p) c.index[p] = pick(rng);
+      for (std::int64_t p = 0; p < n; ++p) fill_row(c, p, rg, rng);
+      sweep_cell s;
+      s.regime = to_string(rg);
+      s.classes = C;
+      s.rows = n;
+      const bool outside = impl.outside_domain(inspect(c)).has_value();
+      const ref::result r = reference(c, true);
+      const outputs o = run(impl, c, true);
+      const outputs lo = run(impl, c, false);
+      for (std::int64_t p = 0; p < n; ++p) {
+        const row_context ctx = context(c, p);
+        for (const float y : {o.loss[p], lo.loss[p]}) {
+          const comparison cmp = compare(impl.tier(), quantity::loss, y, r.loss[p], ctx);
+          s.loss = std::max(s.loss, cmp.ulps);
+          if (!cmp.ok && s.violations++ == 0)
+            s.first = "loss[" + std::to_string(p) + "] = " + fmt(y) + ", reference " + ref::to_string(r.loss[p], 12);
+        }
+        for (std::int64_t j = 0; j < C; ++j) {
+          const std::size_t i = static_cast<std::size_t>(p * C + j);
+          const comparison cmp = compare(impl.tier(), quantity::gradient, o.grad[i], r.grad[i], ctx,
+                                         cancellation_allowance(c, p, j, ctx));
+          double& worst = j == c.index[p] ? s.grad_target : s.grad_other;
+          worst = std::max(worst, cmp.ulps);
+          if (!cmp.ok && s.violations++ == 0)
+            s.first = "grad[" + std::to_string(p) + "," + std::to_string(j) + "] = " + fmt(o.grad[i]) +
+                      ", reference " + ref::to_string(r.grad[i], 12);
+        }
+      }
+      c.reduce = reduction::mean;
+      const ref::result rm = reference(c, false);
+      const outputs om = run(impl, c, false);
+      const comparison cm = compare(impl.tier(), quantity::reduction, om.loss[0], rm.reduced, {});
+      s.mean = cm.ulps;
+      if (!cm.ok && s.violations++ == 0) s.first = "mean = " + fmt(om.loss[0]) + ", reference " + ref::to_string(rm.reduced, 12);
+      const bool ok = s.violations == 0 || outside;
+      table << "| " << s.regime << " | " << C << " | " << n << " | " << fmt(s.loss) << " | " << fmt(s.grad_target)
+            << " | " << fmt(s.grad_other) << " | " << fmt(s.mean) << " | "
+            << (outside ? "outside domain" : ok ? "yes" : "**no** (" + std::to_string(s.violations) + ")") << " |\n";
+      if (!ok) {
+        ++bad;
+        if (first_bad.empty()) first_bad = "n" + std::to_string(n) + "c" + std::to_string(C) + "_" + s.regime + ": " + s.first;
+      }
+    }
+  }
+  if (bad) out[0] = "fail";
+  out.push_back(table.str());
+  out.push_back(bad ? std::to_string(bad) + " cells exceed the tier's bound; first: " + first_bad : "");
+  return out;
+}
+
+// ---- one implementation -------------------------------------------------------
+
+bool selected(const property& p, const std::vector<std::string>& only) {
+  if (only.empty()) return true;
+  for (const auto& o : only)
+    if (o == p.name || o == p.suite + "/" + p.name) return true;
+  return false;
+}
+
+bool verify_one(const implementation& impl, const std::string& target_args, const std::string& origin,
+                const verify_args& a) {
+  std::cout << "xent verify: " << impl.name() << " (" << origin << "), tier " << to_string(impl.tier())
+            << "\n  " << impl.description() << "\n  seed and budgets: RC_PARAMS=\"" << std::getenv("RC_PARAMS")
+            << "\", budgets x" << a.scale << (a.fork ? "" : ", in-process (--no-fork)") << "\n\n";
+  std::vector<property_outcome> outcomes;
+  std::size_t width = 0;
+  for (const char* suite : {"reference_props", "metamorphic_props", "contract_props"})
+    for (const property* p : properties_of(suite))
+      width = std::max(width, std::string(suite).size() + 1 + p->name.size());
+  std::size_t n = 0;
+  for (const char* suite : {"reference_props", "metamorphic_props", "contract_props"})
+    for (const property* p : properties_of(suite)) {
+      if (!selected(*p, a.only)) continue;
+      ++n;
+      property_outcome o = verify_property(*p, impl, a, target_args);
+      std::cout << "  " << o.id << std::string(width + 2 - o.id.size(), ' ') << o.line << "\n";
+      if (!o.details.empty()) std::cout << indent(o.details);
+      std::cout.flush();
+      outcomes.push_back(std::move(o));
+    }
+  if (n == 0) throw error("property", "no property matches --property");
+
+  bool sweep_ok = true;
+  if (a.sweep) {
+    std::cout << "\nAccuracy sweep (index targets; max ulps against the reference; judged by the tier):\n\n";
+    const child_result c = in_child([&] { return sweep(impl); }, a.fork, a.timeout_s);
+    if (!c.died.empty()) {
+      sweep_ok = false;
+      std::cout << "  the kernel " << c.died << " during the sweep\n";
+    } else if (c.fields.size() == 2 && c.fields[0] == "error") {
+      sweep_ok = false;
+      std::cout << "  error: " << c.fields[1] << "\n";
+    } else if (c.fields.size() == 3) {
+      sweep_ok = c.fields[0] == "ok";
+      std::cout << c.fields[1];
+      if (!sweep_ok) std::cout << "\n  " << c.fields[2] << "\n";
+    } else {
+      sweep_ok = false;
+      std::cout << "  malformed sweep result\n";
+    }
+  }
+
+  std::size_t passed = 0, na = 0;
+  std::vector<std::string> failed;
+  for (const auto& o : outcomes) {
+    if (o.v == verdict::passed) ++passed;
+    else if (o.v == verdict::not_applicable) ++na;
+    else failed.push_back(o.id);
+  }
+  const bool ok = failed.empty() && sweep_ok;
+  std::cout << "\nVerdict for " << impl.name() << ": " << (ok ? "ACCEPTED" : "REJECTED") << " at tier "
+            << to_string(impl.tier()) << " — " << passed << " of " << outcomes.size() << " properties hold";
+  if (na) std::cout << ", " << na << " not applicable";
+  if (!failed.empty()) {
+    std::cout << "; failed:";
+    for (const auto& f : failed) std::cout << ' ' << f;
+  }
+  if (a.sweep) std::cout << "; accuracy sweep " << (sweep_ok ? "within the tier" : "OUTSIDE the tier");
+  std::cout << "\n\n";
+  return ok;
+}
+
+}  // namespace
+
+int run_verify(const verify_args& a) {
+  if (a.plugins.empty() && a.impls.empty()) throw error("verify", "nothing to verify: give --plugin PATH or --impl NAME");
+  // A pinned seed unless the caller set RC_PARAMS (e.g. a reproduce line).
+  if (const char* e = std::getenv("RC_PARAMS"); !e || !*e)
+    setenv("RC_PARAMS", ("seed=" + std::to_string(a.seed)).c_str(), 1);
+
+  // Read RC_PARAMS once here, so that the children inherit it (and RapidCheck
+  // announces the configuration once, not in every child).
+  (void)rc::detail::configuration();
+
+  std::optional<tier> forced;
+  if (!a.tier.empty()) forced = parse_tier(a.tier);
+  const std::string tier_arg = a.tier.empty() ? "" : " --tier " + a.tier;
+  struct target {
+    const implementation* impl;
+    std::string args, origin;
+  };
+  std::vector<target> targets;
+  std::vector<std::unique_ptr<implementation>> wrappers;
+  for (const auto& path : a.plugins) {
+    plugins::load_options o;
+    o.tier_override = forced;
+    const implementation& impl = plugins::load_plugin(path, o);
+    targets.push_back({&impl, "--plugin " + path + tier_arg, "plug-in " + path});
+  }
+  for (const auto& name : a.impls) {
+#ifdef XENT_HAVE_TORCH_PEER
+    if (name == "torch") peers::register_torch();  // on demand (see cli/CMakeLists.txt)
+#endif
+    const implementation* impl = find_implementation(name);
+    if (!impl) throw error("impl", "no implementation named '" + name + "' (see xent list)");
+    if (!impl->supported()) throw error("impl", name + " is not supported on this CPU");
+    if (forced) {
+      wrappers.push_back(std::make_unique<tier_override>(*impl, *forced));
+      impl = wrappers.back().get();
+    }
+    targets.push_back({impl, "--impl " + name + tier_arg, "registered implementation"});
+  }
+  bool all = true;
+  for (const auto& t : targets) all = verify_one(*t.impl, t.args, t.origin, a) && all;
+  return all ? 0 : 1;
+}
+
+#endif
+
+}  // namespace xent::cli

@@ -1,0 +1,276 @@
+/* An example xent plug-in in plain C: torch.nn.CrossEntropyLoss semantics
+ * (weights, ignore_index, label smoothing, probability targets, none / mean /
+ * sum, (C) and (N, C, d1..dK) logits with any strides) computed with the
+ * stable formulas of DESIGN.md §3 (Blanchard, Higham & Higham 2021):
+ *
+ *   loss     = (m - x_t) + log1p(sum_{j != k} e^{x_j - m}),  m = x_k the row max
+ *   1 - p_t  = sum_{j != t} p_j, never p_t - 1
+ *
+ * everything after the float inputs in double, one rounding to float at the
+ * end, batch reductions by fixed-order pairwise summation. That earns the
+ * `accurate` tier, which `xent verify --plugin libxent_example_plugin.so`
+ * checks.
+ *
+ * Build:  cc -O2 -fPIC -shared -I<xent>/impl/include example_plugin.c -lm
+ *
+ * buggy_plugin.c compiles this file with XENT_EXAMPLE_NO_MAX_SHIFT: the
+ * textbook log(sum e^{x_j}) without the shift, which overflows for logits
+ * above ~709 (and loses the small losses): `xent verify` must reject it.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "xent/plugin.h"
+
+#ifndef XENT_EXAMPLE_NAME
+#define XENT_EXAMPLE_NAME "example_stable_c"
+#define XENT_EXAMPLE_DESCRIPTION "example plug-in: plain C, max-shifted log1p form, float64 accumulation"
+#define XENT_EXAMPLE_TIER XENT_PLUGIN_TIER_ACCURATE
+#endif
+
+/* ---- tensors ------------------------------------------------------------ */
+
+static int64_t stride_of(const DLTensor* t, int d) {
+  if (t->strides) return t->strides[d];
+  int64_t s = 1; /* NULL strides: row-major contiguous (DLPack convention) */
+  for (int e = t->ndim - 1; e > d; --e) s *= t->shape[e];
+  return s;
+}
+
+static void* data_of(const DLTensor* t) { return (char*)t->data + t->byte_offset; }
+
+/* Offset, in elements, of flat position p (row-major over every dim but
+ * `skip`, the class axis, or -1 for position-shaped tensors). */
+static int64_t position_offset(const DLTensor* t, int64_t p, int skip) {
+  int64_t off = 0;
+  for (int d = t->ndim - 1; d >= 0; --d) {
+    if (d == skip) continue;
+    const int64_t extent = t->shape[d];
+    off += (p % extent) * stride_of(t, d);
+    p /= extent;
+  }
+  return off;
+}
+
+/* ---- one row ------------------------------------------------------------ */
+
+typedef struct row_in {
+  const float* x; /* the row's first logit */
+  int64_t xs;     /* class stride */
+  int64_t C;
+  int64_t t;        /* index target, or -1 for probability targets */
+  const float* q;   /* probability targets (or NULL) */
+  int64_t qs;
+  const float* w;   /* weights (or NULL) */
+  int64_t ws;
+  double eps;
+} row_in;
+
+static double weight_at(const row_in* r, int64_t c) { return r->w ? (double)r->w[c * r->ws] : 1.0; }
+
+/* Writes scale * d loss / d x into g (when not NULL); returns the loss. */
+static double row(const row_in* r, float* g, int64_t gs, double scale) {
+  const int64_t C = r->C;
+  /* Row maximum and its index; NaN or +inf anywhere, or all -inf: NaN. */
+  float mf = -INFINITY;
+  int64_t k = 0, j, c;
+  int undefined = 0;
+  for (j = 0; j < C; ++j) {
+    const float v = r->x[j * r->xs];
+    if (isnan(v)) undefined = 1;
+    if (v > mf) {
+      mf = v;
+      k = j;
+    }
+  }
+  if (undefined || isinf(mf)) {
+    if (g)
+      for (j = 0; j < C; ++j) g[j * gs] = NAN;
+    return NAN;
+  }
+#ifndef XENT_EXAMPLE_NO_MAX_SHIFT
+  const double m = mf;
+  double rest = 0.0; /* sum_{j != k} e^{x_j - m} */
+  for (j = 0; j < C; ++j)
+    if (j != k) rest += exp((double)r->x[j * r->xs] - m);
+  const double sum = 1.0 + rest;
+  const double log_sum = log1p(rest); /* lse - m */
+#else
+  /* The planted bug: no shift. */
+  const double m = 0.0;
+  double sum = 0.0;
+  for (j = 0; j < C; ++j) sum += exp((double)r->x[j * r->xs]);
+  const double rest = sum - exp((double)r->x[k * r->xs]);
+  const double log_sum = log(sum);
+#endif
+#define GAP(cls) (m - (double)r->x[(cls) * r->xs]) /* lse - x_c = GAP + log_sum */
+
+  const double eps = r->eps, eps_c = eps / (double)C;
+  if (r->t >= 0 && eps == 0.0) {
+    const int64_t t = r->t;
+    const double wt = weight_at(r, t);
+    const double loss = wt * (GAP(t) + log_sum); /* before g overwrites x (in-place) */
+    if (g) {
+      const double others = t == k ? rest : sum - exp(-GAP(t)); /* 1 - p_t, times sum */
+      for (j = 0; j < C; ++j) {
+        const double v = j == t ? -wt * (others / sum) : wt * (exp(-GAP(j)) / sum);
+        g[j * gs] = (float)(scale * v);
+      }
+    }
+    return loss;
+  }
+
+  /* Smoothed or probability targets: loss = sum_c b_c (lse - x_c) with
+   * b_c = w_c q'_c, q' = (1 - eps) q + eps / C. */
+#define B(cls) \
+  (weight_at(r, cls) * ((1.0 - eps) * (r->t >= 0 ? ((cls) == r->t ? 1.0 : 0.0) : (double)r->q[(cls) * r->qs]) + eps_c))
+  double loss = 0.0, mass = 0.0, mass_rest = 0.0; /* A = sum b; A - b_kb without cancellation */
+  int64_t kb = 0;
+  for (c = 0; c < C; ++c) {
+    const double bc = B(c);
+    if (bc > B(kb)) {
+      mass_rest += B(kb);
+      kb = c;
+    } else if (c != kb) {
+      mass_rest += bc;
+    }
+    mass += bc;
+  }
+  if (r->t >= 0) {
+    /* PyTorch's (1 - eps) l + (eps / C) s, so that 0 * inf gives its NaN. */
+    double smooth = 0.0;
+    for (c = 0; c < C; ++c) smooth += weight_at(r, c) * (GAP(c) + log_sum);
+    loss = (1.0 - eps) * (weight_at(r, r->t) * (GAP(r->t) + log_sum)) + eps_c * smooth;
+  } else {
+    for (c = 0; c < C; ++c) loss += B(c) * GAP(c);
+    loss += mass * log_sum;
+  }
+  if (g) {
+    /* p_j A - b_j = p_j (A - b_j) - b_j (1 - p_j): no cancellation in the factors. */
+    for (j = 0; j < C; ++j) {
+      const double e_j = exp(-GAP(j));
+      const double not_j = j == k ? rest : sum - e_j;
+      const double bj = B(j);
+      const double mass_not_j = j == kb ? mass_rest : mass - bj;
+      g[j * gs] = (float)(scale * ((e_j / sum) * mass_not_j - bj * (not_j / sum)));
+    }
+  }
+  return loss;
+#undef B
+#undef GAP
+}
+
+/* ---- the whole problem ---------------------------------------------------- */
+
+static double pairwise_sum(const double* v, int64_t n) {
+  if (n <= 8) {
+    double s = 0.0;
+    int64_t i;
+    for (i = 0; i < n; ++i) s += v[i];
+    return s;
+  }
+  return pairwise_sum(v, n / 2) + pairwise_sum(v + n / 2, n - n / 2);
+}
+
+static int32_t fail(char* message, size_t size, int32_t status, const char* text) {
+  if (message && size) snprintf(message, size, "%s", text);
+  return status;
+}
+
+static int32_t run(const DLTensor* logits, const DLTensor* target, const DLTensor* loss, const DLTensor* grad,
+                   const DLTensor* upstream, const xent_plugin_options* o, char* message, size_t message_size) {
+  if (logits->dtype.code != kDLFloat || logits->dtype.bits != 32)
+    return fail(message, message_size, XENT_PLUGIN_ERROR_UNSUPPORTED, "logits must be float32");
+  const int class_axis = logits->ndim == 1 ? 0 : 1;
+  const int64_t C = logits->shape[class_axis];
+  int64_t P = 1, p;
+  int d;
+  for (d = 0; d < logits->ndim; ++d)
+    if (d != class_axis) P *= logits->shape[d];
+#ifdef XENT_EXAMPLE_BEFORE_RUN
+  XENT_EXAMPLE_BEFORE_RUN(C); /* a hook for the test fixtures (crashing_plugin.c) */
+#endif
+  const int prob = o->probability_targets != 0;
+  const float* x = (const float*)data_of(logits);
+  const int64_t* ti = prob ? NULL : (const int64_t*)data_of(target);
+  const float* tq = prob ? (const float*)data_of(target) : NULL;
+  float* out = (float*)data_of(loss);
+  float* gr = grad ? (float*)data_of(grad) : NULL;
+  const float* up = upstream ? (const float*)data_of(upstream) : NULL;
+  const int none = o->reduction == XENT_PLUGIN_REDUCTION_NONE;
+
+  row_in r;
+  r.xs = stride_of(logits, class_axis);
+  r.C = C;
+  r.qs = prob ? stride_of(target, class_axis) : 0;
+  r.w = o->weight ? (const float*)data_of(o->weight) : NULL;
+  r.ws = o->weight ? stride_of(o->weight, 0) : 0;
+  r.eps = o->label_smoothing;
+
+  /* D: sum of the weights of counted positions (index targets), the number
+   * of positions (probability targets), 1 for sum and none. */
+  double D = 1.0;
+  double* buf = (double*)calloc((size_t)(P > 0 ? P : 1), sizeof(double));
+  if (!buf) return fail(message, message_size, XENT_PLUGIN_ERROR_INTERNAL, "out of memory");
+  if (o->reduction == XENT_PLUGIN_REDUCTION_MEAN) {
+    if (prob) {
+      D = (double)P;
+    } else {
+      for (p = 0; p < P; ++p) {
+        const int64_t t = ti[position_offset(target, p, -1)];
+        buf[p] = t == o->ignore_index ? 0.0 : (r.w ? (double)r.w[t * r.ws] : 1.0);
+      }
+      D = pairwise_sum(buf, P);
+    }
+  }
+  for (p = 0; p < P; ++p) {
+    r.x = x + position_offset(logits, p, class_axis);
+    r.t = prob ? -1 : ti[position_offset(target, p, -1)];
+    r.q = prob ? tq + position_offset(target, p, class_axis) : NULL;
+    float* g = gr ? gr + position_offset(grad, p, class_axis) : NULL;
+    const int64_t gs = gr ? stride_of(grad, class_axis) : 0;
+    double l = 0.0;
+    if (!prob && r.t == o->ignore_index) {
+      int64_t c;
+      if (g)
+        for (c = 0; c < C; ++c) g[c * gs] = 0.0f;
+    } else {
+      const double u = up ? (double)up[position_offset(upstream, p, -1)] : 1.0;
+      l = row(&r, g, gs, g ? u / D : 0.0);
+    }
+    if (none) out[position_offset(loss, p, -1)] = (float)l;
+    else buf[p] = l;
+  }
+  if (!none) {
+    const double total = pairwise_sum(buf, P);
+    if (o->reduction == XENT_PLUGIN_REDUCTION_SUM) *out = (float)total;
+    /* PyTorch divides the two smoothing terms by W separately: W = 0 gives 0/0. */
+    else if (D == 0.0 && !prob && r.eps > 0.0) *out = NAN;
+    else *out = (float)(total / D);
+  }
+  free(buf);
+  return XENT_PLUGIN_OK;
+}
+
+static int32_t forward(const DLTensor* logits, const DLTensor* target, const DLTensor* loss,
+                       const xent_plugin_options* options, char* message, size_t message_size) {
+  return run(logits, target, loss, NULL, NULL, options, message, message_size);
+}
+
+static int32_t forward_backward(const DLTensor* logits, const DLTensor* target, const DLTensor* loss,
+                                const DLTensor* grad, const DLTensor* upstream,
+                                const xent_plugin_options* options, char* message, size_t message_size) {
+  return run(logits, target, loss, grad, upstream, options, message, message_size);
+}
+
+static const xent_plugin descriptor = {
+    XENT_PLUGIN_ABI_VERSION, sizeof(xent_plugin), XENT_EXAMPLE_NAME, XENT_EXAMPLE_DESCRIPTION,
+    XENT_EXAMPLE_TIER,       1 /* single-threaded: thread-count independent */,
+    forward,                 forward_backward,
+};
+
+__attribute__((visibility("default"))) const xent_plugin* xent_plugin_get(uint32_t host_abi_version) {
+  return host_abi_version == XENT_PLUGIN_ABI_VERSION ? &descriptor : NULL;
+}

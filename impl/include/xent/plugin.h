@@ -1,0 +1,110 @@
+/* xent plug-in ABI: a cross-entropy kernel in a shared library, verified and
+ * measured by `xent verify --plugin lib.so` and `xent report --plugin lib.so`.
+ *
+ * Plain C (C99 and C++), DLPack tensors. A plug-in exports ONE symbol,
+ *
+ *     const xent_plugin* xent_plugin_get(uint32_t host_abi_version);
+ *
+ * which returns a static descriptor, or NULL when it cannot serve a host of
+ * that ABI version. The host refuses a descriptor whose abi_version differs
+ * from its own XENT_PLUGIN_ABI_VERSION (a change of layout or meaning bumps
+ * it). Extensions append fields at the end and are detected by struct_size.
+ *
+ * The host validates every input before calling (shapes, dtypes, bounds of
+ * the targets, options: DESIGN.md §2), so a kernel only computes. Semantics
+ * are torch.nn.CrossEntropyLoss's, including ignore_index, weights, label
+ * smoothing, probability targets, the mean's denominator and NaN/inf rules.
+ *
+ * Tensors (DLTensor, CPU, strides in elements, never NULL, byte_offset 0):
+ *   logits   float32, (C) or (N, C, d1..dK): the class axis is dim 1 when
+ *            ndim >= 2. Any strides, negative ones included (slices are not
+ *            copied).
+ *   target   index targets: int64, the position shape () or (N, d1..dK);
+ *            probability targets: float32, the logits' shape.
+ *   loss     float32 output: 0-d for mean/sum; the position shape for none.
+ *   grad     float32 output of the logits' shape (forward_backward only); it
+ *            may be the logits themselves (same data and strides): read a row
+ *            completely before writing its gradient.
+ *   upstream float32: 0-d for mean/sum; for none the position shape, with
+ *            strides 0 when one value applies to every position.
+ *   weight   float32 (C), or NULL for all ones.
+ *
+ * Errors: return a non-zero xent_plugin_status and write a NUL-terminated
+ * message of at most message_size bytes into `message`. Never let a C++
+ * exception or a longjmp cross this boundary. A crash is caught by the host
+ * (the checks run in child processes) and reported as a failure with the
+ * shrunk input that caused it.
+ */
+#ifndef XENT_PLUGIN_H
+#define XENT_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <dlpack/dlpack.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define XENT_PLUGIN_ABI_VERSION 1u
+
+/* The name of the one exported function. */
+#define XENT_PLUGIN_ENTRY "xent_plugin_get"
+
+/* Accuracy tiers of DESIGN.md §3: the bounds the property suite enforces. */
+typedef enum xent_plugin_tier {
+  XENT_PLUGIN_TIER_ACCURATE = 0, /* loss <= 0.5 ulp + tiny, gradient <= 1 ulp */
+  XENT_PLUGIN_TIER_FAST = 1,     /* <= 2 ulp in every regime */
+  XENT_PLUGIN_TIER_STANDARD = 2, /* absolute 4u max(1, |lse|) (PyTorch's level) */
+  XENT_PLUGIN_TIER_NAIVE = 3     /* no promise outside a narrow domain */
+} xent_plugin_tier;
+
+typedef enum xent_plugin_reduction {
+  XENT_PLUGIN_REDUCTION_NONE = 0,
+  XENT_PLUGIN_REDUCTION_MEAN = 1,
+  XENT_PLUGIN_REDUCTION_SUM = 2
+} xent_plugin_reduction;
+
+typedef enum xent_plugin_status {
+  XENT_PLUGIN_OK = 0,
+  XENT_PLUGIN_ERROR_UNSUPPORTED = 1, /* valid input this kernel does not handle */
+  XENT_PLUGIN_ERROR_INVALID = 2,     /* the kernel thinks the input is invalid */
+  XENT_PLUGIN_ERROR_INTERNAL = 3     /* anything else (allocation, ...) */
+} xent_plugin_status;
+
+typedef struct xent_plugin_options {
+  uint32_t struct_size;            /* sizeof(xent_plugin_options) of the host */
+  int32_t reduction;               /* xent_plugin_reduction */
+  int64_t ignore_index;            /* index targets only (default -100) */
+  double label_smoothing;          /* in [0, 1] */
+  int32_t probability_targets;     /* 1: target is float32 probabilities */
+  int32_t reserved;
+  const DLTensor* weight;          /* (C) float32, or NULL */
+} xent_plugin_options;
+
+typedef struct xent_plugin {
+  uint32_t abi_version;  /* XENT_PLUGIN_ABI_VERSION the plug-in was built with */
+  uint32_t struct_size;  /* sizeof(xent_plugin) */
+  const char* name;      /* unique, [a-z0-9_]+ preferred */
+  const char* description;
+  int32_t tier;          /* xent_plugin_tier it declares */
+  int32_t thread_count_independent; /* 1: bitwise identical for any thread count */
+
+  /* Loss only: writes `loss`. */
+  int32_t (*forward)(const DLTensor* logits, const DLTensor* target, const DLTensor* loss,
+                     const xent_plugin_options* options, char* message, size_t message_size);
+  /* Loss and upstream-weighted d(loss)/d(logits): writes `loss` and `grad`. */
+  int32_t (*forward_backward)(const DLTensor* logits, const DLTensor* target, const DLTensor* loss,
+                              const DLTensor* grad, const DLTensor* upstream,
+                              const xent_plugin_options* options, char* message,
+                              size_t message_size);
+} xent_plugin;
+
+typedef const xent_plugin* (*xent_plugin_get_fn)(uint32_t host_abi_version);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* XENT_PLUGIN_H */

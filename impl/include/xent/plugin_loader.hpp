@@ -1,0 +1,57 @@
+// Loading plug-ins (xent/plugin.h) into the registry. A loaded plug-in is an
+// ordinary xent::implementation: the property suite, the report and `xent
+// check` use it like a built-in kernel.
+#pragma once
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#include "xent/implementation.hpp"
+
+namespace xent::plugins {
+
+// How calls into the plug-in are protected.
+enum class isolation {
+  none,      // called directly: a crash in the plug-in crashes the caller
+  per_call,  // each call runs in a forked child; a crash or hang becomes a
+             // plugin_crash exception with the signal (slower: one fork per call)
+};
+
+struct load_options {
+  isolation isolate = isolation::none;
+  // Verify or report the plug-in as if it declared this tier (`--tier`).
+  std::optional<xent::tier> tier_override;
+  // per_call only: a call that takes longer is killed and reported.
+  double call_timeout_s = 120.0;
+};
+
+// The plug-in returned an error code (its message is in what()).
+class plugin_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A per_call child died by a signal, exited early or hung.
+class plugin_crash : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// dlopen()s the library, checks the ABI version and the descriptor, and
+// registers an implementation named after the plug-in. Throws xent::error
+// (missing file, missing symbol, ABI mismatch, invalid descriptor, name
+// already registered). The library stays loaded for the process's lifetime.
+const implementation& load_plugin(const std::string& path, const load_options& options = {});
+
+// Is this implementation a loaded plug-in? (nullptr-safe)
+bool is_plugin(const implementation* impl);
+// The path a plug-in was loaded from (empty for other implementations).
+std::string plugin_path(const implementation& impl);
+// Switches the protection of a loaded plug-in (no-op for other implementations).
+void set_isolation(const implementation& impl, isolation isolate);
+
+// The name of a signal ("SIGSEGV (Segmentation fault)").
+std::string signal_name(int sig);
+
+}  // namespace xent::plugins

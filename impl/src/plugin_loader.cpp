@@ -1,0 +1,355 @@
+// Plug-ins (xent/plugin.h): dlopen, ABI check, and an implementation that
+// forwards a validated problem to the plug-in as DLPack tensors. Errors come
+// back as codes and a message buffer; with isolation::per_call each call runs
+// in a forked child so that a crash or a hang becomes an exception.
+#include "xent/plugin_loader.hpp"
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "xent/error.hpp"
+#include "xent/plugin.h"
+#include "xent/problem.hpp"
+
+namespace xent::plugins {
+namespace {
+
+constexpr std::size_t message_size = 1024;
+
+DLDataType f32() { return {kDLFloat, 32, 1}; }
+DLDataType i64() { return {kDLInt, 64, 1}; }
+
+// The DLTensors of one call and the shape/stride arrays they point into.
+struct call_tensors {
+  std::vector<std::int64_t> x_shape, x_strides, t_shape, t_strides, l_shape, l_strides, g_strides,
+      u_shape, u_strides, w_shape{0}, w_strides{1};
+  DLTensor logits{}, target{}, loss{}, grad{}, upstream{}, weight{};
+  float upstream_value = 1.0f;
+  xent_plugin_options opt{};
+  bool with_grad = false;
+
+  call_tensors(const call_tensors&) = delete;
+  call_tensors& operator=(const call_tensors&) = delete;
+
+  call_tensors(const problem& p, bool grad_wanted) : with_grad(grad_wanted) {
+    const auto& ps = p.position_shape;
+    // Position dims around the class axis: (s0, C, s1..sk); (C) for one position.
+    auto with_class = [&](const std::vector<std::int64_t>& pos, std::int64_t cls) {
+      std::vector<std::int64_t> v;
+      if (ps.empty()) return std::vector<std::int64_t>{cls};
+      v.push_back(pos[0]);
+      v.push_back(cls);
+      v.insert(v.end(), pos.begin() + 1, pos.end());
+      return v;
+    };
+    x_shape = with_class(ps, p.classes);
+    x_strides = with_class(p.logits_position_strides, p.logits_class_stride);
+    logits = make(const_cast<float*>(p.logits), f32(), x_shape, x_strides);
+
+    if (p.target == target_kind::index) {
+      t_shape = ps;
+      t_strides = p.target_position_strides;
+      target = make(const_cast<std::int64_t*>(p.target_index), i64(), t_shape, t_strides);
+    } else {
+      t_shape = x_shape;
+      t_strides = with_class(p.target_position_strides, p.target_class_stride);
+      target = make(const_cast<float*>(p.target_prob), f32(), t_shape, t_strides);
+    }
+
+    if (p.reduce == reduction::none) {
+      l_shape = ps;
+      l_strides = p.loss_position_strides;
+    }
+    loss = make(p.loss, f32(), l_shape, l_strides);
+
+    if (with_grad) {
+      g_strides = with_class(p.grad_position_strides, p.grad_class_stride);
+      grad = make(p.grad, f32(), x_shape, g_strides);
+      upstream_value = p.upstream_scalar;
+      if (p.reduce == reduction::none) {
+        u_shape = ps;
+        u_strides = p.upstream ? p.upstream_position_strides : std::vector<std::int64_t>(ps.size(), 0);
+      }
+      upstream = make(p.upstream ? const_cast<float*>(p.upstream) : &upstream_value, f32(), u_shape,
+                      u_strides);
+    }
+
+    opt.struct_size = sizeof opt;
+    opt.reduction = p.reduce == reduction::none   ? XENT_PLUGIN_REDUCTION_NONE
+                    : p.reduce == reduction::mean ? XENT_PLUGIN_REDUCTION_MEAN
+                                                  : XENT_PLUGIN_REDUCTION_SUM;
+    opt.ignore_index = p.ignore_index;
+    opt.label_smoothing = p.label_smoothing;
+    opt.probability_targets = p.target == target_kind::probability ? 1 : 0;
+    if (p.weight) {
+      w_shape[0] = p.classes;
+      w_strides[0] = p.weight_stride;
+      weight = make(const_cast<float*>(p.weight), f32(), w_shape, w_strides);
+      opt.weight = &weight;
+    }
+  }
+
+  static DLTensor make(void* data, DLDataType type, std::vector<std::int64_t>& shape,
+                       std::vector<std::int64_t>& strides) {
+    DLTensor t{};
+    t.data = data;
+    t.device = {kDLCPU, 0};
+    t.ndim = static_cast<std::int32_t>(shape.size());
+    t.dtype = type;
+    t.shape = shape.data();
+    t.strides = strides.data();
+    t.byte_offset = 0;
+    return t;
+  }
+};
+
+std::string status_name(std::int32_t s) {
+  switch (s) {
+    case XENT_PLUGIN_ERROR_UNSUPPORTED: return "unsupported";
+    case XENT_PLUGIN_ERROR_INVALID: return "invalid";
+    case XENT_PLUGIN_ERROR_INTERNAL: return "internal";
+    default: return "code " + std::to_string(s);
+  }
+}
+
+// The region a per_call child fills: status, message, then the loss values
+// (P, or 1) and the gradient (P x C), in logical (position, class) order.
+struct shared_header {
+  std::int32_t returned;  // 1 once the plug-in returned
+  std::int32_t status;
+  char message[message_size];
+};
+
+class shared_region {
+ public:
+  explicit shared_region(std::size_t bytes) : size_(bytes) {
+    void* m = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) throw plugin_error(std::string("mmap failed: ") + std::strerror(errno));
+    base_ = m;
+  }
+  ~shared_region() { munmap(base_, size_); }
+  shared_region(const shared_region&) = delete;
+  shared_region& operator=(const shared_region&) = delete;
+  shared_header* header() const { return static_cast<shared_header*>(base_); }
+  float* values() const { return reinterpret_cast<float*>(static_cast<char*>(base_) + sizeof(shared_header)); }
+
+ private:
+  void* base_ = nullptr;
+  std::size_t size_;
+};
+
+class plugin_implementation final : public implementation {
+ public:
+  plugin_implementation(std::string path, void* handle, const xent_plugin* d, const load_options& o)
+      : path_(std::move(path)), handle_(handle), d_(d), options_(o) {
+    isolate_.store(o.isolate);
+  }
+
+  std::string name() const override { return d_->name; }
+  std::string description() const override {
+    return std::string(d_->description ? d_->description : "") + " [plug-in " + path_ + "]";
+  }
+  xent::tier tier() const override {
+    if (options_.tier_override) return *options_.tier_override;
+    return static_cast<xent::tier>(d_->tier);
+  }
+  std::string domain() const override { return "all inputs"; }
+  bool thread_count_independent() const override { return d_->thread_count_independent != 0; }
+  void forward(const problem& p) const override { call(p, false); }
+  void forward_backward(const problem& p) const override { call(p, true); }
+
+  const std::string& path() const { return path_; }
+  void set_isolation(isolation i) const { isolate_.store(i); }
+
+ private:
+  std::int32_t invoke(const problem& p, bool with_grad, char* message) const {
+    call_tensors t(p, with_grad);
+    message[0] = '\0';
+    return with_grad ? d_->forward_backward(&t.logits, &t.target, &t.loss, &t.grad, &t.upstream, &t.opt,
+                                            message, message_size)
+                     : d_->forward(&t.logits, &t.target, &t.loss, &t.opt, message, message_size);
+  }
+
+  [[noreturn]] void fail(bool with_grad, std::int32_t status, const char* message) const {
+    std::string m(message, strnlen(message, message_size));
+    throw plugin_error("plug-in '" + name() + "' failed in " + (with_grad ? "forward_backward" : "forward") +
+                       " (" + status_name(status) + ")" + (m.empty() ? "" : ": " + m));
+  }
+
+  void call(const problem& p, bool with_grad) const {
+    if (isolate_.load() == isolation::none) {
+      char message[message_size];
+      const std::int32_t s = invoke(p, with_grad, message);
+      if (s != XENT_PLUGIN_OK) fail(with_grad, s, message);
+      return;
+    }
+    call_isolated(p, with_grad);
+  }
+
+  void call_isolated(const problem& p, bool with_grad) const {
+    const bool none = p.reduce == reduction::none;
+    const auto P = static_cast<std::size_t>(p.positions), C = static_cast<std::size_t>(p.classes);
+    const std::size_t n_loss = none ? P : 1, n_grad = with_grad ? P * C : 0;
+    shared_region region(sizeof(shared_header) + (n_loss + n_grad) * sizeof(float));
+    shared_header* h = region.header();
+    h->returned = 0;
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) throw plugin_error(std::string("pipe failed: ") + std::strerror(errno));
+    const char* where = with_grad ? "forward_backward" : "forward";
+    const pid_t pid = fork();
+    if (pid < 0) {
+      close(fds[0]);
+      close(fds[1]);
+      throw plugin_error(std::string("fork failed: ") + std::strerror(errno));
+    }
+    if (pid == 0) {
+      // Child: the write end stays open until we exit (normally or not), so
+      // the parent sees the pipe close exactly when this process ends.
+      close(fds[0]);
+      h->status = invoke(p, with_grad, h->message);
+      h->returned = 1;
+      if (h->status == XENT_PLUGIN_OK) {
+        float* v = region.values();
+        for (std::size_t i = 0; i < n_loss; ++i)
+          v[i] = none ? *p.loss_at(static_cast<std::int64_t>(i)) : *p.loss;
+        if (with_grad)
+          for (std::int64_t q = 0; q < p.positions; ++q) {
+            const float* g = p.grad_row(q);
+            for (std::int64_t c = 0; c < p.classes; ++c)
+              v[n_loss + static_cast<std::size_t>(q) * C + static_cast<std::size_t>(c)] =
+                  g[c * p.grad_class_stride];
+          }
+      }
+      _exit(0);
+    }
+    close(fds[1]);
+    // Wait for the child to end (the pipe closes), up to the timeout.
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::duration<double>(options_.call_timeout_s);
+    bool hung = false;
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            deadline - std::chrono::steady_clock::now())
+                            .count();
+      if (left <= 0) {
+        hung = true;
+        break;
+      }
+      pollfd pfd{fds[0], POLLIN, 0};
+      const int r = poll(&pfd, 1, static_cast<int>(std::min<long long>(left, 1000)));
+      if (r < 0 && errno == EINTR) continue;
+      if (r != 0) break;  // hang-up (or an error): the child is gone
+    }
+    close(fds[0]);
+    if (hung) kill(pid, SIGKILL);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    if (hung)
+      throw plugin_crash("plug-in '" + name() + "' hung in " + where + " (killed after " +
+                         std::to_string(options_.call_timeout_s) + " s)");
+    if (WIFSIGNALED(st))
+      throw plugin_crash("plug-in '" + name() + "' crashed in " + where + ": " + signal_name(WTERMSIG(st)));
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || !h->returned)
+      throw plugin_crash("plug-in '" + name() + "' ended the process in " + where + " (exit status " +
+                         std::to_string(WIFEXITED(st) ? WEXITSTATUS(st) : -1) + ")");
+    if (h->status != XENT_PLUGIN_OK) fail(with_grad, h->status, h->message);
+    const float* v = region.values();
+    if (none)
+      for (std::int64_t q = 0; q < p.positions; ++q) *p.loss_at(q) = v[q];
+    else
+      *p.loss = v[0];
+    if (with_grad)
+      for (std::int64_t q = 0; q < p.positions; ++q) {
+        float* g = p.grad_row(q);
+        for (std::int64_t c = 0; c < p.classes; ++c)
+          g[c * p.grad_class_stride] = v[n_loss + static_cast<std::size_t>(q) * C + static_cast<std::size_t>(c)];
+      }
+  }
+
+  std::string path_;
+  void* handle_;
+  const xent_plugin* d_;
+  load_options options_;
+  mutable std::atomic<isolation> isolate_;
+};
+
+std::string dl_error() {
+  const char* e = dlerror();
+  return e ? e : "unknown dlopen error";
+}
+
+}  // namespace
+
+std::string signal_name(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  const char* desc = sigdescr_np(sig);
+  std::string s = abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
+  if (desc) s += std::string(" (") + desc + ")";
+  return s;
+}
+
+const implementation& load_plugin(const std::string& path, const load_options& options) {
+  // dlopen searches the library path for a bare name; a user who types
+  // `--plugin libk.so` means the file here.
+  const std::string file = path.find('/') == std::string::npos && access(path.c_str(), F_OK) == 0 ? "./" + path : path;
+  // RTLD_LOCAL: two plug-ins may define the same helper names.
+  void* handle = dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!handle) throw error("plugin", "cannot load plug-in " + path + ": " + dl_error());
+  auto close_and_throw = [&](const std::string& why) {
+    dlclose(handle);
+    throw error("plugin", "plug-in " + path + ": " + why);
+  };
+  dlerror();
+  void* sym = dlsym(handle, XENT_PLUGIN_ENTRY);
+  if (!sym) close_and_throw("no symbol " XENT_PLUGIN_ENTRY " (" + dl_error() + ")");
+  xent_plugin_get_fn get = nullptr;
+  static_assert(sizeof get == sizeof sym);
+  std::memcpy(&get, &sym, sizeof get);  // object pointer -> function pointer, as POSIX allows
+  const xent_plugin* d = get(XENT_PLUGIN_ABI_VERSION);
+  if (!d) close_and_throw("refuses ABI version " + std::to_string(XENT_PLUGIN_ABI_VERSION) + " (returned NULL)");
+  if (d->abi_version != XENT_PLUGIN_ABI_VERSION)
+    close_and_throw("built for ABI version " + std::to_string(d->abi_version) + ", this xent speaks " +
+                    std::to_string(XENT_PLUGIN_ABI_VERSION) + " (rebuild it against this xent/plugin.h)");
+  if (d->struct_size < sizeof(xent_plugin))
+    close_and_throw("descriptor too small (" + std::to_string(d->struct_size) + " bytes, need " +
+                    std::to_string(sizeof(xent_plugin)) + ")");
+  if (!d->name || !*d->name) close_and_throw("descriptor has no name");
+  if (!d->forward || !d->forward_backward) close_and_throw("descriptor lacks forward or forward_backward");
+  if (d->tier < XENT_PLUGIN_TIER_ACCURATE || d->tier > XENT_PLUGIN_TIER_NAIVE)
+    close_and_throw("declares an unknown tier " + std::to_string(d->tier));
+  try {
+    return register_implementation(std::make_unique<plugin_implementation>(path, handle, d, options));
+  } catch (const error& e) {
+    close_and_throw(e.what());
+  }
+  throw error("plugin", "unreachable");
+}
+
+bool is_plugin(const implementation* impl) {
+  return dynamic_cast<const plugin_implementation*>(impl) != nullptr;
+}
+
+std::string plugin_path(const implementation& impl) {
+  const auto* p = dynamic_cast<const plugin_implementation*>(&impl);
+  return p ? p->path() : std::string();
+}
+
+void set_isolation(const implementation& impl, isolation isolate) {
+  if (const auto* p = dynamic_cast<const plugin_implementation*>(&impl)) p->set_isolation(isolate);
+}
+
+}  // namespace xent::plugins
