@@ -16,16 +16,14 @@
 #include <vector>
 
 #include "npy.hpp"
+#include "test_support.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-struct run_result {
-  int status = -1;
-  std::string out, err;
-};
+using xent::cli_test::run_result;
 
 class diagnostics : public ::testing::Test {
  protected:
@@ -42,23 +40,7 @@ class diagnostics : public ::testing::Test {
     return path(name);
   }
 
-  static run_result run(const std::string& args) {
-    const std::string err = path("stderr.txt");
-    const std::string cmd = std::string(XENT_CLI_PATH) + " " + args + " 2>" + err;
-    run_result r;
-    FILE* p = ::popen(cmd.c_str(), "r");
-    if (!p) return r;
-    char buf[4096];
-    std::size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-    const int st = ::pclose(p);
-    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    std::ifstream e(err);
-    std::stringstream s;
-    s << e.rdbuf();
-    r.err = s.str();
-    return r;
-  }
+  static run_result run(const std::string& args) { return xent::cli_test::run_xent(args, dir_); }
 
   // `check --json` on the files; the warning with `code` (its message), or
   // "" when there is none.

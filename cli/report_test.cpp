@@ -16,6 +16,7 @@
 #include <string>
 
 #include "report_baseline.hpp"
+#include "test_support.hpp"
 #include "report_sweep.hpp"
 #include "scenarios.hpp"
 #include "xent/reference.hpp"
@@ -27,10 +28,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using namespace xent::cli;
 
-struct run_result {
-  int status = -1;
-  std::string out, err;
-};
+using xent::cli_test::run_result;
 
 fs::path temp_dir() {
   static const fs::path d = [] {
@@ -41,23 +39,7 @@ fs::path temp_dir() {
   return d;
 }
 
-run_result run(const std::string& args) {
-  const std::string err = (temp_dir() / "stderr.txt").string();
-  const std::string cmd = std::string(XENT_CLI_PATH) + " " + args + " 2>" + err;
-  run_result r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int st = ::pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  std::ifstream e(err);
-  std::stringstream s;
-  s << e.rdbuf();
-  r.err = s.str();
-  return r;
-}
+run_result run(const std::string& args) { return xent::cli_test::run_xent(args, temp_dir()); }
 
 std::string write(const std::string& name, const std::string& text) {
   const std::string p = (temp_dir() / name).string();
