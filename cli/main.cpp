@@ -12,6 +12,9 @@
 #include "npy.hpp"
 #include "report.hpp"
 #include "verify.hpp"
+#ifdef XENT_HAVE_TORCH_PEER
+#include "torch_implementation.hpp"
+#endif
 #include "xent/error.hpp"
 
 namespace {
@@ -63,7 +66,14 @@ int main(int argc, char** argv) {
     }
     if (*list) return xent::cli::run_list(list_args);
     if (*check) return xent::cli::run_check(check_args);
-    if (*report) return xent::cli::run_report(report_args);
+    if (*report) {
+      // External implementations join the registry before the sweep.
+      xent::cli::load_plugins(report_args.plugins);
+#ifdef XENT_HAVE_TORCH_PEER
+      if (!report_args.no_torch) xent::peers::register_torch();
+#endif
+      return xent::cli::run_report(report_args);
+    }
     if (*verify) return xent::cli::run_verify(verify_args);
     return fail(usage_error, "no command given (see xent --help)");
   } catch (const xent::error& e) {

@@ -50,6 +50,8 @@ CLI::App* add_report_command(CLI::App& app, report_args& a) {
   c->add_option("--filter", a.filter, "only scenarios whose id contains this (from the quick and the full set)");
   c->add_option("--impl", a.impls, "only these implementations (repeatable)");
   c->add_option("--threads", a.threads, "worker threads of the accuracy sweep (default: all cores)");
+  c->add_option("--plugin", a.plugins, "add this plug-in library (xent/plugin.h) to the report (repeatable)");
+  c->add_flag("--no-torch", a.no_torch, "leave LibTorch out of the accuracy sweep");
   return c;
 }
 
@@ -107,6 +109,11 @@ int run_report(const report_args& a) {
     std::cerr << "xent: error: an example failed (see the Examples section)\n";
     status = 1;
   }
+  for (const auto& c : sweep.cells)
+    if (c.failure) {
+      std::cerr << "xent: error: " << c.impl << " failed on " << c.scenario << ": " << *c.failure << "\n";
+      status = 1;
+    }
   if (!a.check_baseline.empty()) {
     for (const auto& n : gate.notes) std::cerr << "xent: note: " << n << "\n";
     if (gate.improved) {

@@ -27,6 +27,9 @@ struct report_args {
   std::string filter;               // scenario ids containing this (either set)
   std::vector<std::string> impls;   // only these implementations
   unsigned threads = 0;             // sweep worker threads (0: all cores)
+  // Registered by the command's main before run_report (main links them).
+  std::vector<std::string> plugins;  // plug-in libraries to add to the report
+  bool no_torch = false;             // leave LibTorch (when built) out
 };
 
 CLI::App* add_report_command(CLI::App& app, report_args& args);

@@ -174,6 +174,13 @@ void details(std::ostringstream& md, const report_data& d) {
         first = false;
         md << "- `" << c.scenario << "`: " << *c.outside << "\n";
       }
+    first = true;
+    for (const cell& c : d.sweep.cells)
+      if (c.impl == impl && c.failure) {
+        if (first) md << "\n**FAILED** (no figures: the implementation threw or crashed):\n\n";
+        first = false;
+        md << "- `" << c.scenario << "`: " << *c.failure << "\n";
+      }
     md << "\n</details>\n";
   }
 }

@@ -179,13 +179,20 @@ std::vector<cell> measure(const scenario& s, const std::vector<const implementat
 
   std::vector<cell> cells;
   for (const implementation* impl : impls) {
-    cell c{impl->name(), to_string(impl->tier()), s.id, impl->outside_domain(pr), {}};
+    cell c{impl->name(), to_string(impl->tier()), s.id, impl->outside_domain(pr), {}, {}};
     std::vector<float> loss(static_cast<std::size_t>(P)), grad(s.logits.size());
-    cross_entropy_forward_backward(x, t, view(loss.data(), positions), view(grad.data(), s.shape), none, nullptr,
-                                   impl);
     float mean = 0.0f, sum = 0.0f;
-    cross_entropy(x, t, view(&mean, {}), s.make_options(reduction::mean), impl);
-    cross_entropy(x, t, view(&sum, {}), s.make_options(reduction::sum), impl);
+    try {
+      cross_entropy_forward_backward(x, t, view(loss.data(), positions), view(grad.data(), s.shape), none,
+                                     nullptr, impl);
+      cross_entropy(x, t, view(&mean, {}), s.make_options(reduction::mean), impl);
+      cross_entropy(x, t, view(&sum, {}), s.make_options(reduction::sum), impl);
+    } catch (const std::exception& e) {
+      // A plug-in that fails or crashes (run in a child process) is reported, not fatal.
+      c.failure = e.what();
+      cells.push_back(std::move(c));
+      continue;
+    }
 
     accumulator a_loss, a_gt, a_go, a_mean, a_sum;
     for (std::int64_t p = 0; p < P; ++p) {

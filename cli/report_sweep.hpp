@@ -45,6 +45,7 @@ struct quantity_stats {
 struct cell {
   std::string impl, tier, scenario;
   std::optional<std::string> outside;  // why the scenario is outside the declared domain
+  std::optional<std::string> failure;  // the implementation threw or crashed (plug-ins): no figures
   std::array<quantity_stats, quantity_count> q;
   const quantity_stats& operator[](quantity k) const { return q[static_cast<std::size_t>(k)]; }
 };

@@ -93,6 +93,8 @@ class torch_implementation final : public implementation {
   std::string domain() const override { return "all inputs"; }
   // ATen's reductions split work by thread count: no bitwise promise.
   bool thread_count_independent() const override { return false; }
+  // A strided view and its .contiguous() copy differ in the last bits.
+  bool layout_independent() const override { return false; }
   void forward(const problem& p) const override { run(p, false); }
   void forward_backward(const problem& p) const override { run(p, true); }
 

@@ -168,6 +168,7 @@ class plugin_implementation final : public implementation {
   }
   std::string domain() const override { return "all inputs"; }
   bool thread_count_independent() const override { return d_->thread_count_independent != 0; }
+  bool layout_independent() const override { return false; }  // not declared by the ABI
   void forward(const problem& p) const override { call(p, false); }
   void forward_backward(const problem& p) const override { call(p, true); }
 

@@ -35,6 +35,9 @@ class implementation {
   virtual bool supported() const { return true; }
   // Are results bitwise identical for any thread count?
   virtual bool thread_count_independent() const { return true; }
+  // Are results bitwise identical for the same values in any memory layout
+  // (a strided view and its contiguous copy)? Our kernels: yes.
+  virtual bool layout_independent() const { return true; }
 
   // Loss only: writes p.loss.
   virtual void forward(const problem& p) const = 0;
