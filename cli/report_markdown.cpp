@@ -59,11 +59,12 @@ void headline(std::ostringstream& md, const report_data& d) {
     std::string tier;
     std::array<double, quantity_count> worst{};
     std::array<bool, quantity_count> any{};
-    int outside = 0, total = 0;
+    int outside = 0, total = 0, failed = 0;
     for (const cell& c : d.sweep.cells) {
       if (c.impl != impl) continue;
       tier = c.tier;
       ++total;
+      if (c.failure) ++failed;
       if (c.outside) {
         ++outside;
         continue;
@@ -77,7 +78,8 @@ void headline(std::ostringstream& md, const report_data& d) {
     md << "| " << impl << " | " << tier;
     for (std::size_t k = 0; k < quantity_count; ++k)
       md << " | " << (any[k] ? ulp_cell(worst[k], false, tier_bound(tier, all_quantities[k])) : "—");
-    md << " | " << outside << "/" << total << " | " << perf(impl) << " |\n";
+    md << " | " << outside << "/" << total << (failed ? ", **" + std::to_string(failed) + " FAILED**" : "")
+       << " | " << perf(impl) << " |\n";
   }
   const auto names = impl_names(d.sweep);
   if (!shape.empty() && d.bench.find("libtorch", shape, "fwd", t) &&
