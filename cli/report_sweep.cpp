@@ -265,7 +265,11 @@ sweep_result run_sweep(const sweep_options& o) {
   unsigned threads = o.threads ? o.threads : std::max(1u, std::thread::hardware_concurrency());
   threads = static_cast<unsigned>(std::min<std::size_t>(threads, std::max<std::size_t>(n, 1)));
   std::vector<std::thread> pool;
-  for (unsigned i = 1; i < threads; ++i) pool.emplace_back(worker);
+  for (unsigned i = 1; i < threads; ++i)
+    pool.emplace_back([&] {
+      worker();
+      ref::release_thread_caches();
+    });
   worker();
   for (auto& t : pool) t.join();
   if (o.progress) std::cerr << "\r\033[K" << std::flush;

@@ -334,6 +334,8 @@ result compute(const problem& p, bool with_grad, unsigned precision_bits) {
   return e.run();
 }
 
+void release_thread_caches() { mpfr_free_cache2(MPFR_FREE_LOCAL_CACHE); }
+
 float to_float(const exact& r) {
   // Rounding hi alone could double-round when hi is a float midpoint.
   if (r.lo == 0.0 || !std::isfinite(r.hi)) return static_cast<float>(r.hi);

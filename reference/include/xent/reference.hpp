@@ -33,6 +33,10 @@ inline constexpr unsigned default_precision_bits = 160;
 // Throws std::invalid_argument if precision_bits < 64.
 result compute(const problem& p, bool with_grad, unsigned precision_bits = default_precision_bits);
 
+// MPFR keeps caches (constants, exp tables) per thread. A thread that called
+// compute() and is about to end should call this, or the caches leak.
+void release_thread_caches();
+
 // Rounding of the exact value to nearest-even.
 float to_float(const exact& r);
 double to_double(const exact& r);
