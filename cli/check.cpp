@@ -18,13 +18,7 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
-std::string shape_str(const std::vector<std::int64_t>& s) {
-  std::ostringstream o;
-  o << '[';
-  for (std::size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
-  o << ']';
-  return o.str();
-}
+std::string shape_str(const std::vector<std::int64_t>& s) { return xent::shape_string(s); }
 
 std::vector<std::int64_t> position_shape(const std::vector<std::int64_t>& logits_shape) {
   std::vector<std::int64_t> s = logits_shape;

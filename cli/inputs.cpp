@@ -9,13 +9,7 @@
 namespace xent::cli {
 namespace {
 
-std::string shape_str(const std::vector<std::int64_t>& s) {
-  std::ostringstream o;
-  o << '[';
-  for (std::size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
-  o << ']';
-  return o.str();
-}
+std::string shape_str(const std::vector<std::int64_t>& s) { return xent::shape_string(s); }
 
 // float64 -> float32, round to nearest; counts values that do not survive.
 std::vector<float> narrow(const std::vector<double>& v, std::int64_t& overflowed, std::int64_t& inexact) {

@@ -13,13 +13,7 @@ namespace {
 
 using shape_t = std::vector<std::int64_t>;
 
-std::string str(const shape_t& s) {
-  std::ostringstream o;
-  o << '[';
-  for (std::size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
-  o << ']';
-  return o.str();
-}
+std::string str(const shape_t& s) { return shape_string(s); }
 
 void check_view(const tensor_view& v, const char* name) {
   if (v.strides.size() != v.shape.size())

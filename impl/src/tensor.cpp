@@ -38,13 +38,15 @@ std::int64_t tensor_view::numel() const {
 
 bool tensor_view::is_contiguous() const { return strides == contiguous_strides(shape); }
 
-std::string tensor_view::shape_string() const {
+std::string shape_string(const std::vector<std::int64_t>& shape) {
   std::ostringstream s;
   s << '[';
   for (std::size_t i = 0; i < shape.size(); ++i) s << (i ? ", " : "") << shape[i];
   s << ']';
   return s.str();
 }
+
+std::string tensor_view::shape_string() const { return xent::shape_string(shape); }
 
 std::vector<std::int64_t> contiguous_strides(const std::vector<std::int64_t>& shape) {
   std::vector<std::int64_t> strides(shape.size());

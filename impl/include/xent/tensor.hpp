@@ -31,6 +31,9 @@ struct tensor_view {
   std::string shape_string() const;  // "[3, 5]"
 };
 
+// "[3, 5]": how shapes appear in every message.
+std::string shape_string(const std::vector<std::int64_t>& shape);
+
 // Row-major strides for a shape.
 std::vector<std::int64_t> contiguous_strides(const std::vector<std::int64_t>& shape);
 
