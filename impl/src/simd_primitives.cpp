@@ -3,6 +3,7 @@
 // target (foreach_target.h re-includes this file) and HWY_DYNAMIC_DISPATCH picks
 // the best one this CPU supports, once per process (tests may force others).
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -36,6 +37,10 @@ constexpr float kLn2Lo = -1.904654323148236e-09f;
 constexpr float kLn2A = 0.693145751953125f;
 constexpr float kLn2B = 1.4284159988164902e-06f;
 constexpr float kLn2C = 1.9082146973659064e-10f;
+// 1.5 * 2^23 + 127: s*log2e + kShifter rounds s*log2e to an integer n and
+// leaves n + 127 (the biased exponent of 2^n) in the low mantissa bits, so
+// 2^n is one shift away; this replaces round, convert and add.
+constexpr float kShifter = 12583039.0f;
 // expm1(r) ~ r + r^2 (P0 + P1 r + ... + P5 r^5) on |r| <= ln2/2; fitted
 // (weighted minimax) relative error 2^-34 before rounding the coefficients.
 constexpr float kP0 = 0.50000000678421f;
@@ -48,17 +53,27 @@ constexpr float kP5 = 0.00019790293322019827f;
 // sums (the row code recomputes tiny sums exactly) and computed in float64
 // for gradients.
 constexpr float kLowest = -86.0f;
+// kLowest < s <= -0.0 holds exactly when the bits of s, read as int32, are
+// below those of kLowest (negative floats order backwards as integers, -0.0
+// is INT_MIN; +0, -inf, NaN and positive values all compare above): one
+// integer compare.
+constexpr std::int32_t kLowestBits = std::bit_cast<std::int32_t>(kLowest);
 
-// e^{x - m} = val + verr (val a float, verr its error term), for x <= m
-// finite and x - m >= kLowest; other lanes give garbage that the caller masks
-// (s = x - m rounded is returned for that).
-HWY_INLINE void ExpShifted(DF d, VF x, VF m, VF neg_m, VF& s, VF& val, VF& verr) {
+// e^{x - m} = val + err (val a float, err its rounding error to ~2^-24 of
+// itself) for lanes with kLowest < x - m <= 0; s = x - m rounded. Other lanes
+// (x - m below kLowest, -inf, NaN) give garbage that the caller masks.
+// Error of val + err: the Cody-Waite reduction is exact (the rounding error of
+// x - m is carried by TwoSum into c), the polynomial is 2^-34, and t is
+// rounded twice (t0, t): at most 2^-25 of e^{x-m}.
+HWY_INLINE void ExpShifted(DF d, VF x, VF m, VF neg_m, VF& s, VF& val, VF& err) {
   const hn::RebindToSigned<DF> di;
   s = hn::Sub(x, m);
   // TwoSum: s + lo == x - m exactly.
   const VF bb = hn::Sub(s, x);
   const VF lo = hn::Add(hn::Sub(x, hn::Sub(s, bb)), hn::Sub(neg_m, bb));
-  const VF kn = hn::Round(hn::Mul(s, hn::Set(d, kLog2e)));
+  const VF shifter = hn::Set(d, kShifter);
+  const VF tn = hn::MulAdd(s, hn::Set(d, kLog2e), shifter);
+  const VF kn = hn::Sub(tn, shifter);
 #if HWY_NATIVE_FMA
   const VF rh = hn::MulAdd(kn, hn::Set(d, -kLn2Hi), s);  // exact
   const VF c = hn::MulAdd(kn, hn::Set(d, -kLn2Lo), lo);  // r = rh + c
@@ -70,22 +85,28 @@ HWY_INLINE void ExpShifted(DF d, VF x, VF m, VF neg_m, VF& s, VF& val, VF& verr)
   const VF rh = hn::Sub(r1, b);
   const VF c = hn::Add(hn::Sub(hn::Sub(r1, rh), b), hn::Sub(lo, hn::Mul(kn, hn::Set(d, kLn2C))));
 #endif
-  VF q = hn::Set(d, kP5);
-  q = hn::MulAdd(q, rh, hn::Set(d, kP4));
-  q = hn::MulAdd(q, rh, hn::Set(d, kP3));
-  q = hn::MulAdd(q, rh, hn::Set(d, kP2));
-  q = hn::MulAdd(q, rh, hn::Set(d, kP1));
-  q = hn::MulAdd(q, rh, hn::Set(d, kP0));
-  const VF one = hn::Set(d, 1.0f);
-  const VF t0 = hn::MulAdd(hn::Mul(rh, rh), q, rh);  // e^rh - 1
-  const VF t = hn::MulAdd(c, hn::Add(t0, one), t0);  // e^(rh+c) - 1
-  const VF e = hn::Add(one, t);
-  const VF err = hn::Sub(t, hn::Sub(e, one));  // exact (Fast2Sum, |t| < 1)
-  // Clamp keeps masked lanes (-inf, NaN) away from out-of-range conversions.
-  const auto n = hn::ConvertTo(di, hn::Max(kn, hn::Set(d, -126.0f)));
-  const VF pow2 = hn::BitCast(d, hn::ShiftLeft<23>(hn::Add(n, hn::Set(di, 127))));
-  val = hn::Mul(e, pow2);
-  verr = hn::Mul(err, pow2);
+  // Estrin's scheme: the same polynomial with a shorter dependency chain (the
+  // loop is bound by latency more than by the number of operations).
+  const VF r2 = hn::Mul(rh, rh);
+  const VF qa = hn::MulAdd(hn::Set(d, kP1), rh, hn::Set(d, kP0));
+  const VF qb = hn::MulAdd(hn::Set(d, kP3), rh, hn::Set(d, kP2));
+  const VF qc = hn::MulAdd(hn::Set(d, kP5), rh, hn::Set(d, kP4));
+  const VF q = hn::MulAdd(hn::MulAdd(qc, r2, qb), r2, qa);
+  const VF t0 = hn::MulAdd(r2, q, rh);                             // e^rh - 1
+  const VF t = hn::MulAdd(c, hn::Add(t0, hn::Set(d, 1.0f)), t0);  // e^(rh+c) - 1
+  const VF pow2 = hn::BitCast(d, hn::ShiftLeft<23>(hn::BitCast(di, tn)));
+  // t * pow2 is exact, so val is pow2 (1 + t) rounded once (also without FMA),
+  // pow2 - val is exact (Sterbenz: val / pow2 is in [0.7, 1.5]) and err is the
+  // rounding error of val, itself rounded.
+  val = hn::MulAdd(t, pow2, pow2);
+  err = hn::MulAdd(t, pow2, hn::Sub(pow2, val));
+}
+
+// Lanes with kLowest < s <= -0.0: too small, -inf and NaN lanes are left out.
+// (-0.0 is a tie: x = -0 with max +0; the caller removes ties.)
+HWY_INLINE hn::Mask<DF> Kept(DF d, VF s) {
+  const hn::RebindToSigned<DF> di;
+  return hn::RebindMask(d, hn::Lt(hn::BitCast(di, s), hn::Set(di, kLowestBits)));
 }
 
 // Float64 accumulation of float lanes.
@@ -129,73 +150,87 @@ HWY_INLINE VF LoadPartial(DF d, const float* p, std::int64_t n, float fill) {
   return hn::Load(d, buf);
 }
 
+// Running max and NaN flag of a block (pass 1). Max's NaN behaviour is
+// target-specific and Ne is an ordered compare on x86: NaN is found by IsNaN.
+struct MaxScan {
+  VF vmax;
+  hn::Mask<DF> nan;
+  HWY_INLINE explicit MaxScan(DF d)
+      : vmax(hn::Set(d, -std::numeric_limits<float>::infinity())), nan(hn::Lt(vmax, vmax)) {}
+  HWY_INLINE void add(VF v) {
+    vmax = hn::Max(vmax, v);
+    nan = hn::Or(nan, hn::IsNaN(v));
+  }
+  // Lanes [from, len) of p (from a multiple of the vector length).
+  HWY_INLINE void scan(DF d, const float* p, std::int64_t from, std::int64_t len) {
+    const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(d));
+    std::int64_t i = from;
+    for (; i + N <= len; i += N) add(hn::LoadU(d, p + i));
+    if (i < len) add(LoadPartial(d, p + i, len - i, -std::numeric_limits<float>::infinity()));
+  }
+};
+
+// Blocks of kBlock floats: pass 1 finds the block max bm, pass 2 (from L1)
+// sums e^{x - bm}. Pass 2 of a block runs in the same loop as pass 1 of the
+// next one and prefetches the block after that, so the max scan costs little
+// beside the exps and memory latency is hidden behind them.
 chunk_stats StatsImpl(const float* x, std::int64_t n) {
   const DF d;
   const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(d));
   const float ninf = -std::numeric_limits<float>::infinity();
   chunk_stats total;
+  MaxScan cur(d);
+  cur.scan(d, x, 0, std::min(kBlock, n));
   for (std::int64_t start = 0; start < n; start += kBlock) {
     const float* xb = x + start;
+    const float* xn = xb + kBlock;
     const std::int64_t len = std::min(kBlock, n - start);
-    // Pass 1: block max and NaN detection (Max's NaN behaviour is target-specific,
-    // and Ne is an ordered compare on x86: use IsNaN).
-    VF vmax = hn::Set(d, ninf);
-    VF vmax2 = vmax;
-    auto nan = hn::Lt(vmax, vmax);  // all false
-    std::int64_t i = 0;
-    for (; i + 2 * N <= len; i += 2 * N) {
-      hwy::Prefetch(xb + i + kBlock);
-      const VF v0 = hn::LoadU(d, xb + i);
-      const VF v1 = hn::LoadU(d, xb + i + N);
-      vmax = hn::Max(vmax, v0);
-      vmax2 = hn::Max(vmax2, v1);
-      nan = hn::Or(nan, hn::Or(hn::IsNaN(v0), hn::IsNaN(v1)));
-    }
-    for (; i + N <= len; i += N) {
-      const VF v = hn::LoadU(d, xb + i);
-      vmax = hn::Max(vmax, v);
-      nan = hn::Or(nan, hn::IsNaN(v));
-    }
-    if (i < len) {
-      const VF v = LoadPartial(d, xb + i, len - i, ninf);
-      vmax = hn::Max(vmax, v);
-      nan = hn::Or(nan, hn::IsNaN(v));
-    }
-    if (!hn::AllFalse(d, nan)) {
+    const std::int64_t len_next = start + kBlock < n ? std::min(kBlock, n - start - kBlock) : 0;
+    if (!hn::AllFalse(d, cur.nan)) {
       total.nan = true;
       return total;
     }
-    const float bm = hn::GetLane(hn::MaxOfLanes(d, hn::Max(vmax, vmax2)));
-    if (bm == ninf) continue;  // nothing in this block contributes
+    const float bm = hn::GetLane(hn::MaxOfLanes(d, cur.vmax));
+    MaxScan next(d);
+    if (bm == ninf) {  // nothing in this block contributes
+      next.scan(d, xn, 0, len_next);
+      cur = next;
+      continue;
+    }
     chunk_stats b;
     b.max = bm;
     if (bm == std::numeric_limits<float>::infinity()) {
       merge(total, b);  // the row is undefined; the row code checks max
       return total;
     }
-    // Pass 2 (from L1): Σ e^{x - bm} over x < bm, ties counted apart.
+    // Pass 2: Σ e^{x - bm} over x < bm, ties counted apart.
     const VF m = hn::Set(d, bm);
     const VF neg_m = hn::Set(d, -bm);
-    const VF lowest = hn::Set(d, kLowest);
-    const VF one = hn::Set(d, 1.0f);
     Acc acc;
     VF errs = hn::Zero(d);
-    VF ties = hn::Zero(d);
+    std::int64_t ties = 0;
     auto step = [&](VF v) HWY_ATTR {
-      VF s, val, verr;
-      ExpShifted(d, v, m, neg_m, s, val, verr);
+      VF s, val, err;
+      ExpShifted(d, v, m, neg_m, s, val, err);
       const auto tie = hn::Eq(v, m);
-      const auto keep = hn::AndNot(tie, hn::Gt(s, lowest));
+      const auto keep = hn::AndNot(tie, Kept(d, s));
       acc.add(hn::IfThenElseZero(keep, val));
-      errs = hn::Add(errs, hn::IfThenElseZero(keep, verr));
-      ties = hn::Add(ties, hn::IfThenElseZero(tie, one));
+      errs = hn::Add(errs, hn::IfThenElseZero(keep, err));
+      ties += static_cast<std::int64_t>(hn::CountTrue(d, tie));
     };
-    i = 0;
+    std::int64_t i = 0;
+    for (; i + N <= len && i + N <= len_next; i += N) {
+      hwy::Prefetch(xb + i + 2 * kBlock);  // one line per vector
+      next.add(hn::LoadU(d, xn + i));
+      step(hn::LoadU(d, xb + i));
+    }
+    next.scan(d, xn, i, len_next);
     for (; i + N <= len; i += N) step(hn::LoadU(d, xb + i));
     if (i < len) step(LoadPartial(d, xb + i, len - i, ninf));
     b.rest = acc.sum() + SumF(d, errs);
-    b.ties = SumF(d, ties);
+    b.ties = static_cast<double>(ties);
     merge(total, b);
+    cur = next;
   }
   return total;
 }

@@ -5,9 +5,10 @@
 //
 // Numerics (DESIGN.md §3, `fast` tier):
 //  - e^{x - m} is computed in float32 with the rounding error of x - m carried
-//    (TwoSum) into a Cody-Waite reduction, a degree-7 polynomial and the
-//    rounding error of 1 + t carried separately: about 2^-25 relative.
-//  - Sums of exponentials are accumulated in float64 lanes.
+//    (TwoSum) into a Cody-Waite reduction, a degree-7 polynomial (Estrin) and
+//    the rounding error of the result carried separately: val + err is within
+//    about 2^-25 of e^{x - m} (the two roundings of expm1 dominate).
+//  - Sums of exponentials are accumulated in float64 lanes (err in float32).
 //  - Lanes equal to the block max are counted as ties (they contribute exactly
 //    1) so that `rest` = Σ_{j≠k} e^{x_j - m} never needs S - 1.
 //  - Terms below e^-86 are dropped by the fast pass; the row code recomputes
