@@ -265,6 +265,7 @@ void measure(benchmark::State& st, const bench_case& c, Call&& call, Check&& che
       const auto t0 = clock_type::now();
       auto measured_call = [&] {
         clear();
+        xent::release_scratch();  // kept between calls: count it where it is allocated
         memory_window w;
 #ifdef XENT_HAVE_TORCH
         if (!c.impl) torch_peer::reset_storage_peak();

@@ -158,7 +158,9 @@ void add_context(const settings& s, const std::string& skipped) {
                                          "allocator, counted, for the peer], VmHWM - VmRSS") +
                                  (memory_window::rss_reset_works() ? "" : " [unavailable: no clear_refs]") +
                                  ") over a warm call, beyond caller-owned inputs and outputs "
-                                 "(LibTorch's includes the gradient tensor autograd allocates)");
+                                 "(LibTorch's includes the gradient tensor autograd allocates; ours "
+                                 "includes the per-position scratch kept between calls, released "
+                                 "before the measured call)");
   std::string impls;
   for (const xent::implementation* i : xent::implementations()) {
     append(impls, i->name());

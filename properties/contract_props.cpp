@@ -248,4 +248,41 @@ XENT_PROPERTY(contract_props, thread_count_independent, 12) {
   RC_ASSERT(same_bits(one.grad, two.grad));
 }
 
+// The same logical case (values, targets, options, positions in order) in
+// another memory layout. Spatial: (1, C, P), or (N, C, P/N) from a spatial case.
+test_case relayout(const test_case& c, layout to) {
+  const std::int64_t P = c.positions();
+  test_case r = to == layout::spatial ? test_case::shaped(layout::spatial, 1, c.c, P, 0, c.prob)
+                                      : test_case::shaped(to, P, c.c, 1, to == layout::strided ? 3 : 0, c.prob);
+  for (std::int64_t p = 0; p < P; ++p)
+    for (std::int64_t j = 0; j < c.c; ++j) {
+      r.x(p, j) = c.x(p, j);
+      if (c.prob) r.qv(p, j) = c.qv(p, j);
+    }
+  if (!c.prob) r.index = c.index;
+  r.weight = c.weight;
+  r.ignore_index = c.ignore_index;
+  r.reduce = c.reduce;
+  r.eps = c.eps;
+  r.upstream = c.upstream;
+  r.regime = c.regime;
+  return r;
+}
+
+// Implementations that declare it give bitwise identical results for the
+// same values in any layout: a strided view, an (N, C, d) tensor and its
+// contiguous (N*d, C) copy (our kernels take different paths for them).
+XENT_PROPERTY(contract_props, layout_independent, 200) {
+  require(impl.layout_independent(), "it does not declare layout independence");
+  const auto c = *gen_case({});
+  const auto to = *rc::gen::element(layout::contiguous, layout::strided, layout::spatial);
+  const test_case r = relayout(c, to);
+  RC_LOG() << "relaid out as " << to_string(to) << ": " << r.shape_tag() << "\n";
+  const auto a = run(impl, c, true), b = run(impl, r, true);
+  RC_ASSERT(same_bits(a.loss, b.loss));
+  RC_ASSERT(same_bits(a.grad, b.grad));
+  const auto la = run(impl, c, false), lb = run(impl, r, false);
+  RC_ASSERT(same_bits(la.loss, lb.loss));
+}
+
 }  // namespace

@@ -1,5 +1,6 @@
-// `openmp`: the simd row kernel on several threads. Rows are split statically
-// over threads; a long row (C >= simd::kLongRow) with fewer rows than threads
+// `openmp`: the simd row kernel on several threads. Rows (for (N, C, d...)
+// layouts: groups of positions, simd_column.hpp) are split statically over
+// threads; a long row (C >= simd::kLongRow) with fewer rows than threads
 // has its fixed column chunks spread over the threads instead. Every row's
 // result depends only on the row (chunking by C alone, chunks merged in
 // order), and the batch reduction runs on one thread over the per-row losses
@@ -9,6 +10,7 @@
 
 #include "kernels.hpp"
 #include "row_driver.hpp"
+#include "simd_column.hpp"
 #include "simd_row.hpp"
 
 namespace xent {
@@ -26,10 +28,17 @@ struct omp_loop {
 };
 
 void run(const problem& pr, bool with_grad) {
+  const std::int64_t threads = omp_get_max_threads();
+  const bool parallel = threads > 1 && pr.positions * pr.classes >= kMinParallel;
+  if (simd::column_layout(pr, with_grad)) {
+    if (parallel) simd::run_columns(pr, with_grad, omp_loop{});
+    else simd::run_columns(pr, with_grad, simd::serial_loop{});
+    return;
+  }
   const simd::row_engine engine(pr, with_grad);
   const double denominator = with_grad ? reduction_denominator(pr) : 1.0;
   const bool none = pr.reduce == reduction::none;
-  std::vector<double> losses(none ? 0 : static_cast<std::size_t>(pr.positions));
+  double* losses = none ? nullptr : position_scratch(0, pr.positions);
   auto one = [&](std::int64_t p, auto&& par) {
     float* g = with_grad ? pr.grad_row(p) : nullptr;
     double l = 0.0;
@@ -41,8 +50,6 @@ void run(const problem& pr, bool with_grad) {
     if (none) *pr.loss_at(p) = static_cast<float>(l);
     else losses[p] = l;
   };
-  const std::int64_t threads = omp_get_max_threads();
-  const bool parallel = threads > 1 && pr.positions * pr.classes >= kMinParallel;
   if (!parallel) {
     for (std::int64_t p = 0; p < pr.positions; ++p) one(p, simd::serial_loop{});
   } else if (pr.positions >= threads || engine.chunks() == 1) {

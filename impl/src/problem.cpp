@@ -174,14 +174,14 @@ checked_inputs check_inputs(const tensor_view& logits, const tensor_view& target
     pr.target_position_strides = target.strides;
     // Bounds: every target is a class or ignore_index. Uses the unsimplified
     // shape so the message names the caller's position.
-    for (std::int64_t p = 0; p < pr.positions; ++p) {
-      const std::int64_t t = pr.target_at(p);
+    pr.for_each_offset(pr.target_position_strides, [&](std::int64_t p, std::int64_t off) {
+      const std::int64_t t = pr.target_index[off];
       if (t != pr.ignore_index && (t < 0 || t >= pr.classes))
         throw error("target", "Target " + std::to_string(t) + " is out of bounds at position " +
                                   position_string(p, positions) + " (classes 0.." +
                                   std::to_string(pr.classes - 1) + ", ignore_index " +
                                   std::to_string(pr.ignore_index) + ")");
-    }
+    });
   }
   return {std::move(pr), positions};
 }

@@ -19,17 +19,22 @@
 
 namespace xent {
 
+// Per-position scratch of n doubles reused by this thread's later calls
+// (scratch.cpp; xent::release_scratch frees it). Slot 0: losses, slot 1:
+// weights. Contents are unspecified: callers write every element they read.
+double* position_scratch(int slot, std::int64_t n);
+
 // D in DESIGN.md §2: Σ weights of counted positions (index targets), the
 // number of positions (probability targets), 1 for sum and none.
 inline double reduction_denominator(const problem& pr) {
   if (pr.reduce != reduction::mean) return 1.0;
   if (pr.target == target_kind::probability) return static_cast<double>(pr.positions);
-  std::vector<double> w(static_cast<std::size_t>(pr.positions));
-  for (std::int64_t p = 0; p < pr.positions; ++p) {
-    const std::int64_t t = pr.target_at(p);
+  double* w = position_scratch(1, pr.positions);
+  pr.for_each_offset(pr.target_position_strides, [&](std::int64_t p, std::int64_t off) {
+    const std::int64_t t = pr.target_index[off];
     w[p] = t == pr.ignore_index ? 0.0 : static_cast<double>(pr.weight_at(t));
-  }
-  return pairwise_sum(w.data(), w.size());
+  });
+  return pairwise_sum(w, static_cast<std::size_t>(pr.positions));
 }
 
 inline void zero_row(const problem& pr, float* g) {
@@ -38,8 +43,8 @@ inline void zero_row(const problem& pr, float* g) {
 
 // Writes the mean or sum of the per-position losses (fixed pairwise order).
 // `denominator` is reduction_denominator(pr) when already known, else NaN.
-inline void write_reduction(const problem& pr, const std::vector<double>& losses, double denominator) {
-  const double total = pairwise_sum(losses.data(), losses.size());
+inline void write_reduction(const problem& pr, const double* losses, double denominator) {
+  const double total = pairwise_sum(losses, static_cast<std::size_t>(pr.positions));
   if (pr.reduce == reduction::sum) {
     *pr.loss = static_cast<float>(total);
     return;
@@ -57,7 +62,7 @@ template <class Row>
 void run_rows(const problem& pr, bool with_grad, Row&& row) {
   const double denominator = with_grad ? reduction_denominator(pr) : 1.0;
   const bool none = pr.reduce == reduction::none;
-  std::vector<double> losses(none ? 0 : static_cast<std::size_t>(pr.positions));
+  double* losses = none ? nullptr : position_scratch(0, pr.positions);
   for (std::int64_t p = 0; p < pr.positions; ++p) {
     float* g = with_grad ? pr.grad_row(p) : nullptr;
     double l = 0.0;

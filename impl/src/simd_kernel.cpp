@@ -1,10 +1,12 @@
 // `simd`: one-pass block-online kernel, vectorised with Google Highway and
 // dispatched at run time to the best instruction set of this CPU (AVX-512,
 // AVX2, SSE4, SSSE3 or scalar). Numerics in simd_primitives.hpp, row logic in
-// simd_row.hpp; positions, ignore_index and the batch reduction are the shared
-// row driver's.
+// simd_row.hpp, (N, C, d...) layouts with positions in lanes in
+// simd_column.hpp; positions, ignore_index and the batch reduction are the
+// shared row driver's.
 #include "kernels.hpp"
 #include "row_driver.hpp"
+#include "simd_column.hpp"
 #include "simd_row.hpp"
 
 namespace xent {
@@ -25,6 +27,7 @@ class simd_kernel final : public implementation {
 
  private:
   static void run(const problem& p, bool with_grad) {
+    if (simd::column_layout(p, with_grad)) return simd::run_columns(p, with_grad, simd::serial_loop{});
     const simd::row_engine engine(p, with_grad);
     run_rows(p, with_grad, [&](const problem&, std::int64_t pos, float* g, double scale) {
       return engine.row(pos, g, scale, simd::serial_loop{});

@@ -109,7 +109,22 @@ HWY_INLINE hn::Mask<DF> Kept(DF d, VF s) {
   return hn::RebindMask(d, hn::Lt(hn::BitCast(di, s), hn::Set(di, kLowestBits)));
 }
 
-// Float64 accumulation of float lanes.
+// The fixed order in which per-lane float64 partial sums p[0..n) are added:
+// lane j with lane j + n/2, then those n/2 values left to right. The column
+// kernel (positions in lanes, ColumnRowsImpl) adds in the same order, so a
+// row gives the same bits in either layout.
+HWY_INLINE double Combine(const double* p, std::int64_t n) {
+  if (n == 1) return p[0];
+  const std::int64_t h = n / 2;
+  double s = p[0] + p[h];
+  for (std::int64_t j = 1; j < h; ++j) s += p[j] + p[j + h];
+  return s;
+}
+
+constexpr std::int64_t kPad = 64;  // >= lanes of any target
+constexpr std::int64_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);
+
+// Float64 accumulation of float lanes: lane j sums its values in order.
 #if HWY_TARGET == HWY_SCALAR
 using DD = hn::Rebind<double, DF>;
 struct Acc {
@@ -122,13 +137,19 @@ struct Acc {
 using DH = hn::Half<DF>;
 using DD = hn::Rebind<double, DH>;
 struct Acc {
-  hn::Vec<DD> a, b;
+  hn::Vec<DD> a, b;  // lanes [0, n/2) and [n/2, n)
   HWY_INLINE Acc() : a(hn::Zero(DD())), b(hn::Zero(DD())) {}
   HWY_INLINE void add(VF v) {
     a = hn::Add(a, hn::PromoteTo(DD(), hn::LowerHalf(DH(), v)));
     b = hn::Add(b, hn::PromoteTo(DD(), hn::UpperHalf(DH(), v)));
   }
-  HWY_INLINE double sum() const { return hn::GetLane(hn::SumOfLanes(DD(), hn::Add(a, b))); }
+  HWY_INLINE double sum() const {
+    const std::int64_t h = static_cast<std::int64_t>(hn::Lanes(DD()));
+    HWY_ALIGN double p[kPad];
+    hn::Store(a, DD(), p);
+    hn::Store(b, DD(), p + h);
+    return Combine(p, 2 * h);
+  }
 };
 #endif
 
@@ -140,7 +161,7 @@ HWY_INLINE double SumF(DF d, VF v) {
 }
 
 constexpr std::int64_t kBlock = 2048;  // floats: 8 KB, stays in L1 between the two passes
-constexpr std::int64_t kPad = 64;      // >= lanes of any target
+static_assert(kBlock == kColumnMaxClasses, "the column kernel mirrors a one-block row");
 
 // Loads n < lanes floats, the other lanes filled with `fill` (no read past the end).
 HWY_INLINE VF LoadPartial(DF d, const float* p, std::int64_t n, float fill) {
@@ -307,6 +328,16 @@ void ProbSumsImpl(const float* x, const float* q, const float* w, std::int64_t n
   *mass = sm;
 }
 
+// |a| e^y < 2^-151 rounds to zero: lanes with y = x - M below the returned
+// bound need no float64 path (0: none does). log|a| is bounded above by
+// (ilogb|a| + 1) ln 2, which only moves the bound down (safe) and is exact.
+HWY_INLINE float SlowBelow(double abs_a) {
+  if (!(abs_a > 0.0)) return 0.0f;
+  constexpr double kLn2 = 0.69314718055994530942;
+  const double yl = -151.0 * kLn2 - static_cast<double>(std::ilogb(abs_a) + 1) * kLn2 - 1e-3;
+  return yl > kLowest ? 0.0f : static_cast<float>(yl);
+}
+
 void GradScaledImpl(const float* x, float* g, std::int64_t n, float M, double a,
                     std::int64_t special, float special_value, bool stream) {
   const DF d;
@@ -318,12 +349,7 @@ void GradScaledImpl(const float* x, float* g, std::int64_t n, float M, double a,
     for (std::int64_t j = 0; j < n; ++j) g[j] = j == special ? special_value : exact(x[j]);
     return;
   }
-  // |a| e^y < 2^-151 rounds to zero: lanes below ylow need no float64 path.
-  float ylow = 0.0f;
-  if (abs_a > 0.0) {
-    const double yl = -151.0 * 0.69314718055994530942 - std::log(abs_a) - 1e-3;
-    ylow = yl > kLowest ? 0.0f : static_cast<float>(yl);
-  }
+  const float ylow = SlowBelow(abs_a);
   const float a_hi = static_cast<float>(a);
   const float a_lo = static_cast<float>(a - static_cast<double>(a_hi));
   const VF va_hi = hn::Set(d, a_hi), va_lo = hn::Set(d, a_lo);
@@ -500,7 +526,206 @@ void GradSmoothedImpl(const float* x, const float* w, const float* q, float* g, 
   }
 }
 
+// Row-path scalars, computed by the same vector functions the column kernel
+// uses per lane (so both layouts give the same bits).
+double Log1pF64Impl(double x) { return hn::GetLane(hn::Log1p(DD2(), hn::Set(DD2(), x))); }
+double ExpF64Impl(double x) { return hn::GetLane(hn::Exp(DD2(), hn::Set(DD2(), x))); }
+
+// Log1p or Exp of n <= kPad doubles in place, a full vector at a time.
+template <bool kLog1p>
+HWY_INLINE void MapF64(double* v, std::int64_t n) {
+  const DD2 dd;
+  const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(dd));
+  for (std::int64_t i = 0; i < n; i += N) {
+    const auto x = hn::Load(dd, v + i);
+    hn::Store(kLog1p ? hn::Log1p(dd, x) : hn::Exp(dd, x), dd, v + i);
+  }
+}
+
+// Positions in lanes (see column_rows in simd_primitives.hpp). Every step is
+// the row kernel's for the same row: StatsImpl (one block: C <= kBlock) with
+// its lane l's partial sums (classes l, l + N, ...) kept per l and combined in
+// its order, then simd_row.hpp's index-target formulas and GradScaledImpl.
+void ColumnRowsImpl(const column_group& q) {
+  const DF d;
+  const hn::RebindToSigned<DF> di;
+  const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(d));
+  const std::int64_t C = q.classes, K = q.count;
+  auto load = [&](std::int64_t c) HWY_ATTR {
+    const float* p = q.x + c * q.xs;
+    return K == N ? hn::LoadU(d, p) : LoadPartial(d, p, K, 0.0f);
+  };
+
+  // Each class is its own stream through memory (C of them): prefetch a few
+  // groups ahead, which the hardware prefetchers do not track that many of.
+  MaxScan scan(d);
+  for (std::int64_t c = 0; c < C; ++c) {
+    hwy::Prefetch(q.x + c * q.xs + 4 * N);
+    scan.add(load(c));
+  }
+  const VF m = scan.vmax, neg_m = hn::Neg(m);
+  HWY_ALIGN float M[kMaxLanes];
+  hn::Store(m, d, M);
+  const auto nan_lanes = hn::VecFromMask(d, scan.nan);
+  HWY_ALIGN float nan[kMaxLanes];
+  hn::Store(nan_lanes, d, nan);
+
+  // Pass 2 per row-kernel lane l.
+  HWY_ALIGN double P[kMaxLanes * kMaxLanes];
+  HWY_ALIGN float E[kMaxLanes * kMaxLanes];
+  auto ties = hn::Zero(di);
+  for (std::int64_t l = 0; l < N && l < C; ++l) {
+    Acc acc;
+    VF errs = hn::Zero(d);
+    for (std::int64_t c = l; c < C; c += N) {
+      const VF v = load(c);
+      VF s, val, err;
+      ExpShifted(d, v, m, neg_m, s, val, err);
+      const auto tie = hn::Eq(v, m);
+      const auto keep = hn::AndNot(tie, Kept(d, s));
+      acc.add(hn::IfThenElseZero(keep, val));
+      errs = hn::Add(errs, hn::IfThenElseZero(keep, err));
+      ties = hn::Add(ties, hn::IfThenElseZero(hn::RebindMask(di, tie), hn::Set(di, 1)));
+    }
+#if HWY_TARGET == HWY_SCALAR
+    hn::Store(acc.a, DD(), P + l * N);
+#else
+    hn::Store(acc.a, DD(), P + l * N);
+    hn::Store(acc.b, DD(), P + l * N + N / 2);
+#endif
+    hn::Store(errs, d, E + l * N);
+  }
+  for (std::int64_t l = C; l < N; ++l)  // lanes past C add nothing in the row kernel
+    for (std::int64_t k = 0; k < N; ++k) P[l * N + k] = 0.0, E[l * N + k] = 0.0f;
+  HWY_ALIGN std::int32_t tie_count[kMaxLanes];
+  hn::Store(ties, di, tie_count);
+
+  // Per position, in float64 lanes: StatsImpl's Combine, then simd_row.hpp's
+  // formulas (the same IEEE operations in the same order).
+  const DD2 dd;
+  const DFH dfh;
+  const hn::Rebind<std::int32_t, DD2> dih;
+  const std::int64_t ND = static_cast<std::int64_t>(hn::Lanes(dd));
+  HWY_ALIGN double Md[kMaxLanes] = {}, xt[kMaxLanes] = {}, wt[kMaxLanes] = {}, sc[kMaxLanes] = {};
+  HWY_ALIGN double rest[kMaxLanes] = {}, log_sum[kMaxLanes] = {};
+  HWY_ALIGN double a_d[kMaxLanes] = {}, ok[kMaxLanes] = {};
+  HWY_ALIGN float a_hi[kMaxLanes] = {}, a_lo[kMaxLanes] = {}, zero[kMaxLanes] = {};
+  HWY_ALIGN float ylow[kMaxLanes] = {}, gt[kMaxLanes] = {};
+  HWY_ALIGN std::int32_t tcls[kMaxLanes] = {}, bad[kMaxLanes] = {}, skip[kMaxLanes] = {};
+  bool any_huge = false, huge[kMaxLanes] = {};
+  for (std::int64_t k = 0; k < N; ++k) {
+    const bool used = k < K && q.target[k] >= 0;
+    skip[k] = k < K && !used ? -1 : 0;
+    bad[k] = used && (nan[k] != 0.0f || std::isinf(M[k])) ? -1 : 0;
+    ok[k] = used && bad[k] == 0 ? 1.0 : 0.0;
+    Md[k] = static_cast<double>(M[k]);
+    xt[k] = ok[k] != 0.0 ? static_cast<double>(q.x[k + q.target[k] * q.xs]) : 0.0;
+    wt[k] = used ? q.weight[k] : 0.0;
+    sc[k] = used && q.g ? q.scale[k] : 0.0;
+    tcls[k] = ok[k] != 0.0 ? static_cast<std::int32_t>(q.target[k]) : -1;
+    huge[k] = false;
+    ylow[k] = 0.0f;
+  }
+  bool tiny = false;
+  for (std::int64_t h = 0; h < N; h += ND) {
+    auto restacc = hn::Load(dd, P + h), errsum = hn::Add(hn::Zero(dd), hn::PromoteTo(dd, hn::Load(dfh, E + h)));
+    if (N > 1) {
+      const std::int64_t H = N / 2;
+      auto ev = [&](std::int64_t l) HWY_ATTR {
+        return hn::Add(hn::Zero(dd), hn::PromoteTo(dd, hn::Load(dfh, E + l * N + h)));
+      };
+      restacc = hn::Add(restacc, hn::Load(dd, P + H * N + h));
+      errsum = hn::Add(errsum, ev(H));
+      for (std::int64_t j = 1; j < H; ++j) {
+        restacc = hn::Add(restacc, hn::Add(hn::Load(dd, P + j * N + h), hn::Load(dd, P + (j + H) * N + h)));
+        errsum = hn::Add(errsum, hn::Add(ev(j), ev(j + H)));
+      }
+    }
+    const auto ties_rest = hn::Sub(hn::PromoteTo(dd, hn::Load(dih, tie_count + h)), hn::Set(dd, 1.0));
+    const auto r = hn::Add(hn::Add(restacc, errsum), ties_rest);
+    hn::Store(r, dd, rest + h);
+    tiny = tiny || !hn::AllFalse(dd, hn::And(hn::Lt(r, hn::Set(dd, kTinyRest)), hn::Ne(hn::Load(dd, ok + h), hn::Zero(dd))));
+  }
+  if (HWY_UNLIKELY(tiny)) {  // rare: simd_row.hpp's float64 recomputation
+    HWY_ALIGN float buf[kBlock];
+    for (std::int64_t k = 0; k < K; ++k) {
+      if (ok[k] == 0.0 || !(rest[k] < kTinyRest)) continue;
+      for (std::int64_t c = 0; c < C; ++c) buf[c] = q.x[k + c * q.xs];
+      rest[k] = (static_cast<double>(tie_count[k]) - 1.0) + RestExactImpl(buf, C, M[k]);
+    }
+  }
+  constexpr double qnan = std::numeric_limits<double>::quiet_NaN();
+  for (std::int64_t h = 0; h < N; h += ND) {
+    const auto r = hn::Load(dd, rest + h), md = hn::Load(dd, Md + h), x_t = hn::Load(dd, xt + h);
+    const auto w = hn::Load(dd, wt + h);
+    const auto ls = hn::Log1p(dd, r);
+    hn::Store(hn::Mul(w, hn::Add(hn::Sub(md, x_t), ls)), dd, log_sum + h);  // the loss
+    if (!q.g) continue;
+    const auto S = hn::Add(hn::Set(dd, 1.0), r);
+    const auto et = hn::Exp(dd, hn::Sub(x_t, md));
+    const auto others = hn::IfThenElse(hn::Eq(x_t, md), r, hn::Sub(S, et));
+    const auto scale = hn::Load(dd, sc + h);
+    hn::Store(hn::DemoteTo(dfh, hn::Mul(scale, hn::Mul(hn::Neg(w), hn::Div(others, S)))), dfh, gt + h);
+    const auto a = hn::Mul(scale, hn::Div(w, S));
+    const auto ahi = hn::DemoteTo(dfh, a);
+    hn::Store(a, dd, a_d + h);
+    hn::Store(ahi, dfh, a_hi + h);
+    hn::Store(hn::DemoteTo(dfh, hn::Sub(a, hn::PromoteTo(dd, ahi))), dfh, a_lo + h);
+    hn::Store(hn::Mul(ahi, hn::Zero(dfh)), dfh, zero + h);  // signed zero, like a * 0
+  }
+  for (std::int64_t k = 0; k < K; ++k)
+    q.loss[k] = skip[k] != 0 ? 0.0 : bad[k] != 0 ? qnan : log_sum[k];
+  if (!q.g) return;
+  for (std::int64_t k = 0; k < K; ++k) {
+    if (ok[k] == 0.0) continue;
+    const double abs_a = std::fabs(a_d[k]);
+    huge[k] = !(abs_a < 0x1p100);  // huge or non-finite factor: float64 throughout
+    any_huge = any_huge || huge[k];
+    ylow[k] = SlowBelow(abs_a);
+  }
+
+  // GradScaledImpl per lane (a, ylow and the target differ between lanes).
+  const VF va_hi = hn::Load(d, a_hi), va_lo = hn::Load(d, a_lo), vzero = hn::Load(d, zero);
+  const VF lowest = hn::Set(d, kLowest), vylow = hn::Load(d, ylow), vgt = hn::Load(d, gt);
+  const VF vnan = hn::Set(d, static_cast<float>(qnan));
+  const auto vt = hn::Load(di, tcls);
+  const auto is_bad = hn::RebindMask(d, hn::Ne(hn::Load(di, bad), hn::Zero(di)));
+  const auto is_skip = hn::RebindMask(d, hn::Ne(hn::Load(di, skip), hn::Zero(di)));
+  for (std::int64_t c = 0; c < C; ++c) {
+    const VF v = load(c);
+    VF s, val, verr;
+    ExpShifted(d, v, m, neg_m, s, val, verr);
+    VF gv = hn::MulAdd(va_hi, val, hn::MulAdd(va_lo, val, hn::Mul(va_hi, verr)));
+    const auto small = hn::Lt(s, lowest);
+    gv = hn::IfThenElse(small, vzero, gv);
+    const auto slow = hn::And(small, hn::Ge(s, vylow));
+    if (HWY_UNLIKELY(any_huge || !hn::AllFalse(d, slow))) {
+      HWY_ALIGN float out[kPad], xs[kPad], sv[kPad];
+      hn::Store(gv, d, out);
+      hn::Store(v, d, xs);
+      hn::Store(hn::VecFromMask(d, slow), d, sv);
+      for (std::int64_t k = 0; k < K; ++k)
+        if (huge[k] || sv[k] != 0.0f)
+          out[k] = static_cast<float>(
+              a_d[k] * std::exp(static_cast<double>(xs[k]) - static_cast<double>(M[k])));
+      gv = hn::Load(d, out);
+    }
+    gv = hn::IfThenElse(hn::RebindMask(d, hn::Eq(vt, hn::Set(di, static_cast<std::int32_t>(c)))), vgt, gv);
+    gv = hn::IfThenElse(is_bad, vnan, gv);
+    gv = hn::IfThenZeroElse(is_skip, gv);
+    float* gc = q.g + c * q.gs;
+    if (K == N) {
+      hn::StoreU(gv, d, gc);
+    } else {
+      HWY_ALIGN float out[kPad];
+      hn::Store(gv, d, out);
+      std::memcpy(gc, out, static_cast<std::size_t>(K) * sizeof(float));
+    }
+  }
+}
+
 std::int64_t TargetImpl() { return HWY_TARGET; }
+std::int64_t LanesImpl() { return static_cast<std::int64_t>(hn::Lanes(DF())); }
 
 }  // namespace HWY_NAMESPACE
 }  // namespace simd
@@ -519,6 +744,10 @@ HWY_EXPORT(GradScaledImpl);
 HWY_EXPORT(TargetMassImpl);
 HWY_EXPORT(GradSmoothedImpl);
 HWY_EXPORT(TargetImpl);
+HWY_EXPORT(Log1pF64Impl);
+HWY_EXPORT(ExpF64Impl);
+HWY_EXPORT(ColumnRowsImpl);
+HWY_EXPORT(LanesImpl);
 
 void merge(chunk_stats& a, const chunk_stats& b) {
   a.nan = a.nan || b.nan;
@@ -587,6 +816,11 @@ void grad_smoothed(const float* x, const float* w, const float* q, float* g, std
                    const smooth_row& k, std::int64_t special, double special_b) {
   HWY_DYNAMIC_DISPATCH(GradSmoothedImpl)(x, w, q, g, n, k, special, special_b);
 }
+
+double log1p_f64(double x) { return HWY_DYNAMIC_DISPATCH(Log1pF64Impl)(x); }
+double exp_f64(double x) { return HWY_DYNAMIC_DISPATCH(ExpF64Impl)(x); }
+void column_rows(const column_group& g) { HWY_DYNAMIC_DISPATCH(ColumnRowsImpl)(g); }
+std::int64_t column_lanes() { return HWY_DYNAMIC_DISPATCH(LanesImpl)(); }
 
 const char* active_target_name() { return hwy::TargetName(HWY_DYNAMIC_DISPATCH(TargetImpl)()); }
 

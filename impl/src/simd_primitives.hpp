@@ -20,6 +20,10 @@
 
 namespace xent::simd {
 
+// `rest` below this is recomputed with float64 exps (the fast pass drops
+// terms below e^-86, which can only matter for such a tiny sum).
+constexpr double kTinyRest = 0x1p-40;
+
 // Block-online statistics of a chunk: max M, ties = #{j : x_j = M},
 // rest = Σ_{x_j < M} e^{x_j - M} (terms below e^-86·M's scale dropped),
 // nan = a NaN was seen. An empty or all -inf chunk has max = -inf.
@@ -83,6 +87,35 @@ struct smooth_row {
 // cancellation (the stable kernel's form).
 void grad_smoothed(const float* x, const float* w, const float* q, float* g, std::int64_t n,
                    const smooth_row& k, std::int64_t special, double special_b);
+
+// log1p and exp in float64, by the vector functions the column kernel uses
+// (the row code calls these so that both give the same bits).
+double log1p_f64(double x);
+double exp_f64(double x);
+
+// The (N, C, d...) layout, where consecutive positions of one class are
+// adjacent: up to column_lanes() positions at once, one per vector lane.
+// Index targets without label smoothing, C <= kColumnMaxClasses. Position
+// k < count has logits x[k + c*xs], target class target[k] (< 0: ignored:
+// loss 0 and a zero gradient row), weight[k] = w[target[k]] and gradient
+// scale scale[k]; writes loss[k] (as row_engine::row returns it) and, when
+// g != nullptr, g[k + c*gs]. Results are bitwise those of row_engine on the
+// same row: the same operations in the same order.
+constexpr std::int64_t kColumnMaxClasses = 2048;
+struct column_group {
+  const float* x = nullptr;
+  std::int64_t xs = 0;
+  std::int64_t classes = 0;
+  std::int64_t count = 0;
+  const std::int64_t* target = nullptr;
+  const double* weight = nullptr;
+  const double* scale = nullptr;
+  float* g = nullptr;
+  std::int64_t gs = 0;
+  double* loss = nullptr;
+};
+void column_rows(const column_group& group);
+std::int64_t column_lanes();
 
 // Name of the Highway target that dynamic dispatch currently selects.
 const char* active_target_name();

@@ -25,9 +25,6 @@ namespace xent::simd {
 
 constexpr std::int64_t kLongRow = 65536;
 constexpr std::int64_t kChunk = 16384;
-// `rest` below this is recomputed with float64 exps (the fast pass drops
-// terms below e^-86, which can only matter for such a tiny sum).
-constexpr double kTinyRest = 0x1p-40;
 // Separate gradient buffers at least this large get non-temporal stores.
 constexpr std::int64_t kStreamBytes = std::int64_t{8} << 20;
 
@@ -129,7 +126,7 @@ class row_engine {
       rest = ties_rest + chunked_sum([&](const float* xc, std::int64_t, std::int64_t n) {
                return rest_exact(xc, n, M);
              });
-    const double log_sum = std::log1p(rest);
+    const double log_sum = log1p_f64(rest);
     const double sum = 1.0 + rest;
     const double eps = pr.label_smoothing;
     const double eps_c = eps / static_cast<double>(C);
@@ -178,7 +175,7 @@ class row_engine {
         if (eps > 0.0) {
           smoothed_grad(t, wt * (omeps + eps_c));
         } else {
-          const double e_t = std::exp(xt - Md);
+          const double e_t = exp_f64(xt - Md);
           const double others = xt == Md ? rest : sum - e_t;  // Σ_{j≠t} e^{x_j - m}
           const float gt = static_cast<float>(scale * (-wt * (others / sum)));
           const double a = scale * (wt / sum);

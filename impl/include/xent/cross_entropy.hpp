@@ -9,6 +9,8 @@
 // outputs are untouched.
 #pragma once
 
+#include <cstddef>
+
 #include "xent/implementation.hpp"
 #include "xent/options.hpp"
 #include "xent/tensor.hpp"
@@ -31,5 +33,12 @@ void cross_entropy_forward_backward(const tensor_view& logits, const tensor_view
                                     const tensor_view& out, const tensor_view& grad,
                                     const options& opt = {}, const tensor_view* upstream = nullptr,
                                     const implementation* impl = nullptr);
+
+// Our kernels keep per-position scratch (16 bytes per position: losses and
+// weights for the batch reduction) on the calling thread between calls, so
+// repeated calls do not pay page faults on fresh buffers. scratch_bytes() is
+// what the calling thread holds; release_scratch() frees it.
+std::size_t scratch_bytes();
+void release_scratch();
 
 }  // namespace xent

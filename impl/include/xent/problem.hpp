@@ -70,6 +70,22 @@ struct problem {
     }
     return off;
   }
+  // f(p, offset(p, strides)) for every position in order, without divisions.
+  template <class F>
+  void for_each_offset(const std::vector<std::int64_t>& strides, F&& f) const {
+    const std::size_t dims = position_shape.size();
+    std::vector<std::int64_t> index(dims, 0);
+    std::int64_t off = 0;
+    for (std::int64_t p = 0; p < positions; ++p) {
+      f(p, off);
+      for (std::size_t d = dims; d-- > 0;) {  // odometer step
+        off += strides[d];
+        if (++index[d] < position_shape[d]) break;
+        off -= strides[d] * position_shape[d];
+        index[d] = 0;
+      }
+    }
+  }
   const float* logits_row(std::int64_t p) const { return logits + offset(p, logits_position_strides); }
   std::int64_t target_at(std::int64_t p) const { return target_index[offset(p, target_position_strides)]; }
   const float* target_row(std::int64_t p) const { return target_prob + offset(p, target_position_strides); }
