@@ -271,7 +271,8 @@ test_case relayout(const test_case& c, layout to) {
 
 // Implementations that declare it give bitwise identical results for the
 // same values in any layout: a strided view, an (N, C, d) tensor and its
-// contiguous (N*d, C) copy (our kernels take different paths for them).
+// contiguous (N*d, C) copy, and a row alone or in a batch (our kernels take
+// different paths for these).
 XENT_PROPERTY(contract_props, layout_independent, 200) {
   require(impl.layout_independent(), "it does not declare layout independence");
   const auto c = *gen_case({});
@@ -283,6 +284,25 @@ XENT_PROPERTY(contract_props, layout_independent, 200) {
   RC_ASSERT(same_bits(a.grad, b.grad));
   const auto la = run(impl, c, false), lb = run(impl, r, false);
   RC_ASSERT(same_bits(la.loss, lb.loss));
+  // A row alone (a batch of one takes the row path) gives the bits it gets
+  // in the batch (which may take a column path).
+  if (c.reduce != reduction::none) return;
+  const auto p0 = *rc::gen::inRange<std::int64_t>(0, c.positions());
+  test_case one = test_case::shaped(layout::contiguous, 1, c.c, 1, 0, c.prob);
+  for (std::int64_t j = 0; j < c.c; ++j) {
+    one.x(0, j) = c.x(p0, j);
+    if (c.prob) one.qv(0, j) = c.qv(p0, j);
+  }
+  if (!c.prob) one.index = {c.index[static_cast<std::size_t>(p0)]};
+  one.weight = c.weight;
+  one.ignore_index = c.ignore_index;
+  one.reduce = c.reduce;
+  one.eps = c.eps;
+  if (!c.upstream.empty()) one.upstream = {c.upstream_at(p0)};
+  const auto o = run(impl, one, true);
+  RC_ASSERT(std::bit_cast<std::uint32_t>(o.loss[0]) ==
+            std::bit_cast<std::uint32_t>(a.loss[static_cast<std::size_t>(p0)]));
+  RC_ASSERT(std::memcmp(o.grad.data(), a.grad.data() + p0 * c.c, o.grad.size() * sizeof(float)) == 0);
 }
 
 }  // namespace

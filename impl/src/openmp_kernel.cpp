@@ -30,9 +30,9 @@ struct omp_loop {
 void run(const problem& pr, bool with_grad) {
   const std::int64_t threads = omp_get_max_threads();
   const bool parallel = threads > 1 && pr.positions * pr.classes >= kMinParallel;
-  if (simd::column_layout(pr, with_grad)) {
-    if (parallel) simd::run_columns(pr, with_grad, omp_loop{});
-    else simd::run_columns(pr, with_grad, simd::serial_loop{});
+  if (const auto mode = simd::column_path(pr, with_grad); mode != simd::column_mode::none) {
+    if (parallel) simd::run_columns(pr, with_grad, mode, omp_loop{});
+    else simd::run_columns(pr, with_grad, mode, simd::serial_loop{});
     return;
   }
   const simd::row_engine engine(pr, with_grad);

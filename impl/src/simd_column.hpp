@@ -1,8 +1,9 @@
 // The (N, C, d...) layout for the `simd` and `openmp` kernels: a class's
 // values for consecutive positions are adjacent, so positions go in vector
-// lanes (simd::column_rows) instead of gathering each row. Index targets
-// without label smoothing and C <= simd::kColumnMaxClasses; other problems
-// take the row path (simd_row.hpp), which gives the same bits.
+// lanes (simd::column_rows) instead of gathering each row; rows of a few
+// classes are transposed into that form. Index targets without label
+// smoothing and C <= simd::kColumnMaxClasses; other problems take the row
+// path (simd_row.hpp), which gives the same bits.
 #pragma once
 
 #include <algorithm>
@@ -16,57 +17,89 @@
 
 namespace xent::simd {
 
-// Does the column kernel take this problem? The last position dimension must
-// have stride 1 in the logits (and the gradient) while the classes do not.
-inline bool column_layout(const problem& pr, bool with_grad) {
-  if (pr.target != target_kind::index || pr.label_smoothing > 0.0) return false;
-  if (pr.classes < 1 || pr.classes > kColumnMaxClasses) return false;
-  if (pr.position_shape.empty() || pr.position_shape.back() < 2) return false;
-  if (pr.logits_position_strides.back() != 1 || pr.logits_class_stride == 1) return false;
-  return !with_grad || pr.grad_position_strides.back() == 1;
+// Which column path takes this problem, if any:
+//  lanes:  the last position dimension has stride 1 in the logits (and the
+//          gradient) while the classes do not: the kernel reads in place.
+//  gather: rows of few classes (C <= kGatherMaxClasses) in any other layout:
+//          a group's rows are transposed into a small buffer first (and the
+//          gradient back), which costs less than the row path's per-row work.
+enum class column_mode { none, lanes, gather };
+constexpr std::int64_t kGatherMaxClasses = 32;
+constexpr std::int64_t kMaxColumnLanes = 64;  // >= column_lanes() on any target
+
+inline column_mode column_path(const problem& pr, bool with_grad) {
+  if (pr.target != target_kind::index || pr.label_smoothing > 0.0) return column_mode::none;
+  if (pr.classes < 1 || pr.classes > kColumnMaxClasses) return column_mode::none;
+  if (!pr.position_shape.empty() && pr.position_shape.back() >= 2 &&
+      pr.logits_position_strides.back() == 1 && pr.logits_class_stride != 1 &&
+      (!with_grad || pr.grad_position_strides.back() == 1))
+    return column_mode::lanes;
+  if (pr.classes <= kGatherMaxClasses && pr.positions >= 2) return column_mode::gather;
+  return column_mode::none;
 }
 
-// run_rows (row_driver.hpp) for column_layout problems: groups of up to
-// column_lanes() consecutive positions of one run of the last dimension.
-// loop(n, f) runs f(0..n-1), possibly in parallel (each group writes only
-// its own positions).
+// run_rows (row_driver.hpp) for column_path problems: groups of up to
+// column_lanes() consecutive positions (lanes: of one run of the last
+// dimension). loop(n, f) runs f(0..n-1), possibly in parallel (each group
+// writes only its own positions).
 template <class Loop>
-void run_columns(const problem& pr, bool with_grad, Loop&& loop) {
-  constexpr std::int64_t kMaxLanes = 64;
+void run_columns(const problem& pr, bool with_grad, column_mode mode, Loop&& loop) {
   const double denominator = with_grad ? reduction_denominator(pr) : 1.0;
   const bool none = pr.reduce == reduction::none;
   double* losses = none ? nullptr : position_scratch(0, pr.positions);
-  const std::int64_t run = pr.position_shape.back(), lanes = column_lanes();
-  const std::int64_t per_run = (run + lanes - 1) / lanes;
+  const bool gather = mode == column_mode::gather;
+  const std::int64_t run = gather ? pr.positions : pr.position_shape.back(), lanes = column_lanes();
+  const std::int64_t per_run = (run + lanes - 1) / lanes, C = pr.classes;
   loop(pr.positions / run * per_run, [&](std::int64_t group) {
     const std::int64_t first = group / per_run * run + group % per_run * lanes;
     const std::int64_t count = std::min(lanes, group / per_run * run + run - first);
+    std::int64_t target[kMaxColumnLanes];
+    double weight[kMaxColumnLanes], scale[kMaxColumnLanes], loss[kMaxColumnLanes];
+    auto set_lane = [&](std::int64_t k, std::int64_t t, float up) {
+      target[k] = t == pr.ignore_index ? -1 : t;
+      weight[k] = target[k] < 0 ? 0.0 : static_cast<double>(pr.weight_at(t));
+      scale[k] = with_grad && target[k] >= 0 ? static_cast<double>(up) / denominator : 0.0;
+    };
+    column_group g;
+    g.classes = C;
+    g.count = count;
+    g.target = target;
+    g.weight = weight;
+    g.scale = scale;
+    g.loss = loss;
+    if (gather) {
+      float xbuf[kMaxColumnLanes * kGatherMaxClasses], gbuf[kMaxColumnLanes * kGatherMaxClasses];
+      for (std::int64_t k = 0; k < count; ++k) {
+        const float* row = pr.logits_row(first + k);
+        for (std::int64_t c = 0; c < C; ++c) xbuf[c * lanes + k] = row[c * pr.logits_class_stride];
+        set_lane(k, pr.target_at(first + k), with_grad ? pr.upstream_at(first + k) : 1.0f);
+      }
+      g.x = xbuf;
+      g.xs = lanes;
+      g.g = with_grad ? gbuf : nullptr;
+      g.gs = lanes;
+      column_rows(g);
+      for (std::int64_t k = 0; k < count; ++k) {
+        if (with_grad) {
+          float* row = pr.grad_row(first + k);
+          for (std::int64_t c = 0; c < C; ++c) row[c * pr.grad_class_stride] = gbuf[c * lanes + k];
+        }
+        if (none) *pr.loss_at(first + k) = static_cast<float>(loss[k]);
+        else losses[first + k] = loss[k];
+      }
+      return;
+    }
     // Positions of one run differ only in the last index: base offsets once,
     // then the last dimension's stride.
     const std::int64_t* t0 = pr.target_index + pr.offset(first, pr.target_position_strides);
     const std::int64_t ts = pr.target_position_strides.back();
     const float* u0 = pr.upstream ? pr.upstream + pr.offset(first, pr.upstream_position_strides) : nullptr;
     const std::int64_t us = pr.upstream ? pr.upstream_position_strides.back() : 0;
-    std::int64_t target[kMaxLanes];
-    double weight[kMaxLanes], scale[kMaxLanes], loss[kMaxLanes];
-    for (std::int64_t k = 0; k < count; ++k) {
-      const std::int64_t t = t0[k * ts];
-      target[k] = t == pr.ignore_index ? -1 : t;
-      weight[k] = target[k] < 0 ? 0.0 : static_cast<double>(pr.weight_at(t));
-      const float up = u0 ? u0[k * us] : pr.upstream_scalar;
-      scale[k] = with_grad && target[k] >= 0 ? static_cast<double>(up) / denominator : 0.0;
-    }
-    column_group g;
+    for (std::int64_t k = 0; k < count; ++k) set_lane(k, t0[k * ts], u0 ? u0[k * us] : pr.upstream_scalar);
     g.x = pr.logits_row(first);
     g.xs = pr.logits_class_stride;
-    g.classes = pr.classes;
-    g.count = count;
-    g.target = target;
-    g.weight = weight;
-    g.scale = scale;
     g.g = with_grad ? pr.grad_row(first) : nullptr;
     g.gs = pr.grad_class_stride;
-    g.loss = loss;
     column_rows(g);
     if (none) {
       float* l0 = pr.loss_at(first);
