@@ -1,7 +1,8 @@
 // The `simd` kernel on every Highway target this CPU supports (target in the
 // test name), and `openmp`, against the accurate `stable` kernel on hard
 // cases: per-sample loss and every gradient entry within 2 ulp of stable,
-// reductions within 1 ulp. openmp: bitwise identical for 1 and 2 threads.
+// reductions within 1 ulp; its row and column paths give the same bits.
+// openmp: bitwise identical for 1 and 2 threads.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -328,6 +329,52 @@ TEST_P(simd_target, matches_stable_on_hard_cases) {
   // Print the worst distances even on success (Highway's habit).
   std::printf("[%s] worst ulp vs stable: loss %.0f, grad %.0f, mean/sum %.0f\n", hwy::TargetName(GetParam()),
               all.loss, all.grad, all.reduced);
+}
+
+// The three paths of the simd kernel (rows; (N, C, d) with positions in
+// lanes; few-class rows transposed into lanes) give the same bits for the
+// same rows, on every target: an (N, C, d) tensor, its (N*d, C) copy and each
+// row alone.
+TEST_P(simd_target, row_and_column_paths_give_the_same_bits) {
+  const auto* simd = xent::find_implementation("simd");
+  for (const std::int64_t C : {2, 7, 21, 40, 300}) {
+    const std::int64_t N = 3, D = 37, P = N * D;
+    std::mt19937 gen(static_cast<std::uint32_t>(C));
+    std::normal_distribution<float> normal(0.0f, 4.0f);
+    case_t s;  // (N, C, D)
+    s.name = "NCd C=" + std::to_string(C);
+    s.shape = {N, C, D};
+    s.strides = {C * D, D, 1};
+    s.x.resize(static_cast<std::size_t>(P * C));
+    for (auto& v : s.x) v = normal(gen);
+    s.x[5] = -inf;                    // a masked class
+    s.x[static_cast<std::size_t>(D + 3)] = 60.0f;  // a dominant class at one position
+    s.t.resize(static_cast<std::size_t>(P));
+    for (std::int64_t p = 0; p < P; ++p) s.t[p] = (p * 7) % C;
+    s.t[4] = -100;  // ignored
+    case_t r = s;  // (N*D, C) copy, positions in the same order
+    r.shape = {P, C};
+    r.strides = {C, 1};
+    for (std::int64_t p = 0; p < P; ++p)
+      for (std::int64_t c = 0; c < C; ++c)
+        r.x[p * C + c] = s.x[(p / D) * C * D + c * D + p % D];
+    const result a = run(s, simd, xent::reduction::none, true), b = run(r, simd, xent::reduction::none, true);
+    for (std::int64_t p = 0; p < P; ++p) {
+      case_t one = r;  // row p alone: the row path
+      one.shape = {1, C};
+      one.x.assign(r.x.begin() + p * C, r.x.begin() + (p + 1) * C);
+      one.t = {r.t[p]};
+      const result o = run(one, simd, xent::reduction::none, true);
+      EXPECT_EQ(std::memcmp(&o.loss[0], &b.loss[p], sizeof(float)), 0) << s.name << " row " << p;
+      EXPECT_EQ(std::memcmp(o.grad.data(), &b.grad[p * C], C * sizeof(float)), 0) << s.name << " row " << p;
+    }
+    ASSERT_EQ(a.loss.size(), b.loss.size());
+    EXPECT_EQ(std::memcmp(a.loss.data(), b.loss.data(), a.loss.size() * sizeof(float)), 0) << s.name;
+    for (std::int64_t p = 0; p < P; ++p)
+      for (std::int64_t c = 0; c < C; ++c)
+        ASSERT_EQ(std::memcmp(&a.grad[(p / D) * C * D + c * D + p % D], &b.grad[p * C + c], sizeof(float)), 0)
+            << s.name << " position " << p << " class " << c;
+  }
 }
 
 std::vector<std::int64_t> targets() { return hwy::SupportedAndGeneratedTargets(); }

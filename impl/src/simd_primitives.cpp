@@ -259,6 +259,16 @@ chunk_stats StatsImpl(const float* x, std::int64_t n) {
 using DD2 = hn::ScalableTag<double>;
 using DFH = hn::Rebind<float, DD2>;  // as many floats as doubles per vector
 
+// float64 -> float32 lanes, rounded as static_cast does (overflow and +-inf
+// give +-inf). Highway's scalar target saturates to +-FLT_MAX instead.
+HWY_INLINE hn::Vec<DFH> ToFloat(DFH dfh, hn::Vec<DD2> v) {
+#if HWY_TARGET == HWY_SCALAR
+  return hn::Set(dfh, static_cast<float>(hn::GetLane(v)));
+#else
+  return hn::DemoteTo(dfh, v);
+#endif
+}
+
 double RestExactImpl(const float* x, std::int64_t n, float M) {
   const DD2 dd;
   const DFH dfh;
@@ -513,7 +523,7 @@ void GradSmoothedImpl(const float* x, const float* w, const float* q, float* g, 
     const auto b = lanes(i);
     const auto mass_not_j = hn::IfThenElse(hn::Eq(b, vbmax), vmrest, hn::Sub(vA, b));
     const auto v = hn::Sub(hn::Mul(hn::Mul(e, vinvS), mass_not_j), hn::Mul(b, hn::Mul(not_j, vinvS)));
-    hn::StoreU(hn::DemoteTo(dfh, hn::Mul(vscale, v)), dfh, g + i);
+    hn::StoreU(ToFloat(dfh, hn::Mul(vscale, v)), dfh, g + i);
   }
   for (; i < n; ++i) {
     const double xd = static_cast<double>(x[i]);
@@ -665,12 +675,12 @@ void ColumnRowsImpl(const column_group& q) {
     const auto et = hn::Exp(dd, hn::Sub(x_t, md));
     const auto others = hn::IfThenElse(hn::Eq(x_t, md), r, hn::Sub(S, et));
     const auto scale = hn::Load(dd, sc + h);
-    hn::Store(hn::DemoteTo(dfh, hn::Mul(scale, hn::Mul(hn::Neg(w), hn::Div(others, S)))), dfh, gt + h);
+    hn::Store(ToFloat(dfh, hn::Mul(scale, hn::Mul(hn::Neg(w), hn::Div(others, S)))), dfh, gt + h);
     const auto a = hn::Mul(scale, hn::Div(w, S));
-    const auto ahi = hn::DemoteTo(dfh, a);
+    const auto ahi = ToFloat(dfh, a);
     hn::Store(a, dd, a_d + h);
     hn::Store(ahi, dfh, a_hi + h);
-    hn::Store(hn::DemoteTo(dfh, hn::Sub(a, hn::PromoteTo(dd, ahi))), dfh, a_lo + h);
+    hn::Store(ToFloat(dfh, hn::Sub(a, hn::PromoteTo(dd, ahi))), dfh, a_lo + h);
     hn::Store(hn::Mul(ahi, hn::Zero(dfh)), dfh, zero + h);  // signed zero, like a * 0
   }
   for (std::int64_t k = 0; k < K; ++k)
