@@ -160,7 +160,7 @@ HWY_INLINE double SumF(DF d, VF v) {
   return acc.sum();
 }
 
-constexpr std::int64_t kBlock = 2048;  // floats: 8 KB, stays in L1 between the two passes
+constexpr std::int64_t kBlock = kStatsBlock;
 static_assert(kBlock == kColumnMaxClasses, "the column kernel mirrors a one-block row");
 
 // Loads n < lanes floats, the other lanes filled with `fill` (no read past the end).
@@ -195,7 +195,11 @@ struct MaxScan {
 // sums e^{x - bm}. Pass 2 of a block runs in the same loop as pass 1 of the
 // next one and prefetches the block after that, so the max scan costs little
 // beside the exps and memory latency is hidden behind them.
-chunk_stats StatsImpl(const float* x, std::int64_t n) {
+// kStore: also writes each element's e^{x - bm} as val + err (v[j], e[j]; 0
+// where x - bm < kLowest or x = -inf; exactly 1 and 0 at the block max) and
+// each block's max bm (bmax[block]) for grad_stored.
+template <bool kStore>
+chunk_stats StatsT(const float* x, std::int64_t n, float* v, float* e, float* bmax) {
   const DF d;
   const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(d));
   const float ninf = -std::numeric_limits<float>::infinity();
@@ -213,7 +217,10 @@ chunk_stats StatsImpl(const float* x, std::int64_t n) {
     }
     const float bm = hn::GetLane(hn::MaxOfLanes(d, cur.vmax));
     MaxScan next(d);
+    if (kStore) bmax[start / kBlock] = bm;
     if (bm == ninf) {  // nothing in this block contributes
+      if (kStore)
+        for (std::int64_t j = 0; j < len; ++j) v[start + j] = e[start + j] = 0.0f;
       next.scan(d, xn, 0, len_next);
       cur = next;
       continue;
@@ -230,30 +237,52 @@ chunk_stats StatsImpl(const float* x, std::int64_t n) {
     Acc acc;
     VF errs = hn::Zero(d);
     std::int64_t ties = 0;
-    auto step = [&](VF v) HWY_ATTR {
+    // Lanes [i, i + cnt) of the block (xv holds them, padding -inf).
+    auto step = [&](VF xv, std::int64_t i, std::int64_t cnt) HWY_ATTR {
       VF s, val, err;
-      ExpShifted(d, v, m, neg_m, s, val, err);
-      const auto tie = hn::Eq(v, m);
+      ExpShifted(d, xv, m, neg_m, s, val, err);
+      const auto tie = hn::Eq(xv, m);
       const auto keep = hn::AndNot(tie, Kept(d, s));
       acc.add(hn::IfThenElseZero(keep, val));
       errs = hn::Add(errs, hn::IfThenElseZero(keep, err));
       ties += static_cast<std::int64_t>(hn::CountTrue(d, tie));
+      if constexpr (kStore) {
+        const auto used = hn::Or(keep, tie);
+        const VF vv = hn::IfThenElseZero(used, val), ev = hn::IfThenElseZero(used, err);
+        if (cnt == N) {
+          hn::StoreU(vv, d, v + start + i);
+          hn::StoreU(ev, d, e + start + i);
+        } else {
+          HWY_ALIGN float bv[kPad], be[kPad];
+          hn::Store(vv, d, bv);
+          hn::Store(ev, d, be);
+          std::memcpy(v + start + i, bv, static_cast<std::size_t>(cnt) * sizeof(float));
+          std::memcpy(e + start + i, be, static_cast<std::size_t>(cnt) * sizeof(float));
+        }
+      } else {
+        (void)i, (void)cnt;
+      }
     };
     std::int64_t i = 0;
     for (; i + N <= len && i + N <= len_next; i += N) {
       hwy::Prefetch(xb + i + 2 * kBlock);  // one line per vector
       next.add(hn::LoadU(d, xn + i));
-      step(hn::LoadU(d, xb + i));
+      step(hn::LoadU(d, xb + i), i, N);
     }
     next.scan(d, xn, i, len_next);
-    for (; i + N <= len; i += N) step(hn::LoadU(d, xb + i));
-    if (i < len) step(LoadPartial(d, xb + i, len - i, ninf));
+    for (; i + N <= len; i += N) step(hn::LoadU(d, xb + i), i, N);
+    if (i < len) step(LoadPartial(d, xb + i, len - i, ninf), i, len - i);
     b.rest = acc.sum() + SumF(d, errs);
     b.ties = static_cast<double>(ties);
     merge(total, b);
     cur = next;
   }
   return total;
+}
+
+chunk_stats StatsImpl(const float* x, std::int64_t n) { return StatsT<false>(x, n, nullptr, nullptr, nullptr); }
+chunk_stats StatsStoreImpl(const float* x, std::int64_t n, float* v, float* e, float* bmax) {
+  return StatsT<true>(x, n, v, e, bmax);
 }
 
 using DD2 = hn::ScalableTag<double>;
@@ -348,8 +377,26 @@ HWY_INLINE float SlowBelow(double abs_a) {
   return yl > kLowest ? 0.0f : static_cast<float>(yl);
 }
 
-void GradScaledImpl(const float* x, float* g, std::int64_t n, float M, double a,
-                    std::int64_t special, float special_value, bool stream) {
+// Below this v, a v (v + e the exponential, a the factor) is under about
+// 2^-100: the float32 product's correction terms would be subnormal and lose
+// the bits that keep it within an ulp, so TinyProduct computes it in float64.
+HWY_INLINE float TinyBelow(double a) {
+  const double t = 0x1p-100 / std::fabs(a);
+  return t < 2.0 ? static_cast<float>(t) : 2.0f;  // v <= 1: 2 means every lane
+}
+HWY_INLINE float TinyProduct(double a, float v, float e) {
+  return static_cast<float>(a * (static_cast<double>(v) + static_cast<double>(e)));
+}
+
+// g_j = a e^{x_j - M} from StatsStoreImpl's v, e (= e^{x_j - bm} to about
+// 2^-25) and block maxima: a_b (v_j + e_j) with a_b = a e^{bm - M} per block
+// (exactly a in the block of the row max), no second exponential. Lanes with
+// v_j = 0 (x_j - bm below kLowest, or -inf) give a signed zero, or float64
+// from x_j where the result is subnormal but not negligible. special >= 0:
+// g[special] = special_value. stream: non-temporal stores (g must not alias x).
+void GradStoredImpl(const float* x, const float* v, const float* e, const float* bmax, float* g,
+                    std::int64_t n, float M, double a, std::int64_t special, float special_value,
+                    bool stream) {
   const DF d;
   const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(d));
   const double Md = static_cast<double>(M);
@@ -360,58 +407,68 @@ void GradScaledImpl(const float* x, float* g, std::int64_t n, float M, double a,
     return;
   }
   const float ylow = SlowBelow(abs_a);
-  const float a_hi = static_cast<float>(a);
-  const float a_lo = static_cast<float>(a - static_cast<double>(a_hi));
-  const VF va_hi = hn::Set(d, a_hi), va_lo = hn::Set(d, a_lo);
-  const VF zero = hn::Set(d, a_hi * 0.0f);  // signed zero, like a * 0
-  const VF m = hn::Set(d, M), neg_m = hn::Set(d, -M);
-  const VF lowest = hn::Set(d, kLowest), vylow = hn::Set(d, ylow);
-  const float ninf = -std::numeric_limits<float>::infinity();
-
-  // Gradient of lanes [i, i + cnt) of x (v holds them, other lanes padding).
-  auto compute = [&](VF v, std::int64_t i, std::int64_t cnt) HWY_ATTR {
-    VF s, val, verr;
-    ExpShifted(d, v, m, neg_m, s, val, verr);
-    VF gv = hn::MulAdd(va_hi, val, hn::MulAdd(va_lo, val, hn::Mul(va_hi, verr)));
-    const auto small = hn::Lt(s, lowest);
-    gv = hn::IfThenElse(small, zero, gv);
-    const bool slow = !hn::AllFalse(d, hn::And(small, hn::Ge(s, vylow)));
-    const bool patch = special >= i && special < i + cnt;
-    if (HWY_UNLIKELY(slow || patch)) {
-      HWY_ALIGN float buf[kPad];
-      hn::Store(gv, d, buf);
-      if (slow) {
-        HWY_ALIGN float xs[kPad];
-        hn::Store(v, d, xs);
-        for (std::int64_t k = 0; k < cnt; ++k)
-          if (xs[k] - M < kLowest) buf[k] = exact(xs[k]);
-      }
-      if (patch) buf[special - i] = special_value;
-      gv = hn::Load(d, buf);
-    }
-    return gv;
-  };
-  auto partial = [&](std::int64_t i, std::int64_t cnt) HWY_ATTR {
-    const VF gv = compute(LoadPartial(d, x + i, cnt, ninf), i, cnt);
-    HWY_ALIGN float buf[kPad];
-    hn::Store(gv, d, buf);
-    std::memcpy(g + i, buf, static_cast<std::size_t>(cnt) * sizeof(float));
-  };
-
-  std::int64_t i = 0;
+  const float a_hi0 = static_cast<float>(a);
+  const VF zero = hn::Set(d, a_hi0 * 0.0f);  // signed zero, like a * 0
+  const VF vzero = hn::Zero(d), vylow = hn::Set(d, ylow), m = hn::Set(d, M);
   const auto addr = reinterpret_cast<std::uintptr_t>(g);
   const std::uintptr_t vbytes = static_cast<std::uintptr_t>(N) * sizeof(float);
-  if (stream && addr % sizeof(float) == 0 && n >= 4 * N) {
-    const std::int64_t head =
-        static_cast<std::int64_t>(((vbytes - addr % vbytes) % vbytes) / sizeof(float));
-    if (head > 0) partial(0, head);
-    i = head;
-    for (; i + N <= n; i += N) hn::Stream(compute(hn::LoadU(d, x + i), i, N), d, g + i);
-    hwy::FlushStream();
-  } else {
-    for (; i + N <= n; i += N) hn::StoreU(compute(hn::LoadU(d, x + i), i, N), d, g + i);
+  const bool nt = stream && addr % vbytes == 0;  // blocks are whole vectors apart
+  for (std::int64_t start = 0; start < n; start += kBlock) {
+    const std::int64_t len = std::min(kBlock, n - start);
+    const float bm = bmax[start / kBlock];
+    const double f = bm == M ? 1.0 : std::exp(static_cast<double>(bm) - Md);
+    const double ab = a * f;
+    const float ab_hi = static_cast<float>(ab);
+    const float ab_lo = static_cast<float>(ab - static_cast<double>(ab_hi));
+    const VF va_hi = hn::Set(d, ab_hi), va_lo = hn::Set(d, ab_lo), vtiny = hn::Set(d, TinyBelow(ab));
+    // Gradient of lanes [i, i + cnt) of the block.
+    auto compute = [&](VF vv, VF ev, std::int64_t i, std::int64_t cnt) HWY_ATTR {
+      VF gv = hn::MulAdd(va_hi, vv, hn::MulAdd(va_lo, vv, hn::Mul(va_hi, ev)));
+      const auto small = hn::Eq(vv, vzero);
+      gv = hn::IfThenElse(small, zero, gv);
+      const auto tiny = hn::AndNot(small, hn::Lt(vv, vtiny));
+      const std::int64_t j0 = start + i;
+      const bool any_small = ylow != 0.0f && !hn::AllFalse(d, small);
+      const bool any_tiny = !hn::AllFalse(d, tiny);
+      const bool patch = special >= j0 && special < j0 + cnt;
+      if (HWY_UNLIKELY(any_small || any_tiny || patch)) {
+        HWY_ALIGN float buf[kPad];
+        hn::Store(gv, d, buf);
+        if (any_tiny) {
+          HWY_ALIGN float tl[kPad], vl[kPad], el[kPad];
+          hn::Store(hn::VecFromMask(d, tiny), d, tl);
+          hn::Store(vv, d, vl);
+          hn::Store(ev, d, el);
+          for (std::int64_t k = 0; k < cnt; ++k)
+            if (tl[k] != 0.0f) buf[k] = TinyProduct(ab, vl[k], el[k]);
+        }
+        if (any_small) {
+          const VF s = hn::Sub(LoadPartial(d, x + j0, cnt, 0.0f), m);
+          HWY_ALIGN float sl[kPad];
+          hn::Store(hn::VecFromMask(d, hn::And(small, hn::Ge(s, vylow))), d, sl);
+          for (std::int64_t k = 0; k < cnt; ++k)
+            if (sl[k] != 0.0f) buf[k] = exact(x[j0 + k]);
+        }
+        if (patch) buf[special - j0] = special_value;
+        gv = hn::Load(d, buf);
+      }
+      return gv;
+    };
+    std::int64_t i = 0;
+    for (; i + N <= len; i += N) {
+      const VF gv = compute(hn::LoadU(d, v + start + i), hn::LoadU(d, e + start + i), i, N);
+      if (nt) hn::Stream(gv, d, g + start + i);
+      else hn::StoreU(gv, d, g + start + i);
+    }
+    if (i < len) {
+      const std::int64_t cnt = len - i;
+      const VF gv = compute(LoadPartial(d, v + start + i, cnt, 0.0f), LoadPartial(d, e + start + i, cnt, 0.0f), i, cnt);
+      HWY_ALIGN float buf[kPad];
+      hn::Store(gv, d, buf);
+      std::memcpy(g + start + i, buf, static_cast<std::size_t>(cnt) * sizeof(float));
+    }
   }
-  if (i < n) partial(i, n - i);
+  if (nt) hwy::FlushStream();
 }
 
 // b_j of target_mass for lanes [i, i + N) (see simd_primitives.hpp).
@@ -694,9 +751,13 @@ void ColumnRowsImpl(const column_group& q) {
     ylow[k] = SlowBelow(abs_a);
   }
 
-  // GradScaledImpl per lane (a, ylow and the target differ between lanes).
+  // GradStoredImpl per lane (a, ylow and the target differ between lanes; one
+// block: a_b = a).
   const VF va_hi = hn::Load(d, a_hi), va_lo = hn::Load(d, a_lo), vzero = hn::Load(d, zero);
-  const VF lowest = hn::Set(d, kLowest), vylow = hn::Load(d, ylow), vgt = hn::Load(d, gt);
+  const VF vylow = hn::Load(d, ylow), vgt = hn::Load(d, gt);
+  HWY_ALIGN float tiny_below[kMaxLanes] = {};
+  for (std::int64_t k = 0; k < K; ++k) tiny_below[k] = ok[k] != 0.0 ? TinyBelow(a_d[k]) : 0.0f;
+  const VF vtiny = hn::Load(d, tiny_below);
   const VF vnan = hn::Set(d, static_cast<float>(qnan));
   const auto vt = hn::Load(di, tcls);
   const auto is_bad = hn::RebindMask(d, hn::Ne(hn::Load(di, bad), hn::Zero(di)));
@@ -706,18 +767,25 @@ void ColumnRowsImpl(const column_group& q) {
     VF s, val, verr;
     ExpShifted(d, v, m, neg_m, s, val, verr);
     VF gv = hn::MulAdd(va_hi, val, hn::MulAdd(va_lo, val, hn::Mul(va_hi, verr)));
-    const auto small = hn::Lt(s, lowest);
+    const auto small = hn::Not(hn::Or(Kept(d, s), hn::Eq(v, m)));  // GradStoredImpl's v = 0
     gv = hn::IfThenElse(small, vzero, gv);
     const auto slow = hn::And(small, hn::Ge(s, vylow));
-    if (HWY_UNLIKELY(any_huge || !hn::AllFalse(d, slow))) {
-      HWY_ALIGN float out[kPad], xs[kPad], sv[kPad];
+    const auto tiny_lanes = hn::AndNot(small, hn::Lt(val, vtiny));
+    if (HWY_UNLIKELY(any_huge || !hn::AllFalse(d, hn::Or(slow, tiny_lanes)))) {
+      HWY_ALIGN float out[kPad], xs[kPad], sv[kPad], tl[kPad], vl[kPad], el[kPad];
       hn::Store(gv, d, out);
       hn::Store(v, d, xs);
       hn::Store(hn::VecFromMask(d, slow), d, sv);
-      for (std::int64_t k = 0; k < K; ++k)
+      hn::Store(hn::VecFromMask(d, tiny_lanes), d, tl);
+      hn::Store(val, d, vl);
+      hn::Store(verr, d, el);
+      for (std::int64_t k = 0; k < K; ++k) {
         if (huge[k] || sv[k] != 0.0f)
           out[k] = static_cast<float>(
               a_d[k] * std::exp(static_cast<double>(xs[k]) - static_cast<double>(M[k])));
+        else if (tl[k] != 0.0f)
+          out[k] = TinyProduct(a_d[k], vl[k], el[k]);
+      }
       gv = hn::Load(d, out);
     }
     gv = hn::IfThenElse(hn::RebindMask(d, hn::Eq(vt, hn::Set(di, static_cast<std::int32_t>(c)))), vgt, gv);
@@ -750,7 +818,8 @@ HWY_EXPORT(StatsImpl);
 HWY_EXPORT(RestExactImpl);
 HWY_EXPORT(WeightedGapImpl);
 HWY_EXPORT(ProbSumsImpl);
-HWY_EXPORT(GradScaledImpl);
+HWY_EXPORT(GradStoredImpl);
+HWY_EXPORT(StatsStoreImpl);
 HWY_EXPORT(TargetMassImpl);
 HWY_EXPORT(GradSmoothedImpl);
 HWY_EXPORT(TargetImpl);
@@ -797,9 +866,13 @@ void prob_sums(const float* x, const float* q, const float* w, std::int64_t n, f
   HWY_DYNAMIC_DISPATCH(ProbSumsImpl)(x, q, w, n, M, omeps, epsc, gap_sum, mass);
 }
 
-void grad_scaled(const float* x, float* g, std::int64_t n, float M, double a,
-                 std::int64_t special, float special_value, bool stream) {
-  HWY_DYNAMIC_DISPATCH(GradScaledImpl)(x, g, n, M, a, special, special_value, stream);
+chunk_stats stats_store(const float* x, std::int64_t n, float* v, float* e, float* bmax) {
+  return HWY_DYNAMIC_DISPATCH(StatsStoreImpl)(x, n, v, e, bmax);
+}
+
+void grad_stored(const float* x, const float* v, const float* e, const float* bmax, float* g,
+                 std::int64_t n, float M, double a, std::int64_t special, float special_value, bool stream) {
+  HWY_DYNAMIC_DISPATCH(GradStoredImpl)(x, v, e, bmax, g, n, M, a, special, special_value, stream);
 }
 
 void merge(mass_stats& a, const mass_stats& b) {

@@ -24,6 +24,10 @@ namespace xent::simd {
 // terms below e^-86, which can only matter for such a tiny sum).
 constexpr double kTinyRest = 0x1p-40;
 
+// The block of the block-online passes, in floats (8 KB: stays in L1
+// between the max scan and the exponentials).
+constexpr std::int64_t kStatsBlock = 2048;
+
 // Block-online statistics of a chunk: max M, ties = #{j : x_j = M},
 // rest = Σ_{x_j < M} e^{x_j - M} (terms below e^-86·M's scale dropped),
 // nan = a NaN was seen. An empty or all -inf chunk has max = -inf.
@@ -50,11 +54,19 @@ double weighted_gap(const float* x, const float* w, std::int64_t n, float M);
 void prob_sums(const float* x, const float* q, const float* w, std::int64_t n, float M,
                double omeps, double epsc, double* gap_sum, double* mass);
 
-// g_j = a * e^{x_j - M} (fast float32 path; float64 for lanes whose result
-// is subnormal but not negligible). special >= 0: g[special] = special_value
-// instead. stream: non-temporal stores (g must not alias x).
-void grad_scaled(const float* x, float* g, std::int64_t n, float M, double a,
-                 std::int64_t special, float special_value, bool stream);
+// stats() that also writes e^{x_j - bm} of every element as v[j] + e[j] (0
+// where x_j - bm < kLowest or x_j = -inf) and each 2048-float block's max bm
+// in bmax[block] (room for ceil(n / 2048)), for grad_stored.
+chunk_stats stats_store(const float* x, std::int64_t n, float* v, float* e, float* bmax);
+
+// g_j = a * e^{x_j - M} from stats_store's output (no second exponential):
+// a e^{bm - M} (v_j + e_j) in float32 with the factor split in two floats;
+// lanes with v_j = 0 give a signed zero, or float64 from x_j where the result
+// is subnormal but not negligible; |a| >= 2^100: float64 from x throughout.
+// special >= 0: g[special] = special_value instead. stream: non-temporal
+// stores (g must not alias x).
+void grad_stored(const float* x, const float* v, const float* e, const float* bmax, float* g,
+                 std::int64_t n, float M, double a, std::int64_t special, float special_value, bool stream);
 
 // Target masses of a smoothed or probability row (a piece of it):
 // b_j = w_j (omeps q_j + epsc) (w null: w_j = 1; q null: q_j = 0), except
@@ -101,7 +113,7 @@ double exp_f64(double x);
 // scale scale[k]; writes loss[k] (as row_engine::row returns it) and, when
 // g != nullptr, g[k + c*gs]. Results are bitwise those of row_engine on the
 // same row: the same operations in the same order.
-constexpr std::int64_t kColumnMaxClasses = 2048;
+constexpr std::int64_t kColumnMaxClasses = kStatsBlock;
 struct column_group {
   const float* x = nullptr;
   std::int64_t xs = 0;

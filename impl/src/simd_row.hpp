@@ -24,7 +24,13 @@
 namespace xent::simd {
 
 constexpr std::int64_t kLongRow = 65536;
-constexpr std::int64_t kChunk = 16384;
+constexpr std::int64_t kChunk = 16384;  // a multiple of kStatsBlock
+static_assert(kChunk % kStatsBlock == 0, "chunks hold whole blocks");
+
+// This thread's row buffers, kept between calls (scratch.cpp; counted by
+// xent::scratch_bytes). Slots:
+enum : int { kRowX, kRowQ, kRowG, kRowV, kRowE, kRowBlockMax, kRowSlots };
+float* row_scratch(int slot, std::int64_t n);
 // Separate gradient buffers at least this large get non-temporal stores.
 constexpr std::int64_t kStreamBytes = std::int64_t{8} << 20;
 
@@ -63,38 +69,44 @@ class row_engine {
   double row(std::int64_t p, float* g, double scale, Par&& par) const {
     const problem& pr = pr_;
     const std::int64_t C = pr.classes;
-    thread_local std::vector<float> xbuf, qbuf, gbuf;
     const float* x = pr.logits_row(p);
     if (pr.logits_class_stride != 1) {
-      xbuf.resize(static_cast<std::size_t>(C));
+      float* xbuf = row_scratch(kRowX, C);
       for (std::int64_t c = 0; c < C; ++c) xbuf[c] = x[c * pr.logits_class_stride];
-      x = xbuf.data();
+      x = xbuf;
     }
     const float* q = nullptr;
     if (pr.target == target_kind::probability) {
       q = pr.target_row(p);
       if (pr.target_class_stride != 1) {
-        qbuf.resize(static_cast<std::size_t>(C));
+        float* qbuf = row_scratch(kRowQ, C);
         for (std::int64_t c = 0; c < C; ++c) qbuf[c] = q[c * pr.target_class_stride];
-        q = qbuf.data();
+        q = qbuf;
       }
     }
     float* gout = g;
     const bool scatter = g && pr.grad_class_stride != 1;
-    if (scatter) {
-      gbuf.resize(static_cast<std::size_t>(C));
-      gout = gbuf.data();
-    }
+    if (scatter) gout = row_scratch(kRowG, C);
+    // Index targets without smoothing: the stats pass keeps every e^{x - bm}
+    // for the gradient (grad_stored), which then needs no second exponential.
+    const bool stored = g && pr.target == target_kind::index && pr.label_smoothing == 0.0;
+    float* ev_v = stored ? row_scratch(kRowV, C) : nullptr;
+    float* ev_e = stored ? row_scratch(kRowE, C) : nullptr;
+    float* bmax = stored ? row_scratch(kRowBlockMax, (C + kStatsBlock - 1) / kStatsBlock) : nullptr;
     const bool stream = stream_ && !scatter;
     auto len = [&](std::int64_t i) { return std::min(chunk_, C - i * chunk_); };
 
     // Pass 1: max and rest, chunk statistics merged in chunk order.
     chunk_stats st;
+    auto chunk = [&](std::int64_t off, std::int64_t n) {
+      return stored ? stats_store(x + off, n, ev_v + off, ev_e + off, bmax + off / kStatsBlock)
+                    : stats(x + off, n);
+    };
     if (chunks_ == 1) {
-      st = stats(x, C);
+      st = chunk(0, C);
     } else {
       std::vector<chunk_stats> parts(static_cast<std::size_t>(chunks_));
-      par(chunks_, [&](std::int64_t i) { parts[i] = stats(x + i * chunk_, len(i)); });
+      par(chunks_, [&](std::int64_t i) { parts[i] = chunk(i * chunk_, len(i)); });
       for (const auto& s : parts) merge(st, s);
     }
     auto chunked_sum = [&](auto&& f) {
@@ -181,7 +193,8 @@ class row_engine {
           const double a = scale * (wt / sum);
           par(chunks_, [&](std::int64_t i) {
             const std::int64_t off = i * chunk_;
-            grad_scaled(x + off, gout + off, len(i), M, a, t - off, gt, stream);
+            grad_stored(x + off, ev_v + off, ev_e + off, bmax + off / kStatsBlock, gout + off, len(i), M, a,
+                        t - off, gt, stream);
           });
         }
       }

@@ -34,10 +34,12 @@ void cross_entropy_forward_backward(const tensor_view& logits, const tensor_view
                                     const options& opt = {}, const tensor_view* upstream = nullptr,
                                     const implementation* impl = nullptr);
 
-// Our kernels keep per-position scratch (16 bytes per position: losses and
-// weights for the batch reduction) on the calling thread between calls, so
-// repeated calls do not pay page faults on fresh buffers. scratch_bytes() is
-// what the calling thread holds; release_scratch() frees it.
+// Our kernels keep scratch between calls on every thread that ran one, so
+// that repeated calls do not pay page faults on fresh buffers: 16 bytes per
+// position (losses and weights for the batch reduction) on the calling
+// thread, and for loss + gradient 8 bytes per class (a row's exponentials) on
+// each thread that computed rows. scratch_bytes() is the total held;
+// release_scratch() frees all of it (not while a kernel is running).
 std::size_t scratch_bytes();
 void release_scratch();
 
