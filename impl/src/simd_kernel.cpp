@@ -18,7 +18,8 @@ class simd_kernel final : public implementation {
   std::string description() const override {
     return std::string("Highway ") + simd::active_target_name() +
            ": one-pass block-online max/sum, float32 exp carrying x-m rounding, float64 "
-           "accumulation, log1p form, pairwise batch reduction";
+           "accumulation, log1p form, pairwise batch reduction; (N,C,d) and rows of <= 128 "
+           "classes with positions in vector lanes (same bits)";
   }
   xent::tier tier() const override { return tier::fast; }
   std::string domain() const override { return "all inputs"; }
