@@ -46,4 +46,37 @@ TEST_P(api, gradient_rows_sum_to_zero) {
 INSTANTIATE_TEST_SUITE_P(all, api, ::testing::ValuesIn(kernels()),
                          [](const auto& p) { return p.param->name(); });
 
+// The scratch our kernels keep between calls is counted and can be freed,
+// and results do not depend on whether it was there.
+TEST(scratch, counted_reused_and_released) {
+  const auto* simd = xent::find_implementation("simd");
+  ASSERT_NE(simd, nullptr);
+  const std::int64_t N = 4096, C = 3000;
+  std::vector<float> x(static_cast<std::size_t>(N * C));
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 7919) % 1000) / 100.0f;
+  std::vector<std::int64_t> t(static_cast<std::size_t>(N));
+  for (std::int64_t p = 0; p < N; ++p) t[p] = (p * 31) % C;
+  std::vector<float> g1(x.size()), g2(x.size());
+  float l1 = 0, l2 = 0;
+  auto call = [&](std::vector<float>& g, float& l) {
+    xent::cross_entropy_forward_backward(xent::view(x.data(), {N, C}), xent::view(t.data(), {N}), xent::view(&l, {}),
+                                         xent::view(g.data(), {N, C}), {}, nullptr, simd);
+  };
+  xent::release_scratch();
+  EXPECT_EQ(xent::scratch_bytes(), 0u);
+  call(g1, l1);
+  // 16 bytes per position (losses, weights), 8 per class for the row's exponentials.
+  EXPECT_GE(xent::scratch_bytes(), static_cast<std::size_t>(16 * N + 8 * C));
+  const std::size_t held = xent::scratch_bytes();
+  call(g2, l2);  // reused, not grown
+  EXPECT_EQ(xent::scratch_bytes(), held);
+  EXPECT_EQ(l1, l2);
+  EXPECT_EQ(g1, g2);
+  xent::release_scratch();
+  EXPECT_EQ(xent::scratch_bytes(), 0u);
+  call(g2, l2);
+  EXPECT_EQ(l1, l2);
+  EXPECT_EQ(g1, g2);
+}
+
 }  // namespace
