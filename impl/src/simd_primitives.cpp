@@ -160,6 +160,21 @@ HWY_INLINE double SumF(DF d, VF v) {
   return acc.sum();
 }
 
+// One vector of the exponential pass: e^{x - m} as val + err, the kept terms
+// (kLowest < x - m < 0) added to the float64 sum and the float32 error sum;
+// ties (x = m, exactly 1 each) are returned apart. The row kernel (lanes =
+// classes) and the column kernel (lanes = positions) both call this, so a row
+// gets the same operations in either layout.
+HWY_INLINE void ExpTerms(DF d, VF x, VF m, VF neg_m, Acc& acc, VF& errs, VF& val, VF& err,
+                         hn::Mask<DF>& keep, hn::Mask<DF>& tie) {
+  VF s;
+  ExpShifted(d, x, m, neg_m, s, val, err);
+  tie = hn::Eq(x, m);
+  keep = hn::AndNot(tie, Kept(d, s));
+  acc.add(hn::IfThenElseZero(keep, val));
+  errs = hn::Add(errs, hn::IfThenElseZero(keep, err));
+}
+
 constexpr std::int64_t kBlock = kStatsBlock;
 static_assert(kBlock == kColumnMaxClasses, "the column kernel mirrors a one-block row");
 
@@ -239,12 +254,9 @@ chunk_stats StatsT(const float* x, std::int64_t n, float* v, float* e, float* bm
     std::int64_t ties = 0;
     // Lanes [i, i + cnt) of the block (xv holds them, padding -inf).
     auto step = [&](VF xv, std::int64_t i, std::int64_t cnt) HWY_ATTR {
-      VF s, val, err;
-      ExpShifted(d, xv, m, neg_m, s, val, err);
-      const auto tie = hn::Eq(xv, m);
-      const auto keep = hn::AndNot(tie, Kept(d, s));
-      acc.add(hn::IfThenElseZero(keep, val));
-      errs = hn::Add(errs, hn::IfThenElseZero(keep, err));
+      VF val, err;
+      hn::Mask<DF> keep, tie;
+      ExpTerms(d, xv, m, neg_m, acc, errs, val, err, keep, tie);
       ties += static_cast<std::int64_t>(hn::CountTrue(d, tie));
       if constexpr (kStore) {
         const auto used = hn::Or(keep, tie);
@@ -645,13 +657,9 @@ void ColumnRowsImpl(const column_group& q) {
     Acc acc;
     VF errs = hn::Zero(d);
     for (std::int64_t c = l; c < C; c += N) {
-      const VF v = load(c);
-      VF s, val, err;
-      ExpShifted(d, v, m, neg_m, s, val, err);
-      const auto tie = hn::Eq(v, m);
-      const auto keep = hn::AndNot(tie, Kept(d, s));
-      acc.add(hn::IfThenElseZero(keep, val));
-      errs = hn::Add(errs, hn::IfThenElseZero(keep, err));
+      VF val, err;
+      hn::Mask<DF> keep, tie;
+      ExpTerms(d, load(c), m, neg_m, acc, errs, val, err, keep, tie);
       ties = hn::Add(ties, hn::IfThenElseZero(hn::RebindMask(di, tie), hn::Set(di, 1)));
     }
 #if HWY_TARGET == HWY_SCALAR
