@@ -1,7 +1,9 @@
 // Vector primitives of the `simd` and `openmp` kernels, compiled once per
 // instruction set by Google Highway and dispatched at run time
-// (simd_primitives.cpp). Every function works on a contiguous piece of one
-// softmax row ("chunk"); the row logic that combines them is in simd_row.cpp.
+// (simd_primitives.cpp; the column kernel in simd_column.cpp; the per-target
+// pieces both use in simd_exp-inl.h). Every row function works on a
+// contiguous piece of one softmax row ("chunk"); the row logic that combines
+// them is in simd_row.hpp.
 //
 // Numerics (DESIGN.md §3, `fast` tier):
 //  - e^{x - m} is computed in float32 with the rounding error of x - m carried

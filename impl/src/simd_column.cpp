@@ -1,0 +1,234 @@
+// The column kernel (positions in vector lanes, see column_rows in
+// simd_primitives.hpp), compiled once per Highway target like
+// simd_primitives.cpp and built from the same per-target pieces
+// (simd_exp-inl.h), so that it performs the row kernel's operations.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+#include "simd_primitives.hpp"
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "simd_column.cpp"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+
+#include "hwy/cache_control.h"
+#include "hwy/highway.h"
+#include "simd_exp-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace xent {
+namespace simd {
+namespace HWY_NAMESPACE {
+
+// Positions in lanes (see column_rows in simd_primitives.hpp). Every step is
+// the row kernel's for the same row: StatsImpl (one block: C <= kBlock) with
+// its lane l's partial sums (classes l, l + N, ...) kept per l and combined in
+// its order, then simd_row.hpp's index-target formulas and GradStoredImpl.
+void ColumnRowsImpl(const column_group& q) {
+  const DF d;
+  const hn::RebindToSigned<DF> di;
+  const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(d));
+  const std::int64_t C = q.classes, K = q.count;
+  auto load = [&](std::int64_t c) HWY_ATTR {
+    const float* p = q.x + c * q.xs;
+    return K == N ? hn::LoadU(d, p) : LoadPartial(d, p, K, 0.0f);
+  };
+
+  // Each class is its own stream through memory (C of them): prefetch a few
+  // groups ahead, which the hardware prefetchers do not track that many of.
+  MaxScan scan(d);
+  for (std::int64_t c = 0; c < C; ++c) {
+    hwy::Prefetch(q.x + c * q.xs + 4 * N);
+    scan.add(load(c));
+  }
+  const VF m = scan.vmax, neg_m = hn::Neg(m);
+  HWY_ALIGN float M[kMaxLanes];
+  hn::Store(m, d, M);
+  const auto nan_lanes = hn::VecFromMask(d, scan.nan);
+  HWY_ALIGN float nan[kMaxLanes];
+  hn::Store(nan_lanes, d, nan);
+
+  // Pass 2 per row-kernel lane l.
+  HWY_ALIGN double P[kMaxLanes * kMaxLanes];
+  HWY_ALIGN float E[kMaxLanes * kMaxLanes];
+  auto ties = hn::Zero(di);
+  for (std::int64_t l = 0; l < N && l < C; ++l) {
+    Acc acc;
+    VF errs = hn::Zero(d);
+    for (std::int64_t c = l; c < C; c += N) {
+      VF val, err;
+      hn::Mask<DF> keep, tie;
+      ExpTerms(d, load(c), m, neg_m, acc, errs, val, err, keep, tie);
+      ties = hn::Add(ties, hn::IfThenElseZero(hn::RebindMask(di, tie), hn::Set(di, 1)));
+    }
+#if HWY_TARGET == HWY_SCALAR
+    hn::Store(acc.a, DD(), P + l * N);
+#else
+    hn::Store(acc.a, DD(), P + l * N);
+    hn::Store(acc.b, DD(), P + l * N + N / 2);
+#endif
+    hn::Store(errs, d, E + l * N);
+  }
+  for (std::int64_t l = C; l < N; ++l)  // lanes past C add nothing in the row kernel
+    for (std::int64_t k = 0; k < N; ++k) P[l * N + k] = 0.0, E[l * N + k] = 0.0f;
+  HWY_ALIGN std::int32_t tie_count[kMaxLanes];
+  hn::Store(ties, di, tie_count);
+
+  // Per position, in float64 lanes: StatsImpl's Combine, then simd_row.hpp's
+  // formulas (the same IEEE operations in the same order).
+  const DD2 dd;
+  const DFH dfh;
+  const hn::Rebind<std::int32_t, DD2> dih;
+  const std::int64_t ND = static_cast<std::int64_t>(hn::Lanes(dd));
+  HWY_ALIGN double Md[kMaxLanes] = {}, xt[kMaxLanes] = {}, wt[kMaxLanes] = {}, sc[kMaxLanes] = {};
+  HWY_ALIGN double rest[kMaxLanes] = {}, log_sum[kMaxLanes] = {};
+  HWY_ALIGN double a_d[kMaxLanes] = {}, ok[kMaxLanes] = {};
+  HWY_ALIGN float a_hi[kMaxLanes] = {}, a_lo[kMaxLanes] = {}, zero[kMaxLanes] = {};
+  HWY_ALIGN float ylow[kMaxLanes] = {}, gt[kMaxLanes] = {};
+  HWY_ALIGN std::int32_t tcls[kMaxLanes] = {}, bad[kMaxLanes] = {}, skip[kMaxLanes] = {};
+  bool any_huge = false, huge[kMaxLanes] = {};
+  for (std::int64_t k = 0; k < N; ++k) {
+    const bool used = k < K && q.target[k] >= 0;
+    skip[k] = k < K && !used ? -1 : 0;
+    bad[k] = used && (nan[k] != 0.0f || std::isinf(M[k])) ? -1 : 0;
+    ok[k] = used && bad[k] == 0 ? 1.0 : 0.0;
+    Md[k] = static_cast<double>(M[k]);
+    xt[k] = ok[k] != 0.0 ? static_cast<double>(q.x[k + q.target[k] * q.xs]) : 0.0;
+    wt[k] = used ? q.weight[k] : 0.0;
+    sc[k] = used && q.g ? q.scale[k] : 0.0;
+    tcls[k] = ok[k] != 0.0 ? static_cast<std::int32_t>(q.target[k]) : -1;
+    huge[k] = false;
+    ylow[k] = 0.0f;
+  }
+  bool tiny = false;
+  for (std::int64_t h = 0; h < N; h += ND) {
+    auto restacc = hn::Load(dd, P + h), errsum = hn::Add(hn::Zero(dd), hn::PromoteTo(dd, hn::Load(dfh, E + h)));
+    if (N > 1) {
+      const std::int64_t H = N / 2;
+      auto ev = [&](std::int64_t l) HWY_ATTR {
+        return hn::Add(hn::Zero(dd), hn::PromoteTo(dd, hn::Load(dfh, E + l * N + h)));
+      };
+      restacc = hn::Add(restacc, hn::Load(dd, P + H * N + h));
+      errsum = hn::Add(errsum, ev(H));
+      for (std::int64_t j = 1; j < H; ++j) {
+        restacc = hn::Add(restacc, hn::Add(hn::Load(dd, P + j * N + h), hn::Load(dd, P + (j + H) * N + h)));
+        errsum = hn::Add(errsum, hn::Add(ev(j), ev(j + H)));
+      }
+    }
+    const auto ties_rest = hn::Sub(hn::PromoteTo(dd, hn::Load(dih, tie_count + h)), hn::Set(dd, 1.0));
+    const auto r = hn::Add(hn::Add(restacc, errsum), ties_rest);
+    hn::Store(r, dd, rest + h);
+    tiny = tiny || !hn::AllFalse(dd, hn::And(hn::Lt(r, hn::Set(dd, kTinyRest)), hn::Ne(hn::Load(dd, ok + h), hn::Zero(dd))));
+  }
+  if (HWY_UNLIKELY(tiny)) {  // rare: simd_row.hpp's float64 recomputation
+    HWY_ALIGN float buf[kBlock];
+    for (std::int64_t k = 0; k < K; ++k) {
+      if (ok[k] == 0.0 || !(rest[k] < kTinyRest)) continue;
+      for (std::int64_t c = 0; c < C; ++c) buf[c] = q.x[k + c * q.xs];
+      rest[k] = (static_cast<double>(tie_count[k]) - 1.0) + RestExactF64(buf, C, M[k]);
+    }
+  }
+  constexpr double qnan = std::numeric_limits<double>::quiet_NaN();
+  for (std::int64_t h = 0; h < N; h += ND) {
+    const auto r = hn::Load(dd, rest + h), md = hn::Load(dd, Md + h), x_t = hn::Load(dd, xt + h);
+    const auto w = hn::Load(dd, wt + h);
+    const auto ls = hn::Log1p(dd, r);
+    hn::Store(hn::Mul(w, hn::Add(hn::Sub(md, x_t), ls)), dd, log_sum + h);  // the loss
+    if (!q.g) continue;
+    const auto S = hn::Add(hn::Set(dd, 1.0), r);
+    const auto et = hn::Exp(dd, hn::Sub(x_t, md));
+    const auto others = hn::IfThenElse(hn::Eq(x_t, md), r, hn::Sub(S, et));
+    const auto scale = hn::Load(dd, sc + h);
+    hn::Store(ToFloat(dfh, hn::Mul(scale, hn::Mul(hn::Neg(w), hn::Div(others, S)))), dfh, gt + h);
+    const auto a = hn::Mul(scale, hn::Div(w, S));
+    const auto ahi = ToFloat(dfh, a);
+    hn::Store(a, dd, a_d + h);
+    hn::Store(ahi, dfh, a_hi + h);
+    hn::Store(ToFloat(dfh, hn::Sub(a, hn::PromoteTo(dd, ahi))), dfh, a_lo + h);
+    hn::Store(hn::Mul(ahi, hn::Zero(dfh)), dfh, zero + h);  // signed zero, like a * 0
+  }
+  for (std::int64_t k = 0; k < K; ++k)
+    q.loss[k] = skip[k] != 0 ? 0.0 : bad[k] != 0 ? qnan : log_sum[k];
+  if (!q.g) return;
+  for (std::int64_t k = 0; k < K; ++k) {
+    if (ok[k] == 0.0) continue;
+    const double abs_a = std::fabs(a_d[k]);
+    huge[k] = !(abs_a < 0x1p100);  // huge or non-finite factor: float64 throughout
+    any_huge = any_huge || huge[k];
+    ylow[k] = SlowBelow(abs_a);
+  }
+
+  // GradStoredImpl per lane (a, ylow and the target differ between lanes; one
+// block: a_b = a).
+  const VF va_hi = hn::Load(d, a_hi), va_lo = hn::Load(d, a_lo), vzero = hn::Load(d, zero);
+  const VF vylow = hn::Load(d, ylow), vgt = hn::Load(d, gt);
+  HWY_ALIGN float tiny_below[kMaxLanes] = {};
+  for (std::int64_t k = 0; k < K; ++k) tiny_below[k] = ok[k] != 0.0 ? TinyBelow(a_d[k]) : 0.0f;
+  const VF vtiny = hn::Load(d, tiny_below);
+  const VF vnan = hn::Set(d, static_cast<float>(qnan));
+  const auto vt = hn::Load(di, tcls);
+  const auto is_bad = hn::RebindMask(d, hn::Ne(hn::Load(di, bad), hn::Zero(di)));
+  const auto is_skip = hn::RebindMask(d, hn::Ne(hn::Load(di, skip), hn::Zero(di)));
+  for (std::int64_t c = 0; c < C; ++c) {
+    const VF v = load(c);
+    VF s, val, verr;
+    ExpShifted(d, v, m, neg_m, s, val, verr);
+    VF gv = hn::MulAdd(va_hi, val, hn::MulAdd(va_lo, val, hn::Mul(va_hi, verr)));
+    const auto small = hn::Not(hn::Or(Kept(d, s), hn::Eq(v, m)));  // GradStoredImpl's v = 0
+    gv = hn::IfThenElse(small, vzero, gv);
+    const auto slow = hn::And(small, hn::Ge(s, vylow));
+    const auto tiny_lanes = hn::AndNot(small, hn::Lt(val, vtiny));
+    if (HWY_UNLIKELY(any_huge || !hn::AllFalse(d, hn::Or(slow, tiny_lanes)))) {
+      HWY_ALIGN float out[kPad], xs[kPad], sv[kPad], tl[kPad], vl[kPad], el[kPad];
+      hn::Store(gv, d, out);
+      hn::Store(v, d, xs);
+      hn::Store(hn::VecFromMask(d, slow), d, sv);
+      hn::Store(hn::VecFromMask(d, tiny_lanes), d, tl);
+      hn::Store(val, d, vl);
+      hn::Store(verr, d, el);
+      for (std::int64_t k = 0; k < K; ++k) {
+        if (huge[k] || sv[k] != 0.0f)
+          out[k] = static_cast<float>(
+              a_d[k] * std::exp(static_cast<double>(xs[k]) - static_cast<double>(M[k])));
+        else if (tl[k] != 0.0f)
+          out[k] = TinyProduct(a_d[k], vl[k], el[k]);
+      }
+      gv = hn::Load(d, out);
+    }
+    gv = hn::IfThenElse(hn::RebindMask(d, hn::Eq(vt, hn::Set(di, static_cast<std::int32_t>(c)))), vgt, gv);
+    gv = hn::IfThenElse(is_bad, vnan, gv);
+    gv = hn::IfThenZeroElse(is_skip, gv);
+    float* gc = q.g + c * q.gs;
+    if (K == N) {
+      hn::StoreU(gv, d, gc);
+    } else {
+      HWY_ALIGN float out[kPad];
+      hn::Store(gv, d, out);
+      std::memcpy(gc, out, static_cast<std::size_t>(K) * sizeof(float));
+    }
+  }
+}
+
+std::int64_t LanesImpl() { return static_cast<std::int64_t>(hn::Lanes(DF())); }
+
+}  // namespace HWY_NAMESPACE
+}  // namespace simd
+}  // namespace xent
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace xent {
+namespace simd {
+
+HWY_EXPORT(ColumnRowsImpl);
+HWY_EXPORT(LanesImpl);
+
+void column_rows(const column_group& g) { HWY_DYNAMIC_DISPATCH(ColumnRowsImpl)(g); }
+std::int64_t column_lanes() { return HWY_DYNAMIC_DISPATCH(LanesImpl)(); }
+
+}  // namespace simd
+}  // namespace xent
+#endif  // HWY_ONCE
