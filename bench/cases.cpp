@@ -12,6 +12,7 @@
 
 #include "buffers.hpp"
 #include "memory.hpp"
+#include "xent/poison.hpp"
 #include "xent/xent.hpp"
 
 #ifdef XENT_HAVE_TORCH
@@ -20,6 +21,8 @@
 
 namespace xent_bench {
 namespace {
+
+namespace poison = xent::poison;
 
 using clock_type = std::chrono::steady_clock;
 double seconds_since(clock_type::time_point t0) {
@@ -332,50 +335,67 @@ void run_xent(benchmark::State& st, const bench_case& c, workspace& ws) {
   const xent::tensor_view scalar = xent::view(&loss, {});
   const xent::tensor_view rows = xent::view(ws.rows.data(), c.shape.target_dims());
   const xent::tensor_view g = xent::view(ws.grad.data(), c.shape.dims);
+  // The untimed calls get poisoned outputs (xent/poison.hpp): an element the
+  // kernel does not write fails the case before anything is timed.
+  poison::sentinel loss_s, rows_s, grad_s;
+  auto unwritten = [&](bool rows_too, bool grad_too) {
+    std::string m = rows_too ? "" : poison::unwritten_message("loss", {&loss, 1}, loss_s);
+    if (rows_too) m += poison::unwritten_message("per-position losses", ws.rows, rows_s);
+    if (grad_too) m += poison::unwritten_message("gradient elements", {ws.grad.data(), ws.grad.size()}, grad_s);
+    return m.empty() ? m : "output never written: " + m + repro(c);
+  };
   switch (c.m) {
     case mode::fwd:
     case mode::fwd_sum:
       measure(
           st, c, [&] { xent::cross_entropy(x, t, scalar, o, impl); },
           [&] {
+            if (std::string e = unwritten(false, false); !e.empty()) return e;
             compute_reference(ws);
             return check_scalar(c.m == mode::fwd ? "loss (mean)" : "loss (sum)", loss,
                                 c.m == mode::fwd ? ws.ref_mean : ws.ref_sum, c);
           },
-          [] {});
+          [&] { loss_s = poison::fill({&loss, 1}); });
       break;
     case mode::fwd_none:
       measure(
           st, c, [&] { xent::cross_entropy(x, t, rows, o, impl); },
           [&] {
+            if (std::string e = unwritten(true, false); !e.empty()) return e;
             compute_reference(ws);
             return check_rows(ws.rows, ws, c);
           },
-          [] {});
+          [&] { rows_s = poison::fill(ws.rows); });
       break;
     case mode::fwdbwd:
       measure(
           st, c, [&] { xent::cross_entropy_forward_backward(x, t, scalar, g, o, nullptr, impl); },
           [&] {
+            if (std::string e = unwritten(false, true); !e.empty()) return e;
             compute_reference(ws);
             std::string e = check_scalar("loss (mean)", loss, ws.ref_mean, c);
             return e.empty() ? check_grad(ws.grad.data(), ws, c) : e;
           },
-          [] {});
+          [&] {
+            loss_s = poison::fill({&loss, 1});
+            grad_s = poison::fill({ws.grad.data(), ws.grad.size()});
+          });
       break;
     case mode::fwdbwd_inplace: {
       // The logits live in the gradient buffer and are overwritten each call;
       // later calls see earlier gradients as logits (same cost, finite values).
+      // Only the loss can be poisoned here.
       if (!records()[c.name()].done)
         std::memcpy(ws.grad.data(), ws.logits.data(), ws.logits.bytes());
       measure(
           st, c, [&] { xent::cross_entropy_forward_backward(g, t, scalar, g, o, nullptr, impl); },
           [&] {
+            if (std::string e = unwritten(false, false); !e.empty()) return e;
             compute_reference(ws);
             std::string e = check_scalar("loss (mean)", loss, ws.ref_mean, c);
             return e.empty() ? check_grad(ws.grad.data(), ws, c) : e;
           },
-          [] {});
+          [&] { loss_s = poison::fill({&loss, 1}); });
       break;
     }
   }

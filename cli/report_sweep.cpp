@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "format.hpp"
+#include "xent/poison.hpp"
 #include "xent/reference.hpp"
 #include "xent/xent.hpp"
 
@@ -180,16 +181,41 @@ std::vector<cell> measure(const scenario& s, const std::vector<const implementat
   std::vector<cell> cells;
   for (const implementation* impl : impls) {
     cell c{impl->name(), to_string(impl->tier()), s.id, impl->outside_domain(pr), {}, {}};
+    // Every output buffer poisoned first (xent/poison.hpp): an element the
+    // kernel does not write fails the cell.
     std::vector<float> loss(static_cast<std::size_t>(P)), grad(s.logits.size());
     float mean = 0.0f, sum = 0.0f;
+    std::string unwritten;
     try {
+      const poison::sentinel ls = poison::fill(loss), gs = poison::fill(grad);
       cross_entropy_forward_backward(x, t, view(loss.data(), positions), view(grad.data(), s.shape), none,
                                      nullptr, impl);
+      unwritten = poison::unwritten_message("losses (reduction none)", loss, ls);
+      const std::string g = poison::unwritten_message("gradient elements", grad, gs, [&](std::size_t i) {
+        const auto k = static_cast<std::int64_t>(i);  // C-order (N, C, d..): back to (position, class)
+        std::int64_t D = 1;
+        for (std::size_t d = 2; d < s.shape.size(); ++d) D *= s.shape[d];
+        const std::int64_t p = (k / (C * D)) * D + k % D, cls = (k / D) % C;
+        return "[" + std::to_string(p) + ", " + std::to_string(cls) + "]";
+      });
+      if (!g.empty()) unwritten += (unwritten.empty() ? "" : "; ") + g;
+      const poison::sentinel ms = poison::fill({&mean, 1});
       cross_entropy(x, t, view(&mean, {}), s.make_options(reduction::mean), impl);
+      const std::string m = poison::unwritten_message("mean", {&mean, 1}, ms);
+      const poison::sentinel ss = poison::fill({&sum, 1});
       cross_entropy(x, t, view(&sum, {}), s.make_options(reduction::sum), impl);
+      const std::string su = poison::unwritten_message("sum", {&sum, 1}, ss);
+      for (const std::string* part : {&m, &su})
+        if (!part->empty()) unwritten += (unwritten.empty() ? "" : "; ") + *part;
     } catch (const std::exception& e) {
       // A plug-in that fails or crashes (run in a child process) is reported, not fatal.
       c.failure = e.what();
+      cells.push_back(std::move(c));
+      continue;
+    }
+    if (!unwritten.empty()) {
+      c.failure = "output never written: " + unwritten +
+                  " (output buffers are poisoned before each call; real buffers are not zeroed)";
       cells.push_back(std::move(c));
       continue;
     }

@@ -98,6 +98,7 @@ class tier_override final : public implementation {
   std::optional<std::string> outside_domain(const problem& p) const override { return base_.outside_domain(p); }
   bool supported() const override { return base_.supported(); }
   bool thread_count_independent() const override { return base_.thread_count_independent(); }
+  bool layout_independent() const override { return base_.layout_independent(); }
   void forward(const problem& p) const override { base_.forward(p); }
   void forward_backward(const problem& p) const override { base_.forward_backward(p); }
 

@@ -218,6 +218,43 @@ bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
+// The gradient written over the logits (grad is the logits view itself, as
+// PyTorch users do with `out=` buffers and fused in-place steps) equals the
+// gradient written into a separate buffer: a kernel must read a row
+// completely before it writes the row's gradient. Bitwise for kernels that
+// declare layout independence; within the tier for the others.
+XENT_PROPERTY(contract_props, in_place_gradient_matches, 150) {
+  const auto c = *gen_case({});
+  case_scope scope(impl, c);
+  const auto a = run(impl, c, true), b = run_in_place(impl, c);
+  findings f;
+  const bool bitwise = impl.layout_independent();
+  auto same = [&](float x, float y) {
+    return std::bit_cast<std::uint32_t>(x) == std::bit_cast<std::uint32_t>(y) || (std::isnan(x) && std::isnan(y));
+  };
+  for (std::size_t i = 0; i < a.loss.size(); ++i) {
+    const bool ok = bitwise ? same(a.loss[i], b.loss[i])
+                            : (c.reduce == reduction::none
+                                   ? agree(impl.tier(), quantity::loss, a.loss[i], b.loss[i],
+                                           context(c, static_cast<std::int64_t>(i)))
+                                   : agree(impl.tier(), quantity::reduction, a.loss[i], b.loss[i], {}));
+    if (!ok) f.fail("loss[" + std::to_string(i) + "]: separate buffer " + fmt(a.loss[i]) + ", in place " + fmt(b.loss[i]));
+  }
+  for (std::int64_t p = 0; p < c.positions(); ++p) {
+    const row_context ctx = context(c, p);
+    for (std::int64_t j = 0; j < c.c; ++j) {
+      const auto i = static_cast<std::size_t>(p * c.c + j);
+      const bool ok = bitwise ? same(a.grad[i], b.grad[i])
+                              : agree(impl.tier(), quantity::gradient, a.grad[i], b.grad[i], ctx,
+                                      cancellation_allowance(c, p, j, ctx));
+      if (!ok)
+        f.fail("grad[" + std::to_string(p) + "," + std::to_string(j) + "]: separate buffer " + fmt(a.grad[i]) +
+               ", in place " + fmt(b.grad[i]) + (bitwise ? " (bitwise equality declared)" : ""));
+    }
+  }
+  scope.conclude(f, "in-place gradient differs from the separate-buffer gradient");
+}
+
 // Repeated calls give bitwise identical results.
 XENT_PROPERTY(contract_props, repeated_calls_bitwise_identical, 200) {
   const auto c = *gen_case({});

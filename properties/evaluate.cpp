@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "tracker.hpp"
+#include "xent/poison.hpp"
 
 namespace xent::props {
 
@@ -23,25 +24,80 @@ std::string findings::text(std::size_t max_lines) const {
   return s.str();
 }
 
+namespace {
+
+// Logical (p, c) order from a buffer contiguous in the logits' shape.
+std::vector<float> logical_grad(const test_case& c, const std::vector<float>& g) {
+  const test_case shape =
+      test_case::shaped(c.lay == layout::strided ? layout::contiguous : c.lay, c.n, c.c, c.d);
+  std::vector<float> v(g.size());
+  for (std::int64_t p = 0; p < c.positions(); ++p)
+    for (std::int64_t j = 0; j < c.c; ++j) v[p * c.c + j] = g[shape.x_offset(p, j)];
+  return v;
+}
+
+std::string position_name(const test_case& c, std::size_t i) {
+  return "loss[" + (c.reduce == reduction::none ? std::to_string(i) : to_string(c.reduce)) + "]";
+}
+
+// Throws unwritten_output when a poisoned element came back with its sentinel.
+void require_written(const implementation& impl, const test_case& c, const std::vector<float>& loss,
+                     poison::sentinel ls, const std::vector<float>* grad, poison::sentinel gs) {
+  std::string m = poison::unwritten_message("loss elements", loss, ls,
+                                            [&](std::size_t i) { return position_name(c, i); });
+  if (grad) {
+    const std::string g = poison::unwritten_message("gradient elements", *grad, gs, [&](std::size_t i) {
+      return "grad[" + std::to_string(i / static_cast<std::size_t>(c.c)) + "," +
+             std::to_string(i % static_cast<std::size_t>(c.c)) + "]";
+    });
+    if (!g.empty()) m += (m.empty() ? "" : "; ") + g;
+  }
+  if (!m.empty())
+    throw unwritten_output(impl.name() + (grad ? " (forward_backward)" : " (forward)") + ": " + m +
+                           " -- the output buffers were poisoned before the call; a kernel must write "
+                           "every element (real buffers are not zeroed)");
+}
+
+}  // namespace
+
 outputs run(const implementation& impl, const test_case& c, bool with_grad) {
   outputs o;
   const bool none = c.reduce == reduction::none;
-  o.loss.assign(static_cast<std::size_t>(none ? c.positions() : 1), 0.0f);
+  o.loss.resize(static_cast<std::size_t>(none ? c.positions() : 1));
+  const poison::sentinel ls = poison::fill(o.loss);
   const tensor_view out = none ? view(o.loss.data(), c.position_shape()) : view(o.loss.data(), {});
   const options opt = c.opts();
   if (!with_grad) {
     cross_entropy(c.logits_view(), c.target_view(), out, opt, &impl);
+    require_written(impl, c, o.loss, ls, nullptr, {});
     return o;
   }
-  std::vector<float> g(static_cast<std::size_t>(c.elements()), 0.0f);
+  std::vector<float> g(static_cast<std::size_t>(c.elements()));
+  const poison::sentinel gs = poison::fill(g);
   tensor_view up;
   cross_entropy_forward_backward(c.logits_view(), c.target_view(), out,
                                  view(g.data(), c.logits_shape()), opt, c.upstream_view(up), &impl);
   // Back to logical (p, c) order; the grad buffer is contiguous in the logits' shape.
-  test_case shape = test_case::shaped(c.lay == layout::strided ? layout::contiguous : c.lay, c.n, c.c, c.d);
-  o.grad.resize(g.size());
+  o.grad = logical_grad(c, g);
+  require_written(impl, c, o.loss, ls, &o.grad, gs);
+  return o;
+}
+
+outputs run_in_place(const implementation& impl, const test_case& c) {
+  test_case k = c;  // its logits become the gradient
+  outputs o;
+  const bool none = c.reduce == reduction::none;
+  o.loss.resize(static_cast<std::size_t>(none ? c.positions() : 1));
+  const poison::sentinel ls = poison::fill(o.loss);
+  const tensor_view out = none ? view(o.loss.data(), c.position_shape()) : view(o.loss.data(), {});
+  const options opt = k.opts();
+  tensor_view up;
+  const tensor_view x = k.logits_view();
+  cross_entropy_forward_backward(x, k.target_view(), out, x, opt, k.upstream_view(up), &impl);
+  require_written(impl, c, o.loss, ls, nullptr, {});
+  o.grad.resize(static_cast<std::size_t>(c.elements()));
   for (std::int64_t p = 0; p < c.positions(); ++p)
-    for (std::int64_t j = 0; j < c.c; ++j) o.grad[p * c.c + j] = g[shape.x_offset(p, j)];
+    for (std::int64_t j = 0; j < c.c; ++j) o.grad[p * c.c + j] = k.x(p, j);
   return o;
 }
 
@@ -151,7 +207,9 @@ comparison compare(tier t, quantity q, float y, const ref::exact& r, const row_c
 
 bool agree(tier t, quantity q, float a, float b, const row_context& ctx, double cancellation) {
   if (std::isnan(a) || std::isnan(b)) return std::isnan(a) && std::isnan(b);
-  if (!std::isfinite(a) || !std::isfinite(b)) return a == b;
+  if (!std::isfinite(a) || !std::isfinite(b) || a == b) return a == b;
+  // Equal values agree whatever the bound (an ignored row's 0 beside a NaN
+  // logit has no finite bound).
   const bound lim = bound_for(t, q, ctx);
   if (lim.kind == bound::none) return true;
   double tol;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -17,8 +18,19 @@ struct outputs {
   std::vector<float> grad;  // positions x C in logical (p, c) order; empty for forward
 };
 
-// Through the front door (validation included), with `impl`.
+// Through the front door (validation included), with `impl`. The output
+// buffers are poisoned first (xent/poison.hpp): an element the kernel leaves
+// unwritten throws unwritten_output, which fails the property.
 outputs run(const implementation& impl, const test_case& c, bool with_grad);
+// forward_backward with the gradient written over (a copy of) the logits:
+// grad is the logits view itself, so nothing can be poisoned there and a
+// kernel that writes a row's gradient before it has read the row is caught by
+// comparing with run().
+outputs run_in_place(const implementation& impl, const test_case& c);
+
+struct unwritten_output : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 // The validated problem without outputs (for outside_domain).
 problem inspect(const test_case& c);
 // The reference result (grad weighted by the case's upstream gradient).

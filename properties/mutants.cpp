@@ -22,6 +22,7 @@ enum class flaw {
   smoothing_on_ignored,  // ignored rows still get the ε/C smoothing term
   grad_missing_inv_w,    // mean gradient without the 1/W scale
   f32_sequential_sum,    // Σ exp accumulated sequentially in float32
+  skips_ignored_writes,  // leaves the zero loss and gradient of ignored rows unwritten
 };
 
 constexpr double nan = std::numeric_limits<double>::quiet_NaN();
@@ -132,12 +133,16 @@ class mutant final : public implementation {
       if (pr.counted(p)) {
         l = row(pr, p, g, static_cast<double>(pr.upstream_at(p)) * inv, false);
       } else {
-        if (g)
+        if (g && f_ != flaw::skips_ignored_writes)
           for (std::int64_t j = 0; j < pr.classes; ++j) g[j * pr.grad_class_stride] = 0.0f;
         if (f_ == flaw::smoothing_on_ignored && pr.label_smoothing > 0.0) l = row(pr, p, nullptr, 0.0, true);
       }
-      if (pr.reduce == reduction::none) *pr.loss_at(p) = static_cast<float>(l);
-      else total += l;
+      if (pr.reduce == reduction::none) {
+        // The planted bug trusts the caller's buffer to hold zeros already.
+        if (pr.counted(p) || f_ != flaw::skips_ignored_writes) *pr.loss_at(p) = static_cast<float>(l);
+      } else {
+        total += l;
+      }
     }
     if (pr.reduce == reduction::sum) *pr.loss = static_cast<float>(total);
     if (pr.reduce == reduction::mean) *pr.loss = static_cast<float>(total / D);
@@ -161,6 +166,8 @@ const std::vector<mutant_info>& register_mutants() {
         {flaw::smoothing_on_ignored, {"mutant_smoothing_on_ignored", "label smoothing applied to ignored rows"}},
         {flaw::grad_missing_inv_w, {"mutant_grad_missing_inv_w", "mean gradient missing the 1/W scale"}},
         {flaw::f32_sequential_sum, {"mutant_f32_sequential_sum", "float32 sequential accumulation (tier fast)"}},
+        {flaw::skips_ignored_writes,
+         {"mutant_skips_ignored_writes", "ignored rows' zero loss and gradient left unwritten"}},
     };
     std::vector<mutant_info> v;
     for (const auto& [f, info] : all) {

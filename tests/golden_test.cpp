@@ -25,6 +25,7 @@
 #include <ostream>
 #include <vector>
 
+#include "xent/poison.hpp"
 #include "xent/xent.hpp"
 
 #ifndef XENT_GOLDEN_FILE
@@ -36,6 +37,7 @@ namespace {
 using json = nlohmann::json;
 using shape_t = std::vector<std::int64_t>;
 
+// The error cases check that nothing was written over this value.
 constexpr float sentinel = 12345.0f;
 
 // ------------------------------------------------------------- the file --
@@ -365,9 +367,12 @@ TEST_P(golden_case, matches_pytorch) {
     std::printf("[golden] %s: gradient compared with xent_grad (deliberate difference)\n",
                 name.c_str());
 
-  // Loss only.
-  std::vector<float> out(want_loss.size(), sentinel);
+  // Loss only. Output buffers are poisoned (xent/poison.hpp): every element
+  // must come back written, as on a torch.empty buffer.
+  std::vector<float> out(want_loss.size());
+  const xent::poison::sentinel out_s = xent::poison::fill(out);
   xent::cross_entropy(lv, tv, xent::view(out.data(), loss_shape), opt, impl);
+  EXPECT_EQ(xent::poison::unwritten_message("loss elements", out, out_s), "") << "forward, case " << name;
   EXPECT_TRUE(loss_close(out, want_loss)) << "forward, case " << name;
   if (opt.reduce != xent::reduction::none) {
     const float scalar = xent::cross_entropy(lv, tv, opt, impl);
@@ -375,11 +380,16 @@ TEST_P(golden_case, matches_pytorch) {
   }
 
   // Loss and gradient with the recorded upstream.
-  std::vector<float> out2(want_loss.size(), sentinel);
-  std::vector<float> grad(static_cast<std::size_t>(numel(logits.shape)), sentinel);
+  std::vector<float> out2(want_loss.size());
+  std::vector<float> grad(static_cast<std::size_t>(numel(logits.shape)));
+  const xent::poison::sentinel out2_s = xent::poison::fill(out2), grad_s = xent::poison::fill(grad);
   const auto up = upstream.view();
   xent::cross_entropy_forward_backward(lv, tv, xent::view(out2.data(), loss_shape),
                                        xent::view(grad.data(), logits.shape), opt, &up, impl);
+  EXPECT_EQ(xent::poison::unwritten_message("loss elements", out2, out2_s), "")
+      << "forward_backward, case " << name;
+  EXPECT_EQ(xent::poison::unwritten_message("gradient elements", grad, grad_s), "")
+      << "forward_backward, case " << name;
   EXPECT_TRUE(loss_close(out2, want_loss)) << "forward_backward loss, case " << name;
   EXPECT_TRUE(grad_close(grad, want_grad)) << "forward_backward grad, case " << name;
 

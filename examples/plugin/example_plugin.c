@@ -16,6 +16,9 @@
  * buggy_plugin.c compiles this file with XENT_EXAMPLE_NO_MAX_SHIFT: the
  * textbook log(sum e^{x_j}) without the shift, which overflows for logits
  * above ~709 (and loses the small losses): `xent verify` must reject it.
+ * lazy_plugin.c compiles it with XENT_EXAMPLE_SKIP_IGNORED_WRITES: ignored
+ * rows are left unwritten, right only on zeroed buffers: `xent verify` must
+ * reject it too (its output buffers are poisoned).
  */
 #include <math.h>
 #include <stdio.h>
@@ -233,9 +236,16 @@ static int32_t run(const DLTensor* logits, const DLTensor* target, const DLTenso
     const int64_t gs = gr ? stride_of(grad, class_axis) : 0;
     double l = 0.0;
     if (!prob && r.t == o->ignore_index) {
+#ifdef XENT_EXAMPLE_SKIP_IGNORED_WRITES
+      /* The planted bug: an ignored row's loss and gradient are zero, and the
+       * kernel trusts the buffers to hold zeros already. */
+      if (!none) buf[p] = 0.0;
+      continue;
+#else
       int64_t c;
       if (g)
         for (c = 0; c < C; ++c) g[c * gs] = 0.0f;
+#endif
     } else {
       const double u = up ? (double)up[position_offset(upstream, p, -1)] : 1.0;
       l = row(&r, g, gs, g ? u / D : 0.0);
