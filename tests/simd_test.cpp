@@ -377,6 +377,62 @@ TEST_P(simd_target, row_and_column_paths_give_the_same_bits) {
   }
 }
 
+// C = 1: softmax over one class is 1, so the loss and every gradient entry
+// are exactly 0, also where the gradient is evaluated as p_j (A - b_j) -
+// b_j (1 - p_j) (probability targets, label smoothing): A - b_j must cancel
+// exactly, which needs b_j computed the same way in vector lanes and in the
+// tail on every target (the scalar target's lanes once differed from its
+// tail: 6.27e-18 on the first case below, found by the slow property suite).
+TEST_P(simd_target, one_class_gives_exact_zero) {
+  const auto* simd = xent::find_implementation("simd");
+  std::mt19937 gen(11);
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  std::uniform_real_distribution<float> unit(-0.5f, 1.5f);
+  std::vector<case_t> cs;
+  {
+    case_t c;  // the property suite's counterexample
+    c.name = "n2c1_prob_eps0.1_w_g";
+    c.shape = {2, 1};
+    c.strides = {1, 1};
+    c.x = {2.92496443f, -0.00219167257f};
+    c.q = {1.0f, 0.394189894f};
+    c.w = {0.26325646f};
+    c.upstream = {-0.903575599f, 0.5f};
+    c.opt.label_smoothing = 0.1;
+    cs.push_back(c);
+  }
+  // Every vector length's lanes and tails: N up to a few vectors of doubles.
+  for (const std::int64_t N : {1, 3, 8, 17, 40}) {
+    case_t c;
+    c.shape = {N, 1};
+    c.strides = {1, 1};
+    for (std::int64_t p = 0; p < N; ++p) {
+      c.x.push_back(normal(gen));
+      c.q.push_back(unit(gen));
+      c.upstream.push_back(normal(gen));
+    }
+    c.w = {0.7f};
+    for (const double eps : {0.0, 0.1, 0.37, 1.0}) {
+      case_t prob = c;
+      prob.name = "prob N=" + std::to_string(N) + " eps=" + std::to_string(eps);
+      prob.opt.label_smoothing = eps;
+      cs.push_back(prob);
+      case_t idx = prob;  // index targets with smoothing share the smoothed gradient
+      idx.name = "index N=" + std::to_string(N) + " eps=" + std::to_string(eps);
+      idx.q.clear();
+      idx.t.assign(static_cast<std::size_t>(N), 0);
+      cs.push_back(idx);
+    }
+  }
+  for (const auto& c : cs)
+    for (auto r : {xent::reduction::none, xent::reduction::mean, xent::reduction::sum}) {
+      const result res = run(c, simd, r, true);
+      const std::string what = c.name + " " + xent::to_string(r) + " on " + hwy::TargetName(GetParam());
+      for (std::size_t i = 0; i < res.loss.size(); ++i) EXPECT_EQ(res.loss[i], 0.0f) << what << " loss " << i;
+      for (std::size_t i = 0; i < res.grad.size(); ++i) EXPECT_EQ(res.grad[i], 0.0f) << what << " grad " << i;
+    }
+}
+
 std::vector<std::int64_t> targets() { return hwy::SupportedAndGeneratedTargets(); }
 
 INSTANTIATE_TEST_SUITE_P(simd, simd_target, ::testing::ValuesIn(targets()),

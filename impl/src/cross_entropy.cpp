@@ -1,5 +1,7 @@
 #include "xent/cross_entropy.hpp"
 
+#include <new>
+
 #include "xent/error.hpp"
 #include "xent/options.hpp"
 
@@ -22,6 +24,17 @@ reduction parse_reduction(const std::string& s) {
 }
 
 namespace {
+// Kernels report their own scratch allocations by name (scratch.cpp); any
+// other allocation that fails still becomes an xent::error.
+template <class F>
+void guarded(const implementation& i, F&& run) {
+  try {
+    run();
+  } catch (const std::bad_alloc&) {
+    throw error("memory", "out of memory in implementation '" + i.name() + "'");
+  }
+}
+
 const implementation& pick(const implementation* impl) {
   const implementation& i = impl ? *impl : default_implementation();
   if (!i.supported())
@@ -33,7 +46,8 @@ const implementation& pick(const implementation* impl) {
 void cross_entropy(const tensor_view& logits, const tensor_view& target, const tensor_view& out,
                    const options& opt, const implementation* impl) {
   const implementation& i = pick(impl);
-  i.forward(make_problem(logits, target, opt, out));
+  const problem p = make_problem(logits, target, opt, out);
+  guarded(i, [&] { i.forward(p); });
 }
 
 float cross_entropy(const tensor_view& logits, const tensor_view& target, const options& opt,
@@ -50,7 +64,8 @@ void cross_entropy_forward_backward(const tensor_view& logits, const tensor_view
                                     const options& opt, const tensor_view* upstream,
                                     const implementation* impl) {
   const implementation& i = pick(impl);
-  i.forward_backward(make_problem(logits, target, opt, out, &grad, upstream));
+  const problem p = make_problem(logits, target, opt, out, &grad, upstream);
+  guarded(i, [&] { i.forward_backward(p); });
 }
 
 }  // namespace xent

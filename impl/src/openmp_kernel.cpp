@@ -6,7 +6,12 @@
 // order), and the batch reduction runs on one thread over the per-row losses
 // in the shared fixed pairwise order: results are bitwise identical for any
 // thread count (and to the `simd` kernel's). OMP_NUM_THREADS is honoured.
+// An exception must not leave an OpenMP region (the process would end):
+// scratch is taken on every thread of the team before anything is written,
+// and whatever is thrown inside a region is caught and rethrown after it.
 #include <omp.h>
+
+#include <exception>
 
 #include "kernels.hpp"
 #include "row_driver.hpp"
@@ -19,11 +24,49 @@ namespace {
 // Below this many logits, threads cost more than they bring.
 constexpr std::int64_t kMinParallel = std::int64_t{1} << 16;
 
+// Runs reserve() on every thread of one team, then (when it succeeded on
+// all of them) f(i) for i in [0, n) split statically over the same threads:
+// the threads that compute are the ones whose scratch was taken. The first
+// exception of any thread is rethrown after the region; a failed reserve
+// means nothing was written.
 struct omp_loop {
+  template <class F, class R>
+  void operator()(std::int64_t n, F&& f, R&& reserve) const {
+    std::exception_ptr failure;
+    bool reserved = true;
+    auto keep = [&] {
+#pragma omp critical(xent_omp_failure)
+      if (!failure) failure = std::current_exception();
+    };
+#pragma omp parallel
+    {
+      try {
+        reserve();
+      } catch (...) {
+        keep();
+#pragma omp atomic write
+        reserved = false;
+      }
+#pragma omp barrier
+      bool go;
+#pragma omp atomic read
+      go = reserved;
+      if (go) {
+#pragma omp for schedule(static)
+        for (std::int64_t i = 0; i < n; ++i) {
+          try {
+            f(i);
+          } catch (...) {
+            keep();
+          }
+        }
+      }
+    }
+    if (failure) std::rethrow_exception(failure);
+  }
   template <class F>
   void operator()(std::int64_t n, F&& f) const {
-#pragma omp parallel for schedule(static)
-    for (std::int64_t i = 0; i < n; ++i) f(i);
+    (*this)(n, f, [] {});
   }
 };
 
@@ -36,6 +79,7 @@ void run(const problem& pr, bool with_grad) {
     return;
   }
   const simd::row_engine engine(pr, with_grad);
+  auto reserve = [&] { engine.reserve(with_grad); };
   const double denominator = with_grad ? reduction_denominator(pr) : 1.0;
   const bool none = pr.reduce == reduction::none;
   double* losses = none ? nullptr : position_scratch(0, pr.positions);
@@ -50,13 +94,13 @@ void run(const problem& pr, bool with_grad) {
     if (none) *pr.loss_at(p) = static_cast<float>(l);
     else losses[p] = l;
   };
+  auto serial_row = [&](std::int64_t p) { one(p, simd::serial_loop{}); };
   if (!parallel) {
-    for (std::int64_t p = 0; p < pr.positions; ++p) one(p, simd::serial_loop{});
+    simd::serial_loop{}(pr.positions, serial_row, reserve);
   } else if (pr.positions >= threads || engine.chunks() == 1) {
-#pragma omp parallel for schedule(static)
-    for (std::int64_t p = 0; p < pr.positions; ++p) one(p, simd::serial_loop{});
-  } else {
-    for (std::int64_t p = 0; p < pr.positions; ++p) one(p, omp_loop{});
+    omp_loop{}(pr.positions, serial_row, reserve);
+  } else {  // long rows: their buffers are the calling thread's, chunks on the team
+    simd::serial_loop{}(pr.positions, [&](std::int64_t p) { one(p, omp_loop{}); }, reserve);
   }
   if (!none)
     write_reduction(pr, losses, with_grad ? denominator : std::numeric_limits<double>::quiet_NaN());

@@ -42,8 +42,9 @@ inline column_mode column_path(const problem& pr, bool with_grad) {
 
 // run_rows (row_driver.hpp) for column_path problems: groups of up to
 // column_lanes() consecutive positions (lanes: of one run of the last
-// dimension). loop(n, f) runs f(0..n-1), possibly in parallel (each group
-// writes only its own positions).
+// dimension). loop(n, f, reserve) runs reserve() on each thread it uses, then
+// f(0..n-1), possibly in parallel (each group writes only its own positions).
+// All scratch is taken before the first output is written.
 template <class Loop>
 void run_columns(const problem& pr, bool with_grad, column_mode mode, Loop&& loop) {
   const double denominator = with_grad ? reduction_denominator(pr) : 1.0;
@@ -52,6 +53,12 @@ void run_columns(const problem& pr, bool with_grad, column_mode mode, Loop&& loo
   const bool gather = mode == column_mode::gather;
   const std::int64_t run = gather ? pr.positions : pr.position_shape.back(), lanes = column_lanes();
   const std::int64_t per_run = (run + lanes - 1) / lanes, C = pr.classes;
+  auto reserve = [&] {
+    if (gather) {
+      row_scratch(kRowX, lanes * C);
+      row_scratch(kRowG, lanes * C);
+    }
+  };
   loop(pr.positions / run * per_run, [&](std::int64_t group) {
     const std::int64_t first = group / per_run * run + group % per_run * lanes;
     const std::int64_t count = std::min(lanes, group / per_run * run + run - first);
@@ -111,7 +118,7 @@ void run_columns(const problem& pr, bool with_grad, column_mode mode, Loop&& loo
     } else {
       for (std::int64_t k = 0; k < count; ++k) losses[first + k] = loss[k];
     }
-  });
+  }, reserve);
   if (!none)
     write_reduction(pr, losses, with_grad ? denominator : std::numeric_limits<double>::quiet_NaN());
 }

@@ -31,6 +31,7 @@ class simd_kernel final : public implementation {
     if (const auto mode = simd::column_path(p, with_grad); mode != simd::column_mode::none)
       return simd::run_columns(p, with_grad, mode, simd::serial_loop{});
     const simd::row_engine engine(p, with_grad);
+    engine.reserve(with_grad);
     run_rows(p, with_grad, [&](const problem&, std::int64_t pos, float* g, double scale) {
       return engine.row(pos, g, scale, simd::serial_loop{});
     });

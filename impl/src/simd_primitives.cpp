@@ -152,7 +152,7 @@ void ProbSumsImpl(const float* x, const float* q, const float* w, std::int64_t n
   auto acc_m = hn::Zero(dd);
   std::int64_t i = 0;
   for (; i + N <= n; i += N) {
-    auto wq = hn::MulAdd(a, hn::PromoteTo(dd, hn::LoadU(dfh, q + i)), b);
+    auto wq = hn::Add(hn::Mul(a, hn::PromoteTo(dd, hn::LoadU(dfh, q + i))), b);  // as the tail
     if (w) wq = hn::Mul(wq, hn::PromoteTo(dd, hn::LoadU(dfh, w + i)));
     const auto gap = hn::Sub(m, hn::PromoteTo(dd, hn::LoadU(dfh, x + i)));
     acc_g = hn::Add(acc_g, hn::Mul(wq, gap));
@@ -254,6 +254,13 @@ void GradStoredImpl(const float* x, const float* v, const float* e, const float*
 }
 
 // b_j of target_mass for lanes [i, i + N) (see simd_primitives.hpp).
+// operator() and one() must give the same bits for the same j: the gradient
+// takes mass_rest where b_j equals the largest b, and a lane and the tail
+// may see the same element (target_mass reads pieces shorter than 4 vectors
+// with one(), grad_smoothed whole vectors with operator()). With C = 1 a
+// mismatch leaves p_j (A - b_j) = A - b_j = 2^-53 A instead of exact 0. Hence
+// an unfused multiply and add in both: hn::MulAdd fuses on some targets only
+// (not on scalar, SSE4, SSSE3), std::fma everywhere.
 struct MassLanes {
   const float* q;
   const float* w;
@@ -264,8 +271,8 @@ struct MassLanes {
     const DD2 dd;
     const DFH dfh;
     const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(dd));
-    auto b = q ? hn::MulAdd(hn::Set(dd, omeps), hn::PromoteTo(dd, hn::LoadU(dfh, q + i)),
-                            hn::Set(dd, epsc))
+    auto b = q ? hn::Add(hn::Mul(hn::Set(dd, omeps), hn::PromoteTo(dd, hn::LoadU(dfh, q + i))),
+                         hn::Set(dd, epsc))
                : hn::Set(dd, epsc);
     if (w) b = hn::Mul(b, hn::PromoteTo(dd, hn::LoadU(dfh, w + i)));
     if (HWY_UNLIKELY(special >= i && special < i + N)) {
@@ -279,7 +286,7 @@ struct MassLanes {
   // The same value for one element, in the same operations.
   HWY_INLINE double one(std::int64_t i) const {
     if (i == special) return special_b;
-    double b = q ? std::fma(omeps, static_cast<double>(q[i]), epsc) : epsc;
+    double b = q ? omeps * static_cast<double>(q[i]) + epsc : epsc;
     if (w) b *= static_cast<double>(w[i]);
     return b;
   }

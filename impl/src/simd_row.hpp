@@ -34,11 +34,18 @@ float* row_scratch(int slot, std::int64_t n);
 // Separate gradient buffers at least this large get non-temporal stores.
 constexpr std::int64_t kStreamBytes = std::int64_t{8} << 20;
 
-// Runs f(i) for i in [0, n) in order on the calling thread.
+// Runs f(i) for i in [0, n) in order on the calling thread; with a reserve
+// step, runs it first (it takes the scratch f will use: openmp's loop runs it
+// on every thread of the team before any f).
 struct serial_loop {
   template <class F>
   void operator()(std::int64_t n, F&& f) const {
     for (std::int64_t i = 0; i < n; ++i) f(i);
+  }
+  template <class F, class R>
+  void operator()(std::int64_t n, F&& f, R&& reserve) const {
+    reserve();
+    (*this)(n, f);
   }
 };
 
@@ -63,8 +70,26 @@ class row_engine {
 
   std::int64_t chunks() const { return chunks_; }
 
+  // Takes the row scratch row() will use on this thread, so that a failed
+  // allocation (xent::error) comes before anything is written. Every thread
+  // that runs row() calls this first; row() itself then allocates nothing
+  // but the small per-chunk vectors of long rows.
+  void reserve(bool with_grad) const {
+    const problem& pr = pr_;
+    const std::int64_t C = pr.classes;
+    if (pr.logits_class_stride != 1) row_scratch(kRowX, C);
+    if (pr.target == target_kind::probability && pr.target_class_stride != 1) row_scratch(kRowQ, C);
+    if (with_grad && pr.grad_class_stride != 1) row_scratch(kRowG, C);
+    if (with_grad && pr.target == target_kind::index && pr.label_smoothing == 0.0) {
+      row_scratch(kRowV, C);
+      row_scratch(kRowE, C);
+      row_scratch(kRowBlockMax, (C + kStatsBlock - 1) / kStatsBlock);
+    }
+  }
+
   // l_n in double; writes scale * dl_n/dx into g (strided) when g != nullptr.
   // par(n, f) runs f(0..n-1), possibly in parallel (chunks of long rows).
+  // Needs reserve(g != nullptr) on this thread first (its buffers).
   template <class Par>
   double row(std::int64_t p, float* g, double scale, Par&& par) const {
     const problem& pr = pr_;

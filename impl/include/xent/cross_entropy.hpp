@@ -39,7 +39,9 @@ void cross_entropy_forward_backward(const tensor_view& logits, const tensor_view
 // position (losses and weights for the batch reduction) on the calling
 // thread, and for loss + gradient 8 bytes per class (a row's exponentials) on
 // each thread that computed rows. scratch_bytes() is the total held;
-// release_scratch() frees all of it (not while a kernel is running).
+// release_scratch() frees all of it (not while a kernel is running). Scratch
+// that cannot be allocated is an xent::error (argument "scratch", naming the
+// buffer and its bytes), thrown before any output is written.
 std::size_t scratch_bytes();
 void release_scratch();
 
