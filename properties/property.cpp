@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <stdexcept>
+#include <unordered_map>
 
 #include <rapidcheck/detail/Configuration.h>
 #include <rapidcheck/detail/TestListenerAdapter.h>
@@ -47,10 +49,28 @@ void require(bool applicable, const std::string& why) {
   RC_DISCARD("not applicable: " + why);
 }
 
+std::uint64_t configured_seed() {
+  const rc::detail::Configuration& cfg = rc::detail::configuration();
+  const char* seed = std::getenv("XENT_PROPERTY_SEED");
+  if (!seed || !*seed || !cfg.reproduce.empty()) return cfg.testParams.seed;
+  char* end = nullptr;
+  const std::uint64_t v = std::strtoull(seed, &end, 10);
+  if (*end != '\0')
+    throw std::invalid_argument(std::string("XENT_PROPERTY_SEED must be a decimal integer, got '") + seed + "'");
+  return v;
+}
+
 run_result run_property(const property& p, const implementation& impl, const run_mode& mode) {
   using namespace rc::detail;
   const Configuration& cfg = configuration();
   TestParams params = cfg.testParams;
+  params.seed = configured_seed();
+  std::unordered_map<std::string, Reproduce> replay;
+  if (!mode.replay.empty()) {
+    const Configuration c = configFromString(mode.replay, cfg);
+    params.seed = c.testParams.seed;
+    replay = c.reproduce;
+  }
   // RC_PARAMS max_success, when given, wins; otherwise each property has its
   // own budget, scaled for the slow variants.
   const char* env = std::getenv("RC_PARAMS");
@@ -70,9 +90,9 @@ run_result run_property(const property& p, const implementation& impl, const run
   r.id = md.id;
   r.max_success = params.maxSuccess;
   r.seed = params.seed;
-  if (mode.silent) {
+  if (mode.silent || !mode.replay.empty()) {
     TestListenerAdapter quiet;
-    r.result = checkProperty(toProperty(body), md, params, quiet, {});
+    r.result = checkProperty(toProperty(body), md, params, quiet, replay);
   } else {
     r.result = checkProperty(toProperty(body), md, params);
   }

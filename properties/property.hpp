@@ -8,6 +8,7 @@
 // (mutant_test.cpp) runs the same table silently against planted bugs.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -54,7 +55,15 @@ struct run_mode {
   bool silent = false;   // no output, no reproduce line (mutant hunting)
   bool shrink = true;
   double scale = 1.0;    // multiplies the budget (XENT_PROPERTY_SCALE in the environment)
+  // An RC_PARAMS value ("seed=… reproduce=…") to replay instead of the
+  // configured run: its reproduce entry for this property's id replays that
+  // one case; without one, the property runs at its seed.
+  std::string replay;
 };
+
+// The seed of a run: $XENT_PROPERTY_SEED when set (CI's moving seed; it wins
+// over RC_PARAMS's seed but not over a reproduce line), else RC_PARAMS's.
+std::uint64_t configured_seed();
 
 struct run_result {
   rc::detail::TestResult result = rc::detail::SuccessResult{0, {}};

@@ -49,7 +49,10 @@ void run_one(const param& p) {
   }
   std::ostringstream msg;
   printResultMessage(r.result, msg);
-  if (!r.reproduce.empty()) msg << "\nReplay: RC_PARAMS=\"" << r.reproduce << "\"";
+  if (!r.reproduce.empty())
+    msg << "\nReplay: RC_PARAMS=\"" << r.reproduce << "\""
+        << "\nKeep it (every run replays properties/regressions.txt first): add the line\n  " << r.id << " "
+        << r.reproduce;
   FAIL() << msg.str();
 }
 
