@@ -45,10 +45,22 @@ std::string num(double v) {
   return o.str();
 }
 
+// Colours that stay apart for colour-blind readers and in greyscale (Okabe and
+// Ito's palette, black and yellow left out: black draws the rooflines, yellow
+// vanishes on white), and a filled marker per series; beyond seven series the
+// colours repeat with other markers.
+const char* const palette[] = {"#0072B2", "#D55E00", "#009E73", "#CC79A7", "#56B4E9", "#E69F00", "#7F7F7F"};
+constexpr int palette_size = 7;
+const int markers[] = {7, 5, 9, 11, 13, 15, 4, 6, 8};
+constexpr int marker_count = 9;
+std::string colour(std::size_t i) { return std::string("rgb '") + palette[i % palette_size] + "'"; }
+int marker(std::size_t i) { return markers[i % marker_count]; }
+
 // ulp errors on a log axis: 0 drawn at the floor, inf at the ceiling.
 constexpr double ulp_floor = 1e-3, ulp_ceiling = 1e10;
 double clamp_ulp(double v) { return std::isinf(v) || v > ulp_ceiling ? ulp_ceiling : std::max(v, ulp_floor); }
 
+// Empty when the sweep has no scenario with a logit scale (a --filter).
 std::string accuracy_script(const sweep_result& s) {
   // Max over the C buckets of the normal families, per implementation and scale.
   std::map<std::string, std::map<double, std::pair<double, double>>> series;  // impl -> sigma -> (loss, grad)
@@ -56,12 +68,13 @@ std::string accuracy_script(const sweep_result& s) {
   for (const cell& c : s.cells) {
     const auto it = std::find_if(s.scenarios.begin(), s.scenarios.end(),
                                  [&](const scenario_info& i) { return i.id == c.scenario; });
-    if (it == s.scenarios.end() || it->scale <= 0.0) continue;
+    if (c.failure || it == s.scenarios.end() || it->scale <= 0.0) continue;
     if (std::find(impls.begin(), impls.end(), c.impl) == impls.end()) impls.push_back(c.impl);
     auto& v = series[c.impl][it->scale];
     v.first = std::max(v.first, c[quantity::loss].max);
     v.second = std::max({v.second, c[quantity::grad_target].max, c[quantity::grad_other].max});
   }
+  if (impls.empty()) return {};
   std::ostringstream o;
   for (std::size_t i = 0; i < impls.size(); ++i) {
     o << "$d" << i << " << EOD\n";
@@ -72,33 +85,72 @@ std::string accuracy_script(const sweep_result& s) {
        "set logscale xy\nset format y '10^{%L}'\nset xlabel 'sigma of the logits'\n"
        "set ylabel 'max error (float32 ulps); 0 at the bottom, inf at the top'\n"
        "set yrange [" << num(ulp_floor) << ":" << num(ulp_ceiling * 10) << "]\nset xrange [3e-4:3000]\nplot ";
-  for (std::size_t i = 0; i < impls.size(); ++i)
-    o << (i ? ", " : "") << "$d" << i << " using 1:2 with linespoints lw 2 lc " << i + 1 << " pt 7 title '"
-      << impls[i] << " loss', $d" << i << " using 1:3 with linespoints lw 2 dt 2 lc " << i + 1 << " pt 6 title '"
-      << impls[i] << " gradient'";
+  // Implementations with the same errors draw on top of each other: the
+  // markers shrink with the index so that the ones below stay visible.
+  for (std::size_t i = 0; i < impls.size(); ++i) {
+    const double ps = 1.6 - 0.8 * static_cast<double>(i) / static_cast<double>(std::max<std::size_t>(impls.size() - 1, 1));
+    o << (i ? ", " : "") << "$d" << i << " using 1:2 with linespoints lw 2 lc " << colour(i) << " pt " << marker(i)
+      << " ps " << num(ps) << " title '" << impls[i] << " loss', $d" << i << " using 1:3 with linespoints lw 2 dt 2 lc "
+      << colour(i) << " pt " << marker(i) - 1 << " ps " << num(ps) << " title '" << impls[i] << " gradient'";
+  }
   o << "\n";
   return o.str();
 }
 
+// Shapes of one family differ in C with the same character (memory-bound
+// LLM vocabularies of about 2^27 elements, many short rows, cache-resident
+// batches, one long row, (N, C, d..) layouts); lines join points of one
+// family only, so two shapes with the same C and different N never form a
+// vertical segment.
+std::string family_of(const bench_point& p) {
+  if (p.shape.find_first_of("dhw", p.shape.find('c')) != std::string::npos) return "(N,C,d..) layout";
+  const std::int64_t n = p.classes > 0 ? p.elements / p.classes : 0;
+  if (n == 1) return "one row";
+  if (p.elements >= (std::int64_t{1} << 26)) return "LLM vocabulary";
+  if (n >= 4096) return "many rows";
+  return "small batch (cache-resident)";
+}
+
 std::string bandwidth_script(const bench_data& b, int threads) {
-  std::map<std::string, std::vector<std::pair<std::int64_t, double>>> series;
+  // impl -> family -> (C, GB/s)
+  std::map<std::string, std::map<std::string, std::vector<std::pair<std::int64_t, double>>>> series;
+  std::vector<std::string> families;
   for (const auto& p : b.points)
-    if (p.mode == "fwd" && p.threads == threads && p.classes > 0) series[p.impl].push_back({p.classes, p.bytes_per_second / 1e9});
+    if (p.mode == "fwd" && p.threads == threads && p.classes > 0) {
+      series[p.impl][family_of(p)].push_back({p.classes, p.bytes_per_second / 1e9});
+      if (std::find(families.begin(), families.end(), family_of(p)) == families.end()) families.push_back(family_of(p));
+    }
+  std::sort(families.begin(), families.end());
   std::ostringstream o;
-  std::vector<std::string> names;
-  for (auto& [impl, v] : series) {
-    std::sort(v.begin(), v.end());
-    o << "$d" << names.size() << " << EOD\n";
-    for (const auto& [c, g] : v) o << c << " " << num(g) << "\n";
-    o << "EOD\n";
-    names.push_back(impl);
+  std::vector<std::string> plots;
+  std::size_t impl_index = 0, block = 0;
+  for (auto& [impl, by_family] : series) {
+    bool titled = false;
+    for (auto& [family, v] : by_family) {
+      std::sort(v.begin(), v.end());
+      o << "$d" << block << " << EOD\n";
+      for (const auto& [c, g] : v) o << c << " " << num(g) << "\n";
+      o << "EOD\n";
+      const auto f = static_cast<std::size_t>(std::find(families.begin(), families.end(), family) - families.begin());
+      plots.push_back("$d" + std::to_string(block) + " using 1:2 with linespoints lw 2 lc " + colour(impl_index) +
+                      " pt " + std::to_string(marker(f)) + " ps 1.3 " + (titled ? "notitle" : "title '" + impl + "'"));
+      titled = true;
+      ++block;
+    }
+    ++impl_index;
   }
-  const double probe = b.probe_read.count(threads) ? b.probe_read.at(threads) / 1e9 : 0.0;
-  o << "set title 'loss (fwd, mean) throughput vs C, " << threads << " thread(s)'\n"
-       "set logscale x\nset logscale y\nset xlabel 'classes C'\nset ylabel 'GB/s (N*C*4 bytes / time)'\nplot ";
-  for (std::size_t i = 0; i < names.size(); ++i)
-    o << (i ? ", " : "") << "$d" << i << " using 1:2 with linespoints lw 2 pt 7 title '" << names[i] << "'";
-  if (probe > 0.0) o << ", " << num(probe) << " with lines lw 2 dt 2 lc rgb 'black' title 'roofline: read probe " << num(probe) << " GB/s'";
+  // The markers' key: one entry per family, in black.
+  for (std::size_t f = 0; f < families.size(); ++f)
+    plots.push_back("NaN with points lc rgb 'black' pt " + std::to_string(marker(f)) + " ps 1.3 title '" + families[f] + "'");
+  // The memory roofline for every thread count measured (the plot's own dashed darkest).
+  for (const auto& [t, bytes] : b.probe_read)
+    plots.push_back(num(bytes / 1e9) + " with lines lw 2 dt " + (t == threads ? "2" : "3") + " lc rgb '" +
+                    (t == threads ? "black" : "#999999") + "' title 'read probe, " + std::to_string(t) + " thread" +
+                    (t == 1 ? "" : "s") + ": " + num(bytes / 1e9) + " GB/s'");
+  o << "set title 'loss (fwd, mean) throughput vs C, " << threads << " thread(s); lines join shapes of one family'\n"
+       "set logscale x\nset logscale y\nset format x '10^{%L}'\nset xlabel 'classes C'\n"
+       "set ylabel 'GB/s (N*C*4 bytes / time)'\nplot ";
+  for (std::size_t i = 0; i < plots.size(); ++i) o << (i ? ", " : "") << plots[i];
   o << "\n";
   return o.str();
 }
@@ -122,7 +174,8 @@ std::string scaling_script(const bench_data& b, const std::string& shape) {
   o << "set title 'thread scaling, " << shape << " fwd'\nset xlabel 'threads'\nset ylabel 'GB/s'\n"
        "set xtics 1\nset xrange [0.5:" << b.max_threads() + 0.5 << "]\nset yrange [0:*]\nplot ";
   for (std::size_t i = 0; i < names.size(); ++i)
-    o << "$d" << i << " using 1:2 with linespoints lw 2 pt 7 title '" << names[i] << "', ";
+    o << "$d" << i << " using 1:2 with linespoints lw 2 lc " << colour(i) << " pt " << marker(i) << " ps 1.3 title '"
+      << names[i] << "', ";
   o << "$probe using 1:2 with linespoints lw 2 dt 2 lc rgb 'black' title 'read probe (roofline)'\n";
   return o.str();
 }
@@ -136,7 +189,9 @@ plot_set make_plots(const std::string& out_dir, const sweep_result& sweep, const
     return ps;
   }
   const fs::path dir(out_dir);
-  if (draw(dir, "accuracy_vs_scale", accuracy_script(sweep), ps.notes))
+  if (const std::string script = accuracy_script(sweep); script.empty())
+    ps.notes.push_back("accuracy_vs_scale.svg: no scenario with normal logits in this run, so no accuracy plot");
+  else if (draw(dir, "accuracy_vs_scale", script, ps.notes))
     ps.plots.push_back({"accuracy_vs_scale.svg", "Max ulp error vs logit scale, per implementation"});
   if (!bench.available) {
     ps.notes.push_back("no benchmark results, so no throughput plots");
