@@ -360,7 +360,12 @@ array parse(std::span<const unsigned char> f, const std::string& name) {
   // Largest element count whose bytes fit in the file (and in memory).
   const std::size_t data_offset = prefix + header_len;
   const std::size_t available = f.size() - data_offset;
-  std::uint64_t numel = 1;
+  // The element count and the byte size must fit in int64 -- counted over
+  // the non-zero extents, as NumPy does ("array is too big"), so that an
+  // empty (0, 2^62, 2^62) cannot overflow array::numel() or a consumer that
+  // multiplies extents before it meets the zero.
+  constexpr auto limit = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+  std::uint64_t numel = 1, nonzero = 1;
   bool too_large = false;
   for (const value& e : shape->items) {
     if (e.kind != value::integer)
@@ -369,20 +374,22 @@ array parse(std::span<const unsigned char> f, const std::string& name) {
     if (e.i < 0)
       throw npy_error(name + ": malformed .npy header: negative extent " + std::to_string(e.i) +
                       " in 'shape'");
+    if (a.shape.size() == 32)
+      throw npy_error(name + ": malformed .npy header: " + std::to_string(shape->items.size()) +
+                      " dimensions (at most 32)");
     a.shape.push_back(e.i);
-    if (e.i != 0 && numel > (std::numeric_limits<std::uint64_t>::max() / item) /
-                                static_cast<std::uint64_t>(e.i))
-      too_large = true;
-    numel *= static_cast<std::uint64_t>(e.i);
+    const auto extent = static_cast<std::uint64_t>(e.i);
+    if (extent == 0) {
+      numel = 0;
+    } else if (!too_large) {
+      if (nonzero > limit / item / extent) too_large = true;
+      else nonzero *= extent;
+      numel *= extent;
+    }
   }
-  if (a.shape.size() > 32)
-    throw npy_error(name + ": malformed .npy header: " + std::to_string(a.shape.size()) +
-                    " dimensions (at most 32)");
-  for (auto e : a.shape)
-    if (e == 0) too_large = false;
   const std::string desc = "shape " + a.shape_string() + " of " + to_string(a.type);
   if (too_large)
-    throw npy_error(name + ": the " + desc + " is too large");
+    throw npy_error(name + ": the " + desc + " is too large (its byte size overflows a 64-bit integer)");
   const std::uint64_t nbytes = numel * item;
   if (nbytes > available)
     throw npy_error(name + ": data is truncated: the " + desc + " needs " + std::to_string(nbytes) +
