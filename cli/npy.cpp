@@ -1,5 +1,6 @@
 #include "npy.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <cctype>
 #include <cerrno>
@@ -77,13 +78,22 @@ std::vector<T> typed(const array& a, dtype want) {
 // str / bool / tuple-of-int values. Anything else is parsed far enough to
 // name it in the message.
 
+struct entry;
+
 struct value {
   enum kind_t { string, boolean, integer, tuple, list, dict, none, other } kind = other;
   std::string s;
   bool b = false;
   std::int64_t i = 0;
   std::vector<value> items;                         // tuple, list
-  std::vector<std::pair<std::string, value>> keys;  // dict
+  // dict. A struct, not std::pair<std::string, value>: pair needs a complete
+  // value here, which libstdc++ tolerates under gcc but not under clang.
+  std::vector<entry> keys;
+};
+
+struct entry {
+  std::string key;
+  value item;
 };
 
 std::string kind_name(value::kind_t k) {
@@ -198,8 +208,14 @@ class header_parser {
     std::int64_t n = 0;
     while (!at_end() && peek() >= '0' && peek() <= '9') {
       const int d = peek() - '0';
-      if (n > (std::numeric_limits<std::int64_t>::max() - d) / 10)
-        fail("the integer " + std::string(t_.substr(start, 24)) + "... is too large");
+      if (n > (std::numeric_limits<std::int64_t>::max() - d) / 10) {
+        // Quote the digits only (the bytes after them may be anything).
+        std::size_t end = pos_;
+        while (end < t_.size() && t_[end] >= '0' && t_[end] <= '9') ++end;
+        const std::size_t len = end - start;
+        fail("the integer " + std::string(t_.substr(start, std::min<std::size_t>(len, 40))) +
+             (len > 40 ? "..." : "") + " is too large (more than 64 bits)");
+      }
       n = n * 10 + d;
       ++pos_;
     }
@@ -258,7 +274,7 @@ class header_parser {
       value item = parse_value(depth + 1);
       for (const auto& [k, _] : v.keys)
         if (k == key) fail("the key '" + key + "' appears twice");
-      v.keys.emplace_back(std::move(key), std::move(item));
+      v.keys.push_back({std::move(key), std::move(item)});
       skip_ws();
       if (at_end()) fail("the header ends inside the dict (no closing '}')");
       if (peek() == ',') {

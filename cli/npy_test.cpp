@@ -172,6 +172,10 @@ TEST(npy, malformed_files_give_one_line_errors_naming_the_problem) {
         file_with("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 1099511627776), }"), "x.npy");
     EXPECT_EQ(empty.numel(), 0);
   }
+  // Found by fuzz/fuzz_npy: the message quoted 24 header bytes from the start
+  // of a too large integer, newlines included (a two-line message).
+  EXPECT_NPY_ERROR(file_with("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999\n\r,), }"),
+                   "the integer 99999999999999999999 is too large");
   EXPECT_NPY_ERROR(file_with(std::string(100000, '(')), "not a dict");
   EXPECT_NPY_ERROR(file_with("{'a': " + std::string(1000, '(') + "}"), "nests too deeply");
 }

@@ -573,6 +573,36 @@ TEST_P(validation, strided_reach_overflow) {
       xent::view(&out, {}), {}, impl()));
 }
 
+// Found by fuzz/fuzz_problem: an empty problem's strides are never checked
+// (nothing is addressed), and merging its position dimensions multiplied
+// them -- signed overflow for logits [0, 3, 4] with stride INT64_MIN.
+TEST_P(validation, empty_problem_with_any_strides) {
+  const auto x = iota_logits(12);
+  const std::vector<std::int64_t> t{0};
+  constexpr auto min = std::numeric_limits<std::int64_t>::min();
+  const auto logits = strided(const_cast<float*>(x.data()), xent::dtype::f32, {0, 3, 4}, {1, 1, min});
+  const auto target = strided(const_cast<std::int64_t*>(t.data()), xent::dtype::i64, {0, 4}, {1, min});
+  std::vector<float> grad(1, sentinel);
+  float loss = sentinel;
+  xent::options sum;
+  sum.reduce = xent::reduction::sum;
+  xent::cross_entropy_forward_backward(logits, target, xent::view(&loss, {}),
+                                       strided(grad.data(), xent::dtype::f32, {0, 3, 4}, {min, 1, 1}), sum,
+                                       nullptr, impl());
+  EXPECT_EQ(loss, 0.0f);
+  EXPECT_EQ(grad[0], sentinel);
+  EXPECT_TRUE(std::isnan(xent::cross_entropy(logits, target, {}, impl())));  // mean of nothing
+  // The same for an empty `none` output whose first stride is INT64_MIN
+  // (the output overlap check negated it before it saw the zero extent).
+  xent::options none;
+  none.reduce = xent::reduction::none;
+  const auto l2 = strided(const_cast<float*>(x.data()), xent::dtype::f32, {2, 3, 0}, {3, 1, 1});
+  const auto t2 = strided(const_cast<std::int64_t*>(t.data()), xent::dtype::i64, {2, 0}, {1, 1});
+  EXPECT_NO_THROW(xent::cross_entropy(l2, t2, strided(grad.data(), xent::dtype::f32, {2, 0}, {min, 1}), none,
+                                      impl()));
+  EXPECT_EQ(grad[0], sentinel);
+}
+
 TEST_P(validation, sizes_of_every_argument) {
   const auto x = iota_logits(15);
   const std::vector<std::int64_t> t{1, 2, 3};

@@ -88,9 +88,10 @@ void check_view(const tensor_view& v, const char* name) {
 // has; the rare interleaved layouts that are disjoint without nesting are
 // refused too, since proving them disjoint is not worth the code.
 void check_distinct(const tensor_view& v, const char* name) {
+  // Empty: nothing is written, and the strides are unchecked (any value).
+  if (std::find(v.shape.begin(), v.shape.end(), 0) != v.shape.end()) return;
   std::vector<std::pair<std::int64_t, std::int64_t>> dims;  // (|stride|, extent)
   for (std::size_t d = 0; d < v.shape.size(); ++d) {
-    if (v.shape[d] == 0) return;  // empty: nothing is written
     if (v.shape[d] == 1) continue;
     if (v.strides[d] == 0)
       throw error(name, std::string(name) + " has stride 0 in dimension " + std::to_string(d) +
@@ -154,6 +155,13 @@ std::string position_string(std::int64_t p, const shape_t& shape) {
 // Drops extent-1 dims and merges neighbours that are contiguous in every
 // tensor, so that kernels see as few position dims as possible.
 void simplify_positions(problem& pr, std::vector<shape_t*> strides) {
+  // No positions: nothing is addressed, and the strides of an empty view are
+  // unchecked (any value, so no arithmetic on them; found by fuzz_problem).
+  if (pr.positions == 0) {
+    pr.position_shape = {0};
+    for (shape_t* s : strides) s->assign(1, 0);
+    return;
+  }
   shape_t shape;
   std::vector<shape_t> kept(strides.size());
   for (std::size_t d = 0; d < pr.position_shape.size(); ++d) {
