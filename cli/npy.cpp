@@ -96,6 +96,29 @@ struct entry {
   value item;
 };
 
+// A string from the header as it appears in a message: quoted, control and
+// non-ASCII bytes as \xNN, at most 40 characters -- the header is arbitrary
+// bytes and messages are one line (found by fuzz/fuzz_npy: a key holding a
+// newline split the message).
+std::string header_string(const std::string& s) {
+  std::string r = "'";
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (i == 40) {
+      r += "...";
+      break;
+    }
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      r += static_cast<char>(c);
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      r += buf;
+    }
+  }
+  return r + "'";
+}
+
 std::string kind_name(value::kind_t k) {
   switch (k) {
     case value::string: return "a string";
@@ -273,7 +296,7 @@ class header_parser {
       expect(':', "the dict");
       value item = parse_value(depth + 1);
       for (const auto& [k, _] : v.keys)
-        if (k == key) fail("the key '" + key + "' appears twice");
+        if (k == key) fail("the key " + header_string(key) + " appears twice");
       v.keys.push_back({std::move(key), std::move(item)});
       skip_ws();
       if (at_end()) fail("the header ends inside the dict (no closing '}')");
@@ -307,7 +330,7 @@ dtype parse_descr(const value& v, const std::string& name) {
     why = " (big-endian; convert with arr.astype(arr.dtype.newbyteorder('<')))";
   else if (d == "|O" || d == "O" || d == "<O")
     why = " (Python objects)";
-  throw npy_error(name + ": unsupported dtype '" + d + "'" + why +
+  throw npy_error(name + ": unsupported dtype " + header_string(d) + why +
                   "; supported: <f4 (float32), <f8 (float64), <i4 (int32), <i8 (int64), |b1 (bool)");
 }
 
@@ -354,7 +377,7 @@ array parse(std::span<const unsigned char> f, const std::string& name) {
     else if (k == "fortran_order") fortran = &v;
     else if (k == "shape") shape = &v;
     else
-      throw npy_error(name + ": malformed .npy header: unexpected key '" + k +
+      throw npy_error(name + ": malformed .npy header: unexpected key " + header_string(k) +
                       "' (expected descr, fortran_order, shape)");
   }
   if (!descr || !fortran || !shape)

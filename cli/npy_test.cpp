@@ -176,6 +176,14 @@ TEST(npy, malformed_files_give_one_line_errors_naming_the_problem) {
   // of a too large integer, newlines included (a two-line message).
   EXPECT_NPY_ERROR(file_with("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999\n\r,), }"),
                    "the integer 99999999999999999999 is too large");
+  // Found by fuzz/fuzz_npy: header strings were quoted raw, so a key or a
+  // dtype holding a newline split the message in two.
+  EXPECT_NPY_ERROR(file_with("{'d\nescr': '<f4', 'fortran_order': False, 'shape': (1,), }", zeros(4)),
+                   "unexpected key 'd\\x0aescr'");
+  EXPECT_NPY_ERROR(file_with("{'descr': '<f4\r\n', 'fortran_order': False, 'shape': (1,), }", zeros(4)),
+                   "unsupported dtype '<f4\\x0d\\x0a'");
+  EXPECT_NPY_ERROR(file_with("{'descr': '" + std::string(100, 'z') + "', 'fortran_order': False, 'shape': (1,)}"),
+                   "unsupported dtype '" + std::string(40, 'z') + "...'");
   EXPECT_NPY_ERROR(file_with(std::string(100000, '(')), "not a dict");
   EXPECT_NPY_ERROR(file_with("{'a': " + std::string(1000, '(') + "}"), "nests too deeply");
 }
