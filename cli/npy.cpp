@@ -1,5 +1,6 @@
 #include "npy.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <cctype>
 #include <cerrno>
@@ -77,14 +78,46 @@ std::vector<T> typed(const array& a, dtype want) {
 // str / bool / tuple-of-int values. Anything else is parsed far enough to
 // name it in the message.
 
+struct entry;
+
 struct value {
   enum kind_t { string, boolean, integer, tuple, list, dict, none, other } kind = other;
   std::string s;
   bool b = false;
   std::int64_t i = 0;
   std::vector<value> items;                         // tuple, list
-  std::vector<std::pair<std::string, value>> keys;  // dict
+  // dict. A struct, not std::pair<std::string, value>: pair needs a complete
+  // value here, which libstdc++ tolerates under gcc but not under clang.
+  std::vector<entry> keys;
 };
+
+struct entry {
+  std::string key;
+  value item;
+};
+
+// A string from the header as it appears in a message: quoted, control and
+// non-ASCII bytes as \xNN, at most 40 characters -- the header is arbitrary
+// bytes and messages are one line (found by fuzz/fuzz_npy: a key holding a
+// newline split the message).
+std::string header_string(const std::string& s) {
+  std::string r = "'";
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (i == 40) {
+      r += "...";
+      break;
+    }
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      r += static_cast<char>(c);
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      r += buf;
+    }
+  }
+  return r + "'";
+}
 
 std::string kind_name(value::kind_t k) {
   switch (k) {
@@ -198,8 +231,14 @@ class header_parser {
     std::int64_t n = 0;
     while (!at_end() && peek() >= '0' && peek() <= '9') {
       const int d = peek() - '0';
-      if (n > (std::numeric_limits<std::int64_t>::max() - d) / 10)
-        fail("the integer " + std::string(t_.substr(start, 24)) + "... is too large");
+      if (n > (std::numeric_limits<std::int64_t>::max() - d) / 10) {
+        // Quote the digits only (the bytes after them may be anything).
+        std::size_t end = pos_;
+        while (end < t_.size() && t_[end] >= '0' && t_[end] <= '9') ++end;
+        const std::size_t len = end - start;
+        fail("the integer " + std::string(t_.substr(start, std::min<std::size_t>(len, 40))) +
+             (len > 40 ? "..." : "") + " is too large (more than 64 bits)");
+      }
       n = n * 10 + d;
       ++pos_;
     }
@@ -257,8 +296,8 @@ class header_parser {
       expect(':', "the dict");
       value item = parse_value(depth + 1);
       for (const auto& [k, _] : v.keys)
-        if (k == key) fail("the key '" + key + "' appears twice");
-      v.keys.emplace_back(std::move(key), std::move(item));
+        if (k == key) fail("the key " + header_string(key) + " appears twice");
+      v.keys.push_back({std::move(key), std::move(item)});
       skip_ws();
       if (at_end()) fail("the header ends inside the dict (no closing '}')");
       if (peek() == ',') {
@@ -291,7 +330,7 @@ dtype parse_descr(const value& v, const std::string& name) {
     why = " (big-endian; convert with arr.astype(arr.dtype.newbyteorder('<')))";
   else if (d == "|O" || d == "O" || d == "<O")
     why = " (Python objects)";
-  throw npy_error(name + ": unsupported dtype '" + d + "'" + why +
+  throw npy_error(name + ": unsupported dtype " + header_string(d) + why +
                   "; supported: <f4 (float32), <f8 (float64), <i4 (int32), <i8 (int64), |b1 (bool)");
 }
 
@@ -338,7 +377,7 @@ array parse(std::span<const unsigned char> f, const std::string& name) {
     else if (k == "fortran_order") fortran = &v;
     else if (k == "shape") shape = &v;
     else
-      throw npy_error(name + ": malformed .npy header: unexpected key '" + k +
+      throw npy_error(name + ": malformed .npy header: unexpected key " + header_string(k) +
                       "' (expected descr, fortran_order, shape)");
   }
   if (!descr || !fortran || !shape)
@@ -360,7 +399,12 @@ array parse(std::span<const unsigned char> f, const std::string& name) {
   // Largest element count whose bytes fit in the file (and in memory).
   const std::size_t data_offset = prefix + header_len;
   const std::size_t available = f.size() - data_offset;
-  std::uint64_t numel = 1;
+  // The element count and the byte size must fit in int64 -- counted over
+  // the non-zero extents, as NumPy does ("array is too big"), so that an
+  // empty (0, 2^62, 2^62) cannot overflow array::numel() or a consumer that
+  // multiplies extents before it meets the zero.
+  constexpr auto limit = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+  std::uint64_t numel = 1, nonzero = 1;
   bool too_large = false;
   for (const value& e : shape->items) {
     if (e.kind != value::integer)
@@ -369,20 +413,22 @@ array parse(std::span<const unsigned char> f, const std::string& name) {
     if (e.i < 0)
       throw npy_error(name + ": malformed .npy header: negative extent " + std::to_string(e.i) +
                       " in 'shape'");
+    if (a.shape.size() == 32)
+      throw npy_error(name + ": malformed .npy header: " + std::to_string(shape->items.size()) +
+                      " dimensions (at most 32)");
     a.shape.push_back(e.i);
-    if (e.i != 0 && numel > (std::numeric_limits<std::uint64_t>::max() / item) /
-                                static_cast<std::uint64_t>(e.i))
-      too_large = true;
-    numel *= static_cast<std::uint64_t>(e.i);
+    const auto extent = static_cast<std::uint64_t>(e.i);
+    if (extent == 0) {
+      numel = 0;
+    } else if (!too_large) {
+      if (nonzero > limit / item / extent) too_large = true;
+      else nonzero *= extent;
+      numel *= extent;
+    }
   }
-  if (a.shape.size() > 32)
-    throw npy_error(name + ": malformed .npy header: " + std::to_string(a.shape.size()) +
-                    " dimensions (at most 32)");
-  for (auto e : a.shape)
-    if (e == 0) too_large = false;
   const std::string desc = "shape " + a.shape_string() + " of " + to_string(a.type);
   if (too_large)
-    throw npy_error(name + ": the " + desc + " is too large");
+    throw npy_error(name + ": the " + desc + " is too large (its byte size overflows a 64-bit integer)");
   const std::uint64_t nbytes = numel * item;
   if (nbytes > available)
     throw npy_error(name + ": data is truncated: the " + desc + " needs " + std::to_string(nbytes) +

@@ -148,6 +148,42 @@ TEST(npy, malformed_files_give_one_line_errors_naming_the_problem) {
                    "too large");
   EXPECT_NPY_ERROR(file_with("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,)}"),
                    "too large");
+  // Sizes (issue 11): the count of the non-zero extents and the byte size
+  // must fit in int64, also when another extent is 0 (NumPy refuses those
+  // too), so array::numel() and every consumer can multiply extents freely.
+  EXPECT_NPY_ERROR(file_with("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 4611686018427387904, "
+                             "4611686018427387904), }"),
+                   "is too large");
+  EXPECT_NPY_ERROR(file_with("{'descr': '<f4', 'fortran_order': False, 'shape': (1099511627776, 0, "
+                             "1099511627776), }"),
+                   "is too large");
+  EXPECT_NPY_ERROR(file_with("{'descr': '<f8', 'fortran_order': False, 'shape': (9223372036854775807,), }"),
+                   "byte size overflows a 64-bit integer");
+  EXPECT_NPY_ERROR(file_with("{'descr': '|b1', 'fortran_order': False, 'shape': (9223372036854775807, 2), }"),
+                   "too large");
+  // Fits in 64 bits, not in the file.
+  EXPECT_NPY_ERROR(file_with("{'descr': '|b1', 'fortran_order': False, 'shape': (9223372036854775807,), }"),
+                   "needs 9223372036854775807 bytes, the file has 0");
+  EXPECT_NPY_ERROR(file_with("{'descr': '<f4', 'fortran_order': False, 'shape': (" +
+                             [] { std::string s; for (int i = 0; i < 40; ++i) s += "1, "; return s; }() + "), }"),
+                   "40 dimensions (at most 32)");
+  {
+    const auto empty = xent::npy::parse(
+        file_with("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 1099511627776), }"), "x.npy");
+    EXPECT_EQ(empty.numel(), 0);
+  }
+  // Found by fuzz/fuzz_npy: the message quoted 24 header bytes from the start
+  // of a too large integer, newlines included (a two-line message).
+  EXPECT_NPY_ERROR(file_with("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999\n\r,), }"),
+                   "the integer 99999999999999999999 is too large");
+  // Found by fuzz/fuzz_npy: header strings were quoted raw, so a key or a
+  // dtype holding a newline split the message in two.
+  EXPECT_NPY_ERROR(file_with("{'d\nescr': '<f4', 'fortran_order': False, 'shape': (1,), }", zeros(4)),
+                   "unexpected key 'd\\x0aescr'");
+  EXPECT_NPY_ERROR(file_with("{'descr': '<f4\r\n', 'fortran_order': False, 'shape': (1,), }", zeros(4)),
+                   "unsupported dtype '<f4\\x0d\\x0a'");
+  EXPECT_NPY_ERROR(file_with("{'descr': '" + std::string(100, 'z') + "', 'fortran_order': False, 'shape': (1,)}"),
+                   "unsupported dtype '" + std::string(40, 'z') + "...'");
   EXPECT_NPY_ERROR(file_with(std::string(100000, '(')), "not a dict");
   EXPECT_NPY_ERROR(file_with("{'a': " + std::string(1000, '(') + "}"), "nests too deeply");
 }

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -95,9 +96,13 @@ class validation : public ::testing::TestWithParam<const xent::implementation*> 
       return s;
     }() : shape_t{};
     const shape_t out_shape = c.opt.reduce == xent::reduction::none ? none_shape : shape_t{};
+    // Default buffers only where the test gives none (its shapes may be too
+    // large to allocate, or to multiply).
     std::int64_t out_n = 1, grad_n = 1;
-    for (auto e : out_shape) out_n *= std::max<std::int64_t>(e, 0);  // malformed shapes too
-    for (auto e : c.logits.shape) grad_n *= std::max<std::int64_t>(e, 0);
+    if (!c.out)
+      for (auto e : out_shape) out_n *= std::max<std::int64_t>(e, 0);  // malformed shapes too
+    if (!c.grad)
+      for (auto e : c.logits.shape) grad_n *= std::max<std::int64_t>(e, 0);
     out_buf_.assign(static_cast<std::size_t>(out_n), sentinel);
     grad_buf_.assign(static_cast<std::size_t>(grad_n), sentinel);
     const xent::tensor_view out = c.out ? *c.out : xent::view(out_buf_.data(), out_shape);
@@ -503,6 +508,235 @@ TEST_P(validation, upstream_overlapping_grad_or_out) {
   const auto up_in_out = xent::view(extra.data() + 1, {3});
   c2.upstream = &up_in_out;
   expect_rejected(c2, "upstream", {"overlaps"}, true);
+}
+
+// ------------------------------------------------------------------ sizes --
+// Shapes whose element count, byte size or strided reach overflows 64 bits,
+// and views that would wrap around the address space or are misaligned: a
+// clear error naming the tensor, nothing written (issue 11, item 5; the
+// fuzzer fuzz/fuzz_problem.cpp asserts the same for any shape it makes).
+
+constexpr std::int64_t two_to(int k) { return std::int64_t{1} << k; }
+
+// A call whose outputs are small sentinel buffers that the shapes never
+// reach (the call must be rejected before any element is addressed).
+TEST_P(validation, element_count_overflow) {
+  const auto x = iota_logits(15);
+  const std::vector<std::int64_t> t{1, 2, 3};
+  extra.assign(4, sentinel);
+  auto huge = [&](shape_t shape) {
+    call c{strided(const_cast<float*>(x.data()), xent::dtype::f32, shape, xent::contiguous_strides(shape)),
+           xent::view(t.data(), {3}), {}};
+    c.out = xent::view(extra.data(), {});
+    c.grad = strided(extra.data() + 1, xent::dtype::f32, shape, xent::contiguous_strides(shape));
+    return c;
+  };
+  // 2^80 elements.
+  expect_rejected(huge({two_to(40), two_to(40)}), "logits",
+                  {"[1099511627776, 1099511627776]", "more elements than a 64-bit integer can count"});
+  // 2^62 elements fit, their 2^64 bytes do not.
+  expect_rejected(huge({two_to(31), two_to(31)}), "logits", {"float32", "more bytes"});
+  // Empty, but the other extents multiply to 2^124 (NumPy refuses it too).
+  expect_rejected(huge({0, two_to(62), two_to(62)}), "logits", {"more elements"});
+  // C = 0 with an overflowing position count.
+  expect_rejected(huge({two_to(40), 0, two_to(40)}), "logits", {"more elements"});
+}
+
+TEST_P(validation, strided_reach_overflow) {
+  const auto x = iota_logits(15);
+  const std::vector<std::int64_t> t{1, 2, 3};
+  auto with_strides = [&](shape_t strides) {
+    return call{strided(const_cast<float*>(x.data()), xent::dtype::f32, {3, 5}, std::move(strides)),
+                xent::view(t.data(), {3}), {}};
+  };
+  // (3 - 1) * 2^62 elements: the extent times the stride overflows.
+  expect_rejected(with_strides({two_to(62), 1}), "logits",
+                  {"strides [4611686018427387904, 1]", "reaches further than a 64-bit integer"});
+  // Each product fits, their sum does not.
+  expect_rejected(with_strides({two_to(61) + 1, two_to(61)}), "logits", {"reaches further"});
+  // Elements fit, their bytes do not: 2 * 2^61 * 4 bytes.
+  expect_rejected(with_strides({two_to(61), 1}), "logits", {"reaches further"});
+  expect_rejected(with_strides({std::numeric_limits<std::int64_t>::min(), 1}), "logits",
+                  {"reaches further"});
+  // 2 * 2^58 * 4 = 2^61 bytes below a heap pointer: below address 0.
+  expect_rejected(with_strides({-two_to(58), 1}), "logits", {"reaches outside the address space"});
+  // A stride of any size is fine on an extent of 1, or when nothing is addressed.
+  const std::vector<std::int64_t> t1{1};
+  float out = sentinel;
+  EXPECT_NO_THROW(xent::cross_entropy(
+      strided(const_cast<float*>(x.data()), xent::dtype::f32, {1, 5}, {two_to(62), 1}),
+      xent::view(t1.data(), {1}), xent::view(&out, {}), {}, impl()));
+  EXPECT_EQ(out, xent::cross_entropy(xent::view(x.data(), {1, 5}), xent::view(t1.data(), {1}), {}, impl()));
+  EXPECT_NO_THROW(xent::cross_entropy(
+      strided(const_cast<float*>(x.data()), xent::dtype::f32, {0, 5}, {two_to(62), two_to(62)}),
+      strided(const_cast<std::int64_t*>(t.data()), xent::dtype::i64, {0}, {-two_to(62)}),
+      xent::view(&out, {}), {}, impl()));
+}
+
+// Found by fuzz/fuzz_problem: an empty problem's strides are never checked
+// (nothing is addressed), and merging its position dimensions multiplied
+// them -- signed overflow for logits [0, 3, 4] with stride INT64_MIN.
+TEST_P(validation, empty_problem_with_any_strides) {
+  const auto x = iota_logits(12);
+  const std::vector<std::int64_t> t{0};
+  constexpr auto min = std::numeric_limits<std::int64_t>::min();
+  const auto logits = strided(const_cast<float*>(x.data()), xent::dtype::f32, {0, 3, 4}, {1, 1, min});
+  const auto target = strided(const_cast<std::int64_t*>(t.data()), xent::dtype::i64, {0, 4}, {1, min});
+  std::vector<float> grad(1, sentinel);
+  float loss = sentinel;
+  xent::options sum;
+  sum.reduce = xent::reduction::sum;
+  xent::cross_entropy_forward_backward(logits, target, xent::view(&loss, {}),
+                                       strided(grad.data(), xent::dtype::f32, {0, 3, 4}, {min, 1, 1}), sum,
+                                       nullptr, impl());
+  EXPECT_EQ(loss, 0.0f);
+  EXPECT_EQ(grad[0], sentinel);
+  EXPECT_TRUE(std::isnan(xent::cross_entropy(logits, target, {}, impl())));  // mean of nothing
+  // The same for an empty `none` output whose first stride is INT64_MIN
+  // (the output overlap check negated it before it saw the zero extent).
+  xent::options none;
+  none.reduce = xent::reduction::none;
+  const auto l2 = strided(const_cast<float*>(x.data()), xent::dtype::f32, {2, 3, 0}, {3, 1, 1});
+  const auto t2 = strided(const_cast<std::int64_t*>(t.data()), xent::dtype::i64, {2, 0}, {1, 1});
+  EXPECT_NO_THROW(xent::cross_entropy(l2, t2, strided(grad.data(), xent::dtype::f32, {2, 0}, {min, 1}), none,
+                                      impl()));
+  EXPECT_EQ(grad[0], sentinel);
+}
+
+TEST_P(validation, sizes_of_every_argument) {
+  const auto x = iota_logits(15);
+  const std::vector<std::int64_t> t{1, 2, 3};
+  const std::vector<float> w(5, 1.0f), up(3, 1.0f);
+  extra.assign(32, sentinel);
+  // weight [2^62] strides [2^62]: reach overflow, named as the weight.
+  xent::options o;
+  o.weight = strided(const_cast<float*>(w.data()), xent::dtype::f32, {5}, {two_to(62)});
+  expect_rejected({xent::view(x.data(), {3, 5}), xent::view(t.data(), {3}), o}, "weight",
+                  {"weight of shape [5] with strides [4611686018427387904]"});
+  // Target [3] with an overflowing stride.
+  expect_rejected({xent::view(x.data(), {3, 5}),
+                   strided(const_cast<std::int64_t*>(t.data()), xent::dtype::i64, {3}, {two_to(62)}), {}},
+                  "target", {"reaches further"});
+  // out for reduction none.
+  xent::options none;
+  none.reduce = xent::reduction::none;
+  call c{xent::view(x.data(), {3, 5}), xent::view(t.data(), {3}), none};
+  c.out = strided(extra.data(), xent::dtype::f32, {3}, {-two_to(62)});
+  expect_rejected(c, "out", {"reaches further"});
+  // grad.
+  call g{xent::view(x.data(), {3, 5}), xent::view(t.data(), {3}), {}};
+  g.grad = strided(extra.data(), xent::dtype::f32, {3, 5}, {two_to(61), 1});
+  expect_rejected(g, "grad", {"reaches further"}, true);
+  // upstream for none.
+  call u{xent::view(x.data(), {3, 5}), xent::view(t.data(), {3}), none};
+  const auto up_view = strided(const_cast<float*>(up.data()), xent::dtype::f32, {3}, {two_to(62)});
+  u.upstream = &up_view;
+  expect_rejected(u, "upstream", {"reaches further"}, true);
+}
+
+TEST_P(validation, misaligned_data) {
+  const auto x = iota_logits(16);
+  const std::vector<std::int64_t> t{1, 2, 3};
+  auto misaligned = strided(reinterpret_cast<char*>(const_cast<float*>(x.data())) + 1, xent::dtype::f32,
+                            {3, 5}, {5, 1});
+  expect_rejected({misaligned, xent::view(t.data(), {3}), {}}, "logits",
+                  {"not aligned to its 4-byte float32 elements"});
+  std::vector<std::int64_t> t2{1, 2, 3, 4};
+  auto t_mis = strided(reinterpret_cast<char*>(t2.data()) + 4, xent::dtype::i64, {3}, {1});
+  expect_rejected({xent::view(x.data(), {3, 5}), t_mis, {}}, "target", {"8-byte int64"});
+}
+
+TEST_P(validation, outputs_whose_elements_share_memory) {
+  const auto x = iota_logits(15);
+  const std::vector<std::int64_t> t{1, 2, 3};
+  extra.assign(64, sentinel);
+  xent::options none;
+  none.reduce = xent::reduction::none;
+  // out [3] with stride 0: three positions, one element.
+  call c{xent::view(x.data(), {3, 5}), xent::view(t.data(), {3}), none};
+  c.out = strided(extra.data(), xent::dtype::f32, {3}, {0});
+  expect_rejected(c, "out", {"stride 0 in dimension 0 of extent 3", "overwrite each other"});
+  // grad [3, 5] with strides [1, 1]: elements (0, 1) and (1, 0) coincide.
+  call g{xent::view(x.data(), {3, 5}), xent::view(t.data(), {3}), {}};
+  g.grad = strided(extra.data(), xent::dtype::f32, {3, 5}, {1, 1});
+  expect_rejected(g, "grad", {"strides [1, 1]", "overlap or interleave"}, true);
+  // In place on broadcast logits (stride 0): the gradient rows would collide.
+  const auto bx = strided(const_cast<float*>(x.data()), xent::dtype::f32, {3, 5}, {0, 1});
+  call b{bx, xent::view(t.data(), {3}), {}};
+  b.grad = bx;
+  expect_rejected(b, "grad", {"stride 0 in dimension 0"}, true);
+  // Broadcast logits as an input are fine.
+  float loss = sentinel;
+  EXPECT_NO_THROW(xent::cross_entropy(bx, xent::view(t.data(), {3}), xent::view(&loss, {}), {}, impl()));
+  // Nested strides of a permuted, step-sliced buffer are accepted.
+  std::vector<float> gbuf(2 * 3 * 5 * 2, sentinel);
+  const auto gperm = strided(gbuf.data(), xent::dtype::f32, {3, 5}, {2, 12});
+  EXPECT_NO_THROW(xent::cross_entropy_forward_backward(xent::view(x.data(), {3, 5}), xent::view(t.data(), {3}),
+                                                       xent::view(&loss, {}), gperm, {}, nullptr, impl()));
+}
+
+TEST(sizes, numel_and_contiguous_strides_do_not_overflow) {
+  float x = 0.0f;
+  // contiguous_strides wraps instead of overflowing; numel says what is wrong.
+  const auto v = xent::view(&x, {two_to(40), two_to(40), two_to(40)});
+  EXPECT_EQ(v.strides[2], 1);
+  EXPECT_EQ(v.strides[1], two_to(40));
+  try {
+    (void)v.numel();
+    ADD_FAILURE() << "numel() did not throw";
+  } catch (const xent::error& e) {
+    EXPECT_NE(std::string(e.what()).find("more elements than a 64-bit integer can count"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(xent::view(&x, {two_to(31), two_to(31)}).numel(), two_to(62));
+}
+
+TEST(sizes, malformed_dlpack_tensors) {
+  std::vector<float> x(15, 0.0f);
+  std::int64_t shape[2] = {3, 5};
+  DLTensor t{};
+  t.data = x.data();
+  t.device = {kDLCPU, 0};
+  t.ndim = 2;
+  t.dtype = {kDLFloat, 32, 1};
+  t.shape = shape;
+  auto message = [](const DLTensor& d) -> std::string {
+    try {
+      (void)xent::from_dlpack(d);
+    } catch (const xent::error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  EXPECT_EQ(message(t), "");
+  DLTensor u = t;
+  u.shape = nullptr;
+  EXPECT_NE(message(u).find("null shape pointer"), std::string::npos) << message(u);
+  u = t;
+  u.ndim = 1 << 30;  // would copy 8 GiB of "shape"
+  EXPECT_NE(message(u).find("1073741824 dimensions (at most 64)"), std::string::npos) << message(u);
+  u = t;
+  u.ndim = -2;
+  EXPECT_NE(message(u).find("negative ndim -2"), std::string::npos) << message(u);
+  u = t;
+  u.data = nullptr;
+  u.byte_offset = 64;
+  EXPECT_NE(message(u).find("null data pointer and byte_offset 64"), std::string::npos) << message(u);
+  u = t;
+  u.byte_offset = ~std::uint64_t{0} - 2;
+  EXPECT_NE(message(u).find("wraps around the address space"), std::string::npos) << message(u);
+  // A byte_offset that misaligns the data is caught where every view is checked.
+  u = t;
+  u.byte_offset = 2;
+  const std::vector<std::int64_t> tg{0, 1, 2};
+  float loss = 0.0f;
+  try {
+    xent::cross_entropy(xent::from_dlpack(u), xent::view(tg.data(), {3}), xent::view(&loss, {}));
+    ADD_FAILURE() << "misaligned DLPack data accepted";
+  } catch (const xent::error& e) {
+    EXPECT_EQ(e.argument(), "logits");
+    EXPECT_NE(std::string(e.what()).find("not aligned"), std::string::npos) << e.what();
+  }
 }
 
 // ------------------------------------------------------- implementations --

@@ -321,17 +321,12 @@ const implementation& load_plugin(const std::string& path, const load_options& o
   static_assert(sizeof get == sizeof sym);
   std::memcpy(&get, &sym, sizeof get);  // object pointer -> function pointer, as POSIX allows
   const xent_plugin* d = get(XENT_PLUGIN_ABI_VERSION);
-  if (!d) close_and_throw("refuses ABI version " + std::to_string(XENT_PLUGIN_ABI_VERSION) + " (returned NULL)");
-  if (d->abi_version != XENT_PLUGIN_ABI_VERSION)
-    close_and_throw("built for ABI version " + std::to_string(d->abi_version) + ", this xent speaks " +
-                    std::to_string(XENT_PLUGIN_ABI_VERSION) + " (rebuild it against this xent/plugin.h)");
-  if (d->struct_size < sizeof(xent_plugin))
-    close_and_throw("descriptor too small (" + std::to_string(d->struct_size) + " bytes, need " +
-                    std::to_string(sizeof(xent_plugin)) + ")");
-  if (!d->name || !*d->name) close_and_throw("descriptor has no name");
-  if (!d->forward || !d->forward_backward) close_and_throw("descriptor lacks forward or forward_backward");
-  if (d->tier < XENT_PLUGIN_TIER_ACCURATE || d->tier > XENT_PLUGIN_TIER_NAIVE)
-    close_and_throw("declares an unknown tier " + std::to_string(d->tier));
+  try {
+    validate_descriptor(d, path);
+  } catch (const error&) {
+    dlclose(handle);
+    throw;
+  }
   try {
     return register_implementation(std::make_unique<plugin_implementation>(path, handle, d, options));
   } catch (const error& e) {

@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <limits>
+#include <utility>
 #include <sstream>
 
 #include "xent/error.hpp"
@@ -15,17 +18,98 @@ using shape_t = std::vector<std::int64_t>;
 
 std::string str(const shape_t& s) { return shape_string(s); }
 
+// Sizes are checked before anything multiplies them: the element count (of
+// the non-zero extents, as NumPy does, so that an empty [0, 2^62, 2^62] is no
+// loophole), the byte size, and the bytes the strides reach from the data
+// pointer must all fit in int64, and that range must lie inside the address
+// space. After this, every product of an extent and a stride made by the
+// front door and the kernels fits in int64. Data must be aligned to its
+// element size (a misaligned float* is undefined behaviour in C++).
 void check_view(const tensor_view& v, const char* name) {
+  const std::string who(name);
   if (v.strides.size() != v.shape.size())
-    throw error(name, std::string(name) + " has " + std::to_string(v.shape.size()) +
-                          " dimensions but " + std::to_string(v.strides.size()) + " strides");
+    throw error(name, who + " has " + std::to_string(v.shape.size()) + " dimensions but " +
+                          std::to_string(v.strides.size()) + " strides");
   for (std::size_t d = 0; d < v.shape.size(); ++d)
     if (v.shape[d] < 0)
-      throw error(name, std::string(name) + " has a negative extent " + std::to_string(v.shape[d]) +
+      throw error(name, who + " has a negative extent " + std::to_string(v.shape[d]) +
                             " in dimension " + std::to_string(d));
-  if (v.data == nullptr && v.numel() > 0)
-    throw error(name, std::string(name) + " has " + std::to_string(v.numel()) +
-                          " elements but a null data pointer");
+  const auto item = static_cast<std::int64_t>(size_of(v.type));
+  std::int64_t count = 1, bytes = 0;
+  bool empty = false;
+  for (auto e : v.shape) {
+    if (e == 0) empty = true;
+    else if (__builtin_mul_overflow(count, e, &count))
+      throw error(name, who + " of shape " + str(v.shape) +
+                            " has more elements than a 64-bit integer can count");
+  }
+  if (__builtin_mul_overflow(count, item, &bytes))
+    throw error(name, who + " of shape " + str(v.shape) + " (" + to_string(v.type) + ") has " +
+                          std::to_string(count) + " elements: more bytes than a 64-bit integer can count");
+  if (empty) return;  // nothing is addressed: data and strides do not matter
+  if (v.data == nullptr)
+    throw error(name, who + " has " + std::to_string(count) + " elements but a null data pointer");
+  const auto address = reinterpret_cast<std::uintptr_t>(v.data);
+  if (address % static_cast<std::uintptr_t>(item) != 0)
+    throw error(name, who + " data pointer is not aligned to its " + std::to_string(item) + "-byte " +
+                          to_string(v.type) + " elements");
+  // Elements below and above the data pointer reached through the strides.
+  std::int64_t below = 0, above = 0;
+  auto too_far = [&] {
+    return error(name, who + " of shape " + str(v.shape) + " with strides " + str(v.strides) +
+                           " reaches further than a 64-bit integer can count (in bytes)");
+  };
+  for (std::size_t d = 0; d < v.shape.size(); ++d) {
+    const std::int64_t s = v.strides[d];
+    if (v.shape[d] == 1 || s == 0) continue;
+    if (s == std::numeric_limits<std::int64_t>::min()) throw too_far();
+    std::int64_t span = 0;
+    if (__builtin_mul_overflow(v.shape[d] - 1, s < 0 ? -s : s, &span) ||
+        __builtin_add_overflow(s < 0 ? below : above, span, s < 0 ? &below : &above))
+      throw too_far();
+  }
+  std::int64_t reach = 0, below_bytes = 0, above_bytes = 0;
+  if (__builtin_add_overflow(below, above, &reach) || __builtin_add_overflow(reach, 1, &reach) ||
+      __builtin_mul_overflow(reach, item, &reach) || __builtin_mul_overflow(below, item, &below_bytes) ||
+      __builtin_mul_overflow(above + 1, item, &above_bytes))
+    throw too_far();
+  std::uintptr_t end = 0;
+  if (address < static_cast<std::uintptr_t>(below_bytes) ||
+      __builtin_add_overflow(address, static_cast<std::uintptr_t>(above_bytes), &end))
+    throw error(name, who + " of shape " + str(v.shape) + " with strides " + str(v.strides) +
+                          " reaches outside the address space from its data pointer");
+}
+
+// Outputs must give every element its own memory, or positions overwrite one
+// another (a silent wrong answer; PyTorch refuses such out= tensors too). A
+// zero stride on an extent > 1 certainly shares memory; otherwise we accept
+// strides that nest -- sorted by size, each larger than the span of the
+// smaller ones -- which every dense buffer, slice, step slice and permutation
+// has; the rare interleaved layouts that are disjoint without nesting are
+// refused too, since proving them disjoint is not worth the code.
+void check_distinct(const tensor_view& v, const char* name) {
+  // Empty: nothing is written, and the strides are unchecked (any value).
+  if (std::find(v.shape.begin(), v.shape.end(), 0) != v.shape.end()) return;
+  std::vector<std::pair<std::int64_t, std::int64_t>> dims;  // (|stride|, extent)
+  for (std::size_t d = 0; d < v.shape.size(); ++d) {
+    if (v.shape[d] == 1) continue;
+    if (v.strides[d] == 0)
+      throw error(name, std::string(name) + " has stride 0 in dimension " + std::to_string(d) +
+                            " of extent " + std::to_string(v.shape[d]) + " (strides " +
+                            str(v.strides) + "): its elements share memory, so results would "
+                            "overwrite each other");
+    dims.emplace_back(v.strides[d] < 0 ? -v.strides[d] : v.strides[d], v.shape[d]);
+  }
+  std::sort(dims.begin(), dims.end());
+  std::int64_t span = 0;  // fits: check_view bounded the sum of spans
+  for (const auto& [stride, extent] : dims) {
+    if (stride <= span)
+      throw error(name, std::string(name) + " of shape " + str(v.shape) + " has strides " +
+                            str(v.strides) + " whose elements overlap or interleave; an output "
+                            "needs strides that nest (a dense buffer, or a slice or permutation "
+                            "of one)");
+    span += (extent - 1) * stride;
+  }
 }
 
 void check_type(const tensor_view& v, dtype want, const char* name) {
@@ -34,26 +118,28 @@ void check_type(const tensor_view& v, dtype want, const char* name) {
                           to_string(v.type));
 }
 
-// [lowest, highest] byte touched by a view; empty views touch nothing.
+// [lowest, highest] byte address touched by a view; empty views touch
+// nothing. Integer addresses: check_view has made sure they do not wrap.
 struct byte_range {
-  const char* lo = nullptr;
-  const char* hi = nullptr;
-  bool empty() const { return lo == nullptr; }
+  std::uintptr_t lo = 0, hi = 0;
+  bool empty = true;
 };
 byte_range range_of(const tensor_view& v) {
-  if (v.numel() == 0) return {};
+  for (auto e : v.shape)
+    if (e == 0) return {};
   std::int64_t lo = 0, hi = 0;
   for (std::size_t d = 0; d < v.shape.size(); ++d) {
     const std::int64_t span = (v.shape[d] - 1) * v.strides[d];
     (span < 0 ? lo : hi) += span;
   }
-  const auto* base = static_cast<const char*>(v.data);
-  const auto size = static_cast<std::int64_t>(size_of(v.type));
-  return {base + lo * size, base + hi * size + size - 1};
+  const auto base = reinterpret_cast<std::uintptr_t>(v.data);
+  const auto size = static_cast<std::uintptr_t>(size_of(v.type));
+  return {base - static_cast<std::uintptr_t>(-lo) * size,
+          base + static_cast<std::uintptr_t>(hi) * size + size - 1, false};
 }
 bool overlap(const tensor_view& a, const tensor_view& b) {
   const auto ra = range_of(a), rb = range_of(b);
-  return !ra.empty() && !rb.empty() && ra.lo <= rb.hi && rb.lo <= ra.hi;
+  return !ra.empty && !rb.empty && ra.lo <= rb.hi && rb.lo <= ra.hi;
 }
 
 // Position multi-index of flat position p, for messages.
@@ -69,6 +155,13 @@ std::string position_string(std::int64_t p, const shape_t& shape) {
 // Drops extent-1 dims and merges neighbours that are contiguous in every
 // tensor, so that kernels see as few position dims as possible.
 void simplify_positions(problem& pr, std::vector<shape_t*> strides) {
+  // No positions: nothing is addressed, and the strides of an empty view are
+  // unchecked (any value, so no arithmetic on them; found by fuzz_problem).
+  if (pr.positions == 0) {
+    pr.position_shape = {0};
+    for (shape_t* s : strides) s->assign(1, 0);
+    return;
+  }
   shape_t shape;
   std::vector<shape_t> kept(strides.size());
   for (std::size_t d = 0; d < pr.position_shape.size(); ++d) {
@@ -204,6 +297,7 @@ problem make_problem(const tensor_view& logits, const tensor_view& target, const
     if (out.shape != positions)
       throw error("out", "out must have the target's position shape " + str(positions) +
                              " for reduction 'none', got " + str(out.shape));
+    check_distinct(out, "out");
     pr.loss_position_strides = out.strides;
   } else if (out.numel() != 1) {
     throw error("out", "out must have one element for reduction '" + to_string(pr.reduce) +
@@ -219,6 +313,7 @@ problem make_problem(const tensor_view& logits, const tensor_view& target, const
     if (grad->shape != logits.shape)
       throw error("grad", "grad must have the logits' shape " + str(logits.shape) + ", got " +
                               str(grad->shape));
+    check_distinct(*grad, "grad");
     const bool in_place = grad->data == logits.data && grad->strides == logits.strides;
     if (!in_place && overlap(*grad, logits))
       throw error("grad", "grad overlaps the logits without being the same view (in-place "

@@ -2,6 +2,7 @@
 
 #include <dlpack/dlpack.h>
 
+#include <cstdint>
 #include <sstream>
 
 #include "xent/error.hpp"
@@ -31,8 +32,12 @@ std::size_t size_of(dtype t) {
 }
 
 std::int64_t tensor_view::numel() const {
+  // Checked: a caller's shape may be anything until make_problem has seen it.
   std::int64_t n = 1;
-  for (auto e : shape) n *= e;
+  for (auto e : shape)
+    if (__builtin_mul_overflow(n, e, &n))
+      throw error("tensor", "shape " + xent::shape_string(shape) +
+                                " has more elements than a 64-bit integer can count");
   return n;
 }
 
@@ -49,11 +54,13 @@ std::string shape_string(const std::vector<std::int64_t>& shape) {
 std::string tensor_view::shape_string() const { return xent::shape_string(shape); }
 
 std::vector<std::int64_t> contiguous_strides(const std::vector<std::int64_t>& shape) {
+  // Unsigned, wrapping products: a shape too large for 64 bits must not be
+  // undefined behaviour here; make_problem rejects it with a clear error.
   std::vector<std::int64_t> strides(shape.size());
-  std::int64_t s = 1;
+  std::uint64_t s = 1;
   for (std::size_t d = shape.size(); d-- > 0;) {
-    strides[d] = s;
-    s *= shape[d];
+    strides[d] = static_cast<std::int64_t>(s);
+    s *= static_cast<std::uint64_t>(shape[d]);
   }
   return strides;
 }
@@ -97,10 +104,27 @@ tensor_view from_dlpack(const DLTensor& t) {
   else
     throw error("tensor", "DLPack dtype code " + std::to_string(t.dtype.code) + " with " +
                               std::to_string(bits) + " bits is not supported");
-  if (t.ndim < 0) throw error("tensor", "DLPack tensor has negative ndim");
+  if (t.ndim < 0) throw error("tensor", "DLPack tensor has negative ndim " + std::to_string(t.ndim));
+  // PyTorch and NumPy stop at 64 dimensions; a larger ndim is a corrupt
+  // tensor, and copying its shape could exhaust memory.
+  if (t.ndim > max_dlpack_ndim)
+    throw error("tensor", "DLPack tensor has " + std::to_string(t.ndim) + " dimensions (at most " +
+                              std::to_string(max_dlpack_ndim) + ")");
+  if (t.ndim > 0 && !t.shape) throw error("tensor", "DLPack tensor has a null shape pointer");
+  // data + byte_offset is computed as an address, never as pointer arithmetic
+  // on an unknown pointer (which would be undefined when it wraps or when
+  // data is null).
+  const auto base = reinterpret_cast<std::uintptr_t>(t.data);
+  std::uintptr_t first = 0;
+  if (__builtin_add_overflow(base, t.byte_offset, &first))
+    throw error("tensor", "DLPack tensor's data + byte_offset (" + std::to_string(t.byte_offset) +
+                              ") wraps around the address space");
+  if (!t.data && t.byte_offset != 0)
+    throw error("tensor", "DLPack tensor has a null data pointer and byte_offset " +
+                              std::to_string(t.byte_offset));
   tensor_view v;
   v.type = type;
-  v.data = static_cast<char*>(t.data) + t.byte_offset;
+  v.data = reinterpret_cast<void*>(first);
   v.shape.assign(t.shape, t.shape + t.ndim);
   v.strides = t.strides ? std::vector<std::int64_t>(t.strides, t.strides + t.ndim)
                         : contiguous_strides(v.shape);

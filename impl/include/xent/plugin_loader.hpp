@@ -8,6 +8,7 @@
 #include <string>
 
 #include "xent/implementation.hpp"
+#include "xent/plugin.h"
 
 namespace xent::plugins {
 
@@ -43,6 +44,16 @@ class plugin_crash : public std::runtime_error {
 // (missing file, missing symbol, ABI mismatch, invalid descriptor, name
 // already registered). The library stays loaded for the process's lifetime.
 const implementation& load_plugin(const std::string& path, const load_options& options = {});
+
+// The checks load_plugin applies to the descriptor a plug-in returns, without
+// dlopen: NULL, ABI version, struct_size, a name of at most max_name_length
+// letters, digits and "_.+-" (read with strnlen, so an unterminated name is an
+// error, not a read past its end), a description without control characters
+// of at most max_description_length bytes, both entry points, a known tier,
+// thread_count_independent 0 or 1. Throws xent::error ("plug-in PATH: why").
+inline constexpr std::size_t max_name_length = 64;
+inline constexpr std::size_t max_description_length = 1024;
+void validate_descriptor(const xent_plugin* descriptor, const std::string& path);
 
 // Is this implementation a loaded plug-in? (nullptr-safe)
 bool is_plugin(const implementation* impl);

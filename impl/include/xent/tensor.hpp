@@ -26,7 +26,7 @@ struct tensor_view {
   std::vector<std::int64_t> strides;  // in elements, same length as shape
 
   std::int64_t ndim() const { return static_cast<std::int64_t>(shape.size()); }
-  std::int64_t numel() const;
+  std::int64_t numel() const;  // throws xent::error when the product overflows int64
   bool is_contiguous() const;  // row-major, no gaps
   std::string shape_string() const;  // "[3, 5]"
 };
@@ -44,7 +44,11 @@ tensor_view view(const double* data, std::vector<std::int64_t> shape);
 tensor_view view(const std::int64_t* data, std::vector<std::int64_t> shape);
 
 // A view of a DLPack tensor (CPU only; strides == NULL means contiguous;
-// byte_offset honoured). Throws xent::error for devices or types we cannot read.
+// byte_offset honoured). Throws xent::error for devices or types we cannot read
+// and for malformed tensors (negative or more than max_dlpack_ndim dimensions,
+// a null shape, a byte_offset that wraps or offsets a null pointer). Extents,
+// strides, sizes and alignment are checked by make_problem, as for any view.
+inline constexpr std::int32_t max_dlpack_ndim = 64;
 tensor_view from_dlpack(const DLTensor& t);
 
 }  // namespace xent

@@ -1,0 +1,77 @@
+// The checks a plug-in's descriptor must pass before anything else reads it.
+// They live apart from the dlopen loader (plugin_loader.cpp) so that they can
+// be tested and fuzzed on descriptors built in memory (fuzz/fuzz_plugin.cpp).
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "xent/error.hpp"
+#include "xent/plugin.h"
+#include "xent/plugin_loader.hpp"
+
+namespace xent::plugins {
+namespace {
+
+// Character classes for the two strings of a descriptor. A name is read
+// through a pointer into the plug-in's memory: it is bounded with strnlen (an
+// unterminated name must not make us read on into whatever follows it), and
+// it must be a short word of letters, digits and "_.+-" because it becomes a
+// registry key, a test name, an `XENT_IMPL=` value, a Markdown table cell and
+// a command-line argument (`--impl`); anything else is rejected with a
+// message that shows the offending byte. A description is free text shown on
+// one line: any byte but the ASCII control characters (UTF-8 is fine).
+bool name_char(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '.' || c == '+' || c == '-';
+}
+bool description_char(unsigned char c) { return c >= 0x20 && c != 0x7f; }
+
+std::string byte_string(unsigned char c) {
+  if (c >= 0x21 && c < 0x7f) return std::string("'") + static_cast<char>(c) + "'";
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "byte 0x%02x", c);
+  return buf;
+}
+
+}  // namespace
+
+void validate_descriptor(const xent_plugin* d, const std::string& path) {
+  auto fail = [&](const std::string& why) { throw error("plugin", "plug-in " + path + ": " + why); };
+  if (!d) fail("refuses ABI version " + std::to_string(XENT_PLUGIN_ABI_VERSION) + " (returned NULL)");
+  if (d->abi_version != XENT_PLUGIN_ABI_VERSION)
+    fail("built for ABI version " + std::to_string(d->abi_version) + ", this xent speaks " +
+         std::to_string(XENT_PLUGIN_ABI_VERSION) + " (rebuild it against this xent/plugin.h)");
+  if (d->struct_size < sizeof(xent_plugin))
+    fail("descriptor too small (" + std::to_string(d->struct_size) + " bytes, need " +
+         std::to_string(sizeof(xent_plugin)) + ")");
+  if (!d->name || !*d->name) fail("descriptor has no name");
+  const std::size_t name_len = strnlen(d->name, max_name_length + 1);
+  if (name_len > max_name_length)
+    fail("name is longer than " + std::to_string(max_name_length) + " bytes (or not NUL-terminated)");
+  for (std::size_t i = 0; i < name_len; ++i) {
+    const auto c = static_cast<unsigned char>(d->name[i]);
+    if (!name_char(c))
+      fail("name contains " + byte_string(c) + " at offset " + std::to_string(i) +
+           " (a name is letters, digits and _ . + - only)");
+  }
+  if (d->description) {
+    const std::size_t len = strnlen(d->description, max_description_length + 1);
+    if (len > max_description_length)
+      fail("description of '" + std::string(d->name) + "' is longer than " +
+           std::to_string(max_description_length) + " bytes (or not NUL-terminated)");
+    for (std::size_t i = 0; i < len; ++i) {
+      const auto c = static_cast<unsigned char>(d->description[i]);
+      if (!description_char(c))
+        fail("description of '" + std::string(d->name) + "' contains the control character " +
+             byte_string(c) + " at offset " + std::to_string(i));
+    }
+  }
+  if (!d->forward || !d->forward_backward) fail("descriptor lacks forward or forward_backward");
+  if (d->tier < XENT_PLUGIN_TIER_ACCURATE || d->tier > XENT_PLUGIN_TIER_NAIVE)
+    fail("declares an unknown tier " + std::to_string(d->tier) + " (0 accurate, 1 fast, 2 standard, 3 naive)");
+  if (d->thread_count_independent != 0 && d->thread_count_independent != 1)
+    fail("declares thread_count_independent = " + std::to_string(d->thread_count_independent) +
+         " (0 or 1)");
+}
+
+}  // namespace xent::plugins
