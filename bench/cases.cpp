@@ -248,7 +248,7 @@ double roofline(const bench_case& c) {
   return 0.0;
 }
 
-// The bytes a mode must move (DESIGN.md §6): the logits once, plus the
+// The bytes a mode must move (docs/design.md §6): the logits once, plus the
 // gradient once when it is written. Targets and losses (O(N)) are left out.
 double bytes_per_call(const bench_case& c) {
   const double b = 4.0 * static_cast<double>(c.shape.elements());

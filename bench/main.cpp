@@ -50,7 +50,7 @@ void usage() {
   std::cout << "xent_bench [--quick] [--no-torch] [Google Benchmark flags]\n"
                "  --quick     tiny shapes only (CI smoke, < 1 min); min time 0.1 s, 1 repetition\n"
                "  --no-torch  leave the LibTorch peer out\n"
-               "  default     all shapes of DESIGN.md §6, 3 repetitions (medians), min time 0.2 s\n"
+               "  default     all shapes of docs/design.md §6, 3 repetitions (medians), min time 0.2 s\n"
                "  names       impl/shape/mode/tN, e.g. stable/n4096c32000/fwd/t2;\n"
                "              probe/{read,ntwrite,rmw}/tN for the bandwidth probes\n"
                "  JSON        --benchmark_out=FILE --benchmark_out_format=json\n\n";

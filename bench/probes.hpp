@@ -25,7 +25,7 @@ float probe_pass(probe_kind k, float* x, std::size_t n, int threads);
 void record_probe(probe_kind k, int threads, double bytes_per_second);
 double probe_bandwidth(probe_kind k, int threads);
 
-// Rooflines (bytes/s) for the byte counts of DESIGN.md §6:
+// Rooflines (bytes/s) for the byte counts of docs/design.md §6:
 //   loss only   N·C·4 bytes read                  -> read probe
 //   fused       N·C·4 read + N·C·4 written (NT)   -> harmonic combination:
 //       the minimum time is 4NC/R + 4NC/W (reads and writes share the

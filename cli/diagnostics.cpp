@@ -198,7 +198,7 @@ std::vector<warning> diagnose(const problem& pr, const std::vector<std::int64_t>
                          "PyTorch issue #11752)"});
   }
 
-  // Non-finite logits, by the rule each follows (DESIGN.md section 2).
+  // Non-finite logits, by the rule each follows (docs/design.md section 2).
   position_list nan_rows, pinf_rows, all_minf_rows, target_minf_rows, smooth_minf_rows;
   std::int64_t ignored_nonfinite = 0;
   const bool smoothing = pr.label_smoothing > 0.0;

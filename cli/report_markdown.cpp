@@ -205,7 +205,7 @@ std::string report_markdown(const report_data& d) {
   std::ostringstream md;
   md << "# xent accuracy and performance report\n\n"
      << "Errors in ulps of the float32 result against the multiprecision reference ("
-     << ref::default_precision_bits << "-bit MPFR, one rounding): `|y - r| / ulp(RN(r))` (DESIGN.md §3). "
+     << ref::default_precision_bits << "-bit MPFR, one rounding): `|y - r| / ulp(RN(r))` (docs/design.md §3). "
      << d.sweep.scenarios.size() << " scenarios (" << (d.quick ? "quick set" : "full set")
      << "), C in {2, 10, 1000, 32000, 256000}.\n\n";
   headline(md, d);

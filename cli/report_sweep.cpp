@@ -165,7 +165,7 @@ std::vector<cell> measure(const scenario& s, const std::vector<const implementat
   const std::vector<std::int64_t> positions = s.position_shape();
   const std::int64_t P = pr.positions, C = pr.classes;
 
-  // The reductions from the per-position reference values (DESIGN.md §2:
+  // The reductions from the per-position reference values (docs/design.md §2:
   // mean divides by W = sum of the counted targets' weights, or by the
   // number of positions for probability targets).
   dd_sum total;

@@ -81,7 +81,7 @@ std::string repro(const cell& c, quantity q);
 
 namespace xent::cli {
 
-// The tier's bound in ulps for a quantity (DESIGN.md §3); NaN where the tier
+// The tier's bound in ulps for a quantity (docs/design.md §3); NaN where the tier
 // states none in ulps (standard's loss and gradient are absolute criteria,
 // naive has none). "Accurate" allows 0.5 ulp "+ tiny": 0.501 here.
 double tier_bound(const std::string& tier, quantity q);

@@ -37,7 +37,7 @@ outcome guarded(outcome (*example)(), const char* name);
 int main_of(outcome (*example)());
 
 // Largest error in ulps the example accepts for a mean reduction, by tier
-// (DESIGN.md §3; naive has no bound, the examples allow a loose one inside
+// (docs/design.md §3; naive has no bound, the examples allow a loose one inside
 // its domain).
 double mean_ulp_bound(tier t);
 

@@ -1,5 +1,5 @@
 // Contracts: malformed inputs get the documented error and leave every output
-// untouched; the special-value rules of DESIGN.md §2; all-ignored and empty
+// untouched; the special-value rules of docs/design.md §2; all-ignored and empty
 // batches; C = 1; bitwise repeatability and thread-count independence.
 #include <omp.h>
 
@@ -27,7 +27,7 @@ struct corruption {
   const char* phrase;    // must appear in the message
 };
 
-// Each malformed input of DESIGN.md §2 and the front door's documentation.
+// Each malformed input of docs/design.md §2 and the front door's documentation.
 const corruption corruptions[] = {
     {"target out of range", "target", "out of bounds at position"},
     {"target shape", "target", "does not match"},
@@ -127,7 +127,7 @@ XENT_PROPERTY(contract_props, malformed_inputs_raise_and_write_nothing, 300) {
   }
 }
 
-// DESIGN.md §2 special values, per counted row (index targets, no weight):
+// docs/design.md §2 special values, per counted row (index targets, no weight):
 // NaN or +inf anywhere -> NaN; every logit -inf -> NaN; -inf on the target ->
 // +inf; -inf elsewhere -> finite, or +inf when ε > 0. Ignored rows give 0.
 XENT_PROPERTY(contract_props, special_values_follow_pytorch, 300) {
@@ -160,7 +160,7 @@ XENT_PROPERTY(contract_props, special_values_follow_pytorch, 300) {
     else if (target_neg_inf && c.eps == 1.0) continue;  // (1-ε)·inf: PyTorch's 0·inf is NaN; not specified
     else if (target_neg_inf || (some_neg_inf && c.eps > 0.0)) want = "+inf", ok = l == std::numeric_limits<float>::infinity();
     else want = "finite", ok = std::isfinite(l);
-    if (!ok) f.fail(at + "loss " + fmt(l) + ", DESIGN.md §2 says " + want);
+    if (!ok) f.fail(at + "loss " + fmt(l) + ", docs/design.md §2 says " + want);
   }
   scope.conclude(f);
 }

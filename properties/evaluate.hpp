@@ -36,7 +36,7 @@ problem inspect(const test_case& c);
 // The reference result (grad weighted by the case's upstream gradient).
 ref::result reference(const test_case& c, bool with_grad);
 
-// D of DESIGN.md §2 (Σ weights of counted positions, positions, or 1).
+// D of docs/design.md §2 (Σ weights of counted positions, positions, or 1).
 double denominator(const test_case& c);
 row_context context(const test_case& c, std::int64_t p);
 // The gradient scale |upstream / D| at position p.
@@ -63,7 +63,7 @@ comparison compare(tier t, quantity q, float y, const ref::exact& r, const row_c
 // cancellation no float64 kernel can promise ulps of the (tiny) result: the
 // accurate and fast tiers allow 2^-50 S (C p_j A + |b_j|) absolute on top of
 // their ulp bound there. Zero for index targets without smoothing (no
-// difference is taken: DESIGN.md §3's formulas avoid it).
+// difference is taken: docs/design.md §3's formulas avoid it).
 double cancellation_allowance(const test_case& c, std::int64_t p, std::int64_t j,
                               const row_context& ctx);
 

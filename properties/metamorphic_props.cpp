@@ -1,6 +1,6 @@
 // Metamorphic properties: relations between outputs of related inputs, judged
 // with the tier's bound on each side (no reference needed), plus the
-// reference-free facts of DESIGN.md §5 (signs, bounds, Σ g = 0) and finite
+// reference-free facts of docs/design.md §5 (signs, bounds, Σ g = 0) and finite
 // differences of the reference loss against the kernel's gradient.
 #include <algorithm>
 #include <cmath>

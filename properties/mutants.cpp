@@ -1,5 +1,5 @@
 // The mutants' row math is written here (test code): the stable formulas of
-// DESIGN.md §3 with one switch per planted bug, and a small driver for the
+// docs/design.md §3 with one switch per planted bug, and a small driver for the
 // batch (ignore_index, denominator, upstream, reduction).
 #include "mutants.hpp"
 

@@ -1,5 +1,5 @@
 // Reference-based properties: every output within the implementation's tier
-// of the multiprecision reference (DESIGN.md §3, §5).
+// of the multiprecision reference (docs/design.md §3, §5).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -41,7 +41,7 @@ XENT_PROPERTY(reference_props, reduction_within_tier, 300) {
 }
 
 // Label smoothing, weights, ignore_index in range and probability targets
-// (each case has at least one of them) against the formulas of DESIGN.md §2.
+// (each case has at least one of them) against the formulas of docs/design.md §2.
 XENT_PROPERTY(reference_props, options_within_tier, 300) {
   case_spec s;
   s.special_values = false;

@@ -1,4 +1,4 @@
-// The bound each accuracy tier promises, per quantity (DESIGN.md §3):
+// The bound each accuracy tier promises, per quantity (docs/design.md §3):
 //
 // | tier     | loss (per position)          | each gradient entry          | mean/sum |
 // |----------|------------------------------|------------------------------|----------|

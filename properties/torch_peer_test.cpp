@@ -52,7 +52,7 @@ const std::map<std::string, std::string>& known_deviations() {
       {"soft_one_hot_equals_index", "probability-target path overflows to inf near FLT_MAX (index path finite)"},
       // Special values in ignored positions: a NaN/inf logit in an ignored
       // row makes PyTorch's gradient NaN (log_softmax backward multiplies
-      // exp(NaN) by the zero upstream), where DESIGN.md §2 says zeros.
+      // exp(NaN) by the zero upstream), where docs/design.md §2 says zeros.
       {"gradient_within_tier", "NaN gradient in ignored positions whose logits hold NaN/inf"},
       {"reduction_within_tier", "NaN gradient in ignored positions whose logits hold NaN/inf"},
       {"all_ignored_and_empty", "NaN gradient in ignored positions whose logits hold NaN/inf"},

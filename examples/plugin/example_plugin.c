@@ -1,7 +1,7 @@
 /* An example xent plug-in in plain C: torch.nn.CrossEntropyLoss semantics
  * (weights, ignore_index, label smoothing, probability targets, none / mean /
  * sum, (C) and (N, C, d1..dK) logits with any strides) computed with the
- * stable formulas of DESIGN.md §3 (Blanchard, Higham & Higham 2021):
+ * stable formulas of docs/design.md §3 (Blanchard, Higham & Higham 2021):
  *
  *   loss     = (m - x_t) + log1p(sum_{j != k} e^{x_j - m}),  m = x_k the row max
  *   1 - p_t  = sum_{j != t} p_j, never p_t - 1

@@ -24,7 +24,7 @@ namespace xent {
 // weights. Contents are unspecified: callers write every element they read.
 double* position_scratch(int slot, std::int64_t n);
 
-// D in DESIGN.md §2: Σ weights of counted positions (index targets), the
+// D in docs/design.md §2: Σ weights of counted positions (index targets), the
 // number of positions (probability targets), 1 for sum and none.
 inline double reduction_denominator(const problem& pr) {
   if (pr.reduce != reduction::mean) return 1.0;

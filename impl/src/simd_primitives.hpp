@@ -5,7 +5,7 @@
 // contiguous piece of one softmax row ("chunk"); the row logic that combines
 // them is in simd_row.hpp.
 //
-// Numerics (DESIGN.md §3, `fast` tier):
+// Numerics (docs/design.md §3, `fast` tier):
 //  - e^{x - m} is computed in float32 with the rounding error of x - m carried
 //    (TwoSum) into a Cody-Waite reduction, a degree-7 polynomial (Estrin) and
 //    the rounding error of the result carried separately: val + err is within

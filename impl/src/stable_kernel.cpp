@@ -1,4 +1,4 @@
-// `stable`: scalar, max-shifted, accurate (DESIGN.md §3, Blanchard, Higham &
+// `stable`: scalar, max-shifted, accurate (docs/design.md §3, Blanchard, Higham &
 // Higham 2021). Everything after the float inputs is in double:
 //   loss   = (m - x_t) + log1p(Σ_{j≠k} e^{x_j - m}),  m = x_k the row max
 //   1 - p_t = Σ_{j≠t} p_j, never computed as a difference

@@ -1,4 +1,4 @@
-// The reference: PyTorch's cross-entropy (DESIGN.md §2) in multiprecision,
+// The reference: PyTorch's cross-entropy (docs/design.md §2) in multiprecision,
 // from the exact float inputs, with the stable formulas of §3 so that even a
 // loss of 1e-40 keeps full relative accuracy. One rounding, at the end, to a
 // double-double.

@@ -1,5 +1,5 @@
 // Error measures of a float32/float64 result against the reference value
-// (DESIGN.md §3). Differences are taken exactly in MPFR: y, hi and lo are
+// (docs/design.md §3). Differences are taken exactly in MPFR: y, hi and lo are
 // doubles, so y - hi - lo fits in exact_double_sum_bits.
 #include <algorithm>
 #include <bit>

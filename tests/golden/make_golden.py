@@ -271,7 +271,7 @@ def grid_prob():
 
 
 def special_values():
-    """NaN/inf rules of DESIGN.md §2 (row 1 of 4 carries the special value)."""
+    """NaN/inf rules of docs/design.md §2 (row 1 of 4 carries the special value)."""
     rng = rng_for("special")
     C = 5
     x0 = logits_for(rng, (4, C))

@@ -13,7 +13,7 @@
 
 namespace xent {
 
-// Accuracy tiers (DESIGN.md §3), strictest first. Every implementation declares
+// Accuracy tiers (docs/design.md §3), strictest first. Every implementation declares
 // one; the property suite enforces it.
 enum class tier { accurate, fast, standard, naive };
 std::string to_string(tier t);

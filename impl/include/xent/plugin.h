@@ -11,7 +11,7 @@
  * it). Extensions append fields at the end and are detected by struct_size.
  *
  * The host validates every input before calling (shapes, dtypes, bounds of
- * the targets, options: DESIGN.md §2), so a kernel only computes. Semantics
+ * the targets, options: docs/design.md §2), so a kernel only computes. Semantics
  * are torch.nn.CrossEntropyLoss's, including ignore_index, weights, label
  * smoothing, probability targets, the mean's denominator and NaN/inf rules.
  *
@@ -52,7 +52,7 @@ extern "C" {
 /* The name of the one exported function. */
 #define XENT_PLUGIN_ENTRY "xent_plugin_get"
 
-/* Accuracy tiers of DESIGN.md §3: the bounds the property suite enforces. */
+/* Accuracy tiers of docs/design.md §3: the bounds the property suite enforces. */
 typedef enum xent_plugin_tier {
   XENT_PLUGIN_TIER_ACCURATE = 0, /* loss <= 0.5 ulp + tiny, gradient <= 1 ulp */
   XENT_PLUGIN_TIER_FAST = 1,     /* <= 2 ulp in every regime */

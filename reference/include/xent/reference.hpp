@@ -41,7 +41,7 @@ void release_thread_caches();
 float to_float(const exact& r);
 double to_double(const exact& r);
 
-// Error of y against r in ulps of the float32 result (DESIGN.md §3):
+// Error of y against r in ulps of the float32 result (docs/design.md §3):
 // |y - r| / ulp(RN(r)), ulp(R) = 2^(max(ilogb R, emin) - p + 1), computed in
 // multiprecision. NaN vs NaN and equal infinities give 0; NaN vs non-NaN, or a
 // non-finite y against a finite r (and vice versa), give +inf.
