@@ -775,11 +775,20 @@ TEST(implementation_choice, xent_impl_unknown_name) {
     }, "XENT_IMPL", {"no_such_kernel"}));
     EXPECT_TRUE(untouched(out, "out"));
   }
-  // Each registered (supported) name is honoured.
+  // Each registered (supported) name is honoured. The choice is made once per
+  // process, so each name is tried in a fresh one (a death-test child that
+  // re-executes this binary).
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
   for (const auto* i : xent::implementations()) {
     if (!i->supported()) continue;
-    scoped_env env("XENT_IMPL", i->name().c_str());
-    EXPECT_EQ(&xent::default_implementation(), i);
+    EXPECT_EXIT(
+        {
+          ::setenv("XENT_IMPL", i->name().c_str(), 1);
+          const bool honoured = &xent::default_implementation() == i;
+          std::_Exit(honoured && &xent::default_implementation() == i ? 0 : 1);
+        },
+        ::testing::ExitedWithCode(0), "")
+        << "XENT_IMPL=" << i->name() << " was not honoured";
   }
   // Empty means "not set".
   {

@@ -1,6 +1,7 @@
 // The registry: our kernels first, then whatever registers itself (test-only
 // kernels, external peers, plug-ins).
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 
 #include "kernels.hpp"
@@ -58,7 +59,9 @@ const implementation* find_implementation(std::string_view name) {
   return nullptr;
 }
 
-const implementation& default_implementation() {
+namespace {
+
+const implementation& choose_default() {
   if (const char* forced = std::getenv("XENT_IMPL"); forced && *forced) {
     const implementation* i = find_implementation(forced);
     if (!i)
@@ -76,8 +79,23 @@ const implementation& default_implementation() {
   return *best;
 }
 
+// The choice, made on the first call (the environment and the registry are
+// read once, not per call); registering an implementation makes it again.
+std::atomic<const implementation*> chosen{nullptr};
+
+}  // namespace
+
+const implementation& default_implementation() {
+  if (const implementation* i = chosen.load(std::memory_order_acquire)) return *i;
+  const implementation& i = choose_default();  // throws for a bad XENT_IMPL (not kept)
+  chosen.store(&i, std::memory_order_release);
+  return i;
+}
+
 const implementation& register_implementation(std::unique_ptr<implementation> impl) {
-  return the_registry().add(std::move(impl));
+  const implementation& added = the_registry().add(std::move(impl));
+  chosen.store(nullptr, std::memory_order_release);
+  return added;
 }
 
 }  // namespace xent

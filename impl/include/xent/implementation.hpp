@@ -51,7 +51,9 @@ const std::vector<const implementation*>& implementations();
 const implementation* find_implementation(std::string_view name);
 // The implementation to use when none is given: $XENT_IMPL when set (an
 // unknown or unsupported name is an error), else the most accurate one that
-// is supported. Throws xent::error.
+// is supported. Chosen on the first call and kept (the environment is read
+// then, not per call); registering an implementation chooses again. Throws
+// xent::error.
 const implementation& default_implementation();
 // Adds an implementation (test-only kernels, external peers, plug-ins). The
 // registry owns it. Names must be unique (xent::error otherwise). Not

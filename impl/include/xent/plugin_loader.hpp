@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "xent/error.hpp"
 #include "xent/implementation.hpp"
 #include "xent/plugin.h"
 
@@ -27,16 +28,17 @@ struct load_options {
   double call_timeout_s = 120.0;
 };
 
-// The plug-in returned an error code (its message is in what()).
-class plugin_error : public std::runtime_error {
+// The plug-in returned an error code (its message is in what()). Like every
+// failure of the library, an xent::error (argument "plugin").
+class plugin_error : public xent::error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit plugin_error(const std::string& message) : xent::error("plugin", message) {}
 };
 
 // A per_call child died by a signal, exited early or hung.
-class plugin_crash : public std::runtime_error {
+class plugin_crash : public plugin_error {
  public:
-  using std::runtime_error::runtime_error;
+  using plugin_error::plugin_error;
 };
 
 // dlopen()s the library, checks the ABI version and the descriptor, and
