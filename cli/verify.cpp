@@ -330,13 +330,15 @@ struct sweep_cell {
 
 // Regimes x class counts, index targets, reduction none and mean, against the
 // reference; judged by the same comparison as the properties.
-std::vector<std::string> sweep(const implementation& impl) {
+// `known`: the implementation's documented deviations; a failing cell whose
+// regime is listed as "sweep:<regime>" counts as known, not new.
+std::vector<std::string> sweep(const implementation& impl, const std::map<std::string, std::string>& known) {
   const std::vector<std::pair<std::int64_t, std::int64_t>> shapes{{64, 2}, {64, 10}, {32, 100}, {16, 1000},
                                                                   {2, 32000}};
   std::vector<std::string> out{"ok"};
   std::ostringstream table;
-  std::size_t bad = 0;
-  std::string first_bad;
+  std::size_t bad = 0, known_cells = 0;
+  std::string first_bad, first_known;
   std::mt19937_64 rng(20240611);
   table << "| regime | C | rows | loss max | grad target max | grad other max | mean | within tier |\n"
         << "|---|--:|--:|--:|--:|--:|--:|---|\n";
@@ -380,13 +382,25 @@ std::vector<std::string> sweep(const implementation& impl) {
       c.reduce = reduction::mean;
       const ref::result rm = reference(c, false);
       const outputs om = run(impl, c, false);
-      const comparison cm = compare(impl.tier(), quantity::reduction, om.loss[0], rm.reduced, {});
+      // The tier's reduction bound carries the per-sample bounds (standard:
+      // Σ bound_p / D), as in the property suite.
+      std::vector<row_context> ctxs;
+      for (std::int64_t p = 0; p < n; ++p) ctxs.push_back(context(c, p));
+      const comparison cm = compare(impl.tier(), quantity::reduction, om.loss[0], rm.reduced, {},
+                                    reduction_allowance(impl.tier(), c, ctxs));
       s.mean = cm.ulps;
       if (!cm.ok && s.violations++ == 0) s.first = "mean = " + fmt(om.loss[0]) + ", reference " + ref::to_string(rm.reduced, 12);
-      const bool ok = s.violations == 0 || outside;
+      const auto k = known.find("sweep:" + s.regime);
+      const bool is_known = s.violations != 0 && !outside && k != known.end();
+      const bool ok = s.violations == 0 || outside || is_known;
       table << "| " << s.regime << " | " << C << " | " << n << " | " << fmt(s.loss) << " | " << fmt(s.grad_target)
             << " | " << fmt(s.grad_other) << " | " << fmt(s.mean) << " | "
-            << (outside ? "outside domain" : ok ? "yes" : "**no** (" + std::to_string(s.violations) + ")") << " |\n";
+            << (outside    ? "outside domain"
+                : is_known ? "known deviation (" + std::to_string(s.violations) + ")"
+                : ok       ? "yes"
+                           : "**no** (" + std::to_string(s.violations) + ")")
+            << " |\n";
+      if (is_known && known_cells++ == 0) first_known = "n" + std::to_string(n) + "c" + std::to_string(C) + "_" + s.regime + ": " + s.first + " -- " + k->second;
       if (!ok) {
         ++bad;
         if (first_bad.empty()) first_bad = "n" + std::to_string(n) + "c" + std::to_string(C) + "_" + s.regime + ": " + s.first;
@@ -395,7 +409,11 @@ std::vector<std::string> sweep(const implementation& impl) {
   }
   if (bad) out[0] = "fail";
   out.push_back(table.str());
-  out.push_back(bad ? std::to_string(bad) + " cells exceed the tier's bound; first: " + first_bad : "");
+  std::string note = bad ? std::to_string(bad) + " cells exceed the tier's bound; first: " + first_bad : "";
+  if (known_cells)
+    note += std::string(note.empty() ? "" : "\n  ") + std::to_string(known_cells) +
+            " cells exceed it by a known deviation; first: " + first_known;
+  out.push_back(note);
   return out;
 }
 
@@ -443,10 +461,10 @@ bool verify_one(const implementation& impl, const std::string& target_args, cons
     }
   if (n == 0) throw error("property", "no property matches --property");
 
-  bool sweep_ok = true;
+  bool sweep_ok = true, sweep_known = false;
   if (a.sweep) {
     std::cout << "\nAccuracy sweep (index targets; max ulps against the reference; judged by the tier):\n\n";
-    const child_result c = in_child([&] { return sweep(impl); }, a.fork, a.timeout_s);
+    const child_result c = in_child([&] { return sweep(impl, known); }, a.fork, a.timeout_s);
     if (!c.died.empty()) {
       sweep_ok = false;
       std::cout << "  the kernel " << c.died << " during the sweep\n";
@@ -455,8 +473,9 @@ bool verify_one(const implementation& impl, const std::string& target_args, cons
       std::cout << "  error: " << c.fields[1] << "\n";
     } else if (c.fields.size() == 3) {
       sweep_ok = c.fields[0] == "ok";
+      sweep_known = c.fields[2].find("by a known deviation") != std::string::npos;
       std::cout << c.fields[1];
-      if (!sweep_ok) std::cout << "\n  " << c.fields[2] << "\n";
+      if (!c.fields[2].empty()) std::cout << "\n  " << c.fields[2] << "\n";
     } else {
       sweep_ok = false;
       std::cout << "  malformed sweep result\n";
@@ -498,7 +517,11 @@ bool verify_one(const implementation& impl, const std::string& target_args, cons
     std::cout << "; " << (known_failed.empty() ? "failed:" : "new failures:");
     for (const auto& f : failed) std::cout << ' ' << f;
   }
-  if (a.sweep) std::cout << "; accuracy sweep " << (sweep_ok ? "within the tier" : "OUTSIDE the tier");
+  if (a.sweep)
+    std::cout << "; accuracy sweep "
+              << (!sweep_ok      ? "OUTSIDE the tier"
+                  : sweep_known ? "within the tier but for known " + owner + " deviations"
+                                : "within the tier");
   std::cout << "\n\n";
   return ok;
 }
