@@ -534,6 +534,42 @@ TEST_F(cli, fortran_order_and_npz) {
                      "the archive holds 2 arrays (logits, target): name one", "ambiguous npz");
 }
 
+TEST_F(cli, check_a_plugin) {
+  const std::string plugin = XENT_EXAMPLE_PLUGIN;
+  const auto r = run("check --json --impl none --plugin " + plugin + " --max-ulp 4 --reduction none --logits " +
+                     logits() + " --target " + targets());
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  const nlohmann::ordered_json impls = nlohmann::ordered_json::parse(r.out).at("implementations");
+  ASSERT_EQ(impls.size(), 1u) << r.out;
+  const auto& p = impls.begin().value();
+  EXPECT_EQ(p.at("origin"), "plug-in " + plugin);
+  ASSERT_EQ(p.at("loss").size(), 3u);
+  for (const auto& v : p.at("loss")) EXPECT_NEAR(v.get<double>(), std::log(5.0), 1e-6);
+  EXPECT_EQ(p.at("errors").at("within_bound"), true);
+  expect_input_error(run("check --plugin " + path("nosuch.so") + " --logits " + logits() + " --target " + targets()),
+                     "nosuch.so", "missing plug-in");
+}
+
+// A peer's failures that are documented deviations are counted apart.
+TEST_F(cli, verify_separates_known_peer_deviations) {
+  bool torch = false;
+  for (const auto& i : json::parse(run("list --json").out)) torch = torch || i.at("name") == "torch";
+  if (!torch) GTEST_SKIP() << "built without the LibTorch peer";
+  const auto r = run("verify --impl torch --property loss_nonnegative --no-sweep");
+  if (r.err.find("without the property suite") != std::string::npos) GTEST_SKIP() << r.err;
+  EXPECT_EQ(r.status, 1) << r.out << r.err;
+  EXPECT_NE(r.out.find("xent verify: torch (peer), tier standard"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("known PyTorch deviation (FAIL"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("metamorphic_props/loss_nonnegative: C = 1 with probability targets returns -0.0"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("REJECTED at tier standard — 1 failure, a known PyTorch deviation"), std::string::npos) << r.out;
+  // Judged at another tier, the list does not apply: every failure is new.
+  const auto t = run("verify --impl torch --tier standard --property loss_nonnegative --no-sweep");
+  EXPECT_EQ(t.status, 1);
+  EXPECT_EQ(t.out.find("known PyTorch deviation"), std::string::npos) << t.out;
+}
+
 TEST_F(cli, help_exits_0) {
   const auto r = run("check --help");
   EXPECT_EQ(r.status, 0);
