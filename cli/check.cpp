@@ -1,15 +1,27 @@
 #include "check.hpp"
 
 #include <CLI/CLI.hpp>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <iostream>
+#include <numeric>
+#include <optional>
 #include <sstream>
 
 #include "diagnostics.hpp"
 #include "format.hpp"
 #include "inputs.hpp"
 #include "npy.hpp"
+#include "registry.hpp"
+#include "tiers.hpp"
 #include "xent/reference.hpp"
 #include "xent/xent.hpp"
 
@@ -17,18 +29,24 @@ namespace xent::cli {
 namespace {
 
 using json = nlohmann::ordered_json;
+using shape_t = std::vector<std::int64_t>;
+using props::quantity;
 
-std::string shape_str(const std::vector<std::int64_t>& s) { return xent::shape_string(s); }
+std::string shape_str(const shape_t& s) { return xent::shape_string(s); }
 
-std::vector<std::int64_t> position_shape(const std::vector<std::int64_t>& logits_shape) {
-  std::vector<std::int64_t> s = logits_shape;
+shape_t position_shape(const shape_t& logits_shape) {
+  shape_t s = logits_shape;
   if (!s.empty()) s.erase(s.begin() + (s.size() == 1 ? 0 : 1));
   return s;
 }
 
+std::int64_t numel(const shape_t& s) {
+  return std::accumulate(s.begin(), s.end(), std::int64_t{1}, std::multiplies<>());
+}
+
 // Index of logits element (position p, class c) in a C-order buffer of the
 // logits' shape: p = n * D + k for (N, C, d..) with D = d1 * .. * dK.
-std::int64_t element_index(const std::vector<std::int64_t>& shape, std::int64_t p, std::int64_t c) {
+std::int64_t element_index(const shape_t& shape, std::int64_t p, std::int64_t c) {
   if (shape.size() <= 1) return c;
   std::int64_t D = 1;
   for (std::size_t d = 2; d < shape.size(); ++d) D *= shape[d];
@@ -36,35 +54,247 @@ std::int64_t element_index(const std::vector<std::int64_t>& shape, std::int64_t 
   return ((p / D) * C + c) * D + p % D;
 }
 
-struct impl_result {
-  const implementation* impl;
-  std::vector<float> loss;  // 1 value for mean/sum
-  double max_ulp = 0.0;
-  std::optional<std::string> outside;
-};
-
-std::vector<const implementation*> choose(const std::string& name) {
-  std::vector<const implementation*> out;
-  if (name == "all") {
-    for (auto* i : implementations())
-      if (i->supported()) out.push_back(i);
-    return out;
+// The multi-index of flat C-order index i in `shape`.
+shape_t index_of(const shape_t& shape, std::int64_t i) {
+  shape_t idx(shape.size());
+  for (std::size_t d = shape.size(); d-- > 0;) {
+    idx[d] = shape[d] > 0 ? i % shape[d] : 0;
+    if (shape[d] > 0) i /= shape[d];
   }
-  if (name == "default") return {&default_implementation()};
-  const implementation* i = find_implementation(name);
-  if (!i) {
-    std::string known;
-    for (auto* k : implementations()) known += (known.empty() ? "" : ", ") + k->name();
-    throw input_error("unknown implementation '" + name + "' (known: " + known + ", or all)");
-  }
-  if (!i->supported()) throw input_error("implementation '" + name + "' is not supported on this CPU");
-  return {i};
+  return idx;
 }
 
+// "[1, 3]"
+std::string index_text(const shape_t& shape, std::int64_t i) { return shape_str(index_of(shape, i)); }
+
+std::string one_line_text(std::string s) {
+  for (char& c : s)
+    if (c == '\n' || c == '\r') c = ' ';
+  return s;
+}
+
+// ---- the bound: --max-ulp and/or --tier -----------------------------------------
+
+std::optional<tier> parse_tier(const std::string& s) {
+  if (s.empty()) return std::nullopt;
+  for (tier t : {tier::accurate, tier::fast, tier::standard, tier::naive})
+    if (to_string(t) == s) return t;
+  throw input_error("--tier", "unknown tier '" + s + "' (accurate, fast, standard, naive)");
+}
+
+double ulp_of(double y) {
+  y = std::fabs(y);
+  if (!(y >= static_cast<double>(std::numeric_limits<float>::min()))) return 0x1p-149;
+  return std::ldexp(1.0, std::ilogb(y) - 23);
+}
+
+// What the tier table (properties/tiers.hpp) needs about each position of
+// the problem, as the property suite computes it (properties/evaluate.cpp).
+class contexts {
+ public:
+  explicit contexts(const problem& pr) : pr_(pr) {
+    if (pr.reduce == reduction::mean) {
+      if (pr.target == target_kind::probability) {
+        D_ = static_cast<double>(pr.positions);
+      } else {
+        D_ = 0.0;
+        for (std::int64_t p = 0; p < pr.positions; ++p)
+          if (pr.counted(p)) D_ += pr.weight_at(pr.target_at(p));
+      }
+    }
+    rows_.reserve(static_cast<std::size_t>(pr.positions));
+    for (std::int64_t p = 0; p < pr.positions; ++p) rows_.push_back(make(p));
+  }
+  const props::row_context& operator[](std::int64_t p) const { return rows_[static_cast<std::size_t>(p)]; }
+
+  // The absolute error a gradient entry may have on top of an ulp bound where
+  // it is a true difference (smoothing, probability targets).
+  double cancellation(std::int64_t p, std::int64_t j) const {
+    const problem& pr = pr_;
+    if (pr.target == target_kind::index && pr.label_smoothing == 0.0) return 0.0;
+    const props::row_context& ctx = rows_[static_cast<std::size_t>(p)];
+    const double C = static_cast<double>(pr.classes), eps = pr.label_smoothing;
+    const double q = pr.target == target_kind::probability
+                         ? pr.target_row(p)[j * pr.target_class_stride]
+                         : (pr.counted(p) && pr.target_at(p) == j ? 1.0 : 0.0);
+    const double b = pr.weight_at(j) * ((1.0 - eps) * q + eps / C);
+    const double pj = std::exp(static_cast<double>(pr.logits_row(p)[j * pr.logits_class_stride]) - ctx.lse);
+    const double terms = ctx.scale * (C * pj * ctx.coeff + std::fabs(b));
+    return std::isfinite(terms) ? 0x1p-50 * terms : 0.0;
+  }
+
+  // Σ_p bound_p / D: what a tier with absolute per-sample bounds carries into
+  // the reduction.
+  double reduction_allowance(tier t) const {
+    if (t != tier::standard) return 0.0;
+    double sum = 0.0;
+    for (std::int64_t p = 0; p < pr_.positions; ++p)
+      if (pr_.counted(p)) sum += props::bound_for(t, quantity::loss, rows_[static_cast<std::size_t>(p)]).value;
+    const double d = std::fabs(D_);
+    return d > 0.0 ? sum / d : sum;
+  }
+
+ private:
+  props::row_context make(std::int64_t p) const {
+    const problem& pr = pr_;
+    props::row_context ctx;
+    ctx.classes = pr.classes;
+    const float* x = pr.logits_row(p);
+    auto xv = [&](std::int64_t j) { return static_cast<double>(x[j * pr.logits_class_stride]); };
+    double m = -std::numeric_limits<double>::infinity();
+    for (std::int64_t j = 0; j < pr.classes; ++j) m = std::max(m, xv(j));
+    if (std::isfinite(m)) {
+      double s = 0.0;
+      for (std::int64_t j = 0; j < pr.classes; ++j) s += std::exp(xv(j) - m);
+      ctx.lse = m + std::log(s);
+    } else {
+      ctx.lse = m;
+    }
+    const double eps = pr.label_smoothing, C = static_cast<double>(pr.classes);
+    ctx.coeff = 0.0;
+    ctx.gap = 0.0;
+    for (std::int64_t j = 0; j < pr.classes; ++j) {
+      double k;
+      if (pr.target == target_kind::probability) {
+        k = std::fabs(pr.weight_at(j) * ((1.0 - eps) * pr.target_row(p)[j * pr.target_class_stride] + eps / C));
+      } else {
+        const double onehot = pr.counted(p) && pr.target_at(p) == j ? 1.0 - eps : 0.0;
+        k = std::fabs(static_cast<double>(pr.weight_at(j))) * (onehot + eps / C);
+      }
+      ctx.coeff += k;
+      if (k != 0.0) ctx.gap = std::max(ctx.gap, ctx.lse - xv(j));
+    }
+    ctx.scale = pr.counted(p) ? std::fabs(1.0 / D_) : 0.0;  // upstream 1
+    return ctx;
+  }
+
+  const problem& pr_;
+  double D_ = 1.0;
+  std::vector<props::row_context> rows_;
+};
+
+struct bound_spec {
+  double max_ulp = -1.0;  // negative: none
+  std::optional<tier> t;
+  const contexts* ctx = nullptr;  // set when t is
+
+  bool active() const { return max_ulp >= 0.0 || t.has_value(); }
+  std::string describe() const {
+    std::string s;
+    if (max_ulp >= 0.0) s = "max " + ulp_text(max_ulp) + " ulp";
+    if (t) s += (s.empty() ? "" : " and ") + ("the " + to_string(*t) + " tier's bounds");
+    return s;
+  }
+  // Is y (ulps from r) within the bound? p, j locate it (-1 when not a
+  // per-position or per-entry value).
+  bool within(quantity q, float y, const ref::exact& r, double ulps, std::int64_t p, std::int64_t j) const {
+    if (max_ulp >= 0.0 && !(ulps <= max_ulp)) return false;
+    if (!t) return true;
+    const props::row_context none{};
+    const props::row_context& rc = p >= 0 ? (*ctx)[p] : none;
+    const props::bound b = props::bound_for(*t, q, rc);
+    if (b.kind == props::bound::none) return true;
+    if (!std::isfinite(y) || !std::isfinite(r.hi)) return ulps == 0.0;
+    const double err = std::fabs((static_cast<double>(y) - r.hi) - r.lo);
+    double extra = 0.0;
+    if (q == quantity::gradient && p >= 0 && j >= 0) extra = ctx->cancellation(p, j);
+    if (q == quantity::reduction) extra = ctx->reduction_allowance(*t);
+    if (b.kind == props::bound::ulps) return ulps <= b.value || err <= extra;
+    return ulps <= 1.0 || err <= b.value + ulp_of(r.hi);  // absolute criterion + the result's rounding
+  }
+};
+
+// ---- errors of one result, summarised -----------------------------------------
+
+struct element_error {
+  std::int64_t index = 0;  // flat C-order index in the result's shape
+  float value = 0.0f;
+  ref::exact reference;
+  double ulps = 0.0;
+};
+
+struct summary {
+  std::int64_t count = 0;
+  double max = 0.0, p99 = 0.0, median = 0.0;
+  double correctly_rounded = 1.0;  // fraction
+  std::int64_t over = 0;           // elements beyond the bound
+  std::optional<element_error> first_over;
+  std::vector<element_error> worst;  // largest errors first, non-zero only
+};
+
+// Accumulates (value, reference) pairs of one result.
+class collector {
+ public:
+  collector(const bound_spec& b, quantity q, std::size_t keep) : bound_(b), q_(q), keep_(keep) {}
+  void add(std::int64_t index, float y, const ref::exact& r, std::int64_t p = -1, std::int64_t j = -1) {
+    const double u = ref::ulp_error(y, r);
+    ulps_.push_back(u);
+    if (ref::correctly_rounded(y, r)) ++cr_;
+    const element_error e{index, y, r, u};
+    if (bound_.active() && !bound_.within(q_, y, r, u, p, j) && over_++ == 0) first_over_ = e;
+    if (u > 0.0) {
+      worst_.push_back(e);
+      if (worst_.size() > 4 * keep_ + 64) trim();
+    }
+  }
+  summary finish() {
+    summary s;
+    s.count = static_cast<std::int64_t>(ulps_.size());
+    s.over = over_;
+    s.first_over = first_over_;
+    trim();
+    s.worst = worst_;
+    if (ulps_.empty()) return s;
+    const double n = static_cast<double>(ulps_.size());
+    s.correctly_rounded = static_cast<double>(cr_) / n;
+    s.max = *std::max_element(ulps_.begin(), ulps_.end());
+    auto nth = [&](double fraction) {  // nearest rank
+      auto k = static_cast<std::size_t>(std::ceil(fraction * n));
+      k = std::clamp<std::size_t>(k, 1, ulps_.size()) - 1;
+      std::nth_element(ulps_.begin(), ulps_.begin() + static_cast<std::ptrdiff_t>(k), ulps_.end());
+      return ulps_[k];
+    };
+    s.median = nth(0.5);
+    s.p99 = nth(0.99);
+    return s;
+  }
+
+ private:
+  void trim() {
+    auto by_error = [](const element_error& a, const element_error& b) {
+      return a.ulps != b.ulps ? a.ulps > b.ulps : a.index < b.index;
+    };
+    const std::size_t k = std::min(keep_, worst_.size());
+    std::partial_sort(worst_.begin(), worst_.begin() + static_cast<std::ptrdiff_t>(k), worst_.end(), by_error);
+    worst_.resize(k);
+  }
+  const bound_spec& bound_;
+  quantity q_;
+  std::size_t keep_;
+  std::vector<double> ulps_;
+  std::int64_t cr_ = 0, over_ = 0;
+  std::optional<element_error> first_over_;
+  std::vector<element_error> worst_;
+};
+
+// One checked result: the user's loss or gradient, or an implementation's loss.
+struct checked {
+  std::string name;    // "your loss", "stable", ...
+  std::string origin;  // "--loss PATH", "implementation", "peer", "plug-in PATH"
+  std::string tier;    // declared tier ("" for the user's results)
+  quantity q = quantity::loss;
+  shape_t shape;       // of the values ({} for a scalar)
+  std::vector<float> values;
+  std::optional<std::string> outside;  // outside the implementation's declared domain
+  std::optional<std::string> failed;   // the implementation threw or crashed
+  summary s;
+  bool ok(const bound_spec& b) const { return !failed && (!b.active() || s.over == 0); }
+};
+
 // "3 values: min .. max .., first [a, b, c]"
-std::string summary(const std::vector<float>& v) {
+std::string values_text(const std::vector<float>& v) {
   if (v.empty()) return "0 values";
-  float lo = v[0], hi = v[0];
+  float lo = NAN, hi = NAN;
   bool any_nan = false;
   for (float x : v) {
     if (std::isnan(x)) {
@@ -77,8 +307,7 @@ std::string summary(const std::vector<float>& v) {
   std::string s = std::to_string(v.size()) + " values: min " + float_text(lo) + ", max " + float_text(hi);
   if (any_nan) s += " (some NaN)";
   s += ", first [";
-  for (std::size_t i = 0; i < std::min<std::size_t>(v.size(), 4); ++i)
-    s += (i ? ", " : "") + float_text(v[i]);
+  for (std::size_t i = 0; i < std::min<std::size_t>(v.size(), 4); ++i) s += (i ? ", " : "") + float_text(v[i]);
   return s + (v.size() > 4 ? ", ...]" : "]");
 }
 
@@ -101,87 +330,323 @@ json numbers(const std::vector<ref::exact>& v) {
   return a;
 }
 
+std::string percent(double f) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1f%%", 100.0 * f);
+  return b;
+}
+
+// ---- the implementations to run -----------------------------------------------
+
+std::vector<const implementation*> choose(const std::vector<std::string>& names) {
+  if (names.empty()) return default_check_set();
+  std::vector<const implementation*> out;
+  auto add = [&](const implementation* i) {
+    if (std::find(out.begin(), out.end(), i) == out.end()) out.push_back(i);
+  };
+  for (const auto& name : names) {
+    if (name == "none") continue;
+    if (name == "all") {
+      for (auto* i : implementations())
+        if (i->supported()) add(i);
+      continue;
+    }
+    if (name == "default") {
+      add(&default_implementation());
+      continue;
+    }
+    add(&find_for_cli("--impl", name));
+  }
+  return out;
+}
+
+// ---- paths written later, checked now ---------------------------------------------
+
+void check_writable(const std::string& option, const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const std::string head = path + ": cannot write (" + option + "): ";
+  if (fs::is_directory(path, ec)) throw input_error(option, head + "is a directory");
+  if (fs::exists(path, ec)) {
+    if (::access(path.c_str(), W_OK) != 0) throw input_error(option, head + std::strerror(errno));
+    return;
+  }
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+  if (fd < 0) throw input_error(option, head + std::strerror(errno));
+  ::close(fd);
+  ::unlink(path.c_str());
+}
+
+// ---- progress of the reference ---------------------------------------------------
+
+// A line on stderr once the reference has run for `after` seconds
+// (XENT_PROGRESS_AFTER, default 2): rewritten in place on a terminal, every
+// 10 s otherwise; with an estimate of the time left.
+class progress_line {
+ public:
+  progress_line() : start_(clock::now()), tty_(::isatty(2) != 0) {
+    if (const char* e = std::getenv("XENT_PROGRESS_AFTER"); e && *e) after_ = std::atof(e);
+  }
+  void operator()(std::int64_t done, std::int64_t total) {
+    const double t = seconds(clock::now() - start_);
+    if (t < after_) return;
+    const bool finished = done >= total;
+    if (!finished && shown_ && t - last_ < (tty_ ? 0.25 : 10.0)) return;
+    last_ = t;
+    std::ostringstream o;
+    o << "xent: reference: " << done << " of " << total << " positions ("
+      << fmt(100.0 * static_cast<double>(done) / static_cast<double>(std::max<std::int64_t>(total, 1)), "%.0f")
+      << "%), " << fmt(t, "%.1f") << " s";
+    if (finished) o << ", done";
+    else if (done > 0) o << ", about " << fmt(t * static_cast<double>(total - done) / static_cast<double>(done), "%.0f") << " s left";
+    std::string line = o.str();
+    if (tty_) {
+      const std::size_t width = line.size();
+      if (line.size() < width_) line.append(width_ - line.size(), ' ');
+      width_ = width;
+      std::cerr << '\r' << line << (finished ? "\n" : "") << std::flush;
+    } else {
+      std::cerr << line << "\n" << std::flush;
+    }
+    shown_ = true;
+  }
+
+ private:
+  using clock = std::chrono::steady_clock;
+  static double seconds(clock::duration d) { return std::chrono::duration<double>(d).count(); }
+  clock::time_point start_;
+  bool tty_;
+  double after_ = 2.0, last_ = 0.0;
+  bool shown_ = false;
+  std::size_t width_ = 0;
+};
+
+json summary_json(const checked& c, const shape_t& shape, const bound_spec& b) {
+  json w = json::array();
+  for (const auto& e : c.s.worst)
+    w.push_back({{"index", shape.empty() ? json::array() : json(index_of(shape, e.index))},
+                 {"value", json_number(e.value)},
+                 {"reference", json_number(ref::to_double(e.reference))},
+                 {"ulp", json_number(e.ulps)}});
+  json j = {{"count", c.s.count},
+            {"max_ulp", json_number(c.s.max)},
+            {"p99_ulp", json_number(c.s.p99)},
+            {"median_ulp", json_number(c.s.median)},
+            {"correctly_rounded", c.s.correctly_rounded},
+            {"worst", w}};
+  if (b.active()) {
+    j["beyond_bound"] = c.s.over;
+    j["within_bound"] = c.ok(b);
+  }
+  return j;
+}
+
 }  // namespace
 
 CLI::App* add_check_command(CLI::App& app, check_args& a) {
   CLI::App* c = app.add_subcommand(
-      "check", "Run implementations and the multiprecision reference on .npy data; report the loss "
-               "and its error in ulps");
-  c->add_option("--logits", a.logits, "logits .npy: (C), (N,C) or (N,C,d1..dK), float32 (float64 is rounded)")
+      "check",
+      "Compute the multiprecision reference on .npy data and measure results against it in ulps: your own "
+      "(--loss, --grad), a plug-in's (--plugin) and registered implementations' (--impl). Exit status: 0 ok, "
+      "1 a result exceeds --max-ulp/--tier, 2 usage or input error");
+  c->add_option("--logits", a.logits,
+                "logits: (C), (N,C) or (N,C,d1..dK), class axis dim 1, float32 (float64 is rounded); .npy, "
+                ".npz (the array 'logits', or the only one) or FILE.npz:NAME")
       ->required();
   c->add_option("--target", a.target,
-                "targets .npy: int64/int32 class indices of the position shape, or float class "
-                "probabilities of the logits' shape")
+                "targets: int64 class indices of the position shape (int32 is converted, with a warning), or "
+                "float class probabilities of the logits' shape")
       ->required();
   c->add_option("--weight", a.weight, "class weights .npy: float32 [C]");
   c->add_option("--ignore-index", a.ignore_index, "target value to ignore (default -100)");
   c->add_option("--reduction", a.reduction, "none | mean | sum (default mean)");
   c->add_option("--label-smoothing", a.label_smoothing, "label smoothing in [0, 1] (default 0)");
-  c->add_option("--impl", a.impl, "implementation name, 'default', or 'all' supported ones (default all)");
+  c->add_option("--loss", a.loss,
+                "YOUR loss to check: a scalar (the mean or sum of --reduction) or one value per position "
+                "(reduction none), float32")
+      ->type_name("FILE");
+  c->add_option("--grad", a.grad,
+                "YOUR gradient d(loss)/d(logits) to check, the logits' shape, float32: of the --reduction's "
+                "loss with upstream 1 (for none: of loss.sum())")
+      ->type_name("FILE");
+  c->add_option("--plugin", a.plugins, "a kernel library (xent/plugin.h) to check as well (repeatable)")
+      ->type_name("LIB.so");
+  c->add_option("--impl", a.impls,
+                "implementations to run, comma-separated: names from `xent list` (peers such as torch "
+                "included), 'all' (every supported one), 'default' (the library's default), 'none'. "
+                "Default: ours at the accurate and fast tiers (naive and peers only when asked)")
+      ->delimiter(',');
+  c->add_option("--max-ulp", a.max_ulp,
+                "exit 1 when any checked result (yours, a plug-in's, an implementation's) has an element "
+                "more than this many ulps from the reference")
+      ->check(CLI::NonNegativeNumber);
+  c->add_option("--tier", a.tier,
+                "exit 1 when any checked result exceeds this tier's bounds (accurate, fast, standard, naive; "
+                "the table of docs/design.md section 3)")
+      ->check(CLI::IsMember({"accurate", "fast", "standard", "naive"}));
   c->add_option("--grad-out", a.grad_out,
-                "write d(loss)/d(logits) of the chosen implementation (upstream 1) to this float32 .npy");
-  c->add_flag("--json", a.json, "print one JSON object instead of text");
+                "write d(loss)/d(logits) of the first --impl (else the default implementation), upstream 1, to "
+                "this float32 .npy");
+  c->add_option("--worst", a.worst, "list this many worst elements per checked result (default 5)");
+  c->add_option("--threads", a.threads, "threads for the reference (default: one per core)");
+  c->add_flag("--json", a.json, "print one JSON document on stdout (errors too: {\"error\": {...}})");
   return c;
 }
 
 int run_check(const check_args& a) {
+  // Everything is read and validated before anything is computed.
   const reduction red = parse_reduction(a.reduction);
-  const inputs in = load_inputs(a.logits, a.target, a.weight);
-  for (const auto& n : in.notes) std::cerr << "xent: note: " << n << "\n";
+  bound_spec bound;
+  bound.max_ulp = a.max_ulp;
+  bound.t = parse_tier(a.tier);
 
+  std::vector<const implementation*> chosen = choose(a.impls);
+  for (const implementation* p : load_plugins(a.plugins)) chosen.push_back(p);
+
+  const inputs in = load_inputs(a.logits, a.target, a.weight);
+  std::vector<std::string> notes = in.notes;
   const options opt = in.make_options(red, a.ignore_index, a.label_smoothing);
   const tensor_view x = in.logits_view(), t = in.target_view();
-  // Validates everything (shapes, bounds, options) before any work.
+  // Validates shapes, bounds and options.
   const problem pr = make_problem(x, t, opt);
-
-  std::vector<const implementation*> chosen = choose(a.impl);
-  const implementation* grad_impl = nullptr;
-  if (!a.grad_out.empty())
-    grad_impl = a.impl == "all" ? &default_implementation() : chosen.front();
-
-  const std::vector<warning> warnings = diagnose(pr, in.logits_shape);
-  if (!a.json)
-    for (const auto& w : warnings) std::cerr << "xent: warning: " << w.message << "\n";
-
-  // The reference, with the gradient only when one is written. It runs at
-  // roughly 3e5 logits/s: say so before a long wait.
-  if (pr.positions * pr.classes > 3'000'000)
-    std::cerr << "xent: note: computing the multiprecision reference for "
-              << pr.positions * pr.classes << " logits (roughly 3e5 per second)\n";
-  const ref::result r = ref::compute(pr, grad_impl != nullptr);
   const bool none = red == reduction::none;
-  const std::vector<std::int64_t> positions = position_shape(in.logits_shape);
+  const shape_t positions = position_shape(in.logits_shape);
 
-  std::vector<impl_result> results;
-  for (const implementation* impl : chosen) {
-    impl_result res{impl, {}, 0.0, impl->outside_domain(pr)};
-    if (none) {
-      res.loss.assign(static_cast<std::size_t>(pr.positions), 0.0f);
-      cross_entropy(x, t, view(res.loss.data(), positions), opt, impl);
-      for (std::size_t p = 0; p < res.loss.size(); ++p)
-        res.max_ulp = std::max(res.max_ulp, ref::ulp_error(res.loss[p], r.loss[p]));
+  std::optional<float_array> user_loss, user_grad;
+  bool user_loss_scalar = false;
+  if (!a.loss.empty()) {
+    user_loss = load_floats("--loss", a.loss, "loss", "loss", notes);
+    const std::int64_t n = numel(user_loss->shape);
+    if (n == pr.positions && (none || n != 1)) {
+      user_loss_scalar = false;
+    } else if (n == 1 && !none) {
+      user_loss_scalar = true;
+    } else if (n == 1 && none) {
+      throw input_error("--loss", a.loss + ": one value, but --reduction none gives one loss per position (" +
+                                      shape_str(positions) +
+                                      "): pass the --reduction your loss was computed with (mean or sum)");
     } else {
-      res.loss.assign(1, 0.0f);
-      cross_entropy(x, t, view(res.loss.data(), {}), opt, impl);
-      res.max_ulp = ref::ulp_error(res.loss[0], r.reduced);
+      throw input_error("--loss", a.loss + ": shape " + shape_str(user_loss->shape) +
+                                      " is neither a scalar (the mean or sum) nor one value per position " +
+                                      shape_str(positions) + " (reduction none)");
     }
-    results.push_back(std::move(res));
+  }
+  if (!a.grad.empty()) {
+    user_grad = load_floats("--grad", a.grad, "gradient", "grad", notes);
+    if (user_grad->shape != in.logits_shape)
+      throw input_error("--grad", a.grad + ": gradient shape " + shape_str(user_grad->shape) +
+                                      " is not the logits' shape " + shape_str(in.logits_shape));
+  }
+  if (!a.grad_out.empty()) check_writable("--grad-out", a.grad_out);
+  const implementation* grad_impl = nullptr;
+  if (!a.grad_out.empty()) {
+    if (!a.impls.empty() && !chosen.empty()) grad_impl = chosen.front();
+    else if (!a.plugins.empty()) grad_impl = chosen.back();
+    else grad_impl = &default_implementation();
   }
 
-  // Gradient of the chosen implementation, upstream 1.
-  double grad_ulp = 0.0;
-  if (grad_impl) {
-    std::vector<float> grad(in.logits.size(), 0.0f);
-    std::vector<float> loss(none ? static_cast<std::size_t>(pr.positions) : 1, 0.0f);
-    cross_entropy_forward_backward(x, t, view(loss.data(), none ? positions : std::vector<std::int64_t>{}),
-                                   view(grad.data(), in.logits_shape), opt, nullptr, grad_impl);
-    for (std::int64_t p = 0; p < pr.positions; ++p)
-      for (std::int64_t c = 0; c < pr.classes; ++c) {
-        const std::int64_t i = element_index(in.logits_shape, p, c);
-        grad_ulp = std::max(grad_ulp, ref::ulp_error(grad[i], r.grad[p * pr.classes + c]));
-      }
-    npy::write(a.grad_out, npy::make(grad, in.logits_shape));
+  std::vector<warning> warnings;
+  for (const auto& w : in.warnings) warnings.push_back({w.code, w.message});
+  for (auto& w : diagnose(pr, in.logits_shape)) warnings.push_back(std::move(w));
+  if (!a.json) {
+    for (const auto& n : notes) std::cerr << "xent: note: " << n << "\n";
+    for (const auto& w : warnings) std::cerr << "xent: warning: " << w.message << "\n";
   }
+
+  // The reference: per position, on threads, with a progress line on long runs.
+  ref::compute_options ro;
+  ro.threads = a.threads;
+  progress_line progress;
+  ro.progress = [&progress](std::int64_t done, std::int64_t total) { progress(done, total); };
+  const ref::result r = ref::compute(pr, grad_impl != nullptr || user_grad.has_value(), ro);
+
+  std::optional<contexts> ctx;
+  if (bound.t) {
+    ctx.emplace(pr);
+    bound.ctx = &*ctx;
+  }
+
+  std::vector<checked> results;
+  const quantity loss_q = none ? quantity::loss : quantity::reduction;
+  // The user's results.
+  if (user_loss) {
+    checked c{"your loss", "--loss " + a.loss, "", user_loss_scalar ? quantity::reduction : quantity::loss,
+              user_loss_scalar ? shape_t{} : positions, user_loss->values, {}, {}, {}};
+    collector col(bound, c.q, a.worst);
+    if (user_loss_scalar) col.add(0, c.values[0], r.reduced);
+    else
+      for (std::int64_t p = 0; p < pr.positions; ++p)
+        col.add(p, c.values[static_cast<std::size_t>(p)], r.loss[static_cast<std::size_t>(p)], p);
+    c.s = col.finish();
+    results.push_back(std::move(c));
+  }
+  if (user_grad) {
+    checked c{"your gradient", "--grad " + a.grad, "", quantity::gradient, in.logits_shape, user_grad->values,
+              {}, {}, {}};
+    collector col(bound, quantity::gradient, a.worst);
+    for (std::int64_t p = 0; p < pr.positions; ++p)
+      for (std::int64_t j = 0; j < pr.classes; ++j) {
+        const std::int64_t i = element_index(in.logits_shape, p, j);
+        col.add(i, c.values[static_cast<std::size_t>(i)], r.grad[static_cast<std::size_t>(p * pr.classes + j)], p, j);
+      }
+    c.s = col.finish();
+    results.push_back(std::move(c));
+  }
+  // Implementations and plug-ins: the loss.
+  const std::size_t first_impl = results.size();
+  for (const implementation* impl : chosen) {
+    checked c{impl->name(), origin_of(*impl), to_string(impl->tier()), loss_q, none ? positions : shape_t{},
+              {}, impl->outside_domain(pr), {}, {}};
+    c.values.assign(none ? static_cast<std::size_t>(pr.positions) : 1, 0.0f);
+    try {
+      cross_entropy(x, t, view(c.values.data(), c.shape), opt, impl);
+    } catch (const std::exception& e) {
+      c.failed = e.what();
+    }
+    collector col(bound, loss_q, a.worst);
+    if (!c.failed) {
+      if (none)
+        for (std::int64_t p = 0; p < pr.positions; ++p)
+          col.add(p, c.values[static_cast<std::size_t>(p)], r.loss[static_cast<std::size_t>(p)], p);
+      else
+        col.add(0, c.values[0], r.reduced);
+    }
+    c.s = col.finish();
+    results.push_back(std::move(c));
+  }
+  // The gradient written with --grad-out.
+  std::optional<checked> grad_out;
+  if (grad_impl) {
+    checked c{grad_impl->name(), origin_of(*grad_impl), to_string(grad_impl->tier()), quantity::gradient,
+              in.logits_shape, std::vector<float>(in.logits.size(), 0.0f), {}, {}, {}};
+    std::vector<float> loss(none ? static_cast<std::size_t>(pr.positions) : 1, 0.0f);
+    try {
+      cross_entropy_forward_backward(x, t, view(loss.data(), none ? positions : shape_t{}),
+                                     view(c.values.data(), in.logits_shape), opt, nullptr, grad_impl);
+    } catch (const std::exception& e) {
+      c.failed = e.what();
+    }
+    collector col(bound, quantity::gradient, a.worst);
+    if (!c.failed) {
+      for (std::int64_t p = 0; p < pr.positions; ++p)
+        for (std::int64_t j = 0; j < pr.classes; ++j) {
+          const std::int64_t i = element_index(in.logits_shape, p, j);
+          col.add(i, c.values[static_cast<std::size_t>(i)], r.grad[static_cast<std::size_t>(p * pr.classes + j)], p, j);
+        }
+      npy::write(a.grad_out, npy::make(c.values, in.logits_shape));
+    }
+    c.s = col.finish();
+    grad_out = std::move(c);
+  }
+
+  bool all_ok = true;
+  for (const auto& c : results) all_ok = all_ok && c.ok(bound);
+  if (grad_out) all_ok = all_ok && grad_out->ok(bound);
+  const int status = all_ok ? exit_ok : exit_bound_exceeded;
+  const std::string default_note =
+      a.impls.empty() ? "the default set: our implementations at the accurate and fast tiers (--impl all adds "
+                        "naive and peers such as torch)"
+                      : "";
 
   const std::string target_desc =
       shape_str(in.target_shape) + " " + in.target_dtype +
@@ -198,27 +663,51 @@ int run_check(const check_args& a) {
     j["label_smoothing"] = a.label_smoothing;
     j["reference"] = none ? numbers(r.loss) : json(json_number(ref::to_double(r.reduced)));
     j["reference_text"] = none ? json(nullptr) : json(ref::to_string(r.reduced));
+    j["ulp"] = "errors are in units in the last place (ulp) of the float32 result: |y - r| / ulp(RN(r)), "
+               "r the multiprecision reference; at most 0.5 means correctly rounded";
+    if (user_loss || user_grad) {
+      json yours = json::object();
+      for (std::size_t i = 0; i < first_impl; ++i) {
+        const checked& c = results[i];
+        json s = summary_json(c, c.shape, bound);
+        s["path"] = c.q == quantity::gradient ? a.grad : a.loss;
+        s["kind"] = c.q == quantity::gradient ? "gradient" : c.q == quantity::reduction ? to_string(red) : "per_position";
+        yours[c.q == quantity::gradient ? "grad" : "loss"] = s;
+      }
+      j["yours"] = yours;
+    }
     json impls = json::object();
-    for (const auto& res : results) {
-      impls[res.impl->name()] = {
-          {"tier", to_string(res.impl->tier())},
-          {"loss", none ? numbers(res.loss) : json_number(static_cast<double>(res.loss[0]))},
-          {"max_ulp", json_number(res.max_ulp)},
-          {"outside_domain", res.outside ? json(*res.outside) : json(nullptr)},
-      };
+    for (std::size_t i = first_impl; i < results.size(); ++i) {
+      const checked& c = results[i];
+      json e = {{"tier", c.tier}, {"origin", c.origin}};
+      e["loss"] = c.failed ? json(nullptr) : none ? numbers(c.values) : json_number(static_cast<double>(c.values[0]));
+      e["max_ulp"] = json_number(c.s.max);
+      e["outside_domain"] = c.outside ? json(*c.outside) : json(nullptr);
+      e["error"] = c.failed ? json(*c.failed) : json(nullptr);
+      e["errors"] = summary_json(c, c.shape, bound);
+      impls[c.name] = e;
     }
     j["implementations"] = impls;
-    if (grad_impl)
-      j["gradient"] = {{"implementation", grad_impl->name()},
+    j["default_implementations"] = a.impls.empty();
+    if (grad_out) {
+      j["gradient"] = {{"implementation", grad_out->name},
                        {"path", a.grad_out},
                        {"shape", in.logits_shape},
-                       {"max_ulp", json_number(grad_ulp)}};
+                       {"max_ulp", json_number(grad_out->s.max)},
+                       {"error", grad_out->failed ? json(*grad_out->failed) : json(nullptr)},
+                       {"errors", summary_json(*grad_out, in.logits_shape, bound)}};
+    }
+    if (bound.active())
+      j["bound"] = {{"max_ulp", bound.max_ulp >= 0.0 ? json(bound.max_ulp) : json(nullptr)},
+                    {"tier", bound.t ? json(to_string(*bound.t)) : json(nullptr)},
+                    {"exceeded", !all_ok}};
     json ws = json::array();
     for (const auto& w : warnings) ws.push_back({{"code", w.code}, {"message", w.message}});
     j["warnings"] = ws;
-    j["notes"] = in.notes;
+    j["notes"] = notes;
+    j["status"] = status;
     std::cout << j.dump() << "\n";
-    return 0;
+    return status;
   }
 
   std::cout << "logits " << shape_str(in.logits_shape) << " float32, target " << target_desc
@@ -228,29 +717,73 @@ int run_check(const check_args& a) {
   if (a.label_smoothing != 0.0) std::cout << ", label_smoothing " << a.label_smoothing;
   std::cout << "\n";
   if (none)
-    std::cout << "reference: " << summary(rounded(r.loss)) << "\n";
+    std::cout << "reference: " << values_text(rounded(r.loss)) << "\n";
   else
     std::cout << "reference: " << ref::to_string(r.reduced) << " (float32 "
               << float_text(ref::to_float(r.reduced)) << ")\n";
 
-  std::size_t width = 16;
-  for (const auto& res : results) width = std::max(width, res.impl->name().size() + 2);
   auto pad = [](std::string s, std::size_t n) {
     if (s.size() < n) s.append(n - s.size(), ' ');
     return s;
   };
-  std::cout << pad("implementation", width) << pad("tier", 10) << pad("max ulp", 9) << "loss\n";
-  for (const auto& res : results) {
-    std::cout << pad(res.impl->name(), width) << pad(to_string(res.impl->tier()), 10)
-              << pad(ulp_text(res.max_ulp), 9)
-              << (none ? summary(res.loss) : float_text(res.loss[0]));
-    if (res.outside) std::cout << "  (outside its domain: " << *res.outside << ")";
-    std::cout << "\n";
+  auto bound_mark = [&](const checked& c) -> std::string {
+    if (c.failed || !bound.active()) return "";
+    return c.s.over == 0 ? "  within bound" : "  EXCEEDS bound";
+  };
+  auto describe_worst = [&](const checked& c) {
+    std::string s;
+    for (const auto& e : c.s.worst) {
+      s += "    " + (c.shape.empty() ? std::string("value") : index_text(c.shape, e.index)) + ": " +
+           float_text(e.value) + ", reference " + ref::to_string(e.reference, 12) + " (" + ulp_text(e.ulps) +
+           " ulp)\n";
+    }
+    return s;
+  };
+  // The user's results, each with its distribution and worst elements.
+  for (std::size_t i = 0; i < first_impl; ++i) {
+    const checked& c = results[i];
+    std::cout << "\n" << c.name << " (" << c.origin << ", " << (c.shape.empty() ? "the " + to_string(red) : shape_str(c.shape)) << "): ";
+    if (c.shape.empty()) std::cout << float_text(c.values[0]) << ", ";
+    std::cout << "max " << ulp_text(c.s.max) << " ulp, p99 " << ulp_text(c.s.p99) << ", median "
+              << ulp_text(c.s.median) << ", " << percent(c.s.correctly_rounded) << " correctly rounded"
+              << bound_mark(c) << "\n";
+    if (bound.active() && c.s.over > 0)
+      std::cout << "  " << c.s.over << " of " << c.s.count << " beyond " << bound.describe() << "\n";
+    if (!c.s.worst.empty()) std::cout << "  worst:\n" << describe_worst(c);
   }
-  if (grad_impl)
-    std::cout << "gradient of " << grad_impl->name() << " (upstream 1) written to " << a.grad_out
-              << " " << shape_str(in.logits_shape) << " float32, max ulp " << ulp_text(grad_ulp) << "\n";
-  return 0;
+
+  if (first_impl < results.size()) {
+    std::size_t width = 16;
+    for (std::size_t i = first_impl; i < results.size(); ++i) width = std::max(width, results[i].name.size() + 2);
+    std::cout << "\n" << pad("implementation", width) << pad("tier", 10) << pad("max ulp", 9) << "loss\n";
+    for (std::size_t i = first_impl; i < results.size(); ++i) {
+      const checked& c = results[i];
+      std::cout << pad(c.name, width) << pad(c.tier, 10);
+      if (c.failed) {
+        std::cout << pad("-", 9) << "FAILED: " << one_line_text(*c.failed) << "\n";
+        continue;
+      }
+      std::cout << pad(ulp_text(c.s.max), 9) << (none ? values_text(c.values) : float_text(c.values[0]));
+      if (c.origin != "implementation") std::cout << "  (" << c.origin << ")";
+      if (c.outside) std::cout << "  (outside its domain: " << *c.outside << ")";
+      std::cout << bound_mark(c) << "\n";
+    }
+    if (!default_note.empty()) std::cout << "(implementations: " << default_note << ")\n";
+  }
+  if (grad_out) {
+    if (grad_out->failed)
+      std::cout << "gradient of " << grad_out->name << ": FAILED: " << one_line_text(*grad_out->failed) << "\n";
+    else
+      std::cout << "gradient of " << grad_out->name << " (upstream 1) written to " << a.grad_out << " "
+                << shape_str(in.logits_shape) << " float32, max ulp " << ulp_text(grad_out->s.max)
+                << bound_mark(*grad_out) << "\n";
+  }
+  std::cout << "ulp: units in the last place of the float32 result, |y - r| / ulp(RN(r)) against the "
+               "multiprecision reference r; at most 0.5 means correctly rounded (docs/design.md section 3)\n";
+  if (bound.active())
+    std::cout << (all_ok ? "PASSED: every checked result within " : "FAILED: a checked result exceeds ")
+              << bound.describe() << "\n";
+  return status;
 }
 
 }  // namespace xent::cli

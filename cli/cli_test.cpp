@@ -204,13 +204,6 @@ TEST_F(cli, malformed_inputs_exit_2_with_one_line) {
                      "short.npy: data is truncated", "truncated data");
   expect_input_error(check(save_bytes("short_header.npy", {valid.begin(), valid.begin() + 40}) + " --target " + t),
                      "truncated .npy header", "truncated header");
-  auto fortran = valid;
-  const std::string f = "False, 'shape'";
-  auto it = std::search(fortran.begin(), fortran.end(), f.begin(), f.end());
-  ASSERT_NE(it, fortran.end());
-  std::copy_n("True,  ", 7, it);
-  expect_input_error(check(save_bytes("fortran.npy", fortran) + " --target " + t), "fortran.npy: Fortran-order",
-                     "fortran");
   auto big = valid;
   const std::string f4 = "<f4";
   *std::search(big.begin(), big.end(), f4.begin(), f4.end()) = '>';
@@ -230,6 +223,20 @@ TEST_F(cli, malformed_inputs_exit_2_with_one_line) {
   expect_input_error(check(x + " --target " + t + " --label-smoothing -0.1"), "label_smoothing", "eps < 0");
   expect_input_error(check(x + " --target " + t + " --label-smoothing abc"), "label-smoothing", "eps text");
   expect_input_error(check(x + " --target " + t + " --impl nosuch"), "unknown implementation 'nosuch'", "impl");
+  expect_input_error(check(x + " --target " + t + " --impl stable,nosuch"), "unknown implementation 'nosuch'",
+                     "impl list");
+  expect_input_error(check(x + " --target " + t + " --tier fastest"), "--tier", "bad tier");
+  expect_input_error(check(x + " --target " + t + " --max-ulp -1"), "--max-ulp", "negative bound");
+  expect_input_error(check(x + " --target " + save("t_ok.npy", std::vector<std::int64_t>{1, 3, 2}, {3}) +
+                           " --loss " + save("lbad.npy", std::vector<float>{1, 2}, {2})),
+                     "is neither a scalar", "--loss of the wrong shape");
+  expect_input_error(check(x + " --target " + t + " --reduction none --loss " +
+                           save("lone.npy", std::vector<float>{1.6f}, {})),
+                     "one value, but --reduction none", "scalar --loss with reduction none");
+  expect_input_error(check(x + " --target " + t + " --grad " + save("gbad.npy", std::vector<float>(15), {5, 3})),
+                     "is not the logits' shape", "--grad of the wrong shape");
+  expect_input_error(check(x + " --target " + t + " --loss " + save("li.npy", std::vector<std::int64_t>{1}, {})),
+                     "loss must be float32", "integer --loss");
   expect_input_error(check(x), "--target", "missing --target");
   expect_input_error(check(x + " --target " + t + " --frobnicate"), "frobnicate", "unknown option");
   expect_input_error(run(""), "subcommand", "no subcommand");
@@ -279,6 +286,288 @@ TEST_F(cli, report_quick_writes_markdown_and_json) {
   }
   ASSERT_EQ(j.at("examples").size(), 3u);
   for (const auto& e : j.at("examples")) EXPECT_TRUE(e.at("passed").get<bool>()) << e.dump();
+}
+
+// ---- checking the user's own results (--loss, --grad), bounds and exit status ----
+
+// The headline problem's gradient of the mean, rounded once from double.
+std::vector<float> headline_gradient() {
+  const std::vector<std::int64_t> t{1, 3, 2};
+  std::vector<float> g(15);
+  for (int n = 0; n < 3; ++n)
+    for (int c = 0; c < 5; ++c) g[n * 5 + c] = static_cast<float>((c == t[n] ? 0.2 - 1.0 : 0.2) / 3.0);
+  return g;
+}
+
+TEST_F(cli, check_your_scalar_loss) {
+  const std::string x = logits(), t = targets();
+  // ln 5 rounded to float32: correctly rounded.
+  const auto r = run("check --json --loss " + save("l_ok.npy", std::vector<float>{1.6094379f}, {}) + " --logits " + x +
+                     " --target " + t + " --max-ulp 0.5");
+  ASSERT_EQ(r.status, 0) << r.err << r.out;
+  const json j = json::parse(r.out);
+  const json& l = j.at("yours").at("loss");
+  EXPECT_EQ(l.at("kind"), "mean");
+  EXPECT_EQ(l.at("count"), 1);
+  EXPECT_LE(l.at("max_ulp").get<double>(), 0.5);
+  EXPECT_EQ(l.at("correctly_rounded").get<double>(), 1.0);
+  EXPECT_EQ(l.at("within_bound"), true);
+  EXPECT_EQ(j.at("bound").at("exceeded"), false);
+  EXPECT_EQ(j.at("status"), 0);
+  // 8 ulps off (PyTorch-style float32 lse - x_t can be): exit 1 under --max-ulp 1, 0 without a bound.
+  const std::string off = save("l_off.npy", std::vector<float>{std::nextafter(1.6094379f, 2.0f) + 7 * 1.1920929e-7f}, {});
+  const auto b = run("check --loss " + off + " --logits " + x + " --target " + t + " --max-ulp 1");
+  EXPECT_EQ(b.status, 1) << b.out << b.err;
+  EXPECT_NE(b.out.find("your loss (--loss " + off + ", the mean)"), std::string::npos) << b.out;
+  EXPECT_NE(b.out.find("EXCEEDS bound"), std::string::npos) << b.out;
+  EXPECT_NE(b.out.find("FAILED: a checked result exceeds max 1 ulp"), std::string::npos) << b.out;
+  EXPECT_NE(b.out.find("0.0% correctly rounded"), std::string::npos) << b.out;
+  const auto nb = run("check --loss " + off + " --logits " + x + " --target " + t);
+  EXPECT_EQ(nb.status, 0) << nb.out << nb.err;
+  // --tier fast (1 ulp for a mean): exceeded too.
+  const auto tf = run("check --json --loss " + off + " --logits " + x + " --target " + t + " --tier fast");
+  EXPECT_EQ(tf.status, 1) << tf.out;
+  EXPECT_EQ(json::parse(tf.out).at("yours").at("loss").at("beyond_bound"), 1);
+}
+
+TEST_F(cli, check_your_per_position_loss_lists_the_worst) {
+  const float ln5 = 1.6094379f;
+  const std::vector<float> mine{ln5, std::nextafter(std::nextafter(ln5, 2.0f), 2.0f), ln5};
+  const auto r = run("check --json --reduction none --loss " + save("l3.npy", mine, {3}) + " --logits " + logits() +
+                     " --target " + targets() + " --tier accurate");
+  EXPECT_EQ(r.status, 1) << r.out << r.err;
+  const json l = json::parse(r.out).at("yours").at("loss");
+  EXPECT_EQ(l.at("kind"), "per_position");
+  EXPECT_EQ(l.at("count"), 3);
+  EXPECT_NEAR(l.at("max_ulp").get<double>(), 2.25, 0.01);
+  EXPECT_NEAR(l.at("median_ulp").get<double>(), 0.25, 0.01);
+  EXPECT_NEAR(l.at("correctly_rounded").get<double>(), 2.0 / 3.0, 1e-9);
+  EXPECT_EQ(l.at("beyond_bound"), 1);
+  ASSERT_GE(l.at("worst").size(), 1u);
+  EXPECT_EQ(l.at("worst")[0].at("index"), json::array({1}));
+  // A per-position loss is compared per position whatever the reduction.
+  const auto m = run("check --loss " + path("l3.npy") + " --logits " + logits() + " --target " + targets());
+  EXPECT_EQ(m.status, 0) << m.err;
+  EXPECT_NE(m.out.find("    [1]: 1.60943818, reference 1.60943791243 (2.25 ulp)"), std::string::npos) << m.out;
+}
+
+TEST_F(cli, check_your_gradient) {
+  std::vector<float> g = headline_gradient();
+  const auto r = run("check --json --grad " + save("g_ok.npy", g, {3, 5}) + " --logits " + logits() + " --target " +
+                     targets() + " --tier accurate");
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  const json gj = json::parse(r.out).at("yours").at("grad");
+  EXPECT_EQ(gj.at("count"), 15);
+  EXPECT_LE(gj.at("max_ulp").get<double>(), 0.5);
+  // One entry (row 2, class 4) 3 ulps off: listed first, the tier exceeded.
+  g[2 * 5 + 4] = std::nextafter(std::nextafter(std::nextafter(g[14], 1.0f), 1.0f), 1.0f);
+  const auto b = run("check --json --grad " + save("g_off.npy", g, {3, 5}) + " --logits " + logits() + " --target " +
+                     targets() + " --tier accurate");
+  EXPECT_EQ(b.status, 1) << b.out;
+  const json bj = json::parse(b.out).at("yours").at("grad");
+  EXPECT_EQ(bj.at("beyond_bound"), 1);
+  EXPECT_EQ(bj.at("worst")[0].at("index"), json::array({2, 4}));
+  EXPECT_GT(bj.at("worst")[0].at("ulp").get<double>(), 2.0);
+}
+
+TEST_F(cli, check_bounds_on_implementations) {
+  // A dominant target: the true loss is ~9.4e-14; naive's float32 formula loses it.
+  const std::string x = save("xd.npy", std::vector<float>{0.0f, 30.0f}, {1, 2});
+  const std::string t = save("td.npy", std::vector<std::int64_t>{1}, {1});
+  const auto n = run("check --json --impl naive --max-ulp 4 --logits " + x + " --target " + t);
+  EXPECT_EQ(n.status, 1) << n.out << n.err;
+  EXPECT_EQ(json::parse(n.out).at("implementations").at("naive").at("errors").at("within_bound"), false);
+  const auto s = run("check --impl stable --tier accurate --logits " + x + " --target " + t);
+  EXPECT_EQ(s.status, 0) << s.out << s.err;
+  EXPECT_NE(s.out.find("PASSED: every checked result within the accurate tier's bounds"), std::string::npos) << s.out;
+}
+
+TEST_F(cli, check_impl_sets) {
+  // Default: ours at the accurate and fast tiers, never naive or a peer; said so.
+  const auto d = run("check --json --logits " + logits() + " --target " + targets());
+  ASSERT_EQ(d.status, 0) << d.err;
+  const json dj = json::parse(d.out);
+  EXPECT_TRUE(dj.at("implementations").contains("stable"));
+  EXPECT_FALSE(dj.at("implementations").contains("naive")) << d.out;
+  EXPECT_FALSE(dj.at("implementations").contains("torch")) << d.out;
+  EXPECT_EQ(dj.at("default_implementations"), true);
+  const auto dt = run("check --logits " + logits() + " --target " + targets());
+  EXPECT_NE(dt.out.find("(implementations: the default set"), std::string::npos) << dt.out;
+  EXPECT_NE(dt.out.find("ulp: units in the last place of the float32 result"), std::string::npos) << dt.out;
+  // A comma list, in order.
+  const auto c = run("check --json --impl stable,naive --logits " + logits() + " --target " + targets());
+  ASSERT_EQ(c.status, 0) << c.err;
+  const nlohmann::ordered_json cj = nlohmann::ordered_json::parse(c.out).at("implementations");
+  ASSERT_EQ(cj.size(), 2u);
+  EXPECT_EQ(cj.begin().key(), "stable");
+  EXPECT_EQ(cj.at("naive").at("origin"), "implementation");
+  // `list` and `check` see the same registry: every listed, supported name runs in check.
+  const json list = json::parse(run("list --json").out);
+  for (const auto& i : list) {
+    EXPECT_TRUE(i.contains("kind")) << i.dump();
+    if (!i.at("supported").get<bool>()) continue;
+    const std::string name = i.at("name");
+    const auto one = run("check --json --impl " + name + " --logits " + logits() + " --target " + targets());
+    ASSERT_EQ(one.status, 0) << name << ": " << one.err;
+    const json oj = json::parse(one.out).at("implementations").at(name);
+    EXPECT_EQ(oj.at("origin"), i.at("kind") == "peer" ? "peer" : "implementation") << name;
+    EXPECT_NEAR(oj.at("loss").get<double>(), std::log(5.0), 1e-6) << name;
+    EXPECT_EQ(i.at("in_check_default").get<bool>(),
+              i.at("kind") == "ours" && (i.at("tier") == "accurate" || i.at("tier") == "fast"))
+        << name;
+  }
+}
+
+TEST_F(cli, json_errors_are_one_document) {
+  auto expect_json_error = [](const run_result& r, const std::string& argument, const std::string& fragment) {
+    EXPECT_EQ(r.status, 2) << r.out << r.err;
+    const json j = json::parse(r.out);  // exactly one document
+    ASSERT_TRUE(j.contains("error")) << r.out;
+    if (argument.empty()) EXPECT_TRUE(j.at("error").at("argument").is_null()) << r.out;
+    else EXPECT_EQ(j.at("error").at("argument"), argument) << r.out;
+    EXPECT_NE(j.at("error").at("message").get<std::string>().find(fragment), std::string::npos) << r.out;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+    EXPECT_EQ(r.err.rfind("xent: error: ", 0), 0u) << r.err;  // and the usual line on stderr
+  };
+  expect_json_error(run("check --json --logits " + path("missing.npy") + " --target " + targets()), "--logits",
+                    "cannot open");
+  expect_json_error(run("check --json --logits " + logits() + " --target " + targets() + " --impl nosuch"), "--impl",
+                    "unknown implementation 'nosuch'");
+  expect_json_error(run("check --json --logits " + logits() + " --target " +
+                        save("tb2.npy", std::vector<std::int64_t>{1, 9, 2}, {3})),
+                    "target", "Target 9 is out of bounds");
+  expect_json_error(run("check --json --logits " + logits() + " --target " + targets() + " --frobnicate"), "--frobnicate",
+                    "frobnicate");
+  expect_json_error(run("check --json --logits " + logits()), "--target", "--target");
+  expect_json_error(run("list --json --bogus"), "--bogus", "bogus");
+}
+
+TEST_F(cli, version) {
+  const auto r = run("--version");
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("xent 0.", 0), 0u) << r.out;
+  const auto h = run("--help");
+  EXPECT_EQ(h.status, 0);
+  EXPECT_NE(h.out.find("Exit status: 0 success; 1 a bound exceeded"), std::string::npos) << h.out;
+  EXPECT_NE(h.out.find("2 usage or input error"), std::string::npos) << h.out;
+}
+
+TEST_F(cli, validation_before_the_reference) {
+  // With the progress line forced on from the first moment, any computation
+  // would print it: an unwritable --grad-out must stop everything before.
+  const std::string env = "XENT_PROGRESS_AFTER=0 ";
+  const auto r = xent::cli_test::run_xent_env(env, "check --logits " + logits() + " --target " + targets() +
+                                                       " --grad-out " + path("no/such/dir/g.npy"), dir_);
+  expect_input_error(r, "cannot write (--grad-out)", "unwritable --grad-out before the reference");
+  EXPECT_EQ(r.err.find("reference:"), std::string::npos) << r.err;
+  // And the progress line itself, when forced: positions, percent, done.
+  const auto p = xent::cli_test::run_xent_env(env, "check --logits " + logits() + " --target " + targets(), dir_);
+  ASSERT_EQ(p.status, 0) << p.err;
+  EXPECT_NE(p.err.find("xent: reference: 3 of 3 positions (100%)"), std::string::npos) << p.err;
+  EXPECT_NE(p.err.find(", done"), std::string::npos) << p.err;
+  // Threads do not change the numbers.
+  const auto t1 = run("check --json --reduction none --threads 1 --logits " + logits() + " --target " + targets());
+  const auto t3 = run("check --json --reduction none --threads 3 --logits " + logits() + " --target " + targets());
+  EXPECT_EQ(json::parse(t1.out).at("reference"), json::parse(t3.out).at("reference"));
+}
+
+TEST_F(cli, smaller_input_items) {
+  // [B, T, C] logits with [B, T] targets: the class axis is dim 1.
+  const auto btc = run("check --logits " + save("btc.npy", std::vector<float>(2 * 4 * 3), {2, 4, 3}) + " --target " +
+                       save("bt.npy", std::vector<std::int64_t>(8, 1), {2, 4}));
+  expect_input_error(btc, "the class axis is dim 1", "[B,T,C] with [B,T]");
+  EXPECT_NE(btc.err.find("permute(0, 2, 1)"), std::string::npos) << btc.err;
+  EXPECT_NE(btc.err.find("reshape(-1, 3)"), std::string::npos) << btc.err;
+  // int32 targets: converted, with a warning that PyTorch rejects them.
+  const auto i32 = run("check --json --logits " + logits() + " --target " +
+                       save("t32b.npy", std::vector<std::int32_t>{1, 3, 2}, {3}));
+  ASSERT_EQ(i32.status, 0) << i32.err;
+  EXPECT_EQ(warning_codes(json::parse(i32.out)), std::vector<std::string>{"int32_target"});
+  EXPECT_NE(i32.out.find("PyTorch's cross_entropy rejects them"), std::string::npos) << i32.out;
+  // bool: not accepted, and not advertised as supported anywhere.
+  std::vector<unsigned char> b = xent::npy::serialize(xent::npy::make(std::vector<std::int32_t>{0, 0, 0}, {3}));
+  const std::string i4 = "<i4";
+  std::copy_n("|b1", 3, std::search(b.begin(), b.end(), i4.begin(), i4.end()));
+  b.resize(b.size() - 9);  // 3 bytes of data
+  const auto tb = run("check --logits " + logits() + " --target " + save_bytes("tbool2.npy", b));
+  expect_input_error(tb, "got bool", "bool targets");
+  const auto f2 = run("check --logits " + logits() + " --target " + save_bytes("f2.npy", [] {
+                        auto v = xent::npy::serialize(xent::npy::make(std::vector<std::int32_t>{1, 3, 2}, {3}));
+                        const std::string k = "<i4";
+                        std::copy_n("<f2", 3, std::search(v.begin(), v.end(), k.begin(), k.end()));
+                        return v;
+                      }()));
+  expect_input_error(f2, "unsupported dtype '<f2'", "float16");
+  EXPECT_EQ(f2.err.find("b1"), std::string::npos) << f2.err;
+}
+
+TEST_F(cli, fortran_order_and_npz) {
+  // [3, 5] logits saved in Fortran order: the same problem as C order.
+  std::vector<float> xc(15), xf(15);
+  for (int n = 0; n < 3; ++n)
+    for (int c = 0; c < 5; ++c) xc[n * 5 + c] = static_cast<float>(n * 5 + c) * 0.25f;
+  for (int n = 0; n < 3; ++n)
+    for (int c = 0; c < 5; ++c) xf[c * 3 + n] = xc[n * 5 + c];
+  auto fb = xent::npy::serialize(xent::npy::make(xf, {3, 5}));
+  const std::string f = "False, 'shape'";
+  std::copy_n("True,  ", 7, std::search(fb.begin(), fb.end(), f.begin(), f.end()));
+  const auto rf = run("check --json --impl stable --logits " + save_bytes("xf.npy", fb) + " --target " + targets());
+  const auto rc = run("check --json --impl stable --logits " + save("xc.npy", xc, {3, 5}) + " --target " + targets());
+  ASSERT_EQ(rf.status, 0) << rf.err;
+  ASSERT_EQ(rc.status, 0) << rc.err;
+  EXPECT_EQ(json::parse(rf.out).at("reference"), json::parse(rc.out).at("reference"));
+  EXPECT_NE(json::parse(rc.out).at("reference").get<double>(), std::log(5.0));  // not the all-zero problem
+  // An .npz with logits and target (a stored zip, as np.savez writes).
+  const auto npz = xent::cli_test::zip_stored(
+      {{"logits.npy", xent::npy::serialize(xent::npy::make(xc, {3, 5}))},
+       {"target.npy", xent::npy::serialize(xent::npy::make(std::vector<std::int64_t>{1, 3, 2}, {3}))}});
+  const std::string z = save_bytes("dump.npz", npz);
+  const auto rz = run("check --json --impl stable --logits " + z + " --target " + z);
+  ASSERT_EQ(rz.status, 0) << rz.err;
+  EXPECT_EQ(json::parse(rz.out).at("reference"), json::parse(rc.out).at("reference"));
+  const auto rn = run("check --json --impl stable --logits " + z + ":logits --target " + z + ":target");
+  ASSERT_EQ(rn.status, 0) << rn.err;
+  EXPECT_EQ(json::parse(rn.out).at("reference"), json::parse(rc.out).at("reference"));
+  expect_input_error(run("check --logits " + z + ":nosuch --target " + z), "no array 'nosuch' in the archive (it holds: logits, target)",
+                     "missing npz member");
+  expect_input_error(run("check --logits " + z + " --target " + targets() + " --weight " + z),
+                     "the archive holds 2 arrays (logits, target): name one", "ambiguous npz");
+}
+
+TEST_F(cli, check_a_plugin) {
+  const std::string plugin = XENT_EXAMPLE_PLUGIN;
+  const auto r = run("check --json --impl none --plugin " + plugin + " --max-ulp 4 --reduction none --logits " +
+                     logits() + " --target " + targets());
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  const nlohmann::ordered_json impls = nlohmann::ordered_json::parse(r.out).at("implementations");
+  ASSERT_EQ(impls.size(), 1u) << r.out;
+  const auto& p = impls.begin().value();
+  EXPECT_EQ(p.at("origin"), "plug-in " + plugin);
+  ASSERT_EQ(p.at("loss").size(), 3u);
+  for (const auto& v : p.at("loss")) EXPECT_NEAR(v.get<double>(), std::log(5.0), 1e-6);
+  EXPECT_EQ(p.at("errors").at("within_bound"), true);
+  expect_input_error(run("check --plugin " + path("nosuch.so") + " --logits " + logits() + " --target " + targets()),
+                     "nosuch.so", "missing plug-in");
+}
+
+// A peer's failures that are documented deviations are counted apart.
+TEST_F(cli, verify_separates_known_peer_deviations) {
+  bool torch = false;
+  for (const auto& i : json::parse(run("list --json").out)) torch = torch || i.at("name") == "torch";
+  if (!torch) GTEST_SKIP() << "built without the LibTorch peer";
+  const auto r = run("verify --impl torch --property loss_nonnegative --no-sweep");
+  if (r.err.find("without the property suite") != std::string::npos) GTEST_SKIP() << r.err;
+  EXPECT_EQ(r.status, 1) << r.out << r.err;
+  EXPECT_NE(r.out.find("xent verify: torch (peer), tier standard"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("known PyTorch deviation (FAIL"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("metamorphic_props/loss_nonnegative: C = 1 with probability targets returns -0.0"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("REJECTED at tier standard — 1 failure, a known PyTorch deviation"), std::string::npos) << r.out;
+  // Judged at another tier, the list does not apply: every failure is new.
+  const auto t = run("verify --impl torch --tier standard --property loss_nonnegative --no-sweep");
+  EXPECT_EQ(t.status, 1);
+  EXPECT_EQ(t.out.find("known PyTorch deviation"), std::string::npos) << t.out;
 }
 
 TEST_F(cli, help_exits_0) {

@@ -1,5 +1,6 @@
 #include "inputs.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <sstream>
@@ -33,6 +34,13 @@ std::string narrow_note(const std::string& path, const char* what, std::int64_t 
   return s;
 }
 
+std::string option_of(const std::string& what) {
+  if (what == "logits") return "--logits";
+  if (what == "weight") return "--weight";
+  if (what.find("target") != std::string::npos) return "--target";
+  return "--" + what;
+}
+
 std::vector<float> floats(const npy::array& a, const std::string& path, const char* what,
                           std::vector<std::string>& notes) {
   if (a.type == npy::dtype::f32) return a.as_f32();
@@ -42,11 +50,37 @@ std::vector<float> floats(const npy::array& a, const std::string& path, const ch
     notes.push_back(narrow_note(path, what, overflowed, inexact));
     return v;
   }
-  throw input_error(path + ": " + what + " must be float32 (or float64, rounded to float32), got " +
+  throw input_error(option_of(what), path + ": " + what + " must be float32 (or float64, rounded to float32), got " +
                     npy::to_string(a.type));
 }
 
 }  // namespace
+
+npy::array read_for(const std::string& option, const std::string& path, const std::string& npz_default) {
+  try {
+    return npy::read_any(path, npz_default);
+  } catch (const npy::npy_error& e) {
+    throw input_error(option, e.what());
+  }
+}
+
+float_array load_floats(const std::string& option, const std::string& path, const std::string& what,
+                        const std::string& npz_default, std::vector<std::string>& notes) {
+  const npy::array a = read_for(option, path, npz_default);
+  float_array f;
+  f.shape = a.shape;
+  if (a.type == npy::dtype::f32) {
+    f.values = a.as_f32();
+  } else if (a.type == npy::dtype::f64) {
+    std::int64_t overflowed = 0, inexact = 0;
+    f.values = narrow(a.as_f64(), overflowed, inexact);
+    notes.push_back(narrow_note(path, what.c_str(), overflowed, inexact));
+  } else {
+    throw input_error(option, path + ": " + what + " must be float32 (or float64, rounded to float32), got " +
+                                  npy::to_string(a.type));
+  }
+  return f;
+}
 
 options inputs::make_options(reduction r, std::int64_t ignore_index, double label_smoothing) const {
   options o;
@@ -60,11 +94,11 @@ options inputs::make_options(reduction r, std::int64_t ignore_index, double labe
 inputs load_inputs(const std::string& logits_path, const std::string& target_path,
                    const std::string& weight_path) {
   inputs in;
-  const npy::array x = npy::read(logits_path);
+  const npy::array x = read_for("--logits", logits_path, "logits");
   in.logits_shape = x.shape;
   in.logits = floats(x, logits_path, "logits", in.notes);
 
-  const npy::array t = npy::read(target_path);
+  const npy::array t = read_for("--target", target_path, "target");
   in.target_shape = t.shape;
   in.target_dtype = npy::to_string(t.type);
   switch (t.type) {
@@ -74,6 +108,10 @@ inputs load_inputs(const std::string& logits_path, const std::string& target_pat
     case npy::dtype::i32: {
       const auto v = t.as_i32();
       in.target_index.assign(v.begin(), v.end());
+      in.warnings.push_back(
+          {"int32_target", target_path + ": int32 class indices: PyTorch's cross_entropy rejects them "
+                                         "(\"expected scalar type Long but found Int\"); xent converts them to "
+                                         "int64 -- use target.long() in PyTorch"});
       break;
     }
     case npy::dtype::f32:
@@ -81,7 +119,7 @@ inputs load_inputs(const std::string& logits_path, const std::string& target_pat
       if (t.shape != x.shape) {
         std::vector<std::int64_t> positions = x.shape;
         if (!positions.empty()) positions.erase(positions.begin() + (positions.size() == 1 ? 0 : 1));
-        throw input_error(target_path + ": target is " + in.target_dtype + " with shape " +
+        throw input_error("--target", target_path + ": target is " + in.target_dtype + " with shape " +
                           shape_str(t.shape) + ": class indices must be integers (int64 or int32) " +
                           "of shape " + shape_str(positions) +
                           ", class probabilities must have the logits' shape " + shape_str(x.shape));
@@ -91,15 +129,29 @@ inputs load_inputs(const std::string& logits_path, const std::string& target_pat
       break;
     }
     case npy::dtype::b1:
-      throw input_error(target_path + ": target must be int64/int32 class indices or float32 class "
-                                      "probabilities, got bool");
+      throw input_error("--target", target_path + ": target must be int64 (or int32) class indices or float32 (or "
+                                      "float64) class probabilities, got bool (bool arrays are not accepted "
+                                      "anywhere: convert with .long() or .float())");
+  }
+
+  // [B, T, C] logits with [B, T] index targets: PyTorch reads the class axis
+  // as dim 1 (C = T here), so the shapes do not match -- say what to do.
+  if (!in.probability && x.shape.size() >= 3 && t.shape.size() + 1 == x.shape.size() &&
+      std::equal(t.shape.begin(), t.shape.end(), x.shape.begin()) &&
+      !std::equal(t.shape.begin() + 1, t.shape.end(), x.shape.begin() + 2)) {
+    const std::int64_t C = x.shape.back();
+    throw input_error("--target", target_path + ": target shape " + shape_str(t.shape) + " does not match logits " +
+                      shape_str(x.shape) + ": the class axis is dim 1 (PyTorch reads these logits as N = " +
+                      std::to_string(x.shape[0]) + ", C = " + std::to_string(x.shape[1]) +
+                      "); for [B, T, C] logits use logits.permute(0, 2, 1) (then [B, C, T] with targets [B, T]) "
+                      "or logits.reshape(-1, " + std::to_string(C) + ") with target.reshape(-1)");
   }
 
   if (!weight_path.empty()) {
-    const npy::array w = npy::read(weight_path);
+    const npy::array w = read_for("--weight", weight_path, "weight");
     in.weight = floats(w, weight_path, "weight", in.notes);
     if (w.shape.size() != 1)
-      throw input_error(weight_path + ": weight must be 1-D (one value per class), got shape " +
+      throw input_error("--weight", weight_path + ": weight must be 1-D (one value per class), got shape " +
                         shape_str(w.shape));
   }
   return in;

@@ -9,16 +9,28 @@
 #include <string>
 #include <vector>
 
+#include "npy.hpp"
 #include "xent/options.hpp"
 #include "xent/tensor.hpp"
 
 namespace xent::cli {
 
-// A usage or input error: the command exits with status 2.
+// A usage or input error: the command exits with status 2. `argument` names
+// the option at fault ("--logits"), or is empty.
 class input_error : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit input_error(const std::string& message) : std::runtime_error(message) {}
+  input_error(std::string argument, const std::string& message)
+      : std::runtime_error(message), argument_(std::move(argument)) {}
+  const std::string& argument() const noexcept { return argument_; }
+
+ private:
+  std::string argument_;
 };
+
+// Reads an array for an option (.npy, .npz, .npz:NAME); a reading error
+// becomes an input_error naming the option.
+npy::array read_for(const std::string& option, const std::string& path, const std::string& npz_default);
 
 struct inputs {
   std::vector<std::int64_t> logits_shape;
@@ -34,6 +46,11 @@ struct inputs {
 
   // Conversions done while loading ("float64 logits rounded to float32 ...").
   std::vector<std::string> notes;
+  // Inputs PyTorch would not accept as they are (code, one-line message).
+  struct warning {
+    std::string code, message;
+  };
+  std::vector<warning> warnings;
 
   tensor_view logits_view() const { return view(logits.data(), logits_shape); }
   tensor_view target_view() const {
@@ -43,7 +60,17 @@ struct inputs {
   options make_options(reduction r, std::int64_t ignore_index, double label_smoothing) const;
 };
 
-// Throws npy::npy_error or input_error.
+// A float32 array (float64 is rounded, with a note) for an option: the
+// user's own loss or gradient. npz_default as for read_for.
+struct float_array {
+  std::vector<std::int64_t> shape;
+  std::vector<float> values;
+};
+float_array load_floats(const std::string& option, const std::string& path, const std::string& what,
+                        const std::string& npz_default, std::vector<std::string>& notes);
+
+// Throws npy::npy_error or input_error. Paths may name .npz archives
+// ("dump.npz" or "dump.npz:NAME"; see npy::read_any).
 inputs load_inputs(const std::string& logits_path, const std::string& target_path,
                    const std::string& weight_path /* empty: none */);
 

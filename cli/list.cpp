@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "format.hpp"
+#include "registry.hpp"
 #include "xent/xent.hpp"
 
 namespace xent::cli {
@@ -23,6 +24,7 @@ int run_list(const list_args& a) {
     default_name = default_implementation().name();
   } catch (const xent::error&) {  // a bad XENT_IMPL: still list
   }
+  const auto check_default = default_check_set();
   if (a.json) {
     nlohmann::ordered_json arr = nlohmann::ordered_json::array();
     for (const auto* i : impls)
@@ -31,6 +33,8 @@ int run_list(const list_args& a) {
                      {"domain", i->domain()},
                      {"supported", i->supported()},
                      {"default", i->name() == default_name},
+                     {"kind", i->peer() ? "peer" : plugins::is_plugin(i) ? "plug-in" : "ours"},
+                     {"in_check_default", std::find(check_default.begin(), check_default.end(), i) != check_default.end()},
                      {"thread_count_independent", i->thread_count_independent()},
                      {"description", i->description()}});
     std::cout << arr.dump(2) << "\n";
@@ -51,8 +55,14 @@ int run_list(const list_args& a) {
                      11)
               << i->description() << "\n";
     std::cout << pad("", w) << "domain: " << i->domain() << "\n";
+    if (i->peer())
+      std::cout << pad("", w) << "peer: an external implementation under test, not one of ours (xent verify "
+                                 "--impl " << i->name() << " lists its known deviations)\n";
   }
   if (!default_name.empty()) std::cout << "(*) default implementation\n";
+  std::string set;
+  for (const auto* i : check_default) set += (set.empty() ? "" : ", ") + i->name();
+  std::cout << "xent check runs " << set << " unless --impl says otherwise (--impl all: every supported one)\n";
   return 0;
 }
 

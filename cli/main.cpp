@@ -1,15 +1,26 @@
-// The `xent` command: list, check, report. Every failure ends in one line
-// `xent: error: ...` and a non-zero status (2 for usage and input errors);
-// nothing escapes main.
+// The `xent` command: list, check, report, verify. Every failure ends in one
+// line `xent: error: ...` on stderr and a non-zero status; with --json, stdout
+// also carries exactly one JSON document, {"error": {"argument", "message"}}.
+// Nothing escapes main.
+//
+// Exit statuses (all commands):
+//   0  success (check: every checked result within its bound; verify: accepted)
+//   1  a bound exceeded or a verdict failed (check --max-ulp/--tier, verify
+//      REJECTED, report --check-baseline), an internal error, out of memory
+//   2  usage or input error (unknown option, unreadable or malformed file,
+//      invalid shapes or options), reported before anything is computed
 #include <CLI/CLI.hpp>
 
+#include <cstring>
 #include <iostream>
 #include <new>
+#include <nlohmann/json.hpp>
 
 #include "check.hpp"
 #include "inputs.hpp"
 #include "list.hpp"
 #include "npy.hpp"
+#include "registry.hpp"
 #include "report.hpp"
 #include "verify.hpp"
 #ifdef XENT_HAVE_TORCH_PEER
@@ -27,18 +38,52 @@ std::string one_line(std::string s) {
   return s;
 }
 
-int fail(int status, const std::string& message) {
+bool json_mode = false;
+
+int fail(int status, const std::string& message, const std::string& argument = "") {
   std::cout.flush();
   std::cerr << "xent: error: " << one_line(message) << "\n";
+  if (json_mode) {
+    nlohmann::ordered_json j;
+    j["error"] = {{"argument", argument.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(argument)},
+                  {"message", one_line(message)},
+                  {"status", status}};
+    std::cout << j.dump() << "\n" << std::flush;
+  }
   return status;
+}
+
+// The option CLI11 complains about, when its message names one.
+std::string parse_error_argument(const std::string& what) {
+  const std::size_t at = what.find("--");
+  if (at == std::string::npos) return "";
+  std::size_t end = at + 2;
+  while (end < what.size() && (std::isalnum(static_cast<unsigned char>(what[end])) || what[end] == '-')) ++end;
+  return what.substr(at, end - at);
+}
+
+std::string version_text() {
+  std::string v = "xent " XENT_VERSION_STRING;
+#ifdef XENT_HAVE_TORCH_PEER
+  v += " (peer: LibTorch " + xent::peers::torch_version() + ")";
+#endif
+  return v;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  constexpr int usage_error = 2;
-  CLI::App app{"xent: cross-entropy loss with exactly PyTorch's nn.CrossEntropyLoss semantics"};
+  using xent::cli::exit_bound_exceeded;
+  using xent::cli::exit_usage;
+  for (int i = 1; i < argc; ++i)
+    if (std::strcmp(argv[i], "--json") == 0) json_mode = true;
+
+  CLI::App app{
+      "xent: cross-entropy loss with exactly PyTorch's nn.CrossEntropyLoss semantics\n"
+      "Exit status: 0 success; 1 a bound exceeded or a verdict failed (check --max-ulp/--tier, verify "
+      "REJECTED, report --check-baseline) or an internal error; 2 usage or input error (nothing computed)"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", version_text());
   xent::cli::list_args list_args;
   xent::cli::check_args check_args;
   xent::cli::report_args report_args;
@@ -52,7 +97,7 @@ int main(int argc, char** argv) {
   if (argc > 1 && argv[1][0] != '-') {
     const std::string first = argv[1];
     if (first != "list" && first != "check" && first != "report" && first != "verify")
-      return fail(usage_error, "unknown command '" + first + "' (commands: list, check, report, verify)");
+      return fail(exit_usage, "unknown command '" + first + "' (commands: list, check, report, verify)");
   }
   try {
     try {
@@ -61,34 +106,36 @@ int main(int argc, char** argv) {
       return app.exit(e);
     } catch (const CLI::CallForAllHelp& e) {
       return app.exit(e);
+    } catch (const CLI::CallForVersion&) {
+      std::cout << version_text() << "\n";
+      return 0;
     } catch (const CLI::ParseError& e) {
-      return fail(usage_error, std::string(e.what()) + " (see xent --help)");
+      return fail(exit_usage, std::string(e.what()) + " (see xent --help)", parse_error_argument(e.what()));
     }
+    // One registry for every command: ours, the peers (LibTorch), plug-ins.
+    if (!(*report && report_args.no_torch)) xent::cli::register_peers();
     if (*list) return xent::cli::run_list(list_args);
     if (*check) return xent::cli::run_check(check_args);
     if (*report) {
-      // External implementations join the registry before the sweep.
+      // Plug-ins join the registry before the sweep.
       xent::cli::load_plugins(report_args.plugins);
-#ifdef XENT_HAVE_TORCH_PEER
-      if (!report_args.no_torch) xent::peers::register_torch();
-#endif
       return xent::cli::run_report(report_args);
     }
     if (*verify) return xent::cli::run_verify(verify_args);
-    return fail(usage_error, "no command given (see xent --help)");
+    return fail(exit_usage, "no command given (see xent --help)");
   } catch (const xent::error& e) {
-    return fail(usage_error, e.what());
+    return fail(exit_usage, e.what(), e.argument());
   } catch (const xent::npy::npy_error& e) {
-    return fail(usage_error, e.what());
+    return fail(exit_usage, e.what());
   } catch (const xent::cli::input_error& e) {
-    return fail(usage_error, e.what());
+    return fail(exit_usage, e.what(), e.argument());
   } catch (const std::invalid_argument& e) {
-    return fail(usage_error, e.what());
+    return fail(exit_usage, e.what());
   } catch (const std::bad_alloc&) {
-    return fail(1, "out of memory");
+    return fail(exit_bound_exceeded, "out of memory");
   } catch (const std::exception& e) {
-    return fail(1, std::string("internal error: ") + e.what());
+    return fail(exit_bound_exceeded, std::string("internal error: ") + e.what());
   } catch (...) {
-    return fail(1, "internal error: unknown exception");
+    return fail(exit_bound_exceeded, "internal error: unknown exception");
   }
 }

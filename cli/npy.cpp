@@ -1,5 +1,7 @@
 #include "npy.hpp"
 
+#include <zlib.h>
+
 #include <algorithm>
 #include <bit>
 #include <cctype>
@@ -331,13 +333,42 @@ dtype parse_descr(const value& v, const std::string& name) {
   else if (d == "|O" || d == "O" || d == "<O")
     why = " (Python objects)";
   throw npy_error(name + ": unsupported dtype " + header_string(d) + why +
-                  "; supported: <f4 (float32), <f8 (float64), <i4 (int32), <i8 (int64), |b1 (bool)");
+                  "; supported: <f4 (float32), <f8 (float64), <i4 (int32), <i8 (int64)");
 }
 
 std::uint32_t read_le(const unsigned char* p, int n) {
   std::uint32_t v = 0;
   for (int i = n; i-- > 0;) v = (v << 8) | p[i];
   return v;
+}
+
+// Column-major (Fortran-order) elements to row-major: element (i0, .., ik)
+// sits at sum_d i_d * prod_{e<d} shape_e in the input.
+std::vector<unsigned char> to_c_order(const std::vector<unsigned char>& in, const std::vector<std::int64_t>& shape,
+                                      std::size_t item) {
+  const std::size_t rank = shape.size();
+  std::vector<unsigned char> out(in.size());
+  if (rank <= 1 || in.empty()) return in;
+  std::vector<std::size_t> fstride(rank), idx(rank, 0);
+  std::size_t s = 1;
+  for (std::size_t d = 0; d < rank; ++d) {
+    fstride[d] = s;
+    s *= static_cast<std::size_t>(shape[d]);
+  }
+  const std::size_t n = in.size() / item;
+  std::size_t src = 0;  // Fortran offset of idx, in elements
+  for (std::size_t i = 0; i < n; ++i) {
+    std::memcpy(out.data() + i * item, in.data() + src * item, item);
+    for (std::size_t d = rank; d-- > 0;) {  // C-order odometer
+      if (++idx[d] < static_cast<std::size_t>(shape[d])) {
+        src += fstride[d];
+        break;
+      }
+      src -= fstride[d] * (idx[d] - 1);
+      idx[d] = 0;
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -389,9 +420,6 @@ array parse(std::span<const unsigned char> f, const std::string& name) {
   if (fortran->kind != value::boolean)
     throw npy_error(name + ": malformed .npy header: 'fortran_order' is " + kind_name(fortran->kind) +
                     ", not True or False");
-  if (fortran->b)
-    throw npy_error(name + ": Fortran-order arrays are not supported; save a C-order array "
-                           "(np.save(path, np.ascontiguousarray(arr)))");
   if (shape->kind != value::tuple)
     throw npy_error(name + ": malformed .npy header: 'shape' is " + kind_name(shape->kind) +
                     ", not a tuple of integers");
@@ -438,6 +466,7 @@ array parse(std::span<const unsigned char> f, const std::string& name) {
                     " unexpected bytes after the data (the " + desc + " needs " +
                     std::to_string(nbytes) + ")");
   a.bytes.assign(f.begin() + static_cast<std::ptrdiff_t>(data_offset), f.end());
+  if (fortran->b) a.bytes = to_c_order(a.bytes, a.shape, item);
   return a;
 }
 
@@ -520,6 +549,174 @@ array make(const std::vector<std::int32_t>& v, std::vector<std::int64_t> s) {
 }
 array make(const std::vector<std::int64_t>& v, std::vector<std::int64_t> s) {
   return make_typed(v, std::move(s), dtype::i64);
+}
+
+}  // namespace xent::npy
+
+// ---- .npz: a zip archive of .npy files (np.savez / np.savez_compressed) ----
+
+namespace xent::npy {
+namespace {
+
+std::uint64_t le(const unsigned char* p, int n) {
+  std::uint64_t v = 0;
+  for (int i = n; i-- > 0;) v = (v << 8) | p[i];
+  return v;
+}
+
+struct zip_entry {
+  std::string name;
+  std::uint16_t method = 0;
+  std::uint64_t compressed = 0, size = 0, local_offset = 0;
+};
+
+std::vector<unsigned char> read_bytes(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw npy_error(path + ": is a directory");
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
+  if (!file) throw npy_error(path + ": cannot open: " + std::strerror(errno));
+  std::vector<unsigned char> bytes;
+  unsigned char buf[1 << 16];
+  while (true) {
+    const std::size_t n = std::fread(buf, 1, sizeof buf, file.get());
+    bytes.insert(bytes.end(), buf, buf + n);
+    if (n < sizeof buf) break;
+  }
+  if (std::ferror(file.get())) throw npy_error(path + ": read error: " + std::strerror(errno));
+  return bytes;
+}
+
+// The central directory (with zip64 records, which np.savez writes).
+std::vector<zip_entry> zip_directory(const std::vector<unsigned char>& z, const std::string& path) {
+  auto bad = [&](const std::string& why) { return npy_error(path + ": not a valid .npz archive: " + why); };
+  if (z.size() < 22) throw bad("too short for a zip file");
+  std::size_t eocd = std::string::npos;
+  for (std::size_t i = z.size() - 22 + 1; i-- > 0 && z.size() - i <= 22 + 65535;)
+    if (le(&z[i], 4) == 0x06054b50) {
+      eocd = i;
+      break;
+    }
+  if (eocd == std::string::npos) throw bad("no end-of-central-directory record");
+  std::uint64_t count = le(&z[eocd + 10], 2), dir_size = le(&z[eocd + 12], 4), dir_offset = le(&z[eocd + 16], 4);
+  if ((count == 0xffff || dir_size == 0xffffffff || dir_offset == 0xffffffff) && eocd >= 20 &&
+      le(&z[eocd - 20], 4) == 0x07064b50) {
+    const std::uint64_t z64 = le(&z[eocd - 20 + 8], 8);
+    if (z64 + 56 > z.size() || le(&z[z64], 4) != 0x06064b50) throw bad("broken zip64 end record");
+    count = le(&z[z64 + 32], 8);
+    dir_size = le(&z[z64 + 40], 8);
+    dir_offset = le(&z[z64 + 48], 8);
+  }
+  if (dir_offset > z.size() || dir_size > z.size() - dir_offset) throw bad("central directory out of range");
+  std::vector<zip_entry> out;
+  std::size_t p = dir_offset;
+  for (std::uint64_t i = 0; i < count; ++i) {
+    if (p + 46 > z.size() || le(&z[p], 4) != 0x02014b50) throw bad("broken central directory entry");
+    zip_entry e;
+    e.method = static_cast<std::uint16_t>(le(&z[p + 10], 2));
+    e.compressed = le(&z[p + 20], 4);
+    e.size = le(&z[p + 24], 4);
+    const std::size_t name_len = le(&z[p + 28], 2), extra_len = le(&z[p + 30], 2), comment_len = le(&z[p + 32], 2);
+    e.local_offset = le(&z[p + 42], 4);
+    if (p + 46 + name_len + extra_len + comment_len > z.size()) throw bad("broken central directory entry");
+    e.name.assign(reinterpret_cast<const char*>(&z[p + 46]), name_len);
+    // zip64 extra field: the 64-bit values of the fields that read 0xffffffff, in order.
+    for (std::size_t x = p + 46 + name_len; x + 4 <= p + 46 + name_len + extra_len;) {
+      const std::uint64_t id = le(&z[x], 2), len = le(&z[x + 2], 2);
+      if (id == 0x0001) {
+        std::size_t q = x + 4;
+        auto take = [&](std::uint64_t& field) {
+          if (field == 0xffffffff && q + 8 <= x + 4 + len) {
+            field = le(&z[q], 8);
+            q += 8;
+          }
+        };
+        take(e.size);
+        take(e.compressed);
+        take(e.local_offset);
+      }
+      x += 4 + len;
+    }
+    out.push_back(std::move(e));
+    p += 46 + name_len + extra_len + comment_len;
+  }
+  return out;
+}
+
+std::vector<unsigned char> zip_extract(const std::vector<unsigned char>& z, const zip_entry& e,
+                                       const std::string& path) {
+  const std::string what = path + ": " + e.name;
+  if (e.local_offset + 30 > z.size() || le(&z[e.local_offset], 4) != 0x04034b50)
+    throw npy_error(what + ": broken local header in the .npz archive");
+  const std::uint64_t start = e.local_offset + 30 + le(&z[e.local_offset + 26], 2) + le(&z[e.local_offset + 28], 2);
+  if (start > z.size() || e.compressed > z.size() - start)
+    throw npy_error(what + ": data out of range in the .npz archive");
+  const unsigned char* data = z.data() + start;
+  if (e.method == 0) return {data, data + e.compressed};
+  if (e.method != 8)
+    throw npy_error(what + ": unsupported compression method " + std::to_string(e.method) +
+                    " (np.savez and np.savez_compressed write 0 and 8)");
+  std::vector<unsigned char> out(e.size);
+  z_stream s{};
+  if (inflateInit2(&s, -MAX_WBITS) != Z_OK) throw npy_error(what + ": cannot start zlib");
+  s.next_in = const_cast<unsigned char*>(data);
+  s.avail_in = static_cast<uInt>(e.compressed);
+  s.next_out = out.data();
+  s.avail_out = static_cast<uInt>(out.size());
+  const int rc = inflate(&s, Z_FINISH);
+  const std::uint64_t produced = s.total_out;
+  inflateEnd(&s);
+  if (rc != Z_STREAM_END || produced != e.size) throw npy_error(what + ": corrupt deflate data in the .npz archive");
+  return out;
+}
+
+std::string npy_name(const zip_entry& e) {
+  const std::string& n = e.name;
+  return n.size() > 4 && n.compare(n.size() - 4, 4, ".npy") == 0 ? n.substr(0, n.size() - 4) : n;
+}
+
+}  // namespace
+
+std::vector<std::string> npz_names(const std::string& path) {
+  std::vector<std::string> v;
+  for (const auto& e : zip_directory(read_bytes(path), path)) v.push_back(npy_name(e));
+  return v;
+}
+
+array read_npz(const std::string& path, const std::string& name) {
+  const std::vector<unsigned char> z = read_bytes(path);
+  const std::vector<zip_entry> entries = zip_directory(z, path);
+  std::string names;
+  for (const auto& e : entries) names += (names.empty() ? "" : ", ") + npy_name(e);
+  const zip_entry* pick = nullptr;
+  if (name.empty()) {
+    if (entries.size() != 1)
+      throw npy_error(path + ": the archive holds " + std::to_string(entries.size()) + " arrays (" + names +
+                      "): name one as " + path + ":NAME");
+    pick = &entries[0];
+  } else {
+    for (const auto& e : entries)
+      if (npy_name(e) == name) pick = &e;
+    if (!pick) throw npy_error(path + ": no array '" + name + "' in the archive (it holds: " + names + ")");
+  }
+  const std::vector<unsigned char> bytes = zip_extract(z, *pick, path);
+  return parse(bytes, path + ":" + npy_name(*pick));
+}
+
+array read_any(const std::string& spec, const std::string& fallback_name) {
+  auto ends_with = [](const std::string& s, const std::string& tail) {
+    return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+  };
+  std::string path = spec, name;
+  if (const std::size_t at = spec.rfind(".npz:"); at != std::string::npos) {
+    path = spec.substr(0, at + 4);
+    name = spec.substr(at + 5);
+  }
+  if (!ends_with(path, ".npz")) return read(spec);
+  if (name.empty() && !fallback_name.empty()) {
+    const auto names = npz_names(path);
+    if (names.size() > 1 && std::find(names.begin(), names.end(), fallback_name) != names.end()) name = fallback_name;
+  }
+  return read_npz(path, name);
 }
 
 }  // namespace xent::npy

@@ -1,10 +1,13 @@
 // A small NumPy .npy reader and writer (format versions 1.0, 2.0 and 3.0).
 //
-// Supported: little-endian '<f4', '<f8', '<i4', '<i8' and '|b1', C order.
+// Supported: little-endian '<f4', '<f8', '<i4', '<i8' (and '|b1', read for
+// completeness but accepted by no command, so not advertised), C or Fortran
+// order (Fortran-order data is transposed to C order on reading), and arrays
+// inside .npz archives (np.savez, stored or deflated; see read_npz).
 // Every malformed file (bad magic, truncated header, a header that is not a
-// dict, an unsupported dtype such as '>f4' or 'O', Fortran order, data shorter
-// or longer than the shape says) throws npy_error with a one-line message that
-// names the file and the problem. Nothing here aborts on bad input.
+// dict, an unsupported dtype such as '>f4' or 'O', data shorter or longer than
+// the shape says, a broken archive) throws npy_error with a one-line message
+// that names the file and the problem. Nothing here aborts on bad input.
 #pragma once
 
 #include <cstdint>
@@ -45,6 +48,17 @@ struct array {
 array parse(std::span<const unsigned char> file, const std::string& name);
 // Reads and parses a file.
 array read(const std::string& path);
+
+// The names of the arrays in a .npz archive (without ".npy"), in archive order.
+std::vector<std::string> npz_names(const std::string& path);
+// One array of a .npz archive: `name` (without ".npy"), or, when `name` is
+// empty, the only array. Throws npy_error naming the archive's arrays when
+// the choice is ambiguous or the name is absent.
+array read_npz(const std::string& path, const std::string& name);
+// "file.npy", "file.npz" or "file.npz:name": .npz archives (by extension) go
+// through read_npz, with `fallback_name` chosen when no name is given and the
+// archive holds it (e.g. "logits" for --logits dump.npz).
+array read_any(const std::string& spec, const std::string& fallback_name = "");
 
 // Serialises an array (version 1.0, or 2.0 when the header needs it).
 std::vector<unsigned char> serialize(const array& a);

@@ -129,8 +129,8 @@ TEST(npy, malformed_files_give_one_line_errors_naming_the_problem) {
                    "unsupported dtype '<c8'");
   EXPECT_NPY_ERROR(file_with("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }", zeros(8)),
                    "structured");
-  EXPECT_NPY_ERROR(file_with("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", zeros(16)),
-                   "Fortran-order");
+  EXPECT_NPY_ERROR(file_with("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", zeros(15)),
+                   "data is truncated");
   EXPECT_NPY_ERROR(file_with(ok, zeros(7)), "data is truncated");
   EXPECT_NPY_ERROR(file_with(ok, zeros(0)), "data is truncated");
   EXPECT_NPY_ERROR(file_with(ok, zeros(9)), "unexpected bytes after the data");
@@ -256,6 +256,27 @@ TEST(npy, files) {
                                 xent::npy::make(std::vector<float>{1}, {1})),
                npy_error);
   std::filesystem::remove_all(dir);
+}
+
+// Fortran-order arrays come back in C order: element (i, j, k) of a
+// (2, 3, 2) array is stored at i + 2 j + 6 k.
+TEST(npy, fortran_order_is_transposed_to_c_order) {
+  std::vector<float> f(12);
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 3; ++j)
+      for (int k = 0; k < 2; ++k) f[static_cast<std::size_t>(i + 2 * j + 6 * k)] = static_cast<float>(100 * i + 10 * j + k);
+  std::vector<unsigned char> data(48);
+  std::memcpy(data.data(), f.data(), 48);
+  const auto a = xent::npy::parse(file_with("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3, 2), }", data), "f.npy");
+  ASSERT_EQ(a.shape, (std::vector<std::int64_t>{2, 3, 2}));
+  const auto c = a.as_f32();
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 3; ++j)
+      for (int k = 0; k < 2; ++k) EXPECT_EQ(c[static_cast<std::size_t>((i * 3 + j) * 2 + k)], 100 * i + 10 * j + k);
+  // 1-D and scalars are the same in both orders.
+  const auto v = xent::npy::parse(
+      file_with("{'descr': '<f4', 'fortran_order': True, 'shape': (3,), }", bytes(data.begin(), data.begin() + 12)), "v.npy");
+  EXPECT_EQ(v.as_f32(), (std::vector<float>{f[0], f[1], f[2]}));
 }
 
 }  // namespace

@@ -48,7 +48,7 @@ CLI::App* add_report_command(CLI::App& app, report_args& a) {
                 "accuracy gate: exit 1 when a measured maximum exceeds this baseline file");
   c->add_option("--write-baseline", a.write_baseline, "write the measured maxima as a baseline file");
   c->add_option("--filter", a.filter, "only scenarios whose id contains this (from the quick and the full set)");
-  c->add_option("--impl", a.impls, "only these implementations (repeatable)");
+  c->add_option("--impl", a.impls, "only these implementations (comma-separated or repeated)")->delimiter(',');
   c->add_option("--threads", a.threads, "worker threads of the accuracy sweep (default: all cores)");
   c->add_option("--plugin", a.plugins, "add this plug-in library (xent/plugin.h) to the report (repeatable)");
   c->add_flag("--no-torch", a.no_torch, "leave LibTorch out of the accuracy sweep");

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "xent/implementation.hpp"
-#include "xent/plugin_loader.hpp"
+#include "registry.hpp"  // load_plugins
 
 namespace CLI {
 class App;
@@ -33,16 +33,5 @@ struct verify_args {
 
 CLI::App* add_verify_command(CLI::App& app, verify_args& args);
 int run_verify(const verify_args& args);
-
-// The hook for `xent report --plugin PATH...` (and any other command): loads
-// each plug-in into the registry before the command iterates it. With
-// isolation::per_call (the default here) every call into a plug-in runs in a
-// forked child: a crash or hang surfaces as xent::plugins::plugin_crash (a
-// std::runtime_error naming the signal), which the caller catches per
-// implementation and reports as a failed cell instead of dying. Throws
-// xent::error when a library cannot be loaded (usage error, exit status 2).
-std::vector<const implementation*> load_plugins(
-    const std::vector<std::string>& paths,
-    plugins::isolation isolate = plugins::isolation::per_call);
 
 }  // namespace xent::cli

@@ -95,6 +95,7 @@ class torch_implementation final : public implementation {
   bool thread_count_independent() const override { return false; }
   // A strided view and its .contiguous() copy differ in the last bits.
   bool layout_independent() const override { return false; }
+  bool peer() const override { return true; }
   void forward(const problem& p) const override { run(p, false); }
   void forward_backward(const problem& p) const override { run(p, true); }
 

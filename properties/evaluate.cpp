@@ -235,8 +235,15 @@ struct worst_in_case {
 };
 
 std::string describe(const char* what, float y, const ref::exact& r, const comparison& cmp) {
+  // A bound computed from a row with NaN/inf logits is itself NaN or inf:
+  // say what that means instead of printing "abs -nan".
+  const std::string allowed =
+      cmp.limit.kind != bound::none && !std::isfinite(cmp.limit.value)
+          ? "no finite bound: the row's log-sum-exp is not finite (NaN/inf logits), so only the exact special "
+            "value (NaN for NaN, the same infinity) passes"
+          : "allowed " + cmp.limit.describe();
   return std::string(what) + ": got " + fmt(y) + ", reference " + ref::to_string(r, 12) + " (" +
-         fmt(cmp.ulps) + " ulp; allowed " + cmp.limit.describe() + ")";
+         fmt(cmp.ulps) + " ulp; " + allowed + ")";
 }
 
 }  // namespace

@@ -24,6 +24,7 @@
 #include <sstream>
 
 #include "generators.hpp"
+#include "known_deviations.hpp"
 #include "property.hpp"
 #include "tracker.hpp"
 
@@ -38,30 +39,9 @@ const xent::implementation& torch_impl() {
   return *t;
 }
 
-// Properties LibTorch 1.13.1 fails at its own (standard) tier with the
-// pinned seed, and why. Each was reproduced with the shrunk case printed by
-// the test; see the README's "Where xent differs from PyTorch".
-const std::map<std::string, std::string>& known_deviations() {
-  static const std::map<std::string, std::string> m{
-      // float32 overflow: with logits near FLT_MAX, losses and sums that are
-      // finite (<= 3.4e38) come out inf or NaN, or 1 ulp off at the top.
-      {"loss_within_tier", "float32 overflow: per-sample losses near FLT_MAX come out inf"},
-      {"options_within_tier", "float32 overflow with huge logits and smoothing: NaN sum where the true value is finite"},
-      {"loss_bounds", "with logits ~1e22 and beyond the float32 log_softmax lies outside [m - x_t, m - x_t + ln C]"},
-      {"duplicated_batch_keeps_mean", "float32 sum overflows: duplicated mean inf vs 5.7e37"},
-      {"soft_one_hot_equals_index", "probability-target path overflows to inf near FLT_MAX (index path finite)"},
-      // Special values in ignored positions: a NaN/inf logit in an ignored
-      // row makes PyTorch's gradient NaN (log_softmax backward multiplies
-      // exp(NaN) by the zero upstream), where docs/design.md §2 says zeros.
-      {"gradient_within_tier", "NaN gradient in ignored positions whose logits hold NaN/inf"},
-      {"reduction_within_tier", "NaN gradient in ignored positions whose logits hold NaN/inf"},
-      {"all_ignored_and_empty", "NaN gradient in ignored positions whose logits hold NaN/inf"},
-      {"class_permutation", "ignored positions with NaN/inf logits (NaN gradient there)"},
-      // C = 1 with label smoothing or probability targets: -0.0 (sign bit).
-      {"loss_nonnegative", "C = 1 with probability targets returns -0.0, not +0"},
-  };
-  return m;
-}
+// Properties LibTorch fails at its own (standard) tier, and why: one list,
+// shared with `xent verify --impl torch` (peers/known_deviations.hpp).
+const std::map<std::string, std::string>& known_deviations() { return xent::peers::torch_known_deviations(); }
 
 std::string first_lines(const std::string& s, std::size_t n) {
   std::istringstream in(s);

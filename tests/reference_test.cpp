@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <cstdint>
 #include <limits>
 #include <stdexcept>
@@ -517,6 +518,57 @@ TEST(reference_ulp, to_string) {
   EXPECT_EQ(xent::ref::to_string({1e-40, 0.0}, 3), "1e-40");
   EXPECT_EQ(xent::ref::to_string({std::nan(""), 0.0}), "nan");
   EXPECT_EQ(xent::ref::to_string({-std::numeric_limits<double>::infinity(), 0.0}), "-inf");
+}
+
+}  // namespace
+
+namespace {
+
+bool same(const exact& a, const exact& b) {
+  auto bits = [](double d) {
+    std::uint64_t u;
+    std::memcpy(&u, &d, sizeof u);
+    return u;
+  };
+  return bits(a.hi) == bits(b.hi) && bits(a.lo) == bits(b.lo);
+}
+
+// compute() on threads: the same bits for any thread count (fixed chunks of
+// positions, partial sums added in chunk order), every position written, the
+// progress callback told about all of them, errors from a worker rethrown.
+TEST(reference, threads_give_the_same_result) {
+  index_problem p;
+  const std::int64_t N = 203, C = 37;  // not a multiple of the chunk
+  p.shape = {N, C};
+  p.x.resize(static_cast<std::size_t>(N * C));
+  for (std::size_t i = 0; i < p.x.size(); ++i) p.x[i] = static_cast<float>((i * 7919) % 101) * 0.173f - 8.0f;
+  for (std::int64_t n = 0; n < N; ++n) p.t.push_back(n % 11 == 3 ? -100 : (n * 5) % C);
+  p.opt = with(xent::reduction::mean, 0.1);
+  const xent::problem pr = p.make();
+  const xent::ref::result one = xent::ref::compute(pr, true);
+  for (unsigned threads : {2u, 3u, 8u, 0u}) {
+    xent::ref::compute_options o;
+    o.threads = threads;
+    std::int64_t last = -1, total = -1;
+    o.progress = [&](std::int64_t done, std::int64_t all) {
+      EXPECT_GE(done, last);
+      last = done;
+      total = all;
+    };
+    const xent::ref::result r = xent::ref::compute(pr, true, o);
+    EXPECT_EQ(last, N) << threads;
+    EXPECT_EQ(total, N) << threads;
+    EXPECT_TRUE(same(r.reduced, one.reduced)) << threads << ": " << xent::ref::to_string(r.reduced) << " vs "
+                                              << xent::ref::to_string(one.reduced);
+    ASSERT_EQ(r.loss.size(), one.loss.size());
+    ASSERT_EQ(r.grad.size(), one.grad.size());
+    for (std::size_t i = 0; i < r.loss.size(); ++i) EXPECT_TRUE(same(r.loss[i], one.loss[i])) << threads << " " << i;
+    std::size_t differing = 0;
+    for (std::size_t i = 0; i < r.grad.size(); ++i) differing += !same(r.grad[i], one.grad[i]);
+    EXPECT_EQ(differing, 0u) << threads;
+  }
+  // The mean is the same number as the sequential sum gives, to the double-double.
+  EXPECT_GT(one.reduced.hi, 0.0);
 }
 
 }  // namespace

@@ -72,10 +72,11 @@ const implementation& choose_default() {
                                    "', which this CPU does not support");
     return *i;
   }
-  // Most accurate supported kernel; ties go to the earlier (preferred) one.
+  // Most accurate supported kernel of ours (peers are under test, never the
+  // default); ties go to the earlier (preferred) one.
   const implementation* best = nullptr;
   for (auto* i : implementations())
-    if (i->supported() && (!best || i->tier() < best->tier())) best = i;
+    if (i->supported() && !i->peer() && (!best || i->tier() < best->tier())) best = i;
   return *best;
 }
 

@@ -4,7 +4,13 @@
 // double-double.
 #include "xent/reference.hpp"
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
+#include <exception>
+#include <mutex>
+#include <thread>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -24,6 +30,9 @@ constexpr auto rn = MPFR_RNDN;
 // The difference of two floats is a multiple of 2^-149 below 2^129 in
 // magnitude: 278 bits hold it exactly, whatever the working precision.
 constexpr mpfr_prec_t float_difference_bits = 280;
+
+// Positions per unit of work (and per partial sum) of compute().
+constexpr std::int64_t reference_chunk = 16;
 
 // MPFR's exponent range is per thread: widen it for the call so that
 // e^(x - m) with x - m near -6.8e38 underflows only where nothing measurable
@@ -292,11 +301,12 @@ struct engine {
     return to_exact(raw(sum_l), scratch);
   }
 
-  result run() {
-    result out;
-    out.loss.assign(static_cast<std::size_t>(p.positions), exact{});
-    if (with_grad) out.grad.assign(static_cast<std::size_t>(p.positions * C), exact{});
-    for (std::int64_t n = 0; n < p.positions; ++n) {
+  // Positions [begin, end): per-position losses (and gradient rows) into
+  // `out`, and the chunk's sums of l and s into sum_l / sum_s.
+  void run_range(std::int64_t begin, std::int64_t end, result& out) {
+    mpfr_set_zero(raw(sum_l), 1);
+    mpfr_set_zero(raw(sum_s), 1);
+    for (std::int64_t n = begin; n < end; ++n) {
       // Ignored positions are masked out by PyTorch (loss 0, even over NaN
       // logits); their gradient is 0 too.
       if (!p.counted(n)) continue;
@@ -308,8 +318,6 @@ struct engine {
       out.loss[static_cast<std::size_t>(n)] = to_exact(raw(loss), scratch);
       if (with_grad) position_grad(n, finite, out.grad);
     }
-    out.reduced = reduced();
-    return out;
   }
 
   const problem& p;
@@ -326,12 +334,79 @@ struct engine {
 }  // namespace
 
 result compute(const problem& p, bool with_grad, unsigned precision_bits) {
-  if (precision_bits < 64)
+  compute_options o;
+  o.precision_bits = precision_bits;
+  return compute(p, with_grad, o);
+}
+
+result compute(const problem& p, bool with_grad, const compute_options& o) {
+  if (o.precision_bits < 64)
     throw std::invalid_argument("xent::ref::compute: precision_bits must be at least 64, got " +
-                                std::to_string(precision_bits));
+                                std::to_string(o.precision_bits));
+  const auto bits = static_cast<mpfr_prec_t>(o.precision_bits);
+  result out;
+  out.loss.assign(static_cast<std::size_t>(p.positions), exact{});
+  if (with_grad) out.grad.assign(static_cast<std::size_t>(p.positions * p.classes), exact{});
+
+  // Positions in fixed chunks, each chunk's sums kept apart and added in
+  // chunk order at the end: the same result for any number of threads.
+  const std::int64_t chunks = (p.positions + reference_chunk - 1) / reference_chunk;
+  std::vector<mp> chunk_l, chunk_s;
+  for (std::int64_t k = 0; k < chunks; ++k) {
+    chunk_l.push_back(make(bits));
+    chunk_s.push_back(make(bits));
+  }
+  std::atomic<std::int64_t> next{0}, done{0};
+  std::atomic<bool> stop{false};
+  std::exception_ptr failure;
+  std::mutex failure_mutex;
+  auto work = [&](bool own_thread) {
+    try {
+      exponent_range_guard range;
+      engine e(p, with_grad, bits);
+      for (std::int64_t k; !stop.load(std::memory_order_relaxed) && (k = next++) < chunks;) {
+        const std::int64_t begin = k * reference_chunk;
+        const std::int64_t end = std::min(p.positions, begin + reference_chunk);
+        e.run_range(begin, end, out);
+        mpfr_set(raw(chunk_l[static_cast<std::size_t>(k)]), raw(e.sum_l), rn);
+        mpfr_set(raw(chunk_s[static_cast<std::size_t>(k)]), raw(e.sum_s), rn);
+        done += end - begin;
+      }
+    } catch (...) {
+      stop = true;
+      const std::lock_guard<std::mutex> lock(failure_mutex);
+      if (!failure) failure = std::current_exception();
+    }
+    if (own_thread) release_thread_caches();
+  };
+
+  unsigned threads = o.threads == 0 ? std::max(1u, std::thread::hardware_concurrency()) : o.threads;
+  threads = static_cast<unsigned>(std::min<std::int64_t>(threads, std::max<std::int64_t>(chunks, 1)));
+  if (threads <= 1 && !o.progress) {
+    work(false);
+  } else {
+    std::vector<std::thread> pool;
+    for (unsigned i = 0; i < threads; ++i) pool.emplace_back(work, true);
+    if (o.progress) {
+      // The caller's thread reports; the workers compute.
+      while (done.load() < p.positions && !stop.load()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        o.progress(done.load(), p.positions);
+      }
+    }
+    for (auto& t : pool) t.join();
+    if (o.progress && !failure) o.progress(p.positions, p.positions);
+  }
+  if (failure) std::rethrow_exception(failure);
+
   exponent_range_guard range;
-  engine e(p, with_grad, static_cast<mpfr_prec_t>(precision_bits));
-  return e.run();
+  engine e(p, with_grad, bits);
+  for (std::int64_t k = 0; k < chunks; ++k) {
+    mpfr_add(raw(e.sum_l), raw(e.sum_l), raw(chunk_l[static_cast<std::size_t>(k)]), rn);
+    mpfr_add(raw(e.sum_s), raw(e.sum_s), raw(chunk_s[static_cast<std::size_t>(k)]), rn);
+  }
+  out.reduced = e.reduced();
+  return out;
 }
 
 void release_thread_caches() { mpfr_free_cache2(MPFR_FREE_LOCAL_CACHE); }

@@ -38,6 +38,10 @@ class implementation {
   // Are results bitwise identical for the same values in any memory layout
   // (a strided view and its contiguous copy)? Our kernels: yes.
   virtual bool layout_independent() const { return true; }
+  // An external implementation under test (LibTorch's), not one of ours:
+  // registered and checked like the others, marked as a peer by the tools,
+  // never the default.
+  virtual bool peer() const { return false; }
 
   // Loss only: writes p.loss.
   virtual void forward(const problem& p) const = 0;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -30,8 +31,20 @@ struct result {
 
 inline constexpr unsigned default_precision_bits = 160;
 
+struct compute_options {
+  unsigned precision_bits = default_precision_bits;
+  // Worker threads over positions (each position is independent): 0 for one
+  // per core. The result is the same for any count (partial sums are kept
+  // per fixed chunk of positions and added in order).
+  unsigned threads = 1;
+  // Called on the calling thread about every 100 ms while the workers run,
+  // with the positions done so far, and once at the end.
+  std::function<void(std::int64_t done, std::int64_t total)> progress;
+};
+
 // Throws std::invalid_argument if precision_bits < 64.
 result compute(const problem& p, bool with_grad, unsigned precision_bits = default_precision_bits);
+result compute(const problem& p, bool with_grad, const compute_options& options);
 
 // MPFR keeps caches (constants, exp tables) per thread. A thread that called
 // compute() and is about to end should call this, or the caches leak.
