@@ -187,6 +187,7 @@ std::vector<cell> measure(const scenario& s, const std::vector<const implementat
     std::vector<float> loss(static_cast<std::size_t>(P)), grad(s.logits.size());
     float mean = 0.0f, sum = 0.0f;
     std::string unwritten;
+    reset_stable_rounding_statistics();  // this worker thread's counts
     try {
       const poison::sentinel ls = poison::fill(loss), gs = poison::fill(grad);
       cross_entropy_forward_backward(x, t, view(loss.data(), positions), view(grad.data(), s.shape), none,
@@ -221,6 +222,10 @@ std::vector<cell> measure(const scenario& s, const std::vector<const implementat
       continue;
     }
 
+    const rounding_statistics rs = stable_rounding_statistics();
+    c.rounded = static_cast<std::int64_t>(rs.results);
+    c.retried = static_cast<std::int64_t>(rs.retried);
+    c.unresolved = static_cast<std::int64_t>(rs.unresolved);
     accumulator a_loss, a_gt, a_go, a_mean, a_sum;
     for (std::int64_t p = 0; p < P; ++p) {
       if (!pr.counted(p)) continue;
