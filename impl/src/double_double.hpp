@@ -117,6 +117,37 @@ inline boundaries around(float f) {
           f == inf ? std::numeric_limits<double>::infinity() : (w + as_wide(up)) / 2};
 }
 
+// The common case in a few integer operations: v a double in float32's
+// normal range and err < 2^-30 |v|. Within v's binade [2^e, 2^(e+1)) the
+// boundaries are the doubles whose low 29 significand bits are 2^28 (the
+// float32 midpoints); |low - 2^28| double ulps is v's distance to the
+// nearest one (an interval this narrow cannot reach the next binade's
+// boundaries: 2^e itself is a float). False means "use round_checked".
+inline bool round_fast(double v, double err, float& out) {
+  const double a = std::fabs(v);
+  if (a < 0x1p-126 && err < 0x1p-152) {
+    // Subnormal range: boundaries at (k + 1/2) 2^-149; v 2^149 is exact.
+    const double t = a * 0x1p149;
+    const double frac = t - std::floor(t);  // exact
+    if (!(std::fabs(frac - 0.5) * 0x1p-149 > err * (1 + 0x1p-40))) return false;
+    out = static_cast<float>(v);
+    return true;
+  }
+  if (!(a >= 0x1p-126 && a < 0x1.fffffep127 && err < 0x1p-30 * a)) return false;
+  std::uint64_t bits;
+  static_assert(sizeof bits == sizeof v);
+  __builtin_memcpy(&bits, &v, sizeof bits);
+  const auto low = static_cast<std::int64_t>(bits & ((std::uint64_t{1} << 29) - 1));
+  const std::int64_t dist = low > (std::int64_t{1} << 28) ? low - (std::int64_t{1} << 28) : (std::int64_t{1} << 28) - low;
+  // ulp(v) = 2^(e - 52): the exponent field alone, scaled.
+  double binade;
+  const std::uint64_t eb = bits & 0x7ff0000000000000ull;
+  __builtin_memcpy(&binade, &eb, sizeof binade);
+  if (!(static_cast<double>(dist - 1) * (binade * 0x1p-52) > err)) return false;
+  out = static_cast<float>(v);
+  return true;
+}
+
 // True, with out = RN_f32(v), when the interval holds no boundary. A
 // non-finite hi is an exact special result (NaN, ±inf) and passes.
 inline bool round_checked(double h, double l, double err, float& out) {

@@ -301,7 +301,9 @@ class row_model {
 };
 
 // Rounds v (error <= err) to float32; nullopt-like false when undecided.
-bool try_round(double v, double err, float& out) { return ddm::round_checked(v, 0.0, err + eta, out); }
+bool try_round(double v, double err, float& out) {
+  return ddm::round_fast(v, err + eta, out) || ddm::round_checked(v, 0.0, err + eta, out);
+}
 bool try_round(dd v, double err, float& out) { return ddm::round_checked(v.hi, v.lo, err + eta, out); }
 
 // The gradient's scale upstream / D, in double-double with its relative error.
@@ -397,11 +399,11 @@ class stable_kernel final : public implementation {
     const double s1 = sc.value.hi;
     const double rel1 = sc.rel + prec<double>::op;
     std::optional<row_model<dd>> r2;
+    counts.results += static_cast<std::uint64_t>(C);
     for (std::int64_t j = 0; j < C; ++j) {
       double e0;
       const double v0 = r1.gradient(j, e0);
       float out;
-      ++counts.results;
       if (!sc.finite) {  // D = 0 or a non-finite upstream: the scale's inf/NaN decides
         g[j * gs] = static_cast<float>(s1 * v0);
         continue;
