@@ -112,14 +112,21 @@ class row_model {
   }
 
   bool defined() const { return defined_; }
+  // The exact Σ_{j≠k} e^{x_j - m} is > 0 but every term underflowed: the
+  // computed log1p(rest) is 0 while the exact one is positive. Then the
+  // exact loss lies strictly on the side of its coefficient of L (§5).
+  double underflow_side() const {
+    return finite_other_ && hi(rest_) == 0.0 ? coef_L_ : 0.0;
+  }
   bool plain() const { return plain_; }
 
-  T loss(double& err) const {
+  T loss(double& err) {
+    coef_L_ = plain_ ? w(t_) : 0.0;
     if (plain_) return target_term(err);
     if (index_) {
       // PyTorch's form (1-eps) l + (eps/C) s, kept so that 0 * inf gives its NaN.
       accumulator<T> smooth;
-      double aw = 0.0, dw = 0.0, w1 = 0.0;
+      double aw = 0.0, dw = 0.0, w1 = 0.0, sum_w = 0.0;
       for (std::int64_t c = 0; c < C_; ++c) {
         const T d = c == k_ ? T(0.0) : gap(c);
         const double wc = w(c), dh = hi(d);
@@ -127,11 +134,13 @@ class row_model {
         aw += std::fabs(wc) * (dh + hi(L_));
         dw += std::fabs(wc) * dh;
         w1 += std::fabs(wc);
+        sum_w += wc;
       }
       const double e_smooth = P::gap * dw + E_L_ * w1 + (2 * P::op + P::sum(static_cast<double>(C_))) * aw;
       double e_lt;
       const T lt = target_term(e_lt);
       const T s = smooth.value();
+      coef_L_ = one_m_d_ * w(t_) + ec_d_ * sum_w;
       err = 2 * (one_m_d_ * e_lt + ec_d_ * e_smooth + 4 * P::op * (one_m_d_ * std::fabs(hi(lt)) + ec_d_ * aw));
       return one_m_ * lt + ec_ * s;
     }
@@ -147,6 +156,7 @@ class row_model {
       b0 += be;
     }
     const T A = mass.value();
+    coef_L_ = hi(A);
     const double n = P::sum(static_cast<double>(C_)), lh = hi(L_);
     err = 2 * ((6 * P::op + P::gap + n) * b1 + std::fabs(hi(A)) * E_L_ + lh * (5 * P::op + n) * b0 +
                2 * P::op * (b1 + b0 * lh));
@@ -268,6 +278,7 @@ class row_model {
       const T d = gap(j);
       const T e = P::exp_neg(d);
       e_[j] = e;
+      finite_other_ = finite_other_ || std::isfinite(xf(j));
       rest.add(e);
       if constexpr (P::gap != 0.0) rho += hi(e) * gap_d(j);
     }
@@ -285,7 +296,8 @@ class row_model {
   const float* x_;
   std::int64_t xs_, C_;
   T* e_;
-  bool index_ = true, plain_ = true, defined_ = false;
+  bool index_ = true, plain_ = true, defined_ = false, finite_other_ = false;
+  double coef_L_ = 0.0;
   std::int64_t t_ = -1;
   const float* q_ = nullptr;
   std::int64_t qs_ = 1;
@@ -375,7 +387,7 @@ class stable_kernel final : public implementation {
     float* copy = nullptr; // C floats: the row, kept while its gradient is written (in place)
   };
 
-  static float rounded_loss(const problem& pr, std::int64_t p, const row_model<double>& r1,
+  static float rounded_loss(const problem& pr, std::int64_t p, row_model<double>& r1,
                             const float* x, std::int64_t xs, const buffers& b) {
     double e1;
     const double v1 = r1.loss(e1);
@@ -383,12 +395,13 @@ class stable_kernel final : public implementation {
     ++counts.results;
     if (try_round(v1, e1, out)) return out;
     ++counts.retried;
-    const row_model<dd> r2(pr, p, x, xs, b.e2);
+    row_model<dd> r2(pr, p, x, xs, b.e2);
     double e2;
     const dd v2 = r2.loss(e2);
     if (try_round(v2, e2, out)) return out;
     ++counts.unresolved;
-    return ddm::resolve(v2.hi, v2.lo);
+    const double side = r2.underflow_side();
+    return ddm::resolve(v2.hi, v2.lo + (side == 0.0 ? 0.0 : std::copysign(0x1p-1074, side)));
   }
 
   // Writes the row's gradient (scale = upstream / D); x is the row's copy.
@@ -486,7 +499,7 @@ class stable_kernel final : public implementation {
       losses[p] = 0.0;
       bounds[p] = 0.0;
       if (!pr.counted(p)) continue;
-      const row_model<double> r1(pr, p, pr.logits_row(p), pr.logits_class_stride, b.e);
+      row_model<double> r1(pr, p, pr.logits_row(p), pr.logits_class_stride, b.e);
       if (!r1.defined()) {
         losses[p] = nan;
         continue;
@@ -561,7 +574,7 @@ class stable_kernel final : public implementation {
     abs_sum = 0.0;
     for (std::int64_t p = 0; p < P; ++p) {
       if (!pr.counted(p)) continue;
-      const row_model<dd> r2(pr, p, pr.logits_row(p), pr.logits_class_stride, b.e2);
+      row_model<dd> r2(pr, p, pr.logits_row(p), pr.logits_class_stride, b.e2);
       if (!r2.defined()) continue;  // unreachable: the float64 total was NaN
       double e2;
       const dd l = r2.loss(e2);
