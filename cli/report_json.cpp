@@ -87,7 +87,7 @@ nlohmann::ordered_json report_json(const report_data& d) {
     json exceeded = json::array();
     if (!c.outside)
       for (quantity q : all_quantities)
-        if (c[q].count && exceeds(c[q].max, tier_bound(c.tier, q))) exceeded.push_back(to_string(q));
+        if (outside_tier(c, q)) exceeded.push_back(to_string(q));
     acc.push_back({{"scenario", c.scenario},
                    {"implementation", c.impl},
                    {"tier", c.tier},
@@ -99,7 +99,13 @@ nlohmann::ordered_json report_json(const report_data& d) {
                    {"mean", json_number(c[quantity::mean].max)},
                    {"sum", json_number(c[quantity::sum].max)},
                    {"reductions", {{"mean", stats_json(c, quantity::mean)}, {"sum", stats_json(c, quantity::sum)}}},
-                   {"exceeds_tier", exceeded}});
+                   {"exceeds_tier", exceeded},
+                   {"rounding", c.rounded ? json{{"results", c.rounded},
+                                                 {"retried", c.retried},
+                                                 {"unresolved", c.unresolved},
+                                                 {"retried_fraction", json_number(static_cast<double>(c.retried) /
+                                                                                  static_cast<double>(c.rounded))}}
+                                          : json(nullptr)}});
   }
   j["accuracy"] = acc;
   j["benchmarks"] = bench_json(d.bench);

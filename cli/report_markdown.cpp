@@ -106,7 +106,7 @@ void tier_violations(std::ostringstream& md, const report_data& d) {
   std::vector<std::string> lines;
   for (const cell& c : d.sweep.cells)
     for (quantity q : all_quantities)
-      if (!c.outside && c[q].count && exceeds(c[q].max, tier_bound(c.tier, q)))
+      if (!c.outside && outside_tier(c, q))
         lines.push_back(c.tier + " bound " + ulp_text(tier_bound(c.tier, q)) + " ulp exceeded: " + repro(c, q));
   if (lines.empty()) return;
   md << "\n## Above the tier's bound\n\nThe bound here is the tier's ulp part only; with label smoothing or probability "
@@ -185,6 +185,22 @@ void details(std::ostringstream& md, const report_data& d) {
       }
     md << "\n</details>\n";
   }
+  // stable's Ziv fallbacks (docs/correct_rounding.md): per scenario, the
+  // share of results whose float64 rounding test failed.
+  bool any = false;
+  for (const cell& c : d.sweep.cells) any = any || c.rounded > 0;
+  if (!any) return;
+  md << "\n<details><summary>stable: rounding fallbacks</summary>\n\n"
+        "Results whose float64 evaluation was too close to a float32 rounding boundary for its error bound "
+        "and were recomputed in double-double (docs/correct_rounding.md); unresolved: still undecided after "
+        "it, rounded as RN of the double-double value.\n\n"
+        "| scenario | results | retried | retried % | unresolved |\n|---|--:|--:|--:|--:|\n";
+  for (const cell& c : d.sweep.cells)
+    if (c.rounded > 0)
+      md << "| `" << c.scenario << "` | " << c.rounded << " | " << c.retried << " | "
+         << fmt(100.0 * static_cast<double>(c.retried) / static_cast<double>(c.rounded), "%.3g") << " | "
+         << c.unresolved << " |\n";
+  md << "\n</details>\n";
 }
 
 void scenarios(std::ostringstream& md, const report_data& d) {

@@ -47,6 +47,10 @@ struct cell {
   std::optional<std::string> outside;  // why the scenario is outside the declared domain
   std::optional<std::string> failure;  // the implementation threw or crashed (plug-ins): no figures
   std::array<quantity_stats, quantity_count> q;
+  // stable only (xent::stable_rounding_statistics over the cell's calls):
+  // results rounded, results whose float64 rounding test failed (recomputed
+  // in double-double), and those still undecided after it.
+  std::int64_t rounded = 0, retried = 0, unresolved = 0;
   const quantity_stats& operator[](quantity k) const { return q[static_cast<std::size_t>(k)]; }
 };
 
@@ -87,5 +91,11 @@ namespace xent::cli {
 double tier_bound(const std::string& tier, quantity q);
 // Does v exceed the bound (false when there is none)?
 inline bool exceeds(double v, double bound) { return bound == bound && !(v <= bound); }
+// Outside the cell's tier for quantity q: the ulp bound, and for the
+// correctly_rounded tier also any result that is not RN(reference).
+inline bool outside_tier(const cell& c, quantity q) {
+  return c[q].count &&
+         (exceeds(c[q].max, tier_bound(c.tier, q)) || (c.tier == "correctly_rounded" && c[q].correctly_rounded < 1.0));
+}
 
 }  // namespace xent::cli

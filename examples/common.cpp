@@ -36,6 +36,7 @@ int main_of(outcome (*example)()) { return guarded(example, "example").finish();
 
 double mean_ulp_bound(tier t) {
   switch (t) {
+    case tier::correctly_rounded: return 0.5;
     case tier::accurate: return 1.0;
     case tier::fast: return 1.0;
     case tier::standard: return 2.0;

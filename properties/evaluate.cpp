@@ -193,6 +193,8 @@ comparison compare(tier t, quantity q, float y, const ref::exact& r, const row_c
   if (cmp.limit.kind == bound::none) return cmp;
   if (!std::isfinite(y) || !std::isfinite(r.hi)) {
     cmp.ok = cmp.ulps == 0.0;
+  } else if (cmp.limit.kind == bound::rounded) {
+    cmp.ok = ref::correctly_rounded(y, r);
   } else if (cmp.limit.kind == bound::ulps) {
     cmp.ok = cmp.ulps <= cmp.limit.value ||
              std::fabs((static_cast<double>(y) - r.hi) - r.lo) <= cancellation;
@@ -212,6 +214,7 @@ bool agree(tier t, quantity q, float a, float b, const row_context& ctx, double 
   // logit has no finite bound).
   const bound lim = bound_for(t, q, ctx);
   if (lim.kind == bound::none) return true;
+  if (lim.kind == bound::rounded) return false;  // one true value has one rounding: a == b
   double tol;
   if (lim.kind == bound::ulps) {
     tol = 2.0 * lim.value * std::max(ulp_of(a), ulp_of(b)) + 2.0 * cancellation;

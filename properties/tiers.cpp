@@ -20,6 +20,7 @@ std::string bound::describe() const {
   switch (kind) {
     case ulps: std::snprintf(b, sizeof b, "%.3g ulp", value); break;
     case absolute: std::snprintf(b, sizeof b, "abs %.3g", value); break;
+    case rounded: return "correctly rounded";
     case none: return "no bound";
   }
   return b;
@@ -28,6 +29,8 @@ std::string bound::describe() const {
 bound bound_for(tier t, quantity q, const row_context& ctx) {
   const double u = unit_roundoff;
   switch (t) {
+    case tier::correctly_rounded:
+      return {bound::rounded, 0.5};
     case tier::accurate:
       return {bound::ulps, q == quantity::loss ? 0.501 : 1.0};
     case tier::fast:

@@ -2,6 +2,7 @@
 //
 // | tier     | loss (per position)          | each gradient entry          | mean/sum |
 // |----------|------------------------------|------------------------------|----------|
+// | correctly_rounded | RN(reference)       | RN(reference)                | RN(ref.) |
 // | accurate | 0.501 ulp                    | 1 ulp                        | 1 ulp    |
 // | fast     | 2 ulp                        | 2 ulp                        | 1 ulp    |
 // | standard | |y-r| <= 4u max(1,|lse|) K   | |y-r| <= 4u max(1,|lse|) K S | 2 ulp    |
@@ -9,6 +10,8 @@
 //    also carry the per-sample bounds: + Σ_p bound_p / D)
 // | naive    | |y-r| <= 2u (C+8)(1+G) K     | recorded, no bound           | recorded |
 //
+// correctly_rounded (docs/correct_rounding.md): y == RN(r) for every loss,
+// gradient entry and reduction, NaN matching NaN; no cancellation allowance.
 // ulps are those of the float32 result against the multiprecision reference
 // (xent::ref::ulp_error). "0.5 ulp + tiny" is 0.501: a kernel that computes in
 // float64 and rounds once to float32 is off by at most 0.5 ulp plus the float64
@@ -53,7 +56,9 @@ struct row_context {
 };
 
 struct bound {
-  enum kind_t { ulps, absolute, none } kind = none;
+  // rounded: the result must equal the reference rounded once to float32
+  // (value 0.5: the ulp error that implies, for tolerances built from it).
+  enum kind_t { ulps, absolute, rounded, none } kind = none;
   double value = 0.0;  // ulps, or the absolute tolerance
   std::string describe() const;
 };

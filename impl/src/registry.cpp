@@ -43,6 +43,7 @@ std::string known_names() {
 
 std::string to_string(tier t) {
   switch (t) {
+    case tier::correctly_rounded: return "correctly_rounded";
     case tier::accurate: return "accurate";
     case tier::fast: return "fast";
     case tier::standard: return "standard";

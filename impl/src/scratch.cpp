@@ -27,6 +27,7 @@ namespace {
 struct thread_scratch {
   std::vector<double> positions[2];  // position_scratch
   std::vector<float> rows[simd::kRowSlots];  // simd::row_scratch
+  std::vector<double> stable_rows[2];        // stable_row_scratch
 };
 
 std::mutex registry_mutex;
@@ -56,11 +57,14 @@ const char* const row_names[simd::kRowSlots] = {
     "a gathered logits row", "a gathered target row", "a gradient row",
     "a row's stored exponentials (values)", "a row's stored exponentials (rounding errors)",
     "a row's block maxima"};
+const char* const stable_row_names[2] = {"a row's exponentials (double)",
+                                         "a row's exponentials (double-double)"};
 
 std::size_t held_bytes(const thread_scratch& t) {
   std::size_t bytes = 0;
   for (const auto& b : t.positions) bytes += b.capacity() * sizeof(double);
   for (const auto& b : t.rows) bytes += b.capacity() * sizeof(float);
+  for (const auto& b : t.stable_rows) bytes += b.capacity() * sizeof(double);
   return bytes;
 }
 
@@ -98,6 +102,10 @@ double* position_scratch(int slot, std::int64_t n) {
   return grown(mine().positions[slot], n, position_names[slot], "double");
 }
 
+double* stable_row_scratch(int slot, std::int64_t n) {
+  return grown(mine().stable_rows[slot], n, stable_row_names[slot], "double");
+}
+
 namespace simd {
 float* row_scratch(int slot, std::int64_t n) { return grown(mine().rows[slot], n, row_names[slot], "float"); }
 }  // namespace simd
@@ -114,6 +122,7 @@ void release_scratch() {
   for (thread_scratch* t : registry()) {
     for (auto& b : t->positions) std::vector<double>().swap(b);
     for (auto& b : t->rows) std::vector<float>().swap(b);
+    for (auto& b : t->stable_rows) std::vector<double>().swap(b);
   }
 }
 

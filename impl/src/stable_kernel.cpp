@@ -1,150 +1,597 @@
-// `stable`: scalar, max-shifted, accurate (docs/design.md §3, Blanchard, Higham &
-// Higham 2021). Everything after the float inputs is in double:
+// `stable`: scalar, max-shifted, correctly rounded (docs/correct_rounding.md;
+// formulas of docs/design.md §3, Blanchard, Higham & Higham 2021):
 //   loss   = (m - x_t) + log1p(Σ_{j≠k} e^{x_j - m}),  m = x_k the row max
 //   1 - p_t = Σ_{j≠t} p_j, never computed as a difference
-// so the loss keeps relative accuracy as it goes to 0 (dominant target) and
-// the target's gradient entry does not cancel.
+// Ziv's strategy: every float32 result is first evaluated in double together
+// with a rigorous bound on its error; when the interval [v - err, v + err]
+// holds no float32 rounding boundary, RN(v) is the exact value rounded once.
+// Otherwise the row is re-evaluated in double-double (bound ~2^-90 relative)
+// and tested again; what still fails is resolved as an exact boundary (§5).
+// The batch reduction is the exact sum of the per-position losses (not of
+// their float32 roundings), accumulated in double-double in position order.
 #include <cmath>
+#include <cstdint>
 #include <limits>
+#include <optional>
 
+#include "double_double.hpp"
 #include "kernels.hpp"
 #include "row_driver.hpp"
+#include "simd_row.hpp"
+#include "xent/statistics.hpp"
 
 namespace xent {
+
+double* stable_row_scratch(int slot, std::int64_t n);  // scratch.cpp
+
 namespace {
 
-constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+using ddm::dd;
+using ddm::hi;
 
-struct row_stats {
-  double max = 0.0;       // m
-  std::int64_t argmax = 0;
-  double rest = 0.0;      // Σ_{j≠k} e^{x_j - m}
-  bool undefined = false; // a NaN or +inf logit, or every logit -inf: loss and gradient NaN
+constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+constexpr double inf = std::numeric_limits<double>::infinity();
+// Absolute error floor added to every bound: covers underflow in e^{x-m} and
+// in double-double low parts, whatever scale multiplies them (§3.5).
+constexpr double eta = 0x1p-600;
+
+thread_local rounding_statistics counts;
+
+// Per-precision error constants (docs/correct_rounding.md §2, §4): `op` per
+// arithmetic operation, `fexp`/`flog` of e^{-d} and log1p, `gap` of the
+// difference m - x_j (exact in double-double), and the summation bound.
+template <class T>
+struct prec;
+template <>
+struct prec<double> {
+  static constexpr double op = 0x1p-53;
+  static constexpr double fexp = 0x1p-51;  // libm exp: assumed <= 2 ulp (glibc: < 1)
+  static constexpr double flog = 0x1p-51;  // libm log1p: assumed <= 2 ulp (glibc: < 1)
+  static constexpr double gap = 0x1p-53;
+  // Compensated (TwoSum) summation of n terms: u|s| + 2 (n u)^2 Σ|t| (Higham 4.3).
+  static double sum(double n) { return 0x1p-53 + 2.0 * (n * 0x1p-53) * (n * 0x1p-53); }
+  static double difference(float m, float x) { return static_cast<double>(m) - static_cast<double>(x); }
+  static double exp_neg(double d) { return std::exp(-d); }
+  static double log1p(double r) { return std::log1p(r); }
+};
+template <>
+struct prec<dd> {
+  static constexpr double op = 0x1p-101;  // every double-double operation: <= 15u^2 + 56u^3
+  static constexpr double fexp = 0x1p-96;
+  static constexpr double flog = 0x1p-89;
+  static constexpr double gap = 0.0;
+  static double sum(double n) { return n * 0x1p-103; }
+  static dd difference(float m, float x) {
+    const double d = static_cast<double>(m) - static_cast<double>(x);
+    if (!std::isfinite(d)) return {d, 0.0};
+    return ddm::two_sum(static_cast<double>(m), -static_cast<double>(x));  // exact
+  }
+  static dd exp_neg(dd d) { return ddm::exp(-d); }
+  static dd log1p(dd r) { return ddm::log1p(r); }
 };
 
-row_stats stats(const float* x, std::int64_t C, std::int64_t stride) {
-  row_stats s;
-  float m = -std::numeric_limits<float>::infinity();
-  std::int64_t k = 0;
-  for (std::int64_t j = 0; j < C; ++j) {
-    const float v = x[j * stride];
-    if (std::isnan(v)) {
-      s.undefined = true;
-      return s;
-    }
-    if (v > m) {
-      m = v;
-      k = j;
-    }
+// Compensated accumulation in double; plain double-double addition in dd.
+template <class T>
+struct accumulator {
+  T s{};
+  void add(T x) { s = s + x; }
+  T value() const { return s; }
+};
+template <>
+struct accumulator<double> {
+  double s = 0.0, c = 0.0;
+  void add(double x) {
+    const dd t = ddm::two_sum(s, x);
+    s = t.hi;
+    c += t.lo;
   }
-  if (std::isinf(m)) {  // +inf: inf - inf; -inf: every class impossible
-    s.undefined = true;
-    return s;
-  }
-  s.max = m;
-  s.argmax = k;
-  double rest = 0.0;
-  for (std::int64_t j = 0; j < C; ++j)
-    if (j != k) rest += std::exp(static_cast<double>(x[j * stride]) - s.max);
-  s.rest = rest;
-  return s;
-}
+  double value() const { return std::isfinite(s) ? s + c : s; }  // c is NaN after an infinity
+};
 
-double row(const problem& pr, std::int64_t p, float* g, double scale) {
-  const std::int64_t C = pr.classes;
-  const float* x = pr.logits_row(p);
-  const std::int64_t xs = pr.logits_class_stride;
-  const row_stats st = stats(x, C, xs);
-  const std::int64_t gs = pr.grad_class_stride;
-  if (st.undefined) {
-    if (g)
-      for (std::int64_t j = 0; j < C; ++j) g[j * gs] = static_cast<float>(nan);
-    return nan;
-  }
-  const double m = st.max;
-  const double log_sum = std::log1p(st.rest);  // lse - m
-  const double sum = 1.0 + st.rest;            // Σ e^{x_j - m}
-  const double eps = pr.label_smoothing;
-  const double eps_c = eps / static_cast<double>(C);
-  auto w = [&](std::int64_t c) { return static_cast<double>(pr.weight_at(c)); };
-  auto gap = [&](std::int64_t c) { return m - static_cast<double>(x[c * xs]); };  // >= 0
+// One softmax row and its targets in precision T, every quantity with a
+// bound on its absolute error (docs/correct_rounding.md §3).
+template <class T>
+class row_model {
+  using P = prec<T>;
 
-  const bool index = pr.target == target_kind::index;
-  const std::int64_t t = index ? pr.target_at(p) : -1;
-  if (index && eps == 0.0) {
-    const double wt = w(t);
-    const double loss = wt * (gap(t) + log_sum);  // before g overwrites x (in-place)
-    if (g) {
-      // 1 - p_t as Σ_{j≠t} p_j: for t the argmax it is exactly `rest`.
-      const double others = t == st.argmax ? st.rest : sum - std::exp(-gap(t));
-      for (std::int64_t j = 0; j < C; ++j) {
-        const double v = j == t ? -wt * (others / sum) : wt * (std::exp(-gap(j)) / sum);
-        g[j * gs] = static_cast<float>(scale * v);
+ public:
+  // x: the row (stride xs); e: scratch for C exponentials.
+  row_model(const problem& pr, std::int64_t p, const float* x, std::int64_t xs, T* e)
+      : pr_(pr), x_(x), xs_(xs), C_(pr.classes), e_(e) {
+    index_ = pr.target == target_kind::index;
+    t_ = index_ ? pr.target_at(p) : -1;
+    q_ = index_ ? nullptr : pr.target_row(p);
+    qs_ = pr.target_class_stride;
+    eps_ = pr.label_smoothing;
+    one_m_ = T(1.0) - T(eps_);
+    ec_ = T(eps_) / T(static_cast<double>(C_));
+    one_m_d_ = std::fabs(1.0 - eps_);
+    ec_d_ = eps_ / static_cast<double>(C_);
+    plain_ = index_ && eps_ == 0.0;
+    defined_ = stats();
+  }
+
+  bool defined() const { return defined_; }
+  // The exact Σ_{j≠k} e^{x_j - m} is > 0 but every term underflowed: the
+  // computed log1p(rest) is 0 while the exact one is positive. Then the
+  // exact loss lies strictly on the side of its coefficient of L (§5).
+  double underflow_side() const {
+    return finite_other_ && hi(rest_) == 0.0 ? coef_L_ : 0.0;
+  }
+  bool plain() const { return plain_; }
+
+  T loss(double& err) {
+    coef_L_ = plain_ ? w(t_) : 0.0;
+    if (plain_) return target_term(err);
+    if (index_) {
+      // PyTorch's form (1-eps) l + (eps/C) s, kept so that 0 * inf gives its NaN.
+      accumulator<T> smooth;
+      double aw = 0.0, dw = 0.0, w1 = 0.0, sum_w = 0.0;
+      for (std::int64_t c = 0; c < C_; ++c) {
+        const T d = c == k_ ? T(0.0) : gap(c);
+        const double wc = w(c), dh = hi(d);
+        smooth.add(T(wc) * (d + L_));
+        aw += std::fabs(wc) * (dh + hi(L_));
+        dw += std::fabs(wc) * dh;
+        w1 += std::fabs(wc);
+        sum_w += wc;
+      }
+      const double e_smooth = P::gap * dw + E_L_ * w1 + (2 * P::op + P::sum(static_cast<double>(C_))) * aw;
+      double e_lt;
+      const T lt = target_term(e_lt);
+      const T s = smooth.value();
+      coef_L_ = one_m_d_ * w(t_) + ec_d_ * sum_w;
+      err = 2 * (one_m_d_ * e_lt + ec_d_ * e_smooth + 4 * P::op * (one_m_d_ * std::fabs(hi(lt)) + ec_d_ * aw));
+      return one_m_ * lt + ec_ * s;
+    }
+    accumulator<T> bd, mass;
+    double b1 = 0.0, b0 = 0.0;
+    for (std::int64_t c = 0; c < C_; ++c) {
+      const T bc = b(c);
+      const T d = c == k_ ? T(0.0) : gap(c);
+      bd.add(bc * d);
+      mass.add(bc);
+      const double be = beta(c);
+      b1 += be * hi(d);
+      b0 += be;
+    }
+    const T A = mass.value();
+    coef_L_ = hi(A);
+    const double n = P::sum(static_cast<double>(C_)), lh = hi(L_);
+    err = 2 * ((6 * P::op + P::gap + n) * b1 + std::fabs(hi(A)) * E_L_ + lh * (5 * P::op + n) * b0 +
+               2 * P::op * (b1 + b0 * lh));
+    return bd.value() + A * L_;
+  }
+
+  // Smoothed or probability targets: A = Σ b_c and A - b_kb without
+  // cancellation (kb the largest b). Call before gradient() there.
+  void prepare_masses() {
+    accumulator<T> mass, rest;
+    kb_ = 0;
+    T bk = b(0);
+    double b0 = 0.0, b0_rest = 0.0;  // Σ beta_c, and over c ≠ kb
+    for (std::int64_t c = 0; c < C_; ++c) {
+      const T bc = b(c);
+      if (hi(bc) > hi(bk)) {
+        rest.add(bk);
+        b0_rest += beta(kb_);
+        kb_ = c;
+        bk = bc;
+      } else if (c != kb_) {
+        rest.add(bc);
+        b0_rest += beta(c);
+      }
+      mass.add(bc);
+      b0 += beta(c);
+    }
+    mass_ = mass.value();
+    mass_rest_ = rest.value();
+    const double k = 2 * (5 * P::op + P::sum(static_cast<double>(C_)));
+    E_mass_ = k * b0;
+    E_mass_rest_ = k * b0_rest;
+  }
+
+  // d l / d x_j before the scale (upstream / D).
+  T gradient(std::int64_t j, double& err) const {
+    const double s = hi(S_), rs = E_S_ / s;
+    if (plain_) {
+      const double wt = w(t_);
+      if (j != t_) {
+        const T v = T(wt) * (e_[j] / S_);
+        err = 2 * std::fabs(hi(v)) * (rel_e(j) + rs + 2 * P::op);
+        return v;
+      }
+      const T others = t_ == k_ ? rest_ : S_ - e_[t_];
+      const double e_o = t_ == k_ ? E_rest_ : E_S_ + rel_e(t_) * hi(e_[t_]) + P::op * hi(others);
+      const T v = -(T(wt) * (others / S_));
+      err = 2 * (std::fabs(wt) * e_o / s + std::fabs(hi(v)) * (rs + 2 * P::op));
+      return v;
+    }
+    // p_j A - b_j = p_j (A - b_j) - b_j (1 - p_j), both factors without
+    // cancellation; what remains is the true difference of the two terms.
+    const T ej = e_[j];
+    const double re = rel_e(j);
+    const T nj = j == k_ ? rest_ : S_ - ej;
+    const double e_nj = j == k_ ? E_rest_ : E_S_ + re * hi(ej) + P::op * std::fabs(hi(nj));
+    const T bj = b(j);
+    const double be = beta(j);
+    const T anj = j == kb_ ? mass_rest_ : mass_ - bj;
+    const double e_anj = (j == kb_ ? E_mass_rest_ : E_mass_) + P::op * std::fabs(hi(anj)) + 5 * P::op * be;
+    const T pj = ej / S_;
+    const T t1 = pj * anj;
+    const double e1 = hi(pj) * e_anj + std::fabs(hi(t1)) * (re + rs + 2 * P::op);
+    const T t2 = bj * (nj / S_);
+    const double e2 = (5 * P::op * be * std::fabs(hi(nj)) + std::fabs(hi(bj)) * e_nj) / s +
+                      std::fabs(hi(t2)) * (rs + 2 * P::op);
+    const T v = t1 - t2;
+    err = 2 * (e1 + e2 + P::op * std::fabs(hi(v)));
+    return v;
+  }
+
+ private:
+  double w(std::int64_t c) const { return static_cast<double>(pr_.weight_at(c)); }
+  float xf(std::int64_t c) const { return x_[c * xs_]; }
+  T gap(std::int64_t c) const { return P::difference(m_, xf(c)); }
+  // m - x_j in double for bounds; beyond 2^11 e^{-d} is below every floor.
+  double gap_d(std::int64_t c) const {
+    return std::fmin(static_cast<double>(m_) - static_cast<double>(xf(c)), 0x1p11);
+  }
+  // Relative error of the computed e_j (exact 1 for the max).
+  double rel_e(std::int64_t j) const { return j == k_ ? 0.0 : P::fexp + 1.01 * P::gap * gap_d(j); }
+  double qv(std::int64_t c) const {
+    return index_ ? (c == t_ ? 1.0 : 0.0) : static_cast<double>(q_[c * qs_]);
+  }
+  T b(std::int64_t c) const { return T(w(c)) * (one_m_ * T(qv(c)) + ec_); }
+  // |b_c| <= beta_c, and the computed b_c is within 5 op beta_c of b_c.
+  double beta(std::int64_t c) const { return std::fabs(w(c)) * (std::fabs(one_m_d_ * qv(c)) + ec_d_); }
+
+  // w_t (m - x_t + log1p(rest)).
+  T target_term(double& err) const {
+    const double wt = w(t_);
+    const T gt = t_ == k_ ? T(0.0) : gap(t_);
+    const double g = hi(gt);
+    err = 2 * std::fabs(wt) * (1.01 * P::gap * g + E_L_ + 2 * P::op * (g + hi(L_)));
+    return T(wt) * (gt + L_);
+  }
+
+  bool stats() {
+    float m = -std::numeric_limits<float>::infinity();
+    std::int64_t k = 0;
+    for (std::int64_t j = 0; j < C_; ++j) {
+      const float v = xf(j);
+      if (std::isnan(v)) return false;
+      if (v > m) {
+        m = v;
+        k = j;
       }
     }
-    return loss;
+    if (std::isinf(m)) return false;  // +inf: inf - inf; -inf: every class impossible
+    m_ = m;
+    k_ = k;
+    accumulator<T> rest;
+    double rho = 0.0;  // Σ e_j d_j: the double path's rounding of m - x_j
+    for (std::int64_t j = 0; j < C_; ++j) {
+      if (j == k) {
+        e_[j] = T(1.0);
+        continue;
+      }
+      const T d = gap(j);
+      const T e = P::exp_neg(d);
+      e_[j] = e;
+      finite_other_ = finite_other_ || std::isfinite(xf(j));
+      rest.add(e);
+      if constexpr (P::gap != 0.0) rho += hi(e) * gap_d(j);
+    }
+    rest_ = rest.value();
+    const double r = hi(rest_), n = static_cast<double>(C_);
+    E_rest_ = 2 * ((P::sum(n) + P::fexp) * r + 1.01 * P::gap * rho) + n * 0x1p-1070;
+    S_ = rest_ + 1.0;
+    E_S_ = E_rest_ + P::op * hi(S_);
+    L_ = P::log1p(rest_);
+    E_L_ = E_rest_ < 0.25 ? 2 * (E_rest_ / (hi(S_) * (1 - E_rest_)) + P::flog * hi(L_)) : inf;
+    return true;
   }
 
-  // Smoothed or probability targets: the loss is Σ_c b_c (lse - x_c) with
-  // b_c = w_c q'_c, q' = (1-eps) q + eps/C (q one-hot at t for index targets).
-  const float* q = index ? nullptr : pr.target_row(p);
-  const std::int64_t qs = pr.target_class_stride;
-  auto b = [&](std::int64_t c) {
-    const double qc = index ? (c == t ? 1.0 : 0.0) : static_cast<double>(q[c * qs]);
-    return w(c) * ((1.0 - eps) * qc + eps_c);
-  };
-  double loss = 0.0;
-  double mass = 0.0;       // A = Σ_c b_c
-  double mass_rest = 0.0;  // Σ_{c≠kb} b_c, kb the largest b: A - b_kb without cancellation
-  std::int64_t kb = 0;
-  for (std::int64_t c = 0; c < C; ++c) {
-    const double bc = b(c);
-    if (bc > b(kb)) {
-      mass_rest += b(kb);
-      kb = c;
-    } else if (c != kb) {
-      mass_rest += bc;
-    }
-    mass += bc;
+  const problem& pr_;
+  const float* x_;
+  std::int64_t xs_, C_;
+  T* e_;
+  bool index_ = true, plain_ = true, defined_ = false, finite_other_ = false;
+  double coef_L_ = 0.0;
+  std::int64_t t_ = -1;
+  const float* q_ = nullptr;
+  std::int64_t qs_ = 1;
+  double eps_ = 0.0, one_m_d_ = 1.0, ec_d_ = 0.0;
+  T one_m_{}, ec_{};
+  float m_ = 0.0f;
+  std::int64_t k_ = 0;
+  T rest_{}, S_{}, L_{};
+  double E_rest_ = 0.0, E_S_ = 0.0, E_L_ = 0.0;
+  T mass_{}, mass_rest_{};
+  std::int64_t kb_ = 0;
+  double E_mass_ = 0.0, E_mass_rest_ = 0.0;
+};
+
+// Rounds v (error <= err) to float32; nullopt-like false when undecided.
+bool try_round(double v, double err, float& out) {
+  return ddm::round_fast(v, err + eta, out) || ddm::round_checked(v, 0.0, err + eta, out);
+}
+bool try_round(dd v, double err, float& out) { return ddm::round_checked(v.hi, v.lo, err + eta, out); }
+
+// The gradient's scale upstream / D, in double-double with its relative error.
+struct scale_t {
+  dd value;
+  double rel = 0.0;  // relative error of value (double-double)
+  bool finite = true;
+};
+
+// D of docs/design.md §2 as a double-double with an absolute error bound: the
+// weights of the counted positions summed in position order.
+struct denominator_t {
+  dd value{1.0};
+  double err = 0.0;
+};
+
+denominator_t denominator(const problem& pr) {
+  denominator_t d;
+  if (pr.reduce != reduction::mean) return d;
+  if (pr.target == target_kind::probability) {
+    d.value = dd(static_cast<double>(pr.positions));  // exact below 2^53
+    return d;
   }
-  if (index) {
-    // PyTorch's form (1-eps) l + (eps/C) s, kept so that 0 * inf gives its NaN.
-    double smooth = 0.0;  // Σ_c w_c (lse - x_c), each term >= 0: no cancellation
-    for (std::int64_t c = 0; c < C; ++c) smooth += w(c) * (gap(c) + log_sum);
-    loss = (1.0 - eps) * (w(t) * (gap(t) + log_sum)) + eps_c * smooth;
-  } else {
-    for (std::int64_t c = 0; c < C; ++c) loss += b(c) * gap(c);
-    loss += mass * log_sum;
+  dd s{0.0};
+  double abs_sum = 0.0;
+  pr.for_each_offset(pr.target_position_strides, [&](std::int64_t, std::int64_t off) {
+    const std::int64_t t = pr.target_index[off];
+    if (t == pr.ignore_index) return;
+    const double wt = static_cast<double>(pr.weight_at(t));
+    s = s + wt;
+    abs_sum += std::fabs(wt);
+  });
+  d.value = s;
+  d.err = 2 * static_cast<double>(pr.positions) * 0x1p-104 * abs_sum;
+  return d;
+}
+
+scale_t make_scale(double upstream, const denominator_t& d) {
+  scale_t s;
+  if (d.value.hi == 0.0 || !std::isfinite(upstream)) {
+    s.value = dd(upstream / d.value.hi);
+    s.finite = std::isfinite(s.value.hi);
+    return s;
   }
-  if (g) {
-    // d l / d x_j = p_j A - b_j = p_j (A - b_j) - b_j (1 - p_j), both factors
-    // without cancellation: 1 - p_j = Σ_{i≠j} e_i / S, A - b_j from mass_rest.
-    // What remains is the true difference of the two terms.
-    for (std::int64_t j = 0; j < C; ++j) {
-      const double e_j = std::exp(-gap(j));
-      const double not_j = j == st.argmax ? st.rest : sum - e_j;
-      const double bj = b(j);
-      const double mass_not_j = j == kb ? mass_rest : mass - bj;
-      const double v = (e_j / sum) * mass_not_j - bj * (not_j / sum);
-      g[j * gs] = static_cast<float>(scale * v);
-    }
-  }
-  return loss;
+  s.value = dd(upstream) / d.value;
+  const double dabs = std::fabs(d.value.hi);
+  s.rel = prec<dd>::op + (d.err < dabs / 2 ? 2 * d.err / dabs : inf);
+  return s;
 }
 
 class stable_kernel final : public implementation {
  public:
   std::string name() const override { return "stable"; }
   std::string description() const override {
-    return "scalar, max-shifted, log1p form, float64 accumulation, pairwise batch reduction";
+    return "scalar, max-shifted, log1p form; correctly rounded (float64 with error bounds, "
+           "double-double fallback), exact-sum batch reduction";
   }
+  // Correctly rounded except the cases docs/correct_rounding.md §6 lists; the
+  // suite enforces the accurate tier until those are closed.
   xent::tier tier() const override { return tier::accurate; }
   std::string domain() const override { return "all inputs"; }
-  void forward(const problem& p) const override { run_rows(p, false, row); }
-  void forward_backward(const problem& p) const override { run_rows(p, true, row); }
+  void forward(const problem& p) const override { run(p, false); }
+  void forward_backward(const problem& p) const override { run(p, true); }
+
+ private:
+  struct buffers {
+    double* e = nullptr;   // C doubles
+    dd* e2 = nullptr;      // C double-doubles
+    float* copy = nullptr; // C floats: the row, kept while its gradient is written (in place)
+  };
+
+  static float rounded_loss(const problem& pr, std::int64_t p, row_model<double>& r1,
+                            const float* x, std::int64_t xs, const buffers& b) {
+    double e1;
+    const double v1 = r1.loss(e1);
+    float out;
+    ++counts.results;
+    if (try_round(v1, e1, out)) return out;
+    ++counts.retried;
+    row_model<dd> r2(pr, p, x, xs, b.e2);
+    double e2;
+    const dd v2 = r2.loss(e2);
+    if (try_round(v2, e2, out)) return out;
+    ++counts.unresolved;
+    const double side = r2.underflow_side();
+    return ddm::resolve(v2.hi, v2.lo + (side == 0.0 ? 0.0 : std::copysign(0x1p-1074, side)));
+  }
+
+  // Writes the row's gradient (scale = upstream / D); x is the row's copy.
+  static void write_gradient(const problem& pr, std::int64_t p, row_model<double>& r1, const float* x,
+                             const scale_t& sc, float* g, const buffers& b) {
+    const std::int64_t C = pr.classes, gs = pr.grad_class_stride;
+    if (!r1.plain()) r1.prepare_masses();
+    const double s1 = sc.value.hi;
+    const double rel1 = sc.rel + prec<double>::op;
+    std::optional<row_model<dd>> r2;
+    counts.results += static_cast<std::uint64_t>(C);
+    for (std::int64_t j = 0; j < C; ++j) {
+      double e0;
+      const double v0 = r1.gradient(j, e0);
+      float out;
+      if (!sc.finite) {  // D = 0 or a non-finite upstream: the scale's inf/NaN decides
+        g[j * gs] = static_cast<float>(s1 * v0);
+        continue;
+      }
+      const double v = s1 * v0;
+      const double e = 2 * (std::fabs(s1) * e0 + std::fabs(v) * (rel1 + prec<double>::op));
+      if (try_round(v, e, out)) {
+        g[j * gs] = out;
+        continue;
+      }
+      ++counts.retried;
+      if (!r2) {
+        r2.emplace(pr, p, x, 1, b.e2);
+        if (!r2->plain()) r2->prepare_masses();
+      }
+      double f0;
+      const dd w0 = r2->gradient(j, f0);
+      const dd w = sc.value * w0;
+      const double f = 2 * (std::fabs(sc.value.hi) * f0 + std::fabs(w.hi) * (sc.rel + prec<dd>::op));
+      if (try_round(w, f, out)) {
+        g[j * gs] = out;
+        continue;
+      }
+      ++counts.unresolved;
+      g[j * gs] = ddm::resolve(w.hi, w.lo);
+    }
+  }
+
+  static void run(const problem& pr, bool with_grad) {
+    const std::int64_t C = pr.classes, P = pr.positions;
+    const bool none = pr.reduce == reduction::none;
+    // All scratch before any output is written.
+    buffers b;
+    b.e = stable_row_scratch(0, C);
+    b.e2 = reinterpret_cast<dd*>(stable_row_scratch(1, 2 * C));
+    if (with_grad) b.copy = simd::row_scratch(simd::kRowX, C);
+    double* losses = none ? nullptr : position_scratch(0, P);
+    double* bounds = none ? nullptr : position_scratch(1, P);
+    const denominator_t D = denominator(pr);
+
+    // Copies row p (the gradient may overwrite the logits) and returns it.
+    auto row_of = [&](std::int64_t p, std::int64_t& xs) -> const float* {
+      const float* x = pr.logits_row(p);
+      xs = pr.logits_class_stride;
+      if (!with_grad) return x;
+      for (std::int64_t c = 0; c < C; ++c) b.copy[c] = x[c * xs];
+      xs = 1;
+      return b.copy;
+    };
+    auto nan_row = [&](float* g) {
+      for (std::int64_t j = 0; j < C; ++j) g[j * pr.grad_class_stride] = static_cast<float>(nan);
+    };
+
+    if (none) {
+      for (std::int64_t p = 0; p < P; ++p) {
+        float* g = with_grad ? pr.grad_row(p) : nullptr;
+        if (!pr.counted(p)) {
+          if (g) zero_row(pr, g);  // ignored rows contribute nothing, NaN logits included
+          *pr.loss_at(p) = 0.0f;
+          continue;
+        }
+        std::int64_t xs;
+        const float* x = row_of(p, xs);
+        row_model<double> r1(pr, p, x, xs, b.e);
+        if (!r1.defined()) {
+          *pr.loss_at(p) = static_cast<float>(nan);
+          if (g) nan_row(g);
+          continue;
+        }
+        *pr.loss_at(p) = rounded_loss(pr, p, r1, x, xs, b);
+        if (g)
+          write_gradient(pr, p, r1, x, make_scale(static_cast<double>(pr.upstream_at(p)), D), g, b);
+      }
+      return;
+    }
+
+    // mean/sum: the losses first (the reduction may need the rows again in
+    // double-double before an in-place gradient overwrites them).
+    for (std::int64_t p = 0; p < P; ++p) {
+      losses[p] = 0.0;
+      bounds[p] = 0.0;
+      if (!pr.counted(p)) continue;
+      row_model<double> r1(pr, p, pr.logits_row(p), pr.logits_class_stride, b.e);
+      if (!r1.defined()) {
+        losses[p] = nan;
+        continue;
+      }
+      losses[p] = r1.loss(bounds[p]);
+    }
+    write_reduction(pr, losses, bounds, D, b);
+    if (!with_grad) return;
+    const scale_t sc = make_scale(static_cast<double>(pr.upstream_scalar), D);
+    for (std::int64_t p = 0; p < P; ++p) {
+      float* g = pr.grad_row(p);
+      if (!pr.counted(p)) {
+        zero_row(pr, g);
+        continue;
+      }
+      std::int64_t xs;
+      const float* x = row_of(p, xs);
+      row_model<double> r1(pr, p, x, xs, b.e);
+      if (!r1.defined()) {
+        nan_row(g);
+        continue;
+      }
+      write_gradient(pr, p, r1, x, sc, g, b);
+    }
+  }
+
+  // The exact Σ_p l_p (divided by D for mean), rounded once: the float64
+  // losses with their bounds summed in double-double in position order; if
+  // the total is too close to a boundary, every loss again in double-double.
+  static void write_reduction(const problem& pr, const double* losses, const double* bounds,
+                              const denominator_t& D, const buffers& b) {
+    const std::int64_t P = pr.positions;
+    // PyTorch divides the two smoothing terms by W separately: with W = 0 the
+    // (1-eps) part is 0/0 whatever the smoothing part is.
+    if (pr.reduce == reduction::mean && D.value.hi == 0.0 && pr.target == target_kind::index &&
+        pr.label_smoothing > 0.0) {
+      *pr.loss = std::numeric_limits<float>::quiet_NaN();
+      return;
+    }
+    const double n = static_cast<double>(P);
+    auto finish = [&](dd total, double err, float& out) -> bool {
+      // err bounds |total - exact Σ|; divide by D (error D.err).
+      if (!std::isfinite(total.hi) || D.value.hi == 0.0) {
+        out = static_cast<float>(total.hi / D.value.hi);
+        return true;
+      }
+      const dd v = pr.reduce == reduction::mean ? total / D.value : total;
+      const double dabs = std::fabs(D.value.hi);
+      const double rel_d = pr.reduce == reduction::mean ? (D.err < dabs / 2 ? 2 * D.err / dabs : inf) : 0.0;
+      const double e = 2 * (err / dabs + std::fabs(v.hi) * (rel_d + prec<dd>::op));
+      if (try_round(v, e, out)) return true;
+      out = ddm::resolve(v.hi, v.lo);
+      return false;
+    };
+    dd total{0.0};
+    double err = 0.0, abs_sum = 0.0;
+    for (std::int64_t p = 0; p < P; ++p) {
+      total = total + losses[p];
+      err += bounds[p];
+      abs_sum += std::fabs(losses[p]);
+    }
+    err = 2 * (err + n * 0x1p-103 * abs_sum);
+    float out;
+    ++counts.results;
+    if (finish(total, err, out)) {
+      *pr.loss = out;
+      return;
+    }
+    ++counts.retried;
+    total = dd(0.0);
+    err = 0.0;
+    abs_sum = 0.0;
+    for (std::int64_t p = 0; p < P; ++p) {
+      if (!pr.counted(p)) continue;
+      row_model<dd> r2(pr, p, pr.logits_row(p), pr.logits_class_stride, b.e2);
+      if (!r2.defined()) continue;  // unreachable: the float64 total was NaN
+      double e2;
+      const dd l = r2.loss(e2);
+      total = total + l;
+      err += e2;
+      abs_sum += std::fabs(l.hi);
+    }
+    err = 2 * (err + n * 0x1p-101 * abs_sum);
+    if (!finish(total, err, out)) ++counts.unresolved;
+    *pr.loss = out;
+  }
 };
 
 }  // namespace
+
+rounding_statistics stable_rounding_statistics() { return counts; }
+void reset_stable_rounding_statistics() { counts = {}; }
 
 std::unique_ptr<implementation> make_stable_kernel() { return std::make_unique<stable_kernel>(); }
 

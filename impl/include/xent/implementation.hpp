@@ -14,8 +14,10 @@
 namespace xent {
 
 // Accuracy tiers (docs/design.md §3), strictest first. Every implementation declares
-// one; the property suite enforces it.
-enum class tier { accurate, fast, standard, naive };
+// one; the property suite enforces it. correctly_rounded: every result is the
+// exact value rounded once (docs/correct_rounding.md). The values of the
+// others are the plug-in ABI's (xent/plugin.h).
+enum class tier { correctly_rounded = -1, accurate = 0, fast = 1, standard = 2, naive = 3 };
 std::string to_string(tier t);
 
 class implementation {

@@ -6,4 +6,5 @@
 #include "xent/implementation.hpp"
 #include "xent/options.hpp"
 #include "xent/problem.hpp"
+#include "xent/statistics.hpp"
 #include "xent/tensor.hpp"

@@ -1,0 +1,24 @@
+// How often `stable` needed its fallbacks (docs/correct_rounding.md): counts
+// of the calling thread since it started or since the last reset.
+#pragma once
+
+#include <cstdint>
+
+namespace xent {
+
+struct rounding_statistics {
+  // float32 results rounded: losses, gradient entries, reductions.
+  std::uint64_t results = 0;
+  // Results whose float64 evaluation was too close to a rounding boundary
+  // for its error bound and were recomputed in double-double.
+  std::uint64_t retried = 0;
+  // Of those, results whose double-double interval still held a boundary
+  // (exact ties and exact zeros of structured inputs): rounded as that
+  // boundary (docs/correct_rounding.md §5).
+  std::uint64_t unresolved = 0;
+};
+
+rounding_statistics stable_rounding_statistics();
+void reset_stable_rounding_statistics();
+
+}  // namespace xent

@@ -1,0 +1,200 @@
+// Double-double arithmetic (an unevaluated sum hi + lo of doubles, ~106 bits)
+// for `stable`'s correctly rounded fallback, and the float32 rounding test.
+// The algorithms and their error bounds are those of Joldes, Muller & Popescu,
+// "Tight and rigorous error bounds for basic building blocks of double-word
+// arithmetic", ACM TOMS 44(2), 2017; how they combine into the bounds `stable`
+// relies on is docs/correct_rounding.md. u = 2^-53 below.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+namespace xent::ddm {
+
+struct dd {
+  double hi = 0.0;
+  double lo = 0.0;
+  constexpr dd() = default;
+  constexpr dd(double h) : hi(h) {}  // NOLINT: a double is an exact double-double
+  constexpr dd(double h, double l) : hi(h), lo(l) {}
+};
+
+inline dd two_sum(double a, double b) {
+  const double s = a + b;
+  const double bb = s - a;
+  return {s, (a - (s - bb)) + (b - bb)};
+}
+inline dd fast_two_sum(double a, double b) {  // |a| >= |b| (or a = 0)
+  const double s = a + b;
+  return {s, b - (s - a)};
+}
+inline dd two_prod(double a, double b) {
+  const double p = a * b;
+  return {p, std::fma(a, b, -p)};
+}
+
+// A non-finite hi keeps lo = 0, so that infinities propagate as in double.
+inline dd finish(dd z) { return std::isfinite(z.hi) ? z : dd{z.hi, 0.0}; }
+
+// DWPlusDW (JMP Alg. 6): relative error <= 3u^2/(1-4u).
+inline dd operator+(dd x, dd y) {
+  const dd s = two_sum(x.hi, y.hi);
+  if (!std::isfinite(s.hi)) return {s.hi, 0.0};
+  const dd t = two_sum(x.lo, y.lo);
+  const dd v = fast_two_sum(s.hi, s.lo + t.hi);
+  return finish(fast_two_sum(v.hi, t.lo + v.lo));
+}
+// DWPlusFP (Alg. 4): relative error <= 2u^2.
+inline dd operator+(dd x, double y) {
+  const dd s = two_sum(x.hi, y);
+  if (!std::isfinite(s.hi)) return {s.hi, 0.0};
+  return finish(fast_two_sum(s.hi, x.lo + s.lo));
+}
+inline dd operator+(double y, dd x) { return x + y; }
+inline dd operator-(dd x) { return {-x.hi, -x.lo}; }
+inline dd operator-(dd x, dd y) { return x + (-y); }
+inline dd operator-(dd x, double y) { return x + (-y); }
+inline dd operator-(double y, dd x) { return (-x) + y; }
+// DWTimesFP3 (Alg. 9): relative error <= 2u^2.
+inline dd operator*(dd x, double y) {
+  const dd c = two_prod(x.hi, y);
+  if (!std::isfinite(c.hi)) return {c.hi, 0.0};
+  return finish(fast_two_sum(c.hi, std::fma(x.lo, y, c.lo)));
+}
+inline dd operator*(double y, dd x) { return x * y; }
+// DWTimesDW3 (Alg. 12): relative error <= 4u^2.
+inline dd operator*(dd x, dd y) {
+  const dd c = two_prod(x.hi, y.hi);
+  if (!std::isfinite(c.hi)) return {c.hi, 0.0};
+  const double t = std::fma(x.lo, y.hi, std::fma(x.hi, y.lo, x.lo * y.lo));
+  return finish(fast_two_sum(c.hi, c.lo + t));
+}
+// DWDivDW2 (Alg. 17): relative error <= 15u^2 + 56u^3.
+inline dd operator/(dd x, dd y) {
+  const double th = x.hi / y.hi;
+  if (!std::isfinite(th) || th == 0.0) return {th, 0.0};
+  const dd r = y * th;
+  const dd pi = two_sum(x.hi, -r.hi);
+  const double d = pi.hi + ((pi.lo - r.lo) + x.lo);
+  return finish(fast_two_sum(th, d / y.hi));
+}
+inline dd operator/(dd x, double y) { return x / dd(y); }
+
+inline double hi(double x) { return x; }
+inline double hi(dd x) { return x.hi; }
+
+// e^a, relative error <= 2^-98 for a.hi in [-745.1, 709] (docs/correct_rounding.md
+// §4); 0 below (absolute error < 2^-1074). a = k ln2/32 + r, |r| <= ln2/64 + 2^-40,
+// e^a = 2^(k div 32) 2^((k mod 32)/32) e^r; e^r - 1 by its Taylor series, the
+// terms of degree >= 6 (< 2^-48.7) in double, the others in double-double.
+dd exp(dd a);
+// e^y - 1 with relative accuracy (2^-94) for y in [0, 709].
+dd expm1(double y);
+// log(1 + x) for x >= 0 (x.hi < 2^1000): one Newton step on e^y = 1 + x from
+// the libm value, relative error <= 2^-90 (docs/correct_rounding.md §4).
+dd log1p(dd x);
+
+// ---------------------------------------------------------------------------
+// The float32 rounding test (Ziv): is RN_f32(v) the same for every real in
+// [v - err, v + err], v = hi + lo? Rounding boundaries are the midpoints
+// between adjacent floats (subnormals included) and the overflow threshold
+// 2^128 - 2^103 (the midpoint between FLT_MAX and 2^128).
+
+struct boundaries {
+  double below, above;  // the midpoints around f (±inf where there is none)
+};
+
+inline double as_wide(float f) {  // ±inf stand for ±2^128 in midpoint arithmetic
+  return std::isinf(f) ? std::copysign(0x1p128, static_cast<double>(f)) : static_cast<double>(f);
+}
+
+inline boundaries around(float f) {
+  constexpr float inf = std::numeric_limits<float>::infinity();
+  const float up = std::nextafter(f, inf), down = std::nextafter(f, -inf);
+  const double w = as_wide(f);
+  return {f == -inf ? -std::numeric_limits<double>::infinity() : (as_wide(down) + w) / 2,
+          f == inf ? std::numeric_limits<double>::infinity() : (w + as_wide(up)) / 2};
+}
+
+// The common case in a few integer operations: v a double in float32's
+// normal range and err < 2^-30 |v|. Within v's binade [2^e, 2^(e+1)) the
+// boundaries are the doubles whose low 29 significand bits are 2^28 (the
+// float32 midpoints); |low - 2^28| double ulps is v's distance to the
+// nearest one (an interval this narrow cannot reach the next binade's
+// boundaries: 2^e itself is a float). False means "use round_checked".
+inline bool round_fast(double v, double err, float& out) {
+  const double a = std::fabs(v);
+  if (a < 0x1p-126 && err < 0x1p-152) {
+    // Subnormal range: boundaries at (k + 1/2) 2^-149; v 2^149 is exact.
+    const double t = a * 0x1p149;
+    const double frac = t - std::floor(t);  // exact
+    if (!(std::fabs(frac - 0.5) * 0x1p-149 > err * (1 + 0x1p-40))) return false;
+    out = static_cast<float>(v);
+    return true;
+  }
+  if (!(a >= 0x1p-126 && a < 0x1.fffffep127 && err < 0x1p-30 * a)) return false;
+  std::uint64_t bits;
+  static_assert(sizeof bits == sizeof v);
+  __builtin_memcpy(&bits, &v, sizeof bits);
+  const auto low = static_cast<std::int64_t>(bits & ((std::uint64_t{1} << 29) - 1));
+  const std::int64_t dist = low > (std::int64_t{1} << 28) ? low - (std::int64_t{1} << 28) : (std::int64_t{1} << 28) - low;
+  // ulp(v) = 2^(e - 52): the exponent field alone, scaled.
+  double binade;
+  const std::uint64_t eb = bits & 0x7ff0000000000000ull;
+  __builtin_memcpy(&binade, &eb, sizeof binade);
+  if (!(static_cast<double>(dist - 1) * (binade * 0x1p-52) > err)) return false;
+  out = static_cast<float>(v);
+  return true;
+}
+
+// True, with out = RN_f32(v), when the interval holds no boundary. A
+// non-finite hi is an exact special result (NaN, ±inf) and passes.
+inline bool round_checked(double h, double l, double err, float& out) {
+  if (!std::isfinite(h)) {
+    out = static_cast<float>(h);
+    return true;
+  }
+  if (!(err < 0x1p1000)) return false;  // NaN or unusable bound
+  float f = static_cast<float>(h);
+  for (int step = 0; step < 2; ++step) {
+    const boundaries b = around(f);
+    // Distances to the two boundaries. h - boundary is exact when both are
+    // within a factor 2 (Sterbenz), else within 2^-53 of itself; adding lo
+    // rounds once more: the slacks cover both.
+    const double dl = (h - b.below) + l, du = (b.above - h) - l;
+    if (dl < 0.0 && step == 0) {  // h is itself a boundary and lo pushes below it
+      f = std::nextafter(f, -std::numeric_limits<float>::infinity());
+      continue;
+    }
+    if (du < 0.0 && step == 0) {
+      f = std::nextafter(f, std::numeric_limits<float>::infinity());
+      continue;
+    }
+    const double sl = 0x1p-52 * (std::fabs(h - b.below) + std::fabs(dl));
+    const double su = 0x1p-52 * (std::fabs(b.above - h) + std::fabs(du));
+    if (dl > err + sl && du > err + su) {
+      out = f;
+      return true;
+    }
+    return false;
+  }
+  return false;
+}
+
+// The last resort (docs/correct_rounding.md §5): a double-double value whose
+// interval [v - err, v + err] still holds a boundary. Its bound is what the
+// error analysis can promise, but most such values are exact or nearly so
+// (a float difference m - x_t that is itself a midpoint, plus a tiny
+// log1p term that the double-double keeps exactly in its low part): the
+// double-double value rounded correctly, RN(hi + lo).
+inline float resolve(double h, double l) {
+  float out;
+  if (round_checked(h, l, 0.0, out)) return out;
+  // hi + lo exactly on a boundary: ties to even (a midpoint) or overflow.
+  const float f = static_cast<float>(h);
+  const boundaries b = around(f);
+  return static_cast<float>(std::fabs(h - b.below) <= std::fabs(b.above - h) ? b.below : b.above);
+}
+
+}  // namespace xent::ddm
