@@ -54,7 +54,7 @@ void run_columns(const problem& pr, bool with_grad, column_mode mode, Loop&& loo
   const std::int64_t run = gather ? pr.positions : pr.position_shape.back(), lanes = column_lanes();
   const std::int64_t per_run = (run + lanes - 1) / lanes, C = pr.classes;
   auto reserve = [&] {
-    if (gather) {
+    if (gather && pr.positions > 0) {
       row_scratch(kRowX, lanes * C);
       row_scratch(kRowG, lanes * C);
     }

@@ -77,6 +77,7 @@ class row_engine {
   void reserve(bool with_grad) const {
     const problem& pr = pr_;
     const std::int64_t C = pr.classes;
+    if (pr.positions == 0) return;  // no row: C may be any size
     if (pr.logits_class_stride != 1) row_scratch(kRowX, C);
     if (pr.target == target_kind::probability && pr.target_class_stride != 1) row_scratch(kRowQ, C);
     if (with_grad && pr.grad_class_stride != 1) row_scratch(kRowG, C);

@@ -449,10 +449,12 @@ class stable_kernel final : public implementation {
     const std::int64_t C = pr.classes, P = pr.positions;
     const bool none = pr.reduce == reduction::none;
     // All scratch before any output is written.
+    // No row, no row scratch: an empty batch may have any C.
+    const std::int64_t row = P > 0 ? C : 0;
     buffers b;
-    b.e = stable_row_scratch(0, C);
-    b.e2 = reinterpret_cast<dd*>(stable_row_scratch(1, 2 * C));
-    if (with_grad) b.copy = simd::row_scratch(simd::kRowX, C);
+    b.e = stable_row_scratch(0, row);
+    b.e2 = reinterpret_cast<dd*>(stable_row_scratch(1, 2 * row));
+    if (with_grad) b.copy = simd::row_scratch(simd::kRowX, row);
     double* losses = none ? nullptr : position_scratch(0, P);
     double* bounds = none ? nullptr : position_scratch(1, P);
     const denominator_t D = denominator(pr);
