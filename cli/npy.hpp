@@ -8,6 +8,13 @@
 // dict, an unsupported dtype such as '>f4' or 'O', data shorter or longer than
 // the shape says, a broken archive) throws npy_error with a one-line message
 // that names the file and the problem. Nothing here aborts on bad input.
+//
+// Why our own reader rather than xtensor's xnpy.hpp (Debian libxtensor-dev):
+// it is small (one file, no xtensor containers in the CLI), it reads .npz and
+// Fortran order, its errors name the file, the key and the value (xnpy throws
+// generic runtime_errors), and it is fuzzed here (fuzz/fuzz_npy.cpp, with
+// every finding a unit test in npy_test.cpp) -- a library we do not fuzz
+// would be the larger unknown on untrusted files.
 #pragma once
 
 #include <cstdint>
