@@ -148,7 +148,7 @@ TEST(npy, malformed_files_give_one_line_errors_naming_the_problem) {
                    "too large");
   EXPECT_NPY_ERROR(file_with("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,)}"),
                    "too large");
-  // Sizes (issue 11): the count of the non-zero extents and the byte size
+  // Sizes: the count of the non-zero extents and the byte size
   // must fit in int64, also when another extent is 0 (NumPy refuses those
   // too), so array::numel() and every consumer can multiply extents freely.
   EXPECT_NPY_ERROR(file_with("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 4611686018427387904, "

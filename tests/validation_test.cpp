@@ -513,7 +513,7 @@ TEST_P(validation, upstream_overlapping_grad_or_out) {
 // ------------------------------------------------------------------ sizes --
 // Shapes whose element count, byte size or strided reach overflows 64 bits,
 // and views that would wrap around the address space or are misaligned: a
-// clear error naming the tensor, nothing written (issue 11, item 5; the
+// clear error naming the tensor, nothing written (the
 // fuzzer fuzz/fuzz_problem.cpp asserts the same for any shape it makes).
 
 constexpr std::int64_t two_to(int k) { return std::int64_t{1} << k; }
