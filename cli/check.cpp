@@ -248,14 +248,8 @@ class collector {
     const double n = static_cast<double>(ulps_.size());
     s.correctly_rounded = static_cast<double>(cr_) / n;
     s.max = *std::max_element(ulps_.begin(), ulps_.end());
-    auto nth = [&](double fraction) {  // nearest rank
-      auto k = static_cast<std::size_t>(std::ceil(fraction * n));
-      k = std::clamp<std::size_t>(k, 1, ulps_.size()) - 1;
-      std::nth_element(ulps_.begin(), ulps_.begin() + static_cast<std::ptrdiff_t>(k), ulps_.end());
-      return ulps_[k];
-    };
-    s.median = nth(0.5);
-    s.p99 = nth(0.99);
+    s.median = nearest_rank(ulps_, 0.5);
+    s.p99 = nearest_rank(ulps_, 0.99);
     return s;
   }
 

@@ -2,9 +2,11 @@
 // infinities spelled "nan", "inf", "-inf" (JSON has no literal for them).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -34,5 +36,14 @@ inline std::string fmt(double v, const char* f) {
 inline std::string float_text(float v) { return fmt(static_cast<double>(v), "%.9g"); }
 // An error in ulps: three significant digits ("0.127", "23.4", "1.7e+07").
 inline std::string ulp_text(double v) { return v == 0.0 ? "0" : fmt(v, "%.3g"); }
+
+// The nearest-rank percentile (fraction in (0, 1]) of a non-empty sample;
+// reorders v.
+inline double nearest_rank(std::vector<double>& v, double fraction) {
+  auto k = static_cast<std::size_t>(std::ceil(fraction * static_cast<double>(v.size())));
+  k = std::clamp<std::size_t>(k, 1, v.size()) - 1;
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+  return v[k];
+}
 
 }  // namespace xent::cli

@@ -470,21 +470,11 @@ array parse(std::span<const unsigned char> f, const std::string& name) {
   return a;
 }
 
-array read(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) throw npy_error(path + ": is a directory");
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
-  if (!file) throw npy_error(path + ": cannot open: " + std::strerror(errno));
-  std::vector<unsigned char> bytes;
-  unsigned char buf[1 << 16];
-  while (true) {
-    const std::size_t n = std::fread(buf, 1, sizeof buf, file.get());
-    bytes.insert(bytes.end(), buf, buf + n);
-    if (n < sizeof buf) break;
-  }
-  if (std::ferror(file.get())) throw npy_error(path + ": read error: " + std::strerror(errno));
-  return parse(bytes, path);
-}
+namespace {
+std::vector<unsigned char> read_bytes(const std::string& path);  // below, with the .npz reader
+}  // namespace
+
+array read(const std::string& path) { return parse(read_bytes(path), path); }
 
 std::vector<unsigned char> serialize(const array& a) {
   std::string shape = "(";
