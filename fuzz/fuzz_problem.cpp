@@ -396,7 +396,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // Walk every element of an accepted, allocated problem.
   for (const tensor* t : passed)
     if (t && !t->backed && !t->empty) return 0;
-  if (pr.positions * std::max<std::int64_t>(pr.classes, 1) > walk_limit) return 0;
+  // Both factors at least 1: an empty batch may still have 2^40 classes whose
+  // (stride-0, one-element) weight the walk below would visit one by one.
+  if (static_cast<i128>(std::max<std::int64_t>(pr.positions, 1)) * std::max<std::int64_t>(pr.classes, 1) >
+      walk_limit)
+    return 0;
   // (address, bytes); inputs also say whether the element is a logit.
   std::vector<std::pair<const unsigned char*, std::size_t>> outputs;
   std::vector<std::tuple<const unsigned char*, std::size_t, bool>> inputs;

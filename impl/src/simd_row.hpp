@@ -53,12 +53,15 @@ class row_engine {
  public:
   row_engine(const problem& pr, bool with_grad) : pr_(pr) {
     const std::int64_t C = pr.classes;
-    if (pr.weight) {
+    // An empty batch may have any C (its weight a stride-0 view of one float):
+    // no copy of the weights and no walk over them without a row.
+    const bool rows = pr.positions > 0;
+    if (pr.weight && rows) {
       weights_.resize(static_cast<std::size_t>(C));
       for (std::int64_t c = 0; c < C; ++c) weights_[c] = pr.weight_at(c);
       w_ = weights_.data();
     }
-    if (pr.target == target_kind::index && pr.label_smoothing > 0.0) {
+    if (rows && pr.target == target_kind::index && pr.label_smoothing > 0.0) {
       for (std::int64_t c = 0; c < C; ++c) wtot_ += static_cast<double>(pr.weight_at(c));
     }
     chunk_ = C >= kLongRow ? kChunk : (C > 0 ? C : 1);
