@@ -7,6 +7,7 @@
 
 #include "format.hpp"
 #include "registry.hpp"
+#include "simd_target.hpp"
 #include "xent/xent.hpp"
 
 namespace xent::cli {
@@ -14,10 +15,16 @@ namespace xent::cli {
 CLI::App* add_list_command(CLI::App& app, list_args& a) {
   CLI::App* c = app.add_subcommand("list", "List the registered implementations");
   c->add_flag("--json", a.json, "print a JSON array");
+  c->add_flag("--simd-targets", a.simd_targets,
+              "print only the Highway targets this CPU supports, best first, one per line (report --simd-target)");
   return c;
 }
 
 int run_list(const list_args& a) {
+  if (a.simd_targets) {
+    for (const auto& t : simd_targets()) std::cout << t << "\n";
+    return 0;
+  }
   const auto& impls = implementations();
   std::string default_name;
   try {
@@ -62,6 +69,10 @@ int run_list(const list_args& a) {
   if (!default_name.empty()) std::cout << "(*) default implementation\n";
   std::string set;
   for (const auto* i : check_default) set += (set.empty() ? "" : ", ") + i->name();
+  std::string targets;
+  for (const auto& t : simd_targets()) targets += (targets.empty() ? "" : ", ") + t;
+  std::cout << "simd and openmp dispatch to the best of this CPU's Highway targets: " << targets
+            << " (xent report --simd-target pins one)\n";
   std::cout << "xent check runs " << set << " unless --impl says otherwise (--impl all: every supported one)\n";
   return 0;
 }

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +16,7 @@
 #include "report_baseline.hpp"
 #include "report_bench.hpp"
 #include "report_context.hpp"
+#include "simd_target.hpp"
 #include "report_sweep.hpp"
 #include "report_write.hpp"
 #include "xent/xent.hpp"
@@ -52,6 +54,12 @@ CLI::App* add_report_command(CLI::App& app, report_args& a) {
   c->add_option("--threads", a.threads, "worker threads of the accuracy sweep (default: all cores)");
   c->add_option("--plugin", a.plugins, "add this plug-in library (xent/plugin.h) to the report (repeatable)");
   c->add_flag("--no-torch", a.no_torch, "leave LibTorch out of the accuracy sweep");
+  c->add_option("--simd-target", a.simd_target,
+                "pin simd and openmp to this Highway target in the accuracy sweep (e.g. AVX2; default: the best "
+                "this CPU has)");
+  c->add_flag("--merge-baseline", a.merge_baseline,
+              "with --write-baseline: keep, per entry, the larger of the file's and the measured value (a baseline "
+              "over every Highway target: one run per --simd-target)");
   return c;
 }
 
@@ -65,6 +73,13 @@ int run_report(const report_args& a) {
     if (!find_implementation(name)) throw input_error("unknown implementation '" + name + "'");
   const baseline allowed = a.check_baseline.empty() ? baseline{} : read_baseline(a.check_baseline);
   const bool progress = !a.quiet && ::isatty(STDERR_FILENO);
+  if (a.merge_baseline && a.write_baseline.empty()) throw input_error("--merge-baseline needs --write-baseline FILE");
+  baseline merged;
+  if (a.merge_baseline && fs::exists(a.write_baseline)) merged = read_baseline(a.write_baseline);
+  if (!a.simd_target.empty()) {
+    pin_simd_target(a.simd_target);
+    if (!a.quiet) std::cerr << "report: simd and openmp pinned to Highway " << a.simd_target << "\n";
+  }
 
   sweep_options so;
   so.scenarios = a.filter.empty() ? report_scenarios(a.quick) : matching_scenarios(a.filter);
@@ -99,7 +114,13 @@ int run_report(const report_args& a) {
   if (!a.quiet) std::cerr << "report: wrote " << (fs::path(a.out) / "report.md").string() << ", report.json and plots\n";
 
   if (!a.write_baseline.empty()) {
-    write_file(a.write_baseline, format_baseline(measured_baseline(sweep), sweep));
+    baseline b = measured_baseline(sweep);
+    for (const auto& [impl, m] : merged)
+      for (const auto& [q, v] : m) {
+        auto& slot = b[impl][q];
+        slot = std::max(slot, v);
+      }
+    write_file(a.write_baseline, format_baseline(b, sweep));
     std::cerr << "report: wrote the measured baseline to " << a.write_baseline << "\n";
   }
   int status = 0;

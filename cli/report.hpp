@@ -30,6 +30,11 @@ struct report_args {
   // Registered by the command's main before run_report (main links them).
   std::vector<std::string> plugins;  // plug-in libraries to add to the report
   bool no_torch = false;             // leave LibTorch (when built) out
+  // Pins Highway dispatch (simd, openmp) to this target, e.g. "AVX2", for
+  // the accuracy sweep: a baseline valid on every host is the maximum over
+  // the targets (--merge-baseline). Empty: the best one.
+  std::string simd_target;
+  bool merge_baseline = false;  // --write-baseline keeps the larger of the file's and the measured
 };
 
 CLI::App* add_report_command(CLI::App& app, report_args& args);

@@ -10,7 +10,8 @@
 // Only cells inside the implementation's declared domain count. A measured
 // maximum above the file fails the gate (the cell and its repro are named);
 // maxima below it print the updated table, to review and commit.
-// Implementations absent from the file are not gated (noted).
+// Implementations absent from the file are not gated (noted); peers
+// (LibTorch) are never written into it.
 #pragma once
 
 #include <map>
