@@ -261,6 +261,59 @@ TEST_F(cli, list_shows_the_registry) {
   EXPECT_TRUE(a[0].contains("supported"));
 }
 
+// The value of `key` under `Implementation: "impl"` in a baseline file; -1
+// when absent.
+double baseline_entry(const std::string& file, const std::string& impl, const std::string& key) {
+  std::ifstream f(file);
+  std::string current, line;
+  while (std::getline(f, line)) {
+    if (line.rfind("Implementation: ", 0) == 0) current = line.substr(16);
+    else if (current == "\"" + impl + "\"" && line.rfind(key + ": ", 0) == 0) return std::stod(line.substr(key.size() + 2));
+  }
+  return -1.0;
+}
+
+// One Highway target at a time for the sweep, and a baseline merged over
+// targets (what ./run baseline does for the accuracy gate).
+TEST_F(cli, report_pins_a_simd_target_and_merges_baselines) {
+  const auto listed = run("list --simd-targets");
+  ASSERT_EQ(listed.status, 0) << listed.err;
+  std::vector<std::string> targets;
+  std::istringstream lines(listed.out);
+  for (std::string t; std::getline(lines, t);) targets.push_back(t);
+  ASSERT_FALSE(targets.empty());
+  // simd dispatches to the best one, which `list` names first.
+  EXPECT_NE(run("list").out.find("Highway " + targets.front()), std::string::npos) << listed.out;
+
+  const auto bad = run("report --quick --no-bench --no-examples --simd-target nosuch --out " + path("r0"));
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.err.find("'nosuch' is not a Highway target"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find(targets.front()), std::string::npos) << bad.err;
+  EXPECT_EQ(run("report --quick --no-bench --merge-baseline --out " + path("r0")).status, 2);
+
+  const std::string file = path("baseline.txt");
+  {
+    std::ofstream f(file);
+    f << "Implementation: \"simd\"\nloss: 99\n\nImplementation: \"other\"\nsum: 7\n";
+  }
+  const std::string sweep = "report --quick --no-bench --no-examples --quiet --filter n512c10_normal_s1 --impl simd ";
+  const auto merged = run(sweep + "--simd-target " + targets.back() + " --out " + path("r1") + " --write-baseline " +
+                          file + " --merge-baseline");
+  ASSERT_EQ(merged.status, 0) << merged.err;
+  EXPECT_EQ(baseline_entry(file, "simd", "loss"), 99.0);  // the larger of the file's and the measured
+  const double g = baseline_entry(file, "simd", "grad_other");  // measured, absent from the file before
+  EXPECT_TRUE(g >= 0.0 && g < 4.0) << g;
+  EXPECT_EQ(baseline_entry(file, "other", "sum"), 7.0);  // kept
+  std::ifstream js(path("r1") + "/report.json");
+  const std::string pinned = json::parse(js).at("context").at("Highway targets");
+  EXPECT_EQ(pinned.rfind(targets.back() + " (pinned by --simd-target", 0), 0u) << pinned;
+  const auto fresh = run(sweep + "--simd-target " + targets.back() + " --out " + path("r2") + " --write-baseline " + file);
+  ASSERT_EQ(fresh.status, 0) << fresh.err;
+  const double l = baseline_entry(file, "simd", "loss");  // without --merge-baseline: only the measured
+  EXPECT_TRUE(l >= 0.0 && l < 4.0) << l;
+  EXPECT_EQ(baseline_entry(file, "other", "sum"), -1.0);
+}
+
 TEST_F(cli, report_quick_writes_markdown_and_json) {
   const std::string out = path("report");
   const auto r = run("report --quick --no-bench --out " + out);

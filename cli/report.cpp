@@ -76,6 +76,7 @@ int run_report(const report_args& a) {
   if (a.merge_baseline && a.write_baseline.empty()) throw input_error("--merge-baseline needs --write-baseline FILE");
   baseline merged;
   if (a.merge_baseline && fs::exists(a.write_baseline)) merged = read_baseline(a.write_baseline);
+  const std::vector<std::string> all_targets = simd_targets();
   if (!a.simd_target.empty()) {
     pin_simd_target(a.simd_target);
     if (!a.quiet) std::cerr << "report: simd and openmp pinned to Highway " << a.simd_target << "\n";
@@ -100,7 +101,14 @@ int run_report(const report_args& a) {
                       (fs::path(a.out) / "bench.json").string(), (fs::path(a.out) / "bench.log").string(), progress);
 
   const std::vector<examples::outcome> ex = a.no_examples ? std::vector<examples::outcome>{} : examples::run_all();
-  const context_list context = report_context(bench.context);
+  context_list context = report_context(bench.context);
+  if (!a.simd_target.empty())
+    for (auto& [key, value] : context)
+      if (key == "Highway targets") {
+        value = simd_targets().front() + " (pinned by --simd-target; this CPU has ";
+        for (std::size_t i = 0; i < all_targets.size(); ++i) value += (i ? ", " : "") + all_targets[i];
+        value += ")";
+      }
   const plot_set plots = make_plots(a.out, sweep, bench);
 
   gate_result gate;
