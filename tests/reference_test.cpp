@@ -394,6 +394,35 @@ void expect_precision_independent(index_problem& p) {
   for (std::size_t i = 0; i < a.grad.size(); ++i) EXPECT_TRUE(agree(a.grad[i], b.grad[i])) << "grad " << i;
 }
 
+// Two classes, x = [x0, x1], target 0, with x1 - x0 an exact float32
+// midpoint in [128, 256): the loss is that midpoint plus log1p(e^(x0 - x1)),
+// a term below 1e-55 of it, far below the working precision. Rounded to
+// nearest at 160 bits it vanishes and the tie goes to even; the exact value
+// lies above the midpoint, so the float32 above it is the correct rounding
+// (every time, not half of the time).
+TEST(reference, large_margin_loss_rounds_past_an_exact_midpoint) {
+  std::uint32_t state = 2024;
+  auto uniform = [&state](float lo, float hi) {
+    state = state * 1664525u + 1013904223u;
+    return lo + static_cast<float>(state >> 8) / 16777216.0f * (hi - lo);
+  };
+  int cases = 0;
+  while (cases < 200) {
+    const float x1 = uniform(64.0f, 127.0f), x0 = -uniform(64.0f, 127.0f);
+    const double d = static_cast<double>(x1) - static_cast<double>(x0);  // exact
+    const float below = static_cast<float>(d) <= d ? static_cast<float>(d) : std::nextafter(static_cast<float>(d), 0.0f);
+    const float above = std::nextafter(below, 1e30f);
+    if (d - below != above - d) continue;  // not a midpoint
+    ++cases;
+    index_problem p{{x0, x1}, {1, 2}, {0}, {}, with(xent::reduction::none)};
+    const auto r = p.run();
+    EXPECT_EQ(xent::ref::to_float(r.loss[0]), above) << "x = [" << x0 << ", " << x1 << "], loss "
+                                                     << xent::ref::to_string(r.loss[0]);
+    p.opt = with(xent::reduction::sum);
+    EXPECT_EQ(xent::ref::to_float(p.run().reduced), above) << "sum";
+  }
+}
+
 TEST(reference, precision_independent_on_hard_rows) {
   index_problem p{{
                       100, 0, 0, 0, 0, 0,                               // margin 100

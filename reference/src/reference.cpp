@@ -1,7 +1,7 @@
 // The reference: PyTorch's cross-entropy (docs/design.md §2) in multiprecision,
 // from the exact float inputs, with the stable formulas of §3 so that even a
-// loss of 1e-40 keeps full relative accuracy. One rounding, at the end, to a
-// double-double.
+// loss of 1e-40 keeps full relative accuracy. Working precision rounds to odd
+// (see odd()); one rounding, at the end, to a double-double.
 #include "xent/reference.hpp"
 
 #include <algorithm>
@@ -25,7 +25,27 @@ using detail::make;
 using detail::mp;
 using detail::raw;
 
-constexpr auto rn = MPFR_RNDN;
+constexpr auto rn = MPFR_RNDN;  // the final roundings to double and float only
+constexpr auto rz = MPFR_RNDZ;
+
+// Every working-precision operation rounds to odd: toward zero, then an
+// inexact result gets its last bit set (moved one ulp away from zero when it
+// was even). Why: round-to-nearest at 160 bits turns "a float32 midpoint plus
+// a term below 2^-160 of it" -- the loss (m - x_t) + log1p(e^-M) of a large
+// margin M, where m - x_t is often an exact midpoint -- into the midpoint
+// itself, and the final rounding then ties to even: one ulp wrong. A value
+// rounded to odd is never a short number (a float32/float64 value or
+// midpoint) unless it is exact, so every later rounding to 53 or 24 bits
+// falls on the side of the exact value (Boldo & Melquiond, "Emulation of FMA
+// and correctly rounded sums: proved algorithms using rounding to odd", 2008).
+// An underflow to 0 becomes the smallest number of the (widened) exponent
+// range, on the exact value's side.
+void odd(mpfr_ptr x, int ternary) {
+  if (ternary == 0 || mpfr_nan_p(x) || mpfr_inf_p(x)) return;
+  if (!mpfr_zero_p(x) && mpfr_min_prec(x) == mpfr_get_prec(x)) return;  // last bit already 1
+  if (ternary < 0) mpfr_nextabove(x);  // the exact value lies above x
+  else mpfr_nextbelow(x);
+}
 
 // The difference of two floats is a multiple of 2^-149 below 2^129 in
 // magnitude: 278 bits hold it exactly, whatever the working precision.
@@ -59,7 +79,7 @@ class exponent_range_guard {
 exact to_exact(mpfr_srcptr v, mp& scratch) {
   const double hi = mpfr_get_d(v, rn);
   if (!std::isfinite(hi)) return {hi, 0.0};  // NaN, inf, or beyond double's range
-  mpfr_sub_d(raw(scratch), v, hi, rn);
+  odd(raw(scratch), mpfr_sub_d(raw(scratch), v, hi, rz));
   return {hi, mpfr_get_d(raw(scratch), rn)};
 }
 
@@ -89,30 +109,30 @@ class softmax_row {
     }
     mpfr_set_zero(raw(rest_), 1);
     mpfr_set_zero(raw(log1p_rest_), 1);
-    mpfr_set_ui(raw(inv_sum_), 1, rn);
+    odd(raw(inv_sum_), mpfr_set_ui(raw(inv_sum_), 1, rz));
     if (k_ < 0) return true;  // no classes: every sum is empty
     max_ = x_[static_cast<std::size_t>(k_)];
     if (max_ == -std::numeric_limits<float>::infinity()) return false;
     for (std::size_t c = 0; c < x_.size(); ++c) {
       if (static_cast<std::int64_t>(c) == k_) {
-        mpfr_set_ui(raw(e_[c]), 1, rn);
+        odd(raw(e_[c]), mpfr_set_ui(raw(e_[c]), 1, rz));
         continue;
       }
-      mpfr_set_flt(raw(diff_), x_[c], rn);
-      mpfr_sub_d(raw(diff_), raw(diff_), max_, rn);  // exact; -inf stays -inf
-      mpfr_exp(raw(e_[c]), raw(diff_), rn);
-      mpfr_add(raw(rest_), raw(rest_), raw(e_[c]), rn);
+      odd(raw(diff_), mpfr_set_flt(raw(diff_), x_[c], rz));
+      odd(raw(diff_), mpfr_sub_d(raw(diff_), raw(diff_), max_, rz));  // exact; -inf stays -inf
+      odd(raw(e_[c]), mpfr_exp(raw(e_[c]), raw(diff_), rz));
+      odd(raw(rest_), mpfr_add(raw(rest_), raw(rest_), raw(e_[c]), rz));
     }
-    mpfr_log1p(raw(log1p_rest_), raw(rest_), rn);
-    mpfr_add_ui(raw(inv_sum_), raw(rest_), 1, rn);
-    mpfr_ui_div(raw(inv_sum_), 1, raw(inv_sum_), rn);
+    odd(raw(log1p_rest_), mpfr_log1p(raw(log1p_rest_), raw(rest_), rz));
+    odd(raw(inv_sum_), mpfr_add_ui(raw(inv_sum_), raw(rest_), 1, rz));
+    odd(raw(inv_sum_), mpfr_ui_div(raw(inv_sum_), 1, raw(inv_sum_), rz));
     return true;
   }
 
   // out = -lp_t = (m - x_t) + log1p(rest): no cancellation as the loss -> 0.
   void neg_log_prob(std::int64_t t, mp& out) {
     set_max_minus_x(t);
-    mpfr_add(raw(out), raw(diff_), raw(log1p_rest_), rn);
+    odd(raw(out), mpfr_add(raw(out), raw(diff_), raw(log1p_rest_), rz));
   }
 
   // out = -sum_c a_c lp_c = sum_c a_c (m - x_c) + a_sum log1p(rest), where
@@ -122,35 +142,35 @@ class softmax_row {
     mpfr_set_zero(raw(out), 1);
     for (std::size_t c = 0; c < x_.size(); ++c) {
       set_max_minus_x(static_cast<std::int64_t>(c));
-      mpfr_mul(raw(tmp_), raw(a[c]), raw(diff_), rn);
-      mpfr_add(raw(out), raw(out), raw(tmp_), rn);
+      odd(raw(tmp_), mpfr_mul(raw(tmp_), raw(a[c]), raw(diff_), rz));
+      odd(raw(out), mpfr_add(raw(out), raw(out), raw(tmp_), rz));
     }
-    mpfr_mul(raw(tmp_), raw(a_sum), raw(log1p_rest_), rn);
-    mpfr_add(raw(out), raw(out), raw(tmp_), rn);
+    odd(raw(tmp_), mpfr_mul(raw(tmp_), raw(a_sum), raw(log1p_rest_), rz));
+    odd(raw(out), mpfr_add(raw(out), raw(out), raw(tmp_), rz));
   }
 
   // out = p_j.
   void prob(std::int64_t j, mp& out) const {
-    mpfr_mul(raw(out), raw(e_[static_cast<std::size_t>(j)]), raw(inv_sum_), rn);
+    odd(raw(out), mpfr_mul(raw(out), raw(e_[static_cast<std::size_t>(j)]), raw(inv_sum_), rz));
   }
 
   // out = 1 - p_t, as sum_{j != t} p_j (never 1 - p_t, which cancels).
   void prob_complement(std::int64_t t, mp& out) {
     if (t == k_) {
-      mpfr_mul(raw(out), raw(rest_), raw(inv_sum_), rn);
+      odd(raw(out), mpfr_mul(raw(out), raw(rest_), raw(inv_sum_), rz));
       return;
     }
     // 1 + (rest - e_t): e_t is one of rest's terms, and the 1 (from e_k)
     // dominates whatever the subtraction loses.
-    mpfr_sub(raw(tmp_), raw(rest_), raw(e_[static_cast<std::size_t>(t)]), rn);
-    mpfr_add_ui(raw(tmp_), raw(tmp_), 1, rn);
-    mpfr_mul(raw(out), raw(tmp_), raw(inv_sum_), rn);
+    odd(raw(tmp_), mpfr_sub(raw(tmp_), raw(rest_), raw(e_[static_cast<std::size_t>(t)]), rz));
+    odd(raw(tmp_), mpfr_add_ui(raw(tmp_), raw(tmp_), 1, rz));
+    odd(raw(out), mpfr_mul(raw(out), raw(tmp_), raw(inv_sum_), rz));
   }
 
  private:
   void set_max_minus_x(std::int64_t c) {
-    mpfr_set_flt(raw(diff_), max_, rn);
-    mpfr_sub_d(raw(diff_), raw(diff_), x_[static_cast<std::size_t>(c)], rn);  // exact
+    odd(raw(diff_), mpfr_set_flt(raw(diff_), max_, rz));
+    odd(raw(diff_), mpfr_sub_d(raw(diff_), raw(diff_), x_[static_cast<std::size_t>(c)], rz));  // exact
   }
 
   const problem& p_;
@@ -171,16 +191,16 @@ struct engine {
         denominator(make(b)), a_sum(make(b)), l(make(b)), s(make(b)), loss(make(b)),
         sum_l(make(b)), sum_s(make(b)), coef(make(b)), base(make(b)), pj(make(b)), g(make(b)),
         gj(make(b)), tmp(make(b)), scratch(make(b + 2)) {
-    mpfr_set_ui(raw(one_minus_eps), 1, rn);
-    mpfr_sub_d(raw(one_minus_eps), raw(one_minus_eps), pr.label_smoothing, rn);
+    odd(raw(one_minus_eps), mpfr_set_ui(raw(one_minus_eps), 1, rz));
+    odd(raw(one_minus_eps), mpfr_sub_d(raw(one_minus_eps), raw(one_minus_eps), pr.label_smoothing, rz));
     if (C > 0) {
-      mpfr_set_d(raw(eps_over_c), pr.label_smoothing, rn);
-      mpfr_div_si(raw(eps_over_c), raw(eps_over_c), static_cast<long>(C), rn);
+      odd(raw(eps_over_c), mpfr_set_d(raw(eps_over_c), pr.label_smoothing, rz));
+      odd(raw(eps_over_c), mpfr_div_si(raw(eps_over_c), raw(eps_over_c), static_cast<long>(C), rz));
     }
     for (std::int64_t c = 0; c < C; ++c) {
       w.push_back(make(b));
-      mpfr_set_flt(raw(w.back()), pr.weight_at(c), rn);
-      mpfr_add(raw(w_sum), raw(w_sum), raw(w.back()), rn);
+      odd(raw(w.back()), mpfr_set_flt(raw(w.back()), pr.weight_at(c), rz));
+      odd(raw(w_sum), mpfr_add(raw(w_sum), raw(w_sum), raw(w.back()), rz));
       if (probability) a.push_back(make(b));
     }
     set_denominator();
@@ -190,15 +210,15 @@ struct engine {
   // or the number of positions (probability targets). 1 otherwise.
   void set_denominator() {
     if (p.reduce != reduction::mean) {
-      mpfr_set_ui(raw(denominator), 1, rn);
+      odd(raw(denominator), mpfr_set_ui(raw(denominator), 1, rz));
     } else if (probability) {
-      mpfr_set_si(raw(denominator), static_cast<long>(p.positions), rn);
+      odd(raw(denominator), mpfr_set_si(raw(denominator), static_cast<long>(p.positions), rz));
     } else {
       mpfr_set_zero(raw(denominator), 1);
       for (std::int64_t n = 0; n < p.positions; ++n)
         if (p.counted(n))
-          mpfr_add(raw(denominator), raw(denominator),
-                   raw(w[static_cast<std::size_t>(p.target_at(n))]), rn);
+          odd(raw(denominator), mpfr_add(raw(denominator), raw(denominator),
+                   raw(w[static_cast<std::size_t>(p.target_at(n))]), rz));
     }
   }
 
@@ -208,13 +228,13 @@ struct engine {
     mpfr_set_zero(raw(a_sum), 1);
     for (std::int64_t c = 0; c < C; ++c) {
       mp& ac = a[static_cast<std::size_t>(c)];
-      mpfr_set_flt(raw(ac), q[c * p.target_class_stride], rn);
+      odd(raw(ac), mpfr_set_flt(raw(ac), q[c * p.target_class_stride], rz));
       if (smooth) {
-        mpfr_mul(raw(ac), raw(ac), raw(one_minus_eps), rn);
-        mpfr_add(raw(ac), raw(ac), raw(eps_over_c), rn);
+        odd(raw(ac), mpfr_mul(raw(ac), raw(ac), raw(one_minus_eps), rz));
+        odd(raw(ac), mpfr_add(raw(ac), raw(ac), raw(eps_over_c), rz));
       }
-      mpfr_mul(raw(ac), raw(ac), raw(w[static_cast<std::size_t>(c)]), rn);
-      mpfr_add(raw(a_sum), raw(a_sum), raw(ac), rn);
+      odd(raw(ac), mpfr_mul(raw(ac), raw(ac), raw(w[static_cast<std::size_t>(c)]), rz));
+      odd(raw(a_sum), mpfr_add(raw(a_sum), raw(a_sum), raw(ac), rz));
     }
   }
 
@@ -228,20 +248,20 @@ struct engine {
     }
     if (probability) {
       row.weighted_neg_log_probs(a, a_sum, l);
-      mpfr_set(raw(loss), raw(l), rn);
+      odd(raw(loss), mpfr_set(raw(loss), raw(l), rz));
       return;
     }
     const auto t = static_cast<std::size_t>(p.target_at(n));
     row.neg_log_prob(static_cast<std::int64_t>(t), l);
-    mpfr_mul(raw(l), raw(l), raw(w[t]), rn);
+    odd(raw(l), mpfr_mul(raw(l), raw(l), raw(w[t]), rz));
     if (!smooth) {  // PyTorch computes no smoothing term at all here
-      mpfr_set(raw(loss), raw(l), rn);
+      odd(raw(loss), mpfr_set(raw(loss), raw(l), rz));
       return;
     }
     row.weighted_neg_log_probs(w, w_sum, s);
-    mpfr_mul(raw(loss), raw(l), raw(one_minus_eps), rn);
-    mpfr_mul(raw(tmp), raw(s), raw(eps_over_c), rn);
-    mpfr_add(raw(loss), raw(loss), raw(tmp), rn);
+    odd(raw(loss), mpfr_mul(raw(loss), raw(l), raw(one_minus_eps), rz));
+    odd(raw(tmp), mpfr_mul(raw(tmp), raw(s), raw(eps_over_c), rz));
+    odd(raw(loss), mpfr_add(raw(loss), raw(loss), raw(tmp), rz));
   }
 
   // Gradient row of a counted position, times coef = g / D.
@@ -251,39 +271,39 @@ struct engine {
       for (std::int64_t j = 0; j < C; ++j) dst[j] = {std::numeric_limits<double>::quiet_NaN(), 0.0};
       return;
     }
-    mpfr_set_flt(raw(g), p.reduce == reduction::none ? p.upstream_at(n) : p.upstream_scalar, rn);
-    mpfr_div(raw(coef), raw(g), raw(denominator), rn);
+    odd(raw(g), mpfr_set_flt(raw(g), p.reduce == reduction::none ? p.upstream_at(n) : p.upstream_scalar, rz));
+    odd(raw(coef), mpfr_div(raw(coef), raw(g), raw(denominator), rz));
     if (probability) {
       // p_j sum_c a_c - a_j
       for (std::int64_t j = 0; j < C; ++j) {
         row.prob(j, pj);
-        mpfr_mul(raw(pj), raw(pj), raw(a_sum), rn);
-        mpfr_sub(raw(pj), raw(pj), raw(a[static_cast<std::size_t>(j)]), rn);
-        mpfr_mul(raw(pj), raw(pj), raw(coef), rn);
+        odd(raw(pj), mpfr_mul(raw(pj), raw(pj), raw(a_sum), rz));
+        odd(raw(pj), mpfr_sub(raw(pj), raw(pj), raw(a[static_cast<std::size_t>(j)]), rz));
+        odd(raw(pj), mpfr_mul(raw(pj), raw(pj), raw(coef), rz));
         dst[j] = to_exact(raw(pj), scratch);
       }
       return;
     }
     // (1-eps) w_t (p_j - [j == t]) + (eps/C)(p_j sum_c w_c - w_j)
     const std::int64_t t = p.target_at(n);
-    mpfr_set(raw(base), raw(w[static_cast<std::size_t>(t)]), rn);
-    if (smooth) mpfr_mul(raw(base), raw(base), raw(one_minus_eps), rn);
+    odd(raw(base), mpfr_set(raw(base), raw(w[static_cast<std::size_t>(t)]), rz));
+    if (smooth) odd(raw(base), mpfr_mul(raw(base), raw(base), raw(one_minus_eps), rz));
     for (std::int64_t j = 0; j < C; ++j) {
       row.prob(j, pj);
       if (j == t) {
         row.prob_complement(t, gj);
-        mpfr_mul(raw(gj), raw(gj), raw(base), rn);
-        mpfr_neg(raw(gj), raw(gj), rn);
+        odd(raw(gj), mpfr_mul(raw(gj), raw(gj), raw(base), rz));
+        odd(raw(gj), mpfr_neg(raw(gj), raw(gj), rz));
       } else {
-        mpfr_mul(raw(gj), raw(pj), raw(base), rn);
+        odd(raw(gj), mpfr_mul(raw(gj), raw(pj), raw(base), rz));
       }
       if (smooth) {
-        mpfr_mul(raw(tmp), raw(pj), raw(w_sum), rn);
-        mpfr_sub(raw(tmp), raw(tmp), raw(w[static_cast<std::size_t>(j)]), rn);
-        mpfr_mul(raw(tmp), raw(tmp), raw(eps_over_c), rn);
-        mpfr_add(raw(gj), raw(gj), raw(tmp), rn);
+        odd(raw(tmp), mpfr_mul(raw(tmp), raw(pj), raw(w_sum), rz));
+        odd(raw(tmp), mpfr_sub(raw(tmp), raw(tmp), raw(w[static_cast<std::size_t>(j)]), rz));
+        odd(raw(tmp), mpfr_mul(raw(tmp), raw(tmp), raw(eps_over_c), rz));
+        odd(raw(gj), mpfr_add(raw(gj), raw(gj), raw(tmp), rz));
       }
-      mpfr_mul(raw(gj), raw(gj), raw(coef), rn);
+      odd(raw(gj), mpfr_mul(raw(gj), raw(gj), raw(coef), rz));
       dst[j] = to_exact(raw(gj), scratch);
     }
   }
@@ -291,12 +311,12 @@ struct engine {
   // Mean or sum, in PyTorch's order of operations (which decides 0*inf cases).
   exact reduced() {
     if (p.reduce == reduction::none) return {std::numeric_limits<double>::quiet_NaN(), 0.0};
-    if (p.reduce == reduction::mean) mpfr_div(raw(sum_l), raw(sum_l), raw(denominator), rn);
+    if (p.reduce == reduction::mean) odd(raw(sum_l), mpfr_div(raw(sum_l), raw(sum_l), raw(denominator), rz));
     if (smooth && !probability) {
-      if (p.reduce == reduction::mean) mpfr_div(raw(sum_s), raw(sum_s), raw(denominator), rn);
-      mpfr_mul(raw(sum_l), raw(sum_l), raw(one_minus_eps), rn);
-      mpfr_mul(raw(sum_s), raw(sum_s), raw(eps_over_c), rn);
-      mpfr_add(raw(sum_l), raw(sum_l), raw(sum_s), rn);
+      if (p.reduce == reduction::mean) odd(raw(sum_s), mpfr_div(raw(sum_s), raw(sum_s), raw(denominator), rz));
+      odd(raw(sum_l), mpfr_mul(raw(sum_l), raw(sum_l), raw(one_minus_eps), rz));
+      odd(raw(sum_s), mpfr_mul(raw(sum_s), raw(sum_s), raw(eps_over_c), rz));
+      odd(raw(sum_l), mpfr_add(raw(sum_l), raw(sum_l), raw(sum_s), rz));
     }
     return to_exact(raw(sum_l), scratch);
   }
@@ -313,8 +333,8 @@ struct engine {
       const bool finite = row.load(n);
       if (probability && finite) load_target_row(n);
       position_loss(n, finite);
-      mpfr_add(raw(sum_l), raw(sum_l), raw(l), rn);
-      if (smooth && !probability) mpfr_add(raw(sum_s), raw(sum_s), raw(s), rn);
+      odd(raw(sum_l), mpfr_add(raw(sum_l), raw(sum_l), raw(l), rz));
+      if (smooth && !probability) odd(raw(sum_s), mpfr_add(raw(sum_s), raw(sum_s), raw(s), rz));
       out.loss[static_cast<std::size_t>(n)] = to_exact(raw(loss), scratch);
       if (with_grad) position_grad(n, finite, out.grad);
     }
@@ -368,8 +388,8 @@ result compute(const problem& p, bool with_grad, const compute_options& o) {
         const std::int64_t begin = k * reference_chunk;
         const std::int64_t end = std::min(p.positions, begin + reference_chunk);
         e.run_range(begin, end, out);
-        mpfr_set(raw(chunk_l[static_cast<std::size_t>(k)]), raw(e.sum_l), rn);
-        mpfr_set(raw(chunk_s[static_cast<std::size_t>(k)]), raw(e.sum_s), rn);
+        odd(raw(chunk_l[static_cast<std::size_t>(k)]), mpfr_set(raw(chunk_l[static_cast<std::size_t>(k)]), raw(e.sum_l), rz));
+        odd(raw(chunk_s[static_cast<std::size_t>(k)]), mpfr_set(raw(chunk_s[static_cast<std::size_t>(k)]), raw(e.sum_s), rz));
         done += end - begin;
       }
     } catch (...) {
@@ -402,8 +422,8 @@ result compute(const problem& p, bool with_grad, const compute_options& o) {
   exponent_range_guard range;
   engine e(p, with_grad, bits);
   for (std::int64_t k = 0; k < chunks; ++k) {
-    mpfr_add(raw(e.sum_l), raw(e.sum_l), raw(chunk_l[static_cast<std::size_t>(k)]), rn);
-    mpfr_add(raw(e.sum_s), raw(e.sum_s), raw(chunk_s[static_cast<std::size_t>(k)]), rn);
+    odd(raw(e.sum_l), mpfr_add(raw(e.sum_l), raw(e.sum_l), raw(chunk_l[static_cast<std::size_t>(k)]), rz));
+    odd(raw(e.sum_s), mpfr_add(raw(e.sum_s), raw(e.sum_s), raw(chunk_s[static_cast<std::size_t>(k)]), rz));
   }
   out.reduced = e.reduced();
   return out;
