@@ -1,5 +1,8 @@
 #include "registry.hpp"
 
+#ifdef XENT_HAVE_ONEDNN_PEER
+#include "onednn_implementation.hpp"
+#endif
 #ifdef XENT_HAVE_TORCH_PEER
 #include "torch_implementation.hpp"
 #endif
@@ -8,6 +11,9 @@
 namespace xent::cli {
 
 void register_peers() {
+#ifdef XENT_HAVE_ONEDNN_PEER
+  peers::register_onednn();
+#endif
 #ifdef XENT_HAVE_TORCH_PEER
   peers::register_torch();
 #endif
