@@ -68,7 +68,7 @@ std::string accuracy_script(const sweep_result& s) {
   for (const cell& c : s.cells) {
     const auto it = std::find_if(s.scenarios.begin(), s.scenarios.end(),
                                  [&](const scenario_info& i) { return i.id == c.scenario; });
-    if (c.failure || it == s.scenarios.end() || it->scale <= 0.0) continue;
+    if (c.failure || c.skipped || it == s.scenarios.end() || it->scale <= 0.0) continue;
     if (std::find(impls.begin(), impls.end(), c.impl) == impls.end()) impls.push_back(c.impl);
     auto& v = series[c.impl][it->scale];
     v.first = std::max(v.first, c[quantity::loss].max);

@@ -93,6 +93,7 @@ nlohmann::ordered_json report_json(const report_data& d) {
                    {"tier", c.tier},
                    {"outside_domain", c.outside ? json(*c.outside) : json(nullptr)},
                    {"failure", c.failure ? json(*c.failure) : json(nullptr)},
+                   {"skipped", c.skipped ? json(*c.skipped) : json(nullptr)},
                    {"loss", stats_json(c, quantity::loss)},
                    {"grad_target", stats_json(c, quantity::grad_target)},
                    {"grad_other", stats_json(c, quantity::grad_other)},

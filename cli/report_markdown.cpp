@@ -59,12 +59,13 @@ void headline(std::ostringstream& md, const report_data& d) {
     std::string tier;
     std::array<double, quantity_count> worst{};
     std::array<bool, quantity_count> any{};
-    int outside = 0, total = 0, failed = 0;
+    int outside = 0, total = 0, failed = 0, skipped = 0;
     for (const cell& c : d.sweep.cells) {
       if (c.impl != impl) continue;
       tier = c.tier;
       ++total;
       if (c.failure) ++failed;
+      if (c.skipped) ++skipped;
       if (c.outside) {
         ++outside;
         continue;
@@ -79,6 +80,7 @@ void headline(std::ostringstream& md, const report_data& d) {
     for (std::size_t k = 0; k < quantity_count; ++k)
       md << " | " << (any[k] ? ulp_cell(worst[k], false, tier_bound(tier, all_quantities[k])) : "—");
     md << " | " << outside << "/" << total << (failed ? ", **" + std::to_string(failed) + " FAILED**" : "")
+       << (skipped ? ", " + std::to_string(skipped) + " skipped (unsupported)" : "")
        << " | " << perf(impl) << " |\n";
   }
   const auto names = impl_names(d.sweep);
@@ -147,6 +149,12 @@ void details(std::ostringstream& md, const report_data& d) {
        << "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n";
     for (const cell& c : d.sweep.cells) {
       if (c.impl != impl) continue;
+      if (c.skipped) {  // no figures: say so rather than print empty statistics
+        md << "| `" << c.scenario << "` | " << c.impl << " | " << c.tier << " | skipped (unsupported)";
+        for (int k = 0; k < 13; ++k) md << " | —";
+        md << " |\n";
+        continue;
+      }
       const bool o = c.outside.has_value();
       auto u = [&](quantity q, double v, bool bounded) {
         return c[q].count ? ulp_cell(v, o, bounded ? tier_bound(c.tier, q) : NAN) : std::string("—");
@@ -175,6 +183,13 @@ void details(std::ostringstream& md, const report_data& d) {
         if (first) md << "\n† outside the declared domain:\n\n";
         first = false;
         md << "- `" << c.scenario << "`: " << *c.outside << "\n";
+      }
+    first = true;
+    for (const cell& c : d.sweep.cells)
+      if (c.impl == impl && c.skipped) {
+        if (first) md << "\nSkipped (no figures, not failures: the plug-in answered UNSUPPORTED outside its declared capabilities):\n\n";
+        first = false;
+        md << "- `" << c.scenario << "`: " << *c.skipped << "\n";
       }
     first = true;
     for (const cell& c : d.sweep.cells)

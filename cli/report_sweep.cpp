@@ -2,6 +2,8 @@
 #pragma GCC diagnostic ignored "-Wrestrict"
 #include "report_sweep.hpp"
 
+#include "xent/plugin_loader.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -175,7 +177,7 @@ std::vector<cell> measure(const scenario& s, const std::vector<const implementat
 
   std::vector<cell> cells;
   for (const implementation* impl : impls) {
-    cell c{impl->name(), to_string(impl->tier()), s.id, impl->outside_domain(pr), {}, {}};
+    cell c{impl->name(), to_string(impl->tier()), s.id, impl->outside_domain(pr), {}, {}, {}};
     // Every output buffer poisoned first (xent/poison.hpp): an element the
     // kernel does not write fails the cell.
     std::vector<float> loss(static_cast<std::size_t>(P)), grad(s.logits.size());
@@ -203,6 +205,10 @@ std::vector<cell> measure(const scenario& s, const std::vector<const implementat
       const std::string su = poison::unwritten_message("sum", {&sum, 1}, ss);
       for (const std::string* part : {&m, &su})
         if (!part->empty()) unwritten += (unwritten.empty() ? "" : "; ") + *part;
+    } catch (const plugins::plugin_unsupported& e) {
+      c.skipped = e.what();
+      cells.push_back(std::move(c));
+      continue;
     } catch (const std::exception& e) {
       // A plug-in that fails or crashes (run in a child process) is reported, not fatal.
       c.failure = e.what();

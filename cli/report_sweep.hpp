@@ -46,6 +46,9 @@ struct cell {
   std::string impl, tier, scenario;
   std::optional<std::string> outside;  // why the scenario is outside the declared domain
   std::optional<std::string> failure;  // the implementation threw or crashed (plug-ins): no figures
+  // A plug-in answered UNSUPPORTED outside its declared capabilities (or it
+  // declares none): no figures, and neither a failure nor a pass.
+  std::optional<std::string> skipped;
   std::array<quantity_stats, quantity_count> q;
   // stable only (xent::stable_rounding_statistics over the cell's calls):
   // results rounded, results whose float64 rounding test failed (recomputed

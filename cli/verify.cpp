@@ -95,6 +95,7 @@ class tier_override final : public implementation {
   bool thread_count_independent() const override { return base_.thread_count_independent(); }
   bool layout_independent() const override { return base_.layout_independent(); }
   bool peer() const override { return base_.peer(); }
+  std::optional<capabilities> declared_capabilities() const override { return base_.declared_capabilities(); }
   void forward(const problem& p) const override { base_.forward(p); }
   void forward_backward(const problem& p) const override { base_.forward_backward(p); }
 
@@ -212,7 +213,25 @@ struct property_outcome {
   std::string line;  // the one-line status
   std::string details;  // counterexample, messages, worst errors
   std::string known;    // the documented reason, when this failure is a known deviation
+  long unsupported = 0;     // cases skipped: the kernel answered UNSUPPORTED outside its declaration
+  capabilities exercised;   // what the calls that returned needed
 };
+
+// A capability set through the child's pipe: six decimal masks.
+std::string encode(const capabilities& c) {
+  std::string s;
+  for (std::uint32_t v : {c.layouts, c.targets, c.options, c.reductions, c.modes, c.dtypes}) {
+    s += std::to_string(v);
+    s += ' ';
+  }
+  return s;
+}
+capabilities decode(const std::string& s) {
+  std::istringstream in(s);
+  capabilities c;
+  in >> c.layouts >> c.targets >> c.options >> c.reductions >> c.modes >> c.dtypes;
+  return c;
+}
 
 std::string indent(const std::string& s, const std::string& pad = "      ") {
   std::string o;
@@ -223,7 +242,7 @@ std::string indent(const std::string& s, const std::string& pad = "      ") {
 }
 
 // In the child: one property, silently, shrunk. Fields: status, cases, text,
-// reproduce, tracker summary.
+// reproduce, tracker summary, cases skipped as unsupported, coverage.
 std::vector<std::string> check_property(const property& p, const implementation& impl, double scale,
                                         bool isolate_calls) {
   if (isolate_calls) plugins::set_isolation(impl, plugins::isolation::per_call);
@@ -242,10 +261,23 @@ std::vector<std::string> check_property(const property& p, const implementation&
     cases = std::to_string(n);
     if (n == 0) msg << "no case ran (RC_PARAMS reproduces another property)";
   } else if (r.result.is<GaveUpResult>()) {
-    cases = std::to_string(r.result.get<GaveUpResult>().numSuccess);
+    const auto n = r.result.get<GaveUpResult>().numSuccess;
+    cases = std::to_string(n);
     if (!tr.not_applicable().empty()) {
       status = "not_applicable";
       msg << tr.not_applicable();
+    } else if (tr.unsupported_cases() > 0) {
+      // RapidCheck gave up for the discarded (unsupported) cases. The cases
+      // that did run all held; with none, the property is not applicable.
+      status = n > 0 ? "passed" : "not_applicable";
+      if (n == 0)
+        msg << "no supported case (" << tr.unsupported_cases()
+            << " skipped as unsupported; first: " << tr.first_unsupported() << ")";
+    } else if (impl.declared_capabilities()) {
+      // Its preconditions (RC_PRE) rarely or never hold on cases generated
+      // inside the declaration: the cases that ran held; none ran, n/a.
+      status = n > 0 ? "passed" : "not_applicable";
+      msg << (n > 0 ? "" : "no case inside the declared capabilities meets its precondition");
     } else if (tr.outside_cases() > 0) {
       status = "not_applicable";
       msg << "too few cases inside the declared domain (" << tr.outside_cases() << " outside, broke in "
@@ -259,7 +291,8 @@ std::vector<std::string> check_property(const property& p, const implementation&
     cases = std::to_string(r.result.get<FailureResult>().numSuccess);
     printResultMessage(r.result, msg);
   }
-  return {status, cases, msg.str(), r.reproduce, tr.summary()};
+  return {status, cases, msg.str(), r.reproduce, tr.summary(), std::to_string(tr.unsupported_cases()),
+          encode(tr.coverage())};
 }
 
 std::string replay_command(const std::string& reproduce, const std::string& target_args, const property& p) {
@@ -294,15 +327,18 @@ property_outcome verify_property(const property& p, const implementation& impl, 
     o.line = "ERROR " + f[1];
     return o;
   }
-  if (f.size() < 5) {
+  if (f.size() < 7) {
     o.v = verdict::failed;
     o.line = "ERROR malformed result from the child process";
     return o;
   }
+  o.unsupported = std::stol(f[5]);
+  o.exercised = decode(f[6]);
+  const std::string skipped = o.unsupported ? ", " + f[5] + " skipped (unsupported)" : "";
   const std::string& status = f[0];
   if (status == "passed") {
     o.v = verdict::passed;
-    o.line = "pass  " + f[1] + " cases";
+    o.line = "pass  " + f[1] + " cases" + skipped;
     if (a.verbose) o.details = f[4];
   } else if (status == "skipped") {
     o.v = verdict::passed;
@@ -312,7 +348,7 @@ property_outcome verify_property(const property& p, const implementation& impl, 
     o.line = "n/a   " + f[2];
   } else {
     o.v = verdict::failed;
-    o.line = std::string(crash_note.empty() ? "FAIL" : "CRASH") + "  after " + f[1] + " passing cases";
+    o.line = std::string(crash_note.empty() ? "FAIL" : "CRASH") + "  after " + f[1] + " passing cases" + skipped;
     o.details = crash_note + f[2];
     if (!f[3].empty()) o.details += "\nReplay: " + replay_command(f[3], target_args, p) + "\n";
     o.details += f[4];
@@ -339,8 +375,8 @@ std::vector<std::string> sweep(const implementation& impl, const std::map<std::s
                                                                   {2, 32000}};
   std::vector<std::string> out{"ok"};
   std::ostringstream table;
-  std::size_t bad = 0, known_cells = 0;
-  std::string first_bad, first_known;
+  std::size_t bad = 0, known_cells = 0, skipped = 0, ran = 0;
+  std::string first_bad, first_known, first_skipped;
   std::mt19937_64 rng(20240611);
   table << "| regime | C | rows | loss max | grad target max | grad other max | mean | within tier |\n"
         << "|---|--:|--:|--:|--:|--:|--:|---|\n";
@@ -359,9 +395,22 @@ std::vector<std::string> sweep(const implementation& impl, const std::map<std::s
       s.classes = C;
       s.rows = n;
       const bool outside = impl.outside_domain(inspect(c)).has_value();
+      // The kernel first: a cell it refuses (UNSUPPORTED outside its
+      // declaration) is marked skipped, costs no reference and is no pass.
+      outputs o, lo, om;
+      try {
+        o = run(impl, c, true);
+        lo = run(impl, c, false);
+        c.reduce = reduction::mean;
+        om = run(impl, c, false);
+        c.reduce = reduction::none;
+      } catch (const plugins::plugin_unsupported& e) {
+        if (skipped++ == 0) first_skipped = "n" + std::to_string(n) + "c" + std::to_string(C) + "_" + s.regime + ": " + e.what();
+        table << "| " << s.regime << " | " << C << " | " << n << " | – | – | – | – | skipped (unsupported) |\n";
+        continue;
+      }
+      ++ran;
       const ref::result r = reference(c, true);
-      const outputs o = run(impl, c, true);
-      const outputs lo = run(impl, c, false);
       for (std::int64_t p = 0; p < n; ++p) {
         const row_context ctx = context(c, p);
         for (const float y : {o.loss[p], lo.loss[p]}) {
@@ -383,7 +432,6 @@ std::vector<std::string> sweep(const implementation& impl, const std::map<std::s
       }
       c.reduce = reduction::mean;
       const ref::result rm = reference(c, false);
-      const outputs om = run(impl, c, false);
       // The tier's reduction bound carries the per-sample bounds (standard:
       // Σ bound_p / D), as in the property suite.
       std::vector<row_context> ctxs;
@@ -410,8 +458,12 @@ std::vector<std::string> sweep(const implementation& impl, const std::map<std::s
     }
   }
   if (bad) out[0] = "fail";
+  else if (ran == 0) out[0] = "skipped";  // no cell ran: not applicable, not within the tier
   out.push_back(table.str());
   std::string note = bad ? std::to_string(bad) + " cells exceed the tier's bound; first: " + first_bad : "";
+  if (skipped)
+    note += std::string(note.empty() ? "" : "\n  ") + std::to_string(skipped) + " of " +
+            std::to_string(skipped + ran) + " cells skipped (unsupported, not passes); first: " + first_skipped;
   if (known_cells)
     note += std::string(note.empty() ? "" : "\n  ") + std::to_string(known_cells) +
             " cells exceed it by a known deviation; first: " + first_known;
@@ -463,7 +515,7 @@ bool verify_one(const implementation& impl, const std::string& target_args, cons
     }
   if (n == 0) throw error("property", "no property matches --property");
 
-  bool sweep_ok = true, sweep_known = false;
+  bool sweep_ok = true, sweep_known = false, sweep_ran = true;
   if (a.sweep) {
     std::cout << "\nAccuracy sweep (index targets; max ulps against the reference; judged by the tier):\n\n";
     const child_result c = in_child([&] { return sweep(impl, known); }, a.fork, a.timeout_s);
@@ -474,7 +526,8 @@ bool verify_one(const implementation& impl, const std::string& target_args, cons
       sweep_ok = false;
       std::cout << "  error: " << c.fields[1] << "\n";
     } else if (c.fields.size() == 3) {
-      sweep_ok = c.fields[0] == "ok";
+      sweep_ok = c.fields[0] != "fail";
+      sweep_ran = c.fields[0] != "skipped";
       sweep_known = c.fields[2].find("by a known deviation") != std::string::npos;
       std::cout << c.fields[1];
       if (!c.fields[2].empty()) std::cout << "\n  " << c.fields[2] << "\n";
@@ -499,9 +552,26 @@ bool verify_one(const implementation& impl, const std::string& target_args, cons
     for (const auto* o : known_failed) std::cout << "  " << o->id << ": " << o->known << "\n";
   }
   const std::size_t failures = failed.size() + known_failed.size();
-  const bool ok = failures == 0 && sweep_ok;
-  std::cout << "\nVerdict for " << impl.name() << ": " << (ok ? "ACCEPTED" : "REJECTED") << " at tier "
-            << to_string(impl.tier()) << " — ";
+  // Coverage: what the calls that returned needed, against everything the
+  // host can send; a narrower verdict says so on its own line.
+  long unsupported = 0;
+  std::size_t with_skips = 0;
+  capabilities exercised;
+  for (const auto& o : outcomes) {
+    unsupported += o.unsupported;
+    with_skips += o.unsupported > 0;
+    exercised |= o.exercised;
+  }
+  const auto declared = impl.declared_capabilities();
+  const auto not_exercised = exercised.missing(capabilities::all());
+  // No property ran a case: nothing was verified, which is no acceptance.
+  const bool verified = passed > 0;
+  const bool ok = failures == 0 && sweep_ok && verified;
+  std::cout << "\nVerdict for " << impl.name() << ": "
+            << (ok ? "ACCEPTED" : failures == 0 && sweep_ok ? "NOT VERIFIED" : "REJECTED") << " at tier "
+            << to_string(impl.tier());
+  if (ok && not_exercised) std::cout << ", for " << describe(exercised) << " only";
+  std::cout << " — ";
   if (failures == 0) {
     std::cout << "every property holds";
   } else {
@@ -522,9 +592,21 @@ bool verify_one(const implementation& impl, const std::string& target_args, cons
   if (a.sweep)
     std::cout << "; accuracy sweep "
               << (!sweep_ok      ? "OUTSIDE the tier"
+                  : !sweep_ran  ? "not applicable (every cell unsupported)"
                   : sweep_known ? "within the tier but for known " + owner + " deviations"
                                 : "within the tier");
-  std::cout << "\n\n";
+  std::cout << "\n";
+  if (!verified && failures == 0) std::cout << "  no property ran a case: nothing was verified\n";
+  if (declared || not_exercised || unsupported) {
+    std::cout << "  declared:      " << (declared ? describe(*declared) : "nothing (every case is tried)") << "\n"
+              << "  exercised:     " << describe(exercised) << "\n"
+              << "  not exercised: " << not_exercised.value_or("nothing") << "\n";
+    if (unsupported)
+      std::cout << "  skipped:       " << unsupported << " cases in " << with_skips
+                << " properties, answered UNSUPPORTED " << (declared ? "outside the declaration" : "(no declaration)")
+                << ": counted, not passed\n";
+  }
+  std::cout << "\n";
   return ok;
 }
 

@@ -1,6 +1,7 @@
 // Fuzzes the plug-in descriptor checks (xent::plugins::validate_descriptor)
 // with descriptors built from the input: abi_version, struct_size, tier, the
-// thread flag, null or present entry points, and name/description bytes.
+// thread flag, null or present entry points, name/description bytes, and
+// the appended capability fields (struct_size with or without them).
 // The strings live in buffers exactly one byte longer than the checks may
 // read (max length + 1), filled from the input with or without a NUL, so
 // AddressSanitizer catches a check that reads past its bound. An accepted
@@ -15,6 +16,7 @@
 #include <memory>
 #include <string>
 
+#include "xent/capabilities.hpp"
 #include "xent/error.hpp"
 #include "xent/plugin.h"
 #include "xent/plugin_loader.hpp"
@@ -55,7 +57,22 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto flags = in.ConsumeIntegral<std::uint8_t>();
   xent_plugin d{};
   d.abi_version = flags & 1 ? in.ConsumeIntegral<std::uint32_t>() : XENT_PLUGIN_ABI_VERSION;
-  d.struct_size = flags & 2 ? in.ConsumeIntegral<std::uint32_t>() : static_cast<std::uint32_t>(sizeof(xent_plugin));
+  d.struct_size = flags & 2 ? in.ConsumeIntegral<std::uint32_t>()
+                  : in.ConsumeBool() ? static_cast<std::uint32_t>(sizeof(xent_plugin))
+                                     : static_cast<std::uint32_t>(XENT_PLUGIN_SIZE_WITHOUT_CAPABILITIES);
+  // Capabilities: mostly valid-looking masks (small values), sometimes any bits.
+  const auto cap_flags = in.ConsumeIntegral<std::uint8_t>();
+  auto mask = [&](int bit) {
+    return cap_flags & (1 << bit) ? in.ConsumeIntegral<std::uint32_t>() : in.ConsumeIntegralInRange<std::uint32_t>(0, 15);
+  };
+  d.declared = cap_flags & 0x80 ? in.ConsumeIntegral<std::uint32_t>() : in.ConsumeBool();
+  d.layouts = mask(0);
+  d.targets = mask(1);
+  d.options = mask(2);
+  d.reductions = mask(3);
+  d.modes = mask(4);
+  d.dtypes = mask(5);
+  d.reserved_capabilities = cap_flags & 0x40 ? in.ConsumeIntegral<std::uint32_t>() : 0;
   d.tier = flags & 4 ? in.ConsumeIntegral<std::int32_t>() : in.ConsumeIntegralInRange<std::int32_t>(0, 3);
   d.thread_count_independent = flags & 8 ? in.ConsumeIntegral<std::int32_t>() : in.ConsumeBool();
   d.forward = flags & 16 ? nullptr : fwd;
@@ -74,7 +91,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return 0;
   }
   // Accepted: the promises of validate_descriptor.
-  FUZZ_ASSERT(pd && d.abi_version == XENT_PLUGIN_ABI_VERSION && d.struct_size >= sizeof(xent_plugin), "header");
+  FUZZ_ASSERT(pd && d.abi_version == XENT_PLUGIN_ABI_VERSION &&
+                  (d.struct_size == XENT_PLUGIN_SIZE_WITHOUT_CAPABILITIES || d.struct_size >= sizeof(xent_plugin)),
+              "header");
+  if (d.struct_size >= sizeof(xent_plugin) && d.declared != 0) {
+    const xent::capabilities all = xent::capabilities::all();
+    FUZZ_ASSERT(d.declared == 1 && d.reserved_capabilities == 0, "declared flag");
+    FUZZ_ASSERT(d.layouts && !(d.layouts & ~all.layouts) && d.targets && !(d.targets & ~all.targets) &&
+                    !(d.options & ~all.options) && d.reductions && !(d.reductions & ~all.reductions) &&
+                    !(d.modes & ~all.modes) && (d.dtypes & XENT_PLUGIN_DTYPE_FLOAT32) && !(d.dtypes & ~all.dtypes),
+                "capability masks");
+    FUZZ_ASSERT(!(d.modes & XENT_PLUGIN_MODE_IN_PLACE) || (d.modes & XENT_PLUGIN_MODE_GRADIENT), "in-place mode");
+  }
   FUZZ_ASSERT(d.forward && d.forward_backward, "entry points");
   FUZZ_ASSERT(d.tier >= 0 && d.tier <= 3 && (d.thread_count_independent == 0 || d.thread_count_independent == 1),
               "tier or flag");

@@ -58,6 +58,15 @@ void require_written(const implementation& impl, const test_case& c, const std::
                            "every element (real buffers are not zeroed)");
 }
 
+// A call that returned: its needs join the tracker's coverage. One position
+// reaches a kernel declaring rows but not (C) as (1, C) rows (plugin.h).
+void record_exercised(const implementation& impl, capabilities needs) {
+  const auto declared = impl.declared_capabilities();
+  if (declared && (needs.layouts & XENT_PLUGIN_LAYOUT_SINGLE) && !(declared->layouts & XENT_PLUGIN_LAYOUT_SINGLE))
+    needs.layouts = XENT_PLUGIN_LAYOUT_ROWS;
+  tracker::get().exercised(needs);
+}
+
 }  // namespace
 
 outputs run(const implementation& impl, const test_case& c, bool with_grad) {
@@ -70,6 +79,7 @@ outputs run(const implementation& impl, const test_case& c, bool with_grad) {
   if (!with_grad) {
     cross_entropy(c.logits_view(), c.target_view(), out, opt, &impl);
     require_written(impl, c, o.loss, ls, nullptr, {});
+    record_exercised(impl, needs_of(inspect(c), false));
     return o;
   }
   std::vector<float> g(static_cast<std::size_t>(c.elements()));
@@ -80,6 +90,7 @@ outputs run(const implementation& impl, const test_case& c, bool with_grad) {
   // Back to logical (p, c) order; the grad buffer is contiguous in the logits' shape.
   o.grad = logical_grad(c, g);
   require_written(impl, c, o.loss, ls, &o.grad, gs);
+  record_exercised(impl, needs_of(inspect(c), true));
   return o;
 }
 
@@ -95,6 +106,9 @@ outputs run_in_place(const implementation& impl, const test_case& c) {
   const tensor_view x = k.logits_view();
   cross_entropy_forward_backward(x, k.target_view(), out, x, opt, k.upstream_view(up), &impl);
   require_written(impl, c, o.loss, ls, nullptr, {});
+  capabilities needs = needs_of(inspect(c), true);
+  needs.modes |= XENT_PLUGIN_MODE_IN_PLACE;
+  record_exercised(impl, needs);
   o.grad.resize(static_cast<std::size_t>(c.elements()));
   for (std::int64_t p = 0; p < c.positions(); ++p)
     for (std::int64_t j = 0; j < c.c; ++j) o.grad[p * c.c + j] = k.x(p, j);
@@ -254,6 +268,9 @@ std::string describe(const char* what, float y, const ref::exact& r, const compa
 findings against_reference(const implementation& impl, const test_case& c, bool with_grad) {
   findings f;
   const tier t = impl.tier();
+  // The kernel first: a case it refuses (UNSUPPORTED, skipped) costs no reference.
+  std::vector<outputs> outs;
+  for (int pass = 0; pass < (with_grad ? 2 : 1); ++pass) outs.push_back(run(impl, c, pass == 1));
   const ref::result r = reference(c, with_grad);
   const std::int64_t P = c.positions(), C = c.c;
   std::vector<row_context> ctx(static_cast<std::size_t>(P));
@@ -262,7 +279,7 @@ findings against_reference(const implementation& impl, const test_case& c, bool 
 
   for (int pass = 0; pass < (with_grad ? 2 : 1); ++pass) {
     const bool grad_pass = pass == 1;
-    const outputs o = run(impl, c, grad_pass);
+    const outputs& o = outs[static_cast<std::size_t>(pass)];
     const char* via = grad_pass ? " (forward_backward)" : "";
     worst_in_case wl, wr, wg;
     if (c.reduce == reduction::none) {

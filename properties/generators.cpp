@@ -202,7 +202,42 @@ std::vector<regime> finite_regimes() {
           regime::dominant, regime::ties, regime::uniform};
 }
 
+namespace {
+std::optional<capabilities>& generation_limits() {
+  static std::optional<capabilities> limits;
+  return limits;
+}
+}  // namespace
+
+void set_generation_limits(std::optional<capabilities> declared) { generation_limits() = declared; }
+
+case_spec narrowed(case_spec spec, const capabilities& d) {
+  spec.prob_targets = spec.prob_targets && (d.targets & XENT_PLUGIN_TARGET_PROBABILITY);
+  spec.index_targets = spec.index_targets && (d.targets & XENT_PLUGIN_TARGET_INDEX);
+  if (!spec.prob_targets && !spec.index_targets) spec.index_targets = true;  // outside; skipped if refused
+  spec.weights = spec.weights && (d.options & XENT_PLUGIN_OPTION_WEIGHT);
+  spec.ignore = spec.ignore && (d.options & XENT_PLUGIN_OPTION_IGNORE_INDEX);
+  spec.smoothing = spec.smoothing && (d.options & XENT_PLUGIN_OPTION_LABEL_SMOOTHING);
+  // Dense rows are inside any row declaration; one row is sent as rows to a
+  // kernel without the (C) layout.
+  const bool rows = d.layouts & (XENT_PLUGIN_LAYOUT_ROWS | XENT_PLUGIN_LAYOUT_STRIDED);
+  spec.contiguous_layout = spec.contiguous_layout && rows;
+  spec.strided_layout = spec.strided_layout && (d.layouts & XENT_PLUGIN_LAYOUT_STRIDED);
+  spec.spatial_layout = spec.spatial_layout && (d.layouts & XENT_PLUGIN_LAYOUT_SPATIAL);
+  spec.single = spec.single && (rows || (d.layouts & XENT_PLUGIN_LAYOUT_SINGLE));
+  std::vector<reduction> kept;
+  for (reduction r : spec.reductions) {
+    const auto bit = XENT_PLUGIN_REDUCTION_BIT(r == reduction::none   ? XENT_PLUGIN_REDUCTION_NONE
+                                               : r == reduction::mean ? XENT_PLUGIN_REDUCTION_MEAN
+                                                                      : XENT_PLUGIN_REDUCTION_SUM);
+    if (d.reductions & bit) kept.push_back(r);
+  }
+  if (!kept.empty()) spec.reductions = kept;  // none declared: the spec's, outside
+  return spec;
+}
+
 rc::Gen<test_case> gen_case(case_spec spec) {
+  if (generation_limits()) spec = narrowed(spec, *generation_limits());
   return rc::gen::exec([spec] {
     using rc::gen::inRange;
     using rc::gen::just;
@@ -220,9 +255,15 @@ rc::Gen<test_case> gen_case(case_spec spec) {
     }
     if (!spec.vocab) C = std::clamp(C, spec.min_classes, std::max(spec.min_classes, spec.max_classes));
 
-    std::vector<layout> layouts{layout::contiguous};
-    if (spec.layouts) layouts.insert(layouts.end(), {layout::contiguous, layout::strided, layout::spatial});
+    std::vector<layout> layouts;
+    if (spec.contiguous_layout) layouts.push_back(layout::contiguous);
+    if (spec.layouts) {
+      if (spec.contiguous_layout) layouts.push_back(layout::contiguous);
+      if (spec.strided_layout) layouts.push_back(layout::strided);
+      if (spec.spatial_layout) layouts.push_back(layout::spatial);
+    }
     if (spec.single) layouts.push_back(layout::single);
+    if (layouts.empty()) layouts.push_back(layout::contiguous);  // outside; skipped if refused
     const layout lay = *pick(layouts);
 
     const std::int64_t d = lay == layout::spatial ? *inRange<std::int64_t>(2, 6) : 1;
@@ -233,7 +274,8 @@ rc::Gen<test_case> gen_case(case_spec spec) {
         {60, inRange<std::int64_t>(1, std::min<std::int64_t>(4, max_rows) + 1)},
         {40, inRange<std::int64_t>(1, max_rows + 1)},
     });
-    const bool prob = spec.prob_targets && *rc::gen::weightedElement<bool>({{80, false}, {20, true}});
+    const bool prob = spec.prob_targets &&
+                      (!spec.index_targets || *rc::gen::weightedElement<bool>({{80, false}, {20, true}}));
     test_case c = test_case::shaped(lay, n, C, d, pad, prob);
 
     std::vector<regime> regimes = spec.regimes;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -14,6 +15,7 @@
 #include <rapidcheck.h>
 
 #include "case.hpp"
+#include "xent/capabilities.hpp"
 
 namespace xent::props {
 
@@ -36,11 +38,15 @@ struct case_spec {
   std::vector<regime> regimes;     // empty: all of them
   bool special_values = true;      // allow neg_inf_mask and special (when regimes is empty)
   bool prob_targets = true;
+  bool index_targets = true;       // false with prob_targets: probability targets only
   bool weights = true;
   bool smoothing = true;
   bool ignore = true;              // ignore_index choices and ignored rows
   bool upstream = true;            // random upstream gradients
   bool layouts = true;             // strided and spatial layouts
+  // Each of them (narrowed by the declared capabilities; `layouts` off keeps
+  // contiguous only).
+  bool contiguous_layout = true, strided_layout = true, spatial_layout = true;
   bool single = true;              // the (C) layout with a 0-d target
   std::vector<reduction> reductions{reduction::none, reduction::mean, reduction::sum};
   std::int64_t min_classes = 1;
@@ -52,6 +58,15 @@ struct case_spec {
 };
 
 rc::Gen<test_case> gen_case(case_spec spec = {});
+
+// The capabilities the implementation under test declares (nullopt: none).
+// gen_case narrows every spec to them -- layouts, target kinds, weights,
+// ignore_index, smoothing, reductions -- so the budget is spent where the
+// kernel works. A choice the spec needs and the declaration lacks is kept:
+// its cases fall outside the declaration and are skipped when the kernel
+// answers UNSUPPORTED. run_property sets it for the implementation it runs.
+void set_generation_limits(std::optional<capabilities> declared);
+case_spec narrowed(case_spec spec, const capabilities& declared);
 
 // The regimes whose logits are all finite.
 std::vector<regime> finite_regimes();

@@ -9,7 +9,9 @@
 #include <rapidcheck/detail/Configuration.h>
 #include <rapidcheck/detail/TestListenerAdapter.h>
 
+#include "generators.hpp"
 #include "tracker.hpp"
+#include "xent/plugin_loader.hpp"
 
 namespace xent::props {
 
@@ -84,7 +86,17 @@ run_result run_property(const property& p, const implementation& impl, const run
   TestMetadata md;
   md.id = p.suite + "/" + p.name + "/" + impl.name();
   md.description = md.id;
-  auto body = [&p, &impl] { p.body(impl); };
+  auto body = [&p, &impl] {
+    try {
+      p.body(impl);
+    } catch (const plugins::plugin_unsupported& e) {
+      // Outside the kernel's declaration (the loader decided): skipped and
+      // counted; inside it the loader throws a plain failure instead.
+      tracker::get().record_unsupported(e.what());
+      RC_DISCARD(std::string("unsupported: ") + e.what());
+    }
+  };
+  set_generation_limits(impl.declared_capabilities());
 
   run_result r;
   r.id = md.id;

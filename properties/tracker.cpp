@@ -34,6 +34,10 @@ void tracker::record_outside(const test_case& c, const std::vector<std::string>&
   }
 }
 
+void tracker::record_unsupported(const std::string& message) {
+  if (unsupported_cases_++ == 0) first_unsupported_ = message.size() > 600 ? message.substr(0, 600) + " …" : message;
+}
+
 std::string tracker::summary() const {
   std::ostringstream s;
   auto table = [&](const std::map<std::string, worst>& tab, const char* title) {
@@ -42,6 +46,9 @@ std::string tracker::summary() const {
         << " values (" << w.detail << ") at " << w.repro << '\n';
   };
   table(inside_tab_, "[inside domain]");
+  if (unsupported_cases_ > 0)
+    s << "  [unsupported] " << unsupported_cases_ << " cases skipped (not passes); first: " << first_unsupported_
+      << '\n';
   if (outside_cases_ > 0) {
     s << "  [outside domain] " << outside_cases_ << " cases recorded (discarded, not passes), broke in "
       << outside_broken_ << (outside_example_.empty() ? "" : "; e.g. " + outside_example_) << '\n';

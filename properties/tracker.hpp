@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "case.hpp"
+#include "xent/capabilities.hpp"
 
 namespace xent::props {
 
@@ -32,6 +33,15 @@ class tracker {
   void set_not_applicable(std::string why) { not_applicable_ = std::move(why); }
   const std::string& not_applicable() const { return not_applicable_; }
 
+  // A plug-in answered UNSUPPORTED outside its declaration (or declares
+  // none): the case is skipped and counted, never passed.
+  void record_unsupported(const std::string& message);
+  long unsupported_cases() const { return unsupported_cases_; }
+  const std::string& first_unsupported() const { return first_unsupported_; }
+  // A kernel call that returned, with what it needed: the coverage.
+  void exercised(const capabilities& needs) { exercised_ |= needs; }
+  const capabilities& coverage() const { return exercised_; }
+
   long outside_cases() const { return outside_cases_; }
   long outside_broken() const { return outside_broken_; }
   std::string summary() const;
@@ -47,6 +57,9 @@ class tracker {
   long outside_cases_ = 0, outside_broken_ = 0;
   std::string outside_example_;
   std::string not_applicable_;
+  long unsupported_cases_ = 0;
+  std::string first_unsupported_;
+  capabilities exercised_;
 };
 
 }  // namespace xent::props

@@ -19,6 +19,8 @@
  * lazy_plugin.c compiles it with XENT_EXAMPLE_SKIP_IGNORED_WRITES: ignored
  * rows are left unwritten, right only on zeroed buffers: `xent verify` must
  * reject it too (its output buffers are poisoned).
+ * partial_plugin.c refuses everything but contiguous rows with plain index
+ * targets and declares that subset (plugin.h, "Declared capabilities").
  */
 #include <math.h>
 #include <stdio.h>
@@ -195,6 +197,12 @@ static int32_t run(const DLTensor* logits, const DLTensor* target, const DLTenso
 #ifdef XENT_EXAMPLE_BEFORE_RUN
   XENT_EXAMPLE_BEFORE_RUN(C); /* a hook for the test fixtures (crashing_plugin.c) */
 #endif
+#ifdef XENT_EXAMPLE_GUARD
+  { /* a hook for the partial fixtures (partial_plugin.c): refuse what they do not handle */
+    const int32_t refused = XENT_EXAMPLE_GUARD(logits, target, loss, grad, upstream, o, message, message_size);
+    if (refused != XENT_PLUGIN_OK) return refused;
+  }
+#endif
   const int prob = o->probability_targets != 0;
   const float* x = (const float*)data_of(logits);
   const int64_t* ti = prob ? NULL : (const int64_t*)data_of(target);
@@ -279,6 +287,11 @@ static const xent_plugin descriptor = {
     XENT_PLUGIN_ABI_VERSION, sizeof(xent_plugin), XENT_EXAMPLE_NAME, XENT_EXAMPLE_DESCRIPTION,
     XENT_EXAMPLE_TIER,       1 /* single-threaded: thread-count independent */,
     forward,                 forward_backward,
+#ifdef XENT_EXAMPLE_CAPABILITIES
+    XENT_EXAMPLE_CAPABILITIES /* the appended capability fields (partial_plugin.c) */
+#else
+    0u /* declared: no declaration, everything supported */, 0u, 0u, 0u, 0u, 0u, 0u, 0u,
+#endif
 };
 
 __attribute__((visibility("default"))) const xent_plugin* xent_plugin_get(uint32_t host_abi_version) {

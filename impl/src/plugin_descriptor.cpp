@@ -5,6 +5,7 @@
 #include <cstring>
 #include <string>
 
+#include "xent/capabilities.hpp"
 #include "xent/error.hpp"
 #include "xent/plugin.h"
 #include "xent/plugin_loader.hpp"
@@ -33,6 +34,38 @@ std::string byte_string(unsigned char c) {
   return buf;
 }
 
+std::string hex(std::uint32_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "0x%x", v);
+  return buf;
+}
+
+// The appended capability fields (plugin.h, "Declared capabilities"). A
+// declaration the host cannot honour is refused rather than half-used: an
+// unknown bit may mean a feature this host does not know about.
+template <class Fail>
+void validate_capabilities(const xent_plugin& d, Fail fail) {
+  if (d.declared == 0) return;
+  if (d.declared != 1) fail("declared = " + std::to_string(d.declared) + " (0: no declaration, 1: the masks hold)");
+  const capabilities all = capabilities::all();
+  auto check = [&](const char* field, std::uint32_t value, std::uint32_t known, bool may_be_empty) {
+    if (value & ~known)
+      fail(std::string("declares unknown ") + field + " bits " + hex(value & ~known) + " (known: " + hex(known) +
+           ")");
+    if (!may_be_empty && value == 0) fail(std::string("declares no ") + field + " (the mask is 0)");
+  };
+  check("layouts", d.layouts, all.layouts, false);
+  check("targets", d.targets, all.targets, false);
+  check("options", d.options, all.options, true);
+  check("reductions", d.reductions, all.reductions, false);
+  check("modes", d.modes, all.modes, true);
+  check("dtypes", d.dtypes, all.dtypes, false);
+  if ((d.modes & XENT_PLUGIN_MODE_IN_PLACE) && !(d.modes & XENT_PLUGIN_MODE_GRADIENT))
+    fail("declares the in-place gradient without the gradient (modes " + hex(d.modes) + ")");
+  if (d.reserved_capabilities != 0)
+    fail("reserved_capabilities is " + std::to_string(d.reserved_capabilities) + " (must be 0)");
+}
+
 }  // namespace
 
 void validate_descriptor(const xent_plugin* d, const std::string& path) {
@@ -41,9 +74,15 @@ void validate_descriptor(const xent_plugin* d, const std::string& path) {
   if (d->abi_version != XENT_PLUGIN_ABI_VERSION)
     fail("built for ABI version " + std::to_string(d->abi_version) + ", this xent speaks " +
          std::to_string(XENT_PLUGIN_ABI_VERSION) + " (rebuild it against this xent/plugin.h)");
-  if (d->struct_size < sizeof(xent_plugin))
-    fail("descriptor too small (" + std::to_string(d->struct_size) + " bytes, need " +
-         std::to_string(sizeof(xent_plugin)) + ")");
+  // Plug-ins built before the capability fields were appended are smaller
+  // and declare nothing; their struct_size stops at `declared`.
+  if (d->struct_size < XENT_PLUGIN_SIZE_WITHOUT_CAPABILITIES)
+    fail("descriptor too small (" + std::to_string(d->struct_size) + " bytes, need at least " +
+         std::to_string(XENT_PLUGIN_SIZE_WITHOUT_CAPABILITIES) + ")");
+  if (d->struct_size > XENT_PLUGIN_SIZE_WITHOUT_CAPABILITIES && d->struct_size < sizeof(xent_plugin))
+    fail("descriptor of " + std::to_string(d->struct_size) + " bytes ends inside the capability fields (" +
+         std::to_string(XENT_PLUGIN_SIZE_WITHOUT_CAPABILITIES) + " without them, " +
+         std::to_string(sizeof(xent_plugin)) + " with them)");
   if (!d->name || !*d->name) fail("descriptor has no name");
   const std::size_t name_len = strnlen(d->name, max_name_length + 1);
   if (name_len > max_name_length)
@@ -72,6 +111,7 @@ void validate_descriptor(const xent_plugin* d, const std::string& path) {
   if (d->thread_count_independent != 0 && d->thread_count_independent != 1)
     fail("declares thread_count_independent = " + std::to_string(d->thread_count_independent) +
          " (0 or 1)");
+  if (d->struct_size >= sizeof(xent_plugin)) validate_capabilities(*d, fail);
 }
 
 }  // namespace xent::plugins

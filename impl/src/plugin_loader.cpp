@@ -20,6 +20,7 @@
 #include <memory>
 #include <vector>
 
+#include "xent/capabilities.hpp"
 #include "xent/error.hpp"
 #include "xent/plugin.h"
 #include "xent/problem.hpp"
@@ -44,8 +45,11 @@ struct call_tensors {
   call_tensors(const call_tensors&) = delete;
   call_tensors& operator=(const call_tensors&) = delete;
 
-  call_tensors(const problem& p, bool grad_wanted) : with_grad(grad_wanted) {
-    const auto& ps = p.position_shape;
+  // one_row_as_rows: a single position goes as (1, C) rows, not as (C) logits
+  // with a 0-d target (for kernels that declare rows but not the (C) layout).
+  call_tensors(const problem& p, bool grad_wanted, bool one_row_as_rows) : with_grad(grad_wanted) {
+    std::vector<std::int64_t> ps = p.position_shape;
+    if (ps.empty() && one_row_as_rows) ps = {1};
     // Position dims around the class axis: (s0, C, s1..sk); (C) for one position.
     auto with_class = [&](const std::vector<std::int64_t>& pos, std::int64_t cls) {
       std::vector<std::int64_t> v;
@@ -56,32 +60,42 @@ struct call_tensors {
       return v;
     };
     x_shape = with_class(ps, p.classes);
-    x_strides = with_class(p.logits_position_strides, p.logits_class_stride);
+    // The one row's position stride is never used; the dense value keeps a
+    // dense row dense.
+    const bool lifted = ps.size() == 1 && p.position_shape.empty();
+    auto pos_strides = [&](const std::vector<std::int64_t>& strides, std::int64_t row) {
+      return lifted ? std::vector<std::int64_t>{row} : strides;
+    };
+    x_strides = with_class(pos_strides(p.logits_position_strides, p.classes * p.logits_class_stride),
+                           p.logits_class_stride);
     logits = make(const_cast<float*>(p.logits), f32(), x_shape, x_strides);
 
     if (p.target == target_kind::index) {
       t_shape = ps;
-      t_strides = p.target_position_strides;
+      t_strides = pos_strides(p.target_position_strides, 1);
       target = make(const_cast<std::int64_t*>(p.target_index), i64(), t_shape, t_strides);
     } else {
       t_shape = x_shape;
-      t_strides = with_class(p.target_position_strides, p.target_class_stride);
+      t_strides = with_class(pos_strides(p.target_position_strides, p.classes * p.target_class_stride),
+                             p.target_class_stride);
       target = make(const_cast<float*>(p.target_prob), f32(), t_shape, t_strides);
     }
 
     if (p.reduce == reduction::none) {
       l_shape = ps;
-      l_strides = p.loss_position_strides;
+      l_strides = pos_strides(p.loss_position_strides, 1);
     }
     loss = make(p.loss, f32(), l_shape, l_strides);
 
     if (with_grad) {
-      g_strides = with_class(p.grad_position_strides, p.grad_class_stride);
+      g_strides = with_class(pos_strides(p.grad_position_strides, p.classes * p.grad_class_stride),
+                             p.grad_class_stride);
       grad = make(p.grad, f32(), x_shape, g_strides);
       upstream_value = p.upstream_scalar;
       if (p.reduce == reduction::none) {
         u_shape = ps;
-        u_strides = p.upstream ? p.upstream_position_strides : std::vector<std::int64_t>(ps.size(), 0);
+        u_strides = p.upstream ? pos_strides(p.upstream_position_strides, 1)
+                               : std::vector<std::int64_t>(ps.size(), 0);
       }
       upstream = make(p.upstream ? const_cast<float*>(p.upstream) : &upstream_value, f32(), u_shape,
                       u_strides);
@@ -169,6 +183,17 @@ class plugin_implementation final : public implementation {
   std::string domain() const override { return "all inputs"; }
   bool thread_count_independent() const override { return d_->thread_count_independent != 0; }
   bool layout_independent() const override { return false; }  // not declared by the ABI
+  std::optional<capabilities> declared_capabilities() const override {
+    if (d_->struct_size < sizeof(xent_plugin) || d_->declared == 0) return std::nullopt;
+    capabilities c;
+    c.layouts = d_->layouts;
+    c.targets = d_->targets;
+    c.options = d_->options;
+    c.reductions = d_->reductions;
+    c.modes = d_->modes;
+    c.dtypes = d_->dtypes;
+    return c;
+  }
   void forward(const problem& p) const override { call(p, false); }
   void forward_backward(const problem& p) const override { call(p, true); }
 
@@ -176,25 +201,50 @@ class plugin_implementation final : public implementation {
   void set_isolation(isolation i) const { isolate_.store(i); }
 
  private:
+  // A single position goes as (1, C) rows to a kernel that declares rows
+  // but not the (C) layout; as (C) to every other.
+  bool one_row_as_rows() const {
+    const auto c = declared_capabilities();
+    return c && !(c->layouts & XENT_PLUGIN_LAYOUT_SINGLE);
+  }
+
   std::int32_t invoke(const problem& p, bool with_grad, char* message) const {
-    call_tensors t(p, with_grad);
+    call_tensors t(p, with_grad, one_row_as_rows());
     message[0] = '\0';
     return with_grad ? d_->forward_backward(&t.logits, &t.target, &t.loss, &t.grad, &t.upstream, &t.opt,
                                             message, message_size)
                      : d_->forward(&t.logits, &t.target, &t.loss, &t.opt, message, message_size);
   }
 
-  [[noreturn]] void fail(bool with_grad, std::int32_t status, const char* message) const {
+  [[noreturn]] void fail(const problem& p, bool with_grad, std::int32_t status, const char* message) const {
     std::string m(message, strnlen(message, message_size));
-    throw plugin_error("plug-in '" + name() + "' failed in " + (with_grad ? "forward_backward" : "forward") +
-                       " (" + status_name(status) + ")" + (m.empty() ? "" : ": " + m));
+    std::string what = "plug-in '";
+    what += name();
+    what += "' failed in ";
+    what += with_grad ? "forward_backward" : "forward";
+    what += " (" + status_name(status) + ")";
+    if (!m.empty()) what += ": " + m;
+    if (status == XENT_PLUGIN_ERROR_UNSUPPORTED) {
+      // Inside its declaration the kernel broke its word: a failure. Outside
+      // it (or with no declaration) the caller skips the case.
+      capabilities needs = needs_of(p, with_grad);
+      if (one_row_as_rows() && needs.layouts == XENT_PLUGIN_LAYOUT_SINGLE) needs.layouts = XENT_PLUGIN_LAYOUT_ROWS;
+      const auto declared = declared_capabilities();
+      if (!declared) throw plugin_unsupported(what + " [no declared capabilities]");
+      if (const auto missing = declared->missing(needs))
+        throw plugin_unsupported(what + " [outside its declaration: " + *missing + "]");
+      what += " -- UNSUPPORTED inside its declared capabilities (the call needs ";
+      what += describe(needs);
+      what += ")";
+    }
+    throw plugin_error(what);
   }
 
   void call(const problem& p, bool with_grad) const {
     if (isolate_.load() == isolation::none) {
       char message[message_size];
       const std::int32_t s = invoke(p, with_grad, message);
-      if (s != XENT_PLUGIN_OK) fail(with_grad, s, message);
+      if (s != XENT_PLUGIN_OK) fail(p, with_grad, s, message);
       return;
     }
     call_isolated(p, with_grad);
@@ -267,7 +317,7 @@ class plugin_implementation final : public implementation {
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || !h->returned)
       throw plugin_crash("plug-in '" + name() + "' ended the process in " + where + " (exit status " +
                          std::to_string(WIFEXITED(st) ? WEXITSTATUS(st) : -1) + ")");
-    if (h->status != XENT_PLUGIN_OK) fail(with_grad, h->status, h->message);
+    if (h->status != XENT_PLUGIN_OK) fail(p, with_grad, h->status, h->message);
     const float* v = region.values();
     if (none)
       for (std::int64_t q = 0; q < p.positions; ++q) *p.loss_at(q) = v[q];

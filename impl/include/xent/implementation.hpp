@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "xent/capabilities.hpp"
 #include "xent/problem.hpp"
 
 namespace xent {
@@ -44,6 +45,10 @@ class implementation {
   // registered and checked like the others, marked as a peer by the tools,
   // never the default.
   virtual bool peer() const { return false; }
+  // What the kernel declares it supports (xent/capabilities.hpp), or nullopt
+  // for no declaration: everything is tried. The property suite generates
+  // cases inside the declaration; a plug-in's UNSUPPORTED inside it fails.
+  virtual std::optional<capabilities> declared_capabilities() const { return std::nullopt; }
 
   // Loss only: writes p.loss.
   virtual void forward(const problem& p) const = 0;

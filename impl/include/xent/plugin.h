@@ -29,6 +29,32 @@
  *            strides 0 when one value applies to every position.
  *   weight   float32 (C), or NULL for all ones.
  *
+ * Declared capabilities (optional): a kernel that does part of the job sets
+ * `declared` = 1 and the masks after it (XENT_PLUGIN_LAYOUT_*, _TARGET_*,
+ * _OPTION_*, _REDUCTION_BIT, _MODE_*, _DTYPE_*). The host then generates its
+ * cases inside the declaration. A call is *inside* it when every feature it
+ * uses is declared:
+ *   layout     ROWS: (N, C) logits and targets dense row-major (the host's
+ *              outputs are dense too, except an in-place gradient);
+ *              STRIDED: (N, C) with any strides (ROWS included);
+ *              SPATIAL: (N, C, d1..dK), K >= 1, any strides; SINGLE: (C) logits, 0-d target
+ *   target     INDEX (int64 classes) or PROBABILITY (float32, logits' shape)
+ *   option     WEIGHT (weight != NULL), IGNORE_INDEX (some index target equals
+ *              ignore_index), LABEL_SMOOTHING (label_smoothing != 0)
+ *   reduction  XENT_PLUGIN_REDUCTION_BIT(XENT_PLUGIN_REDUCTION_*)
+ *   mode       GRADIENT (forward_backward), IN_PLACE (grad = logits; needs GRADIENT);
+ *              forward is always supported
+ *   dtype      FLOAT32 (the only logits dtype the host sends; required)
+ * Returning XENT_PLUGIN_ERROR_UNSUPPORTED for a call inside the declaration
+ * is a failure (the kernel broke its word); outside it, or with declared = 0
+ * (and for descriptors too small to hold the fields: plug-ins built before
+ * they existed), the case is skipped and counted, never passed. Unknown bits,
+ * an empty layout, target or reduction mask, IN_PLACE without GRADIENT or a
+ * dtype mask without FLOAT32 make the descriptor invalid. A descriptor
+ * initialised positionally must now list the fields (zeros: no declaration)
+ * to stay free of -Wmissing-field-initializers; designated initialisers
+ * (C99) need no change.
+ *
  * Errors: return a non-zero xent_plugin_status and write a NUL-terminated
  * message of at most message_size bytes into `message`. Never let a C++
  * exception or a longjmp cross this boundary. A crash is caught by the host
@@ -99,7 +125,37 @@ typedef struct xent_plugin {
                               const DLTensor* grad, const DLTensor* upstream,
                               const xent_plugin_options* options, char* message,
                               size_t message_size);
+
+  /* Appended: declared capabilities, read only when struct_size covers them.
+   * declared = 0 (what zero-initialisation gives): no declaration, the
+   * kernel is taken to support everything. */
+  uint32_t declared;   /* 1: the masks below declare what the kernel supports */
+  uint32_t layouts;    /* XENT_PLUGIN_LAYOUT_* */
+  uint32_t targets;    /* XENT_PLUGIN_TARGET_* */
+  uint32_t options;    /* XENT_PLUGIN_OPTION_*: the options it honours */
+  uint32_t reductions; /* XENT_PLUGIN_REDUCTION_BIT(...) */
+  uint32_t modes;      /* XENT_PLUGIN_MODE_* */
+  uint32_t dtypes;     /* XENT_PLUGIN_DTYPE_* */
+  uint32_t reserved_capabilities; /* 0 */
 } xent_plugin;
+
+/* Bits of the capability masks (see "Declared capabilities" above). */
+#define XENT_PLUGIN_LAYOUT_ROWS 0x1u
+#define XENT_PLUGIN_LAYOUT_STRIDED 0x2u
+#define XENT_PLUGIN_LAYOUT_SPATIAL 0x4u
+#define XENT_PLUGIN_LAYOUT_SINGLE 0x8u
+#define XENT_PLUGIN_TARGET_INDEX 0x1u
+#define XENT_PLUGIN_TARGET_PROBABILITY 0x2u
+#define XENT_PLUGIN_OPTION_WEIGHT 0x1u
+#define XENT_PLUGIN_OPTION_IGNORE_INDEX 0x2u
+#define XENT_PLUGIN_OPTION_LABEL_SMOOTHING 0x4u
+#define XENT_PLUGIN_REDUCTION_BIT(r) (1u << (r)) /* r: xent_plugin_reduction */
+#define XENT_PLUGIN_MODE_GRADIENT 0x1u
+#define XENT_PLUGIN_MODE_IN_PLACE 0x2u
+#define XENT_PLUGIN_DTYPE_FLOAT32 0x1u
+
+/* The descriptor size of plug-ins built before the capability fields. */
+#define XENT_PLUGIN_SIZE_WITHOUT_CAPABILITIES offsetof(xent_plugin, declared)
 
 typedef const xent_plugin* (*xent_plugin_get_fn)(uint32_t host_abi_version);
 

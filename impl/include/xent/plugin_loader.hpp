@@ -35,6 +35,14 @@ class plugin_error : public xent::error {
   explicit plugin_error(const std::string& message) : xent::error("plugin", message) {}
 };
 
+// The plug-in returned XENT_PLUGIN_ERROR_UNSUPPORTED for a call outside its
+// declared capabilities (or it declares none): the caller skips the case and
+// counts it. Inside the declaration the same status is a plain plugin_error.
+class plugin_unsupported : public plugin_error {
+ public:
+  using plugin_error::plugin_error;
+};
+
 // A per_call child died by a signal, exited early or hung.
 class plugin_crash : public plugin_error {
  public:
@@ -52,7 +60,9 @@ const implementation& load_plugin(const std::string& path, const load_options& o
 // letters, digits and "_.+-" (read with strnlen, so an unterminated name is an
 // error, not a read past its end), a description without control characters
 // of at most max_description_length bytes, both entry points, a known tier,
-// thread_count_independent 0 or 1. Throws xent::error ("plug-in PATH: why").
+// thread_count_independent 0 or 1, and, when struct_size holds them, the
+// declared capabilities (no unknown bits, no empty layout, target, reduction
+// or dtype mask, in-place only with the gradient). Throws xent::error ("plug-in PATH: why").
 inline constexpr std::size_t max_name_length = 64;
 inline constexpr std::size_t max_description_length = 1024;
 void validate_descriptor(const xent_plugin* descriptor, const std::string& path);
