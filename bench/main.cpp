@@ -20,6 +20,7 @@
 #include "bench_config.hpp"
 #include "cases.hpp"
 #include "memory.hpp"
+#include "xent/build_info.hpp"
 #include "xent/xent.hpp"
 
 #ifdef XENT_HAVE_TORCH
@@ -62,24 +63,13 @@ void append(std::string& list, const std::string& item, const char* sep = ",") {
   list += item;
 }
 
-std::string run_command(const std::string& cmd) {
-  std::string out;
-  if (std::FILE* p = popen(cmd.c_str(), "r")) {
-    char buf[256];
-    while (std::fgets(buf, sizeof buf, p)) out += buf;
-    pclose(p);
-  }
-  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
-  return out;
-}
-
 // The revision of the checked-out tree when the sources are there, else the
 // one recorded at configure time.
 std::string git_revision() {
-  const std::string git = "git -C '" + std::string(XENT_BENCH_SOURCE_DIR) + "' ";
-  std::string rev = run_command(git + "rev-parse --short HEAD 2>/dev/null");
-  if (rev.empty()) return XENT_BENCH_GIT_REVISION;
-  if (!run_command(git + "status --porcelain --untracked-files=no 2>/dev/null").empty()) rev += "-dirty";
+  const auto r = xent::build_info::git_revision(XENT_BENCH_SOURCE_DIR);
+  if (!r) return XENT_BENCH_GIT_REVISION;
+  std::string rev = r->hash;
+  if (r->modified) rev += "-dirty";
   return rev;
 }
 
@@ -118,21 +108,11 @@ double cpus_busy_elsewhere() {
   return static_cast<double>((b1 - b0) - (s1 - s0)) / hz / 0.5;
 }
 
-std::string compiler() {
-#if defined(__clang__)
-  return std::string("clang ") + __clang_version__;
-#elif defined(__GNUC__)
-  return std::string("gcc ") + __VERSION__;
-#else
-  return "unknown";
-#endif
-}
-
 void add_context(const settings& s, const std::string& skipped) {
   using benchmark::AddCustomContext;
   AddCustomContext("xent_version", XENT_BENCH_XENT_VERSION);
   AddCustomContext("git_revision", git_revision());
-  AddCustomContext("compiler", compiler());
+  AddCustomContext("compiler", xent::build_info::compiler());
   AddCustomContext("build_type", XENT_BENCH_BUILD_TYPE);
   AddCustomContext("cxx_flags", XENT_BENCH_CXX_FLAGS);
   AddCustomContext("benchmark_library", XENT_BENCH_BENCHMARK_VERSION);
