@@ -27,7 +27,6 @@ namespace xent::simd {
 //          (measured: 2x faster at C = 100, 3x slower at C = 1000).
 enum class column_mode { none, lanes, gather };
 constexpr std::int64_t kGatherMaxClasses = 128;
-constexpr std::int64_t kMaxColumnLanes = 64;  // >= column_lanes() on any target
 
 inline column_mode column_path(const problem& pr, bool with_grad) {
   if (pr.target != target_kind::index || pr.label_smoothing > 0.0) return column_mode::none;
@@ -62,8 +61,8 @@ void run_columns(const problem& pr, bool with_grad, column_mode mode, Loop&& loo
   loop(pr.positions / run * per_run, [&](std::int64_t group) {
     const std::int64_t first = group / per_run * run + group % per_run * lanes;
     const std::int64_t count = std::min(lanes, group / per_run * run + run - first);
-    std::int64_t target[kMaxColumnLanes];
-    double weight[kMaxColumnLanes], scale[kMaxColumnLanes], loss[kMaxColumnLanes];
+    std::int64_t target[kMaxLanes];
+    double weight[kMaxLanes], scale[kMaxLanes], loss[kMaxLanes];
     auto set_lane = [&](std::int64_t k, std::int64_t t, float up) {
       target[k] = t == pr.ignore_index ? -1 : t;
       weight[k] = target[k] < 0 ? 0.0 : static_cast<double>(pr.weight_at(t));

@@ -124,8 +124,9 @@ HWY_INLINE double Combine(const double* p, std::int64_t n) {
   return s;
 }
 
-constexpr std::int64_t kPad = 64;  // >= lanes of any target
-constexpr std::int64_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);
+// Float lanes of this target's widest vector: the size of per-lane buffers.
+constexpr std::int64_t kTargetMaxLanes = HWY_MAX_BYTES / sizeof(float);
+static_assert(kTargetMaxLanes <= kMaxLanes);
 
 // Float64 accumulation of float lanes: lane j sums its values in order.
 #if HWY_TARGET == HWY_SCALAR
@@ -148,7 +149,7 @@ struct Acc {
   }
   HWY_INLINE double sum() const {
     const std::int64_t h = static_cast<std::int64_t>(hn::Lanes(DD()));
-    HWY_ALIGN double p[kPad];
+    HWY_ALIGN double p[kTargetMaxLanes];
     hn::Store(a, DD(), p);
     hn::Store(b, DD(), p + h);
     return Combine(p, 2 * h);
@@ -183,8 +184,8 @@ static_assert(kBlock == kColumnMaxClasses, "the column kernel mirrors a one-bloc
 
 // Loads n < lanes floats, the other lanes filled with `fill` (no read past the end).
 HWY_INLINE VF LoadPartial(DF d, const float* p, std::int64_t n, float fill) {
-  HWY_ALIGN float buf[kPad];
-  for (std::int64_t i = 0; i < kPad; ++i) buf[i] = fill;
+  HWY_ALIGN float buf[kTargetMaxLanes];
+  for (std::int64_t i = 0; i < kTargetMaxLanes; ++i) buf[i] = fill;
   std::memcpy(buf, p, static_cast<std::size_t>(n) * sizeof(float));
   return hn::Load(d, buf);
 }

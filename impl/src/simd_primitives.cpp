@@ -86,7 +86,7 @@ chunk_stats StatsT(const float* x, std::int64_t n, float* v, float* e, float* bm
           hn::StoreU(vv, d, v + start + i);
           hn::StoreU(ev, d, e + start + i);
         } else {
-          HWY_ALIGN float bv[kPad], be[kPad];
+          HWY_ALIGN float bv[kTargetMaxLanes], be[kTargetMaxLanes];
           hn::Store(vv, d, bv);
           hn::Store(ev, d, be);
           std::memcpy(v + start + i, bv, static_cast<std::size_t>(cnt) * sizeof(float));
@@ -214,10 +214,10 @@ void GradStoredImpl(const float* x, const float* v, const float* e, const float*
       const bool any_tiny = !hn::AllFalse(d, tiny);
       const bool patch = special >= j0 && special < j0 + cnt;
       if (HWY_UNLIKELY(any_small || any_tiny || patch)) {
-        HWY_ALIGN float buf[kPad];
+        HWY_ALIGN float buf[kTargetMaxLanes];
         hn::Store(gv, d, buf);
         if (any_tiny) {
-          HWY_ALIGN float tl[kPad], vl[kPad], el[kPad];
+          HWY_ALIGN float tl[kTargetMaxLanes], vl[kTargetMaxLanes], el[kTargetMaxLanes];
           hn::Store(hn::VecFromMask(d, tiny), d, tl);
           hn::Store(vv, d, vl);
           hn::Store(ev, d, el);
@@ -226,7 +226,7 @@ void GradStoredImpl(const float* x, const float* v, const float* e, const float*
         }
         if (any_small) {
           const VF s = hn::Sub(LoadPartial(d, x + j0, cnt, 0.0f), m);
-          HWY_ALIGN float sl[kPad];
+          HWY_ALIGN float sl[kTargetMaxLanes];
           hn::Store(hn::VecFromMask(d, hn::And(small, hn::Ge(s, vylow))), d, sl);
           for (std::int64_t k = 0; k < cnt; ++k)
             if (sl[k] != 0.0f) buf[k] = exact(x[j0 + k]);
@@ -245,7 +245,7 @@ void GradStoredImpl(const float* x, const float* v, const float* e, const float*
     if (i < len) {
       const std::int64_t cnt = len - i;
       const VF gv = compute(LoadPartial(d, v + start + i, cnt, 0.0f), LoadPartial(d, e + start + i, cnt, 0.0f), i, cnt);
-      HWY_ALIGN float buf[kPad];
+      HWY_ALIGN float buf[kTargetMaxLanes];
       hn::Store(gv, d, buf);
       std::memcpy(g + start + i, buf, static_cast<std::size_t>(cnt) * sizeof(float));
     }
@@ -276,7 +276,7 @@ struct MassLanes {
                : hn::Set(dd, epsc);
     if (w) b = hn::Mul(b, hn::PromoteTo(dd, hn::LoadU(dfh, w + i)));
     if (HWY_UNLIKELY(special >= i && special < i + N)) {
-      HWY_ALIGN double buf[kPad];
+      HWY_ALIGN double buf[kTargetMaxLanes];
       hn::Store(b, dd, buf);
       buf[special - i] = special_b;
       b = hn::Load(dd, buf);
@@ -326,7 +326,7 @@ mass_stats TargetMassImpl(const float* q, const float* w, std::int64_t n, double
         tot[u] = hn::Add(tot[u], b);
       }
     }
-    HWY_ALIGN double bm[kPad], br[kPad], bt[kPad];
+    HWY_ALIGN double bm[kTargetMaxLanes], br[kTargetMaxLanes], bt[kTargetMaxLanes];
     for (int u = 0; u < 4; ++u) {
       hn::Store(mx[u], dd, bm);
       hn::Store(rest[u], dd, br);

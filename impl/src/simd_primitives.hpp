@@ -30,6 +30,10 @@ constexpr double kTinyRest = 0x1p-40;
 // between the max scan and the exponentials).
 constexpr std::int64_t kStatsBlock = 2048;
 
+// Float lanes of the widest vector of any target (AVX-512: 16; SVE: up to
+// 64): the size of per-lane buffers in code that is not compiled per target.
+constexpr std::int64_t kMaxLanes = 64;
+
 // Block-online statistics of a chunk: max M, ties = #{j : x_j = M},
 // rest = Σ_{x_j < M} e^{x_j - M} (terms below e^-86·M's scale dropped),
 // nan = a NaN was seen. An empty or all -inf chunk has max = -inf.
