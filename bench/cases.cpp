@@ -271,9 +271,9 @@ void measure(benchmark::State& st, const bench_case& c, Call&& call, Check&& che
         xent::release_scratch();  // kept between calls: count it where it is allocated
         memory_window w;
 #ifdef XENT_HAVE_TORCH
-        if (!c.impl) torch_peer::reset_storage_peak();
+        if (c.libtorch) torch_peer::reset_storage_peak();
         call();
-        rec.peak_extra = w.peak_extra_bytes(c.impl ? 0 : torch_peer::storage_peak_extra_bytes());
+        rec.peak_extra = w.peak_extra_bytes(c.libtorch ? torch_peer::storage_peak_extra_bytes() : 0);
 #else
         call();
         rec.peak_extra = w.peak_extra_bytes();
@@ -317,7 +317,7 @@ void measure(benchmark::State& st, const bench_case& c, Call&& call, Check&& che
     if (auto it = case_times().find(one.name()); it != case_times().end())
       st.counters["vs_t1"] = it->second.median() / per_call;  // thread scaling
   }
-  if (!c.impl) {
+  if (c.libtorch) {
     torch_times()[peer_key(c)].add(iterations, per_call);
   } else if (auto it = torch_times().find(peer_key(c)); it != torch_times().end()) {
     st.counters["vs_torch"] = it->second.median() / per_call;
@@ -462,7 +462,7 @@ std::string to_string(mode m) {
 
 bool writes_grad(mode m) { return m == mode::fwdbwd || m == mode::fwdbwd_inplace; }
 
-std::string bench_case::impl_name() const { return impl ? impl->name() : "libtorch"; }
+std::string bench_case::impl_name() const { return libtorch ? "libtorch" : impl->name(); }
 
 std::string bench_case::name() const {
   return impl_name() + "/" + shape.name + "/" + to_string(m) + "/t" + std::to_string(threads);
@@ -483,7 +483,7 @@ const xent::implementation& reference_implementation() {
 void run_case(benchmark::State& st, const bench_case& c) {
   workspace& ws = workspace_for(c.shape);
   omp_set_num_threads(c.threads);
-  if (c.impl) {
+  if (!c.libtorch) {
     run_xent(st, c, ws);
     return;
   }

@@ -35,7 +35,8 @@ std::string to_string(mode m);
 bool writes_grad(mode m);
 
 struct bench_case {
-  const xent::implementation* impl = nullptr;  // nullptr: the LibTorch peer
+  bool libtorch = false;                       // the LibTorch peer, not a registered implementation
+  const xent::implementation* impl = nullptr;  // the registered implementation (null for the peer)
   shape_spec shape;
   mode m = mode::fwd;
   int threads = 1;

@@ -280,7 +280,7 @@ std::string register_all(const settings& s) {
     if (s.torch)
       for (mode m : modes)
         if (m != mode::fwdbwd_inplace)
-          for (int t : threads) add({nullptr, p.shape, m, t}, false);
+          for (int t : threads) add({.libtorch = true, .shape = p.shape, .m = m, .threads = t}, false);
 #endif
     for (const impl_plan& ip : impls)
       for (mode m : modes) {
@@ -299,7 +299,7 @@ std::string register_all(const settings& s) {
                  " (slow: one thread only)");
             continue;
           }
-          add({ip.impl, p.shape, m, t}, slow);
+          add({.impl = ip.impl, .shape = p.shape, .m = m, .threads = t}, slow);
         }
       }
   }

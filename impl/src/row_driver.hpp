@@ -15,14 +15,10 @@
 #include <vector>
 
 #include "pairwise_sum.hpp"
+#include "scratch.hpp"
 #include "xent/problem.hpp"
 
 namespace xent {
-
-// Per-position scratch of n doubles reused by this thread's later calls
-// (scratch.cpp; xent::release_scratch frees it). Slot 0: losses, slot 1:
-// weights. Contents are unspecified: callers write every element they read.
-double* position_scratch(int slot, std::int64_t n);
 
 // D in docs/design.md §2: Σ weights of counted positions (index targets), the
 // number of positions (probability targets), 1 for sum and none.

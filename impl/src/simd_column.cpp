@@ -1,14 +1,14 @@
 // The column kernel (positions in vector lanes, see column_rows in
-// simd_primitives.hpp), compiled once per Highway target like
-// simd_primitives.cpp and built from the same per-target pieces
-// (simd_exp-inl.h), so that it performs the row kernel's operations.
+// simd_column.hpp), compiled once per Highway target like the row passes
+// (simd_row_passes.cpp) and built from the same per-target vector operations
+// (simd_vector_ops-inl.h), so that it performs the row kernel's operations.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
 
-#include "simd_primitives.hpp"
+#include "simd_column.hpp"
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "simd_column.cpp"
@@ -16,15 +16,17 @@
 
 #include "hwy/cache_control.h"
 #include "hwy/highway.h"
-#include "simd_exp-inl.h"
+#include "simd_vector_ops-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace xent {
 namespace simd {
 namespace HWY_NAMESPACE {
 
-// Positions in lanes (see column_rows in simd_primitives.hpp). Every step is
-// the row kernel's for the same row: StatsImpl (one block: C <= kBlock) with
+static_assert(kBlock == kColumnMaxClasses, "the column kernel mirrors a one-block row");
+
+// Positions in lanes (see column_rows in simd_column.hpp). Every step is
+// the row kernel's for the same row: ScanChunkImpl (one block: C <= kBlock) with
 // its lane l's partial sums (classes l, l + N, ...) kept per l and combined in
 // its order, then simd_row.hpp's index-target formulas and GradStoredImpl.
 void ColumnRowsImpl(const column_group& q) {
@@ -77,7 +79,7 @@ void ColumnRowsImpl(const column_group& q) {
   HWY_ALIGN std::int32_t tie_count[kTargetMaxLanes];
   hn::Store(ties, di, tie_count);
 
-  // Per position, in float64 lanes: StatsImpl's Combine, then simd_row.hpp's
+  // Per position, in float64 lanes: ScanChunkImpl's Combine, then simd_row.hpp's
   // formulas (the same IEEE operations in the same order).
   const DD2 dd;
   const DFH dfh;

@@ -12,11 +12,35 @@
 #include <vector>
 
 #include "row_driver.hpp"
-#include "simd_primitives.hpp"
+#include "simd_row_passes.hpp"
 #include "simd_row.hpp"
 #include "xent/problem.hpp"
 
 namespace xent::simd {
+
+// The (N, C, d...) layout, where consecutive positions of one class are
+// adjacent: up to column_lanes() positions at once, one per vector lane.
+// Index targets without label smoothing, C <= kColumnMaxClasses. Position
+// k < count has logits x[k + c*xs], target class target[k] (< 0: ignored:
+// loss 0 and a zero gradient row), weight[k] = w[target[k]] and gradient
+// scale scale[k]; writes loss[k] (as row_engine::row returns it) and, when
+// g != nullptr, g[k + c*gs]. Results are bitwise those of row_engine on the
+// same row: the same operations in the same order.
+constexpr std::int64_t kColumnMaxClasses = kStatsBlock;
+struct column_group {
+  const float* x = nullptr;
+  std::int64_t xs = 0;
+  std::int64_t classes = 0;
+  std::int64_t count = 0;
+  const std::int64_t* target = nullptr;
+  const double* weight = nullptr;
+  const double* scale = nullptr;
+  float* g = nullptr;
+  std::int64_t gs = 0;
+  double* loss = nullptr;
+};
+void column_rows(const column_group& group);
+std::int64_t column_lanes();
 
 // Which column path takes this problem, if any:
 //  lanes:  the last position dimension has stride 1 in the logits (and the

@@ -1,6 +1,6 @@
 // `simd`: one-pass block-online kernel, vectorised with Google Highway and
 // dispatched at run time to the best instruction set of this CPU (AVX-512,
-// AVX2, SSE4, SSSE3 or scalar). Numerics in simd_primitives.hpp, row logic in
+// AVX2, SSE4, SSSE3 or scalar). Numerics in simd_row_passes.hpp, row logic in
 // simd_row.hpp, (N, C, d...) layouts with positions in lanes in
 // simd_column.hpp; positions, ignore_index and the batch reduction are the
 // shared row driver's.

@@ -1,14 +1,14 @@
-// Per-target building blocks shared by the row kernel (simd_primitives.cpp)
+// Per-target building blocks shared by the row kernel (simd_row_passes.cpp)
 // and the column kernel (simd_column.cpp): the exponential with its carried
 // rounding errors, the float64 accumulation and its fixed combine order, the
 // block max scan. Both translation units include this inside Highway's
 // per-target loop (the -inl.h convention: re-included once per target), so a
 // row gets the same operations in either kernel.
-#if defined(XENT_SIMD_EXP_INL_H_) == defined(HWY_TARGET_TOGGLE)
-#ifdef XENT_SIMD_EXP_INL_H_
-#undef XENT_SIMD_EXP_INL_H_
+#if defined(XENT_SIMD_VECTOR_OPS_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef XENT_SIMD_VECTOR_OPS_INL_H_
+#undef XENT_SIMD_VECTOR_OPS_INL_H_
 #else
-#define XENT_SIMD_EXP_INL_H_
+#define XENT_SIMD_VECTOR_OPS_INL_H_
 #endif
 
 #include <bit>
@@ -19,7 +19,7 @@
 
 #include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
-#include "simd_primitives.hpp"
+#include "simd_row_passes.hpp"
 
 HWY_BEFORE_NAMESPACE();
 namespace xent {
@@ -180,7 +180,6 @@ HWY_INLINE void ExpTerms(DF d, VF x, VF m, VF neg_m, Acc& acc, VF& errs, VF& val
 }
 
 constexpr std::int64_t kBlock = kStatsBlock;
-static_assert(kBlock == kColumnMaxClasses, "the column kernel mirrors a one-block row");
 
 // Loads n < lanes floats, the other lanes filled with `fill` (no read past the end).
 HWY_INLINE VF LoadPartial(DF d, const float* p, std::int64_t n, float fill) {
@@ -268,4 +267,4 @@ HWY_INLINE float TinyProduct(double a, float v, float e) {
 }  // namespace xent
 HWY_AFTER_NAMESPACE();
 
-#endif  // XENT_SIMD_EXP_INL_H_
+#endif  // XENT_SIMD_VECTOR_OPS_INL_H_
