@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <sstream>
+#include <stdexcept>
 
 #include "buffers.hpp"
 #include "memory.hpp"
@@ -447,6 +448,53 @@ shape_spec make_shape(std::vector<std::int64_t> dims) {
   for (std::size_t i = 0; i < k; ++i)
     name += (k < 4 ? extra[k][i] : "d") + std::to_string(dims[2 + i]);
   return {name, std::move(dims)};
+}
+
+std::vector<shape_plan> read_shape_list(std::string_view text, std::string_view set) {
+  std::vector<shape_plan> plan;
+  std::istringstream in{std::string(text)};
+  int number = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++number;
+    if (const auto hash = line.find('#'); hash != std::string::npos) line.erase(hash);
+    std::istringstream words(line);
+    std::string line_set, dims_text;
+    if (!(words >> line_set)) continue;  // blank or comment
+    auto bad = [&](const std::string& why) {
+      std::string msg = "shape list line ";
+      msg += std::to_string(number);
+      msg += ": ";
+      msg += why;
+      return std::runtime_error(msg);
+    };
+    if (!(words >> dims_text)) throw bad("no dims");
+    std::string not_dims = "dims '";
+    not_dims += dims_text;
+    not_dims += "' are not NxC[xd...]";
+    std::vector<std::int64_t> dims;
+    for (std::size_t pos = 0; pos <= dims_text.size();) {
+      const std::size_t x = std::min(dims_text.find('x', pos), dims_text.size());
+      const std::string extent = dims_text.substr(pos, x - pos);
+      if (extent.empty() || extent.find_first_not_of("0123456789") != std::string::npos)
+        throw bad(not_dims);
+      dims.push_back(std::stoll(extent));
+      pos = x + 1;
+    }
+    if (dims.size() < 2) throw bad(not_dims);
+    shape_plan p{make_shape(std::move(dims))};
+    for (std::string option; words >> option;) {
+      if (option == "reductions") p.reductions = true;
+      else if (option == "inplace") p.inplace = true;
+      else {
+        std::string why = "unknown option '";
+        why += option;
+        why += "'";
+        throw bad(why);
+      }
+    }
+    if (line_set == set) plan.push_back(std::move(p));
+  }
+  return plan;
 }
 
 std::string to_string(mode m) {

@@ -51,7 +51,7 @@ void usage() {
   std::cout << "xent_bench [--quick] [--no-torch] [Google Benchmark flags]\n"
                "  --quick     tiny shapes only (CI smoke, < 1 min); min time 0.1 s, 1 repetition\n"
                "  --no-torch  leave the LibTorch peer out\n"
-               "  default     all shapes of docs/design.md §6, 3 repetitions (medians), min time 0.2 s\n"
+               "  default     all shapes of docs/design.md §6 (bench/shapes.txt), 3 repetitions (medians), min time 0.2 s\n"
                "  names       impl/shape/mode/tN, e.g. stable/n4096c32000/fwd/t2;\n"
                "              probe/{read,ntwrite,rmw}/tN for the bandwidth probes\n"
                "  JSON        --benchmark_out=FILE --benchmark_out_format=json\n\n";
@@ -234,25 +234,7 @@ std::string register_all(const settings& s) {
           ->Unit(benchmark::kMillisecond);
     }
 
-  struct shape_plan {
-    shape_spec shape;
-    bool reductions;  // also fwd_sum and fwd_none
-    bool inplace;     // also fwdbwd_inplace
-  };
-  std::vector<shape_plan> plan;
-  if (s.quick) {
-    plan = {{make_shape({3, 5}), false, false},
-            {make_shape({64, 1024}), true, false},
-            {make_shape({64, 8192}), false, true},
-            {make_shape({8, 21, 16, 16}), false, false}};
-  } else {
-    plan = {{make_shape({4096, 32000}), true, true},  {make_shape({1024, 128256}), false, true},
-            {make_shape({512, 256000}), false, true}, {make_shape({65536, 10}), false, false},
-            {make_shape({8192, 1000}), false, false}, {make_shape({8, 21, 256, 256}), false, false},
-            {make_shape({12800, 100}), false, false}, {make_shape({1, 256000}), false, false},
-            {make_shape({64, 1024}), false, false},   {make_shape({64, 8192}), false, true},
-            {make_shape({3, 5}), false, false}};
-  }
+  const std::vector<shape_plan> plan = read_shape_list(shape_list, s.quick ? "quick" : "default");
 
   // Calibrate every supported implementation once (untimed, tiny).
   struct impl_plan {
