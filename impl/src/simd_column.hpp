@@ -63,16 +63,15 @@ inline column_mode column_path(const problem& pr, bool with_grad) {
   return column_mode::none;
 }
 
-// run_rows (row_driver.hpp) for column_path problems: groups of up to
+// run_positions (row_driver.hpp) for column_path problems: groups of up to
 // column_lanes() consecutive positions (lanes: of one run of the last
 // dimension). loop(n, f, reserve) runs reserve() on each thread it uses, then
 // f(0..n-1), possibly in parallel (each group writes only its own positions).
 // All scratch is taken before the first output is written.
 template <class Loop>
 void run_columns(const problem& pr, bool with_grad, column_mode mode, Loop&& loop) {
-  const double denominator = with_grad ? reduction_denominator(pr) : 1.0;
-  const bool none = pr.reduce == reduction::none;
-  double* losses = none ? nullptr : position_scratch(0, pr.positions);
+  const position_losses out(pr, with_grad);
+  const double denominator = out.denominator();
   const bool gather = mode == column_mode::gather;
   const std::int64_t run = gather ? pr.positions : pr.position_shape.back(), lanes = column_lanes();
   const std::int64_t per_run = (run + lanes - 1) / lanes, C = pr.classes;
@@ -117,8 +116,7 @@ void run_columns(const problem& pr, bool with_grad, column_mode mode, Loop&& loo
           float* row = pr.grad_row(first + k);
           for (std::int64_t c = 0; c < C; ++c) row[c * pr.grad_class_stride] = gbuf[c * lanes + k];
         }
-        if (none) *pr.loss_at(first + k) = static_cast<float>(loss[k]);
-        else losses[first + k] = loss[k];
+        out.store(first + k, loss[k]);
       }
       return;
     }
@@ -134,16 +132,15 @@ void run_columns(const problem& pr, bool with_grad, column_mode mode, Loop&& loo
     g.g = with_grad ? pr.grad_row(first) : nullptr;
     g.gs = pr.grad_class_stride;
     column_rows(g);
-    if (none) {
+    if (out.none()) {  // one run: the last dimension's stride
       float* l0 = pr.loss_at(first);
       const std::int64_t ls = pr.loss_position_strides.back();
       for (std::int64_t k = 0; k < count; ++k) l0[k * ls] = static_cast<float>(loss[k]);
     } else {
-      for (std::int64_t k = 0; k < count; ++k) losses[first + k] = loss[k];
+      for (std::int64_t k = 0; k < count; ++k) out.store(first + k, loss[k]);
     }
   }, reserve);
-  if (!none)
-    write_reduction(pr, losses, with_grad ? denominator : std::numeric_limits<double>::quiet_NaN());
+  out.finish();
 }
 
 }  // namespace xent::simd

@@ -29,12 +29,11 @@ class simd_kernel final : public implementation {
  private:
   static void run(const problem& p, bool with_grad) {
     if (const auto mode = simd::column_path(p, with_grad); mode != simd::column_mode::none)
-      return simd::run_columns(p, with_grad, mode, simd::serial_loop{});
+      return simd::run_columns(p, with_grad, mode, serial_loop{});
     const simd::row_engine engine(p, with_grad);
     engine.reserve(with_grad);
-    run_rows(p, with_grad, [&](const problem&, std::int64_t pos, float* g, double scale) {
-      return engine.row(pos, g, scale, simd::serial_loop{});
-    });
+    run_positions(p, with_grad, serial_loop{}, [] {},
+                  [&](std::int64_t pos, float* g, double scale) { return engine.row(pos, g, scale, serial_loop{}); });
   }
 };
 

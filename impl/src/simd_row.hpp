@@ -31,21 +31,6 @@ static_assert(kChunk % kStatsBlock == 0, "chunks hold whole blocks");
 // Separate gradient buffers at least this large get non-temporal stores.
 constexpr std::int64_t kStreamBytes = std::int64_t{8} << 20;
 
-// Runs f(i) for i in [0, n) in order on the calling thread; with a reserve
-// step, runs it first (it takes the scratch f will use: openmp's loop runs it
-// on every thread of the team before any f).
-struct serial_loop {
-  template <class F>
-  void operator()(std::int64_t n, F&& f) const {
-    for (std::int64_t i = 0; i < n; ++i) f(i);
-  }
-  template <class F, class R>
-  void operator()(std::int64_t n, F&& f, R&& reserve) const {
-    reserve();
-    (*this)(n, f);
-  }
-};
-
 class row_engine {
  public:
   row_engine(const problem& pr, bool with_grad) : pr_(pr) {
