@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <sstream>
+#include <stdexcept>
 
 #include "buffers.hpp"
 #include "memory.hpp"
@@ -271,9 +272,9 @@ void measure(benchmark::State& st, const bench_case& c, Call&& call, Check&& che
         xent::release_scratch();  // kept between calls: count it where it is allocated
         memory_window w;
 #ifdef XENT_HAVE_TORCH
-        if (!c.impl) torch_peer::reset_storage_peak();
+        if (c.libtorch) torch_peer::reset_storage_peak();
         call();
-        rec.peak_extra = w.peak_extra_bytes(c.impl ? 0 : torch_peer::storage_peak_extra_bytes());
+        rec.peak_extra = w.peak_extra_bytes(c.libtorch ? torch_peer::storage_peak_extra_bytes() : 0);
 #else
         call();
         rec.peak_extra = w.peak_extra_bytes();
@@ -317,7 +318,7 @@ void measure(benchmark::State& st, const bench_case& c, Call&& call, Check&& che
     if (auto it = case_times().find(one.name()); it != case_times().end())
       st.counters["vs_t1"] = it->second.median() / per_call;  // thread scaling
   }
-  if (!c.impl) {
+  if (c.libtorch) {
     torch_times()[peer_key(c)].add(iterations, per_call);
   } else if (auto it = torch_times().find(peer_key(c)); it != torch_times().end()) {
     st.counters["vs_torch"] = it->second.median() / per_call;
@@ -449,6 +450,53 @@ shape_spec make_shape(std::vector<std::int64_t> dims) {
   return {name, std::move(dims)};
 }
 
+std::vector<shape_plan> read_shape_list(std::string_view text, std::string_view set) {
+  std::vector<shape_plan> plan;
+  std::istringstream in{std::string(text)};
+  int number = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++number;
+    if (const auto hash = line.find('#'); hash != std::string::npos) line.erase(hash);
+    std::istringstream words(line);
+    std::string line_set, dims_text;
+    if (!(words >> line_set)) continue;  // blank or comment
+    auto bad = [&](const std::string& why) {
+      std::string msg = "shape list line ";
+      msg += std::to_string(number);
+      msg += ": ";
+      msg += why;
+      return std::runtime_error(msg);
+    };
+    if (!(words >> dims_text)) throw bad("no dims");
+    std::string not_dims = "dims '";
+    not_dims += dims_text;
+    not_dims += "' are not NxC[xd...]";
+    std::vector<std::int64_t> dims;
+    for (std::size_t pos = 0; pos <= dims_text.size();) {
+      const std::size_t x = std::min(dims_text.find('x', pos), dims_text.size());
+      const std::string extent = dims_text.substr(pos, x - pos);
+      if (extent.empty() || extent.find_first_not_of("0123456789") != std::string::npos)
+        throw bad(not_dims);
+      dims.push_back(std::stoll(extent));
+      pos = x + 1;
+    }
+    if (dims.size() < 2) throw bad(not_dims);
+    shape_plan p{make_shape(std::move(dims))};
+    for (std::string option; words >> option;) {
+      if (option == "reductions") p.reductions = true;
+      else if (option == "inplace") p.inplace = true;
+      else {
+        std::string why = "unknown option '";
+        why += option;
+        why += "'";
+        throw bad(why);
+      }
+    }
+    if (line_set == set) plan.push_back(std::move(p));
+  }
+  return plan;
+}
+
 std::string to_string(mode m) {
   switch (m) {
     case mode::fwd: return "fwd";
@@ -462,7 +510,7 @@ std::string to_string(mode m) {
 
 bool writes_grad(mode m) { return m == mode::fwdbwd || m == mode::fwdbwd_inplace; }
 
-std::string bench_case::impl_name() const { return impl ? impl->name() : "libtorch"; }
+std::string bench_case::impl_name() const { return libtorch ? "libtorch" : impl->name(); }
 
 std::string bench_case::name() const {
   return impl_name() + "/" + shape.name + "/" + to_string(m) + "/t" + std::to_string(threads);
@@ -483,7 +531,7 @@ const xent::implementation& reference_implementation() {
 void run_case(benchmark::State& st, const bench_case& c) {
   workspace& ws = workspace_for(c.shape);
   omp_set_num_threads(c.threads);
-  if (c.impl) {
+  if (!c.libtorch) {
     run_xent(st, c, ws);
     return;
   }

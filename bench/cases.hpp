@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "probes.hpp"
@@ -27,6 +28,17 @@ struct shape_spec {
 };
 shape_spec make_shape(std::vector<std::int64_t> dims);
 
+// A shape of bench/shapes.txt and the modes it adds to fwd and fwdbwd.
+struct shape_plan {
+  shape_spec shape;
+  bool reductions = false;  // also fwd_sum and fwd_none
+  bool inplace = false;     // also fwdbwd_inplace
+};
+// The shapes of one set ("quick", "default") in a shape list (the format of
+// bench/shapes.txt), in order. Throws std::runtime_error naming the line of
+// a malformed entry.
+std::vector<shape_plan> read_shape_list(std::string_view text, std::string_view set);
+
 // fwd: loss only, mean; fwd_sum / fwd_none: the other reductions;
 // fwdbwd: loss (mean) + gradient into a separate buffer;
 // fwdbwd_inplace: the gradient overwrites the logits.
@@ -35,7 +47,8 @@ std::string to_string(mode m);
 bool writes_grad(mode m);
 
 struct bench_case {
-  const xent::implementation* impl = nullptr;  // nullptr: the LibTorch peer
+  bool libtorch = false;                       // the LibTorch peer, not a registered implementation
+  const xent::implementation* impl = nullptr;  // the registered implementation (null for the peer)
   shape_spec shape;
   mode m = mode::fwd;
   int threads = 1;

@@ -1,6 +1,6 @@
 // Where the simd kernel's cycles go: the exponential pass over one
 // L1-resident row, built up step by step from the kernel's own per-target
-// pieces (simd_exp-inl.h), compiled for this CPU only. Prints cycles per
+// pieces (simd_vector_ops-inl.h), compiled for this CPU only. Prints cycles per
 // vector of floats, the clock estimated from a dependent integer-add chain.
 // Not part of the default build: cmake --build --preset release --target exp_ablation
 #include <algorithm>
@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "hwy/highway.h"
-#include "simd_exp-inl.h"
+#include "simd_vector_ops-inl.h"
 
 namespace hn = hwy::HWY_NAMESPACE;
 namespace ks = xent::simd::HWY_NAMESPACE;

@@ -20,6 +20,7 @@
 #include "bench_config.hpp"
 #include "cases.hpp"
 #include "memory.hpp"
+#include "xent/build_info.hpp"
 #include "xent/xent.hpp"
 
 #ifdef XENT_HAVE_TORCH
@@ -50,7 +51,7 @@ void usage() {
   std::cout << "xent_bench [--quick] [--no-torch] [Google Benchmark flags]\n"
                "  --quick     tiny shapes only (CI smoke, < 1 min); min time 0.1 s, 1 repetition\n"
                "  --no-torch  leave the LibTorch peer out\n"
-               "  default     all shapes of docs/design.md §6, 3 repetitions (medians), min time 0.2 s\n"
+               "  default     all shapes of docs/design.md §6 (bench/shapes.txt), 3 repetitions (medians), min time 0.2 s\n"
                "  names       impl/shape/mode/tN, e.g. stable/n4096c32000/fwd/t2;\n"
                "              probe/{read,ntwrite,rmw}/tN for the bandwidth probes\n"
                "  JSON        --benchmark_out=FILE --benchmark_out_format=json\n\n";
@@ -62,24 +63,13 @@ void append(std::string& list, const std::string& item, const char* sep = ",") {
   list += item;
 }
 
-std::string run_command(const std::string& cmd) {
-  std::string out;
-  if (std::FILE* p = popen(cmd.c_str(), "r")) {
-    char buf[256];
-    while (std::fgets(buf, sizeof buf, p)) out += buf;
-    pclose(p);
-  }
-  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
-  return out;
-}
-
 // The revision of the checked-out tree when the sources are there, else the
 // one recorded at configure time.
 std::string git_revision() {
-  const std::string git = "git -C '" + std::string(XENT_BENCH_SOURCE_DIR) + "' ";
-  std::string rev = run_command(git + "rev-parse --short HEAD 2>/dev/null");
-  if (rev.empty()) return XENT_BENCH_GIT_REVISION;
-  if (!run_command(git + "status --porcelain --untracked-files=no 2>/dev/null").empty()) rev += "-dirty";
+  const auto r = xent::build_info::git_revision(XENT_BENCH_SOURCE_DIR);
+  if (!r) return XENT_BENCH_GIT_REVISION;
+  std::string rev = r->hash;
+  if (r->modified) rev += "-dirty";
   return rev;
 }
 
@@ -118,21 +108,11 @@ double cpus_busy_elsewhere() {
   return static_cast<double>((b1 - b0) - (s1 - s0)) / hz / 0.5;
 }
 
-std::string compiler() {
-#if defined(__clang__)
-  return std::string("clang ") + __clang_version__;
-#elif defined(__GNUC__)
-  return std::string("gcc ") + __VERSION__;
-#else
-  return "unknown";
-#endif
-}
-
 void add_context(const settings& s, const std::string& skipped) {
   using benchmark::AddCustomContext;
   AddCustomContext("xent_version", XENT_BENCH_XENT_VERSION);
   AddCustomContext("git_revision", git_revision());
-  AddCustomContext("compiler", compiler());
+  AddCustomContext("compiler", xent::build_info::compiler());
   AddCustomContext("build_type", XENT_BENCH_BUILD_TYPE);
   AddCustomContext("cxx_flags", XENT_BENCH_CXX_FLAGS);
   AddCustomContext("benchmark_library", XENT_BENCH_BENCHMARK_VERSION);
@@ -254,25 +234,7 @@ std::string register_all(const settings& s) {
           ->Unit(benchmark::kMillisecond);
     }
 
-  struct shape_plan {
-    shape_spec shape;
-    bool reductions;  // also fwd_sum and fwd_none
-    bool inplace;     // also fwdbwd_inplace
-  };
-  std::vector<shape_plan> plan;
-  if (s.quick) {
-    plan = {{make_shape({3, 5}), false, false},
-            {make_shape({64, 1024}), true, false},
-            {make_shape({64, 8192}), false, true},
-            {make_shape({8, 21, 16, 16}), false, false}};
-  } else {
-    plan = {{make_shape({4096, 32000}), true, true},  {make_shape({1024, 128256}), false, true},
-            {make_shape({512, 256000}), false, true}, {make_shape({65536, 10}), false, false},
-            {make_shape({8192, 1000}), false, false}, {make_shape({8, 21, 256, 256}), false, false},
-            {make_shape({12800, 100}), false, false}, {make_shape({1, 256000}), false, false},
-            {make_shape({64, 1024}), false, false},   {make_shape({64, 8192}), false, true},
-            {make_shape({3, 5}), false, false}};
-  }
+  const std::vector<shape_plan> plan = read_shape_list(shape_list, s.quick ? "quick" : "default");
 
   // Calibrate every supported implementation once (untimed, tiny).
   struct impl_plan {
@@ -300,7 +262,7 @@ std::string register_all(const settings& s) {
     if (s.torch)
       for (mode m : modes)
         if (m != mode::fwdbwd_inplace)
-          for (int t : threads) add({nullptr, p.shape, m, t}, false);
+          for (int t : threads) add({.libtorch = true, .shape = p.shape, .m = m, .threads = t}, false);
 #endif
     for (const impl_plan& ip : impls)
       for (mode m : modes) {
@@ -319,7 +281,7 @@ std::string register_all(const settings& s) {
                  " (slow: one thread only)");
             continue;
           }
-          add({ip.impl, p.shape, m, t}, slow);
+          add({.impl = ip.impl, .shape = p.shape, .m = m, .threads = t}, slow);
         }
       }
   }

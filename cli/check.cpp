@@ -12,7 +12,6 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
-#include <numeric>
 #include <optional>
 #include <sstream>
 
@@ -38,10 +37,6 @@ shape_t position_shape(const shape_t& logits_shape) {
   shape_t s = logits_shape;
   if (!s.empty()) s.erase(s.begin() + (s.size() == 1 ? 0 : 1));
   return s;
-}
-
-std::int64_t numel(const shape_t& s) {
-  return std::accumulate(s.begin(), s.end(), std::int64_t{1}, std::multiplies<>());
 }
 
 // Index of logits element (position p, class c) in a C-order buffer of the

@@ -7,7 +7,6 @@
 #include <CLI/Version.hpp>
 #include <boost/version.hpp>
 #include <chrono>
-#include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -17,21 +16,11 @@
 #include <mpfr.h>
 #include <thread>
 
+#include "xent/build_info.hpp"
 #include "xent/reference.hpp"
 
 namespace xent::cli {
 namespace {
-
-std::string run_command(const std::string& cmd) {
-  std::string out;
-  if (std::FILE* p = ::popen(cmd.c_str(), "r")) {
-    char buf[256];
-    while (std::fgets(buf, sizeof buf, p)) out += buf;
-    ::pclose(p);
-  }
-  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
-  return out;
-}
 
 std::string read_line(const std::string& path) {
   std::ifstream f(path);
@@ -83,21 +72,11 @@ std::string hwy_targets() {
   return out + " (best first)";
 }
 
-std::string compiler() {
-#if defined(__clang__)
-  return std::string("clang ") + __clang_version__;
-#elif defined(__GNUC__)
-  return std::string("gcc ") + __VERSION__;
-#else
-  return "unknown";
-#endif
-}
-
 std::string git_revision() {
-  const std::string git = "git -C '" + std::string(XENT_SOURCE_DIR) + "' ";
-  std::string rev = run_command(git + "rev-parse --short HEAD 2>/dev/null");
-  if (rev.empty()) return "unknown";
-  if (!run_command(git + "status --porcelain --untracked-files=no 2>/dev/null").empty()) rev += " (modified)";
+  const auto r = build_info::git_revision(XENT_SOURCE_DIR);
+  if (!r) return "unknown";
+  std::string rev = r->hash;
+  if (r->modified) rev += " (modified)";
   return rev;
 }
 
@@ -125,7 +104,7 @@ context_list report_context(const nlohmann::ordered_json& bench) {
   c.emplace_back("caches", caches());
   utsname u{};
   if (::uname(&u) == 0) c.emplace_back("kernel", std::string(u.sysname) + " " + u.release + " " + u.machine);
-  c.emplace_back("compiler", compiler());
+  c.emplace_back("compiler", build_info::compiler());
   c.emplace_back("reference", "MPFR " + std::string(MPFR_VERSION_STRING) + " via Boost " +
                                   std::to_string(BOOST_VERSION / 100000) + "." +
                                   std::to_string(BOOST_VERSION / 100 % 1000) + ", " +

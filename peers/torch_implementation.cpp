@@ -16,6 +16,7 @@
 #include "xent/error.hpp"
 #include "xent/implementation.hpp"
 #include "xent/problem.hpp"
+#include "xent/tensor.hpp"
 
 namespace xent::peers {
 namespace {
@@ -29,12 +30,6 @@ shape_t with_class(const shape_t& positions_shape, const shape_t& pos, std::int6
   shape_t v{pos[0], cls};
   v.insert(v.end(), pos.begin() + 1, pos.end());
   return v;
-}
-
-std::int64_t numel(const shape_t& s) {
-  std::int64_t n = 1;
-  for (auto e : s) n *= e;
-  return n;
 }
 
 shape_t contiguous(const shape_t& s) {

@@ -102,12 +102,6 @@ double number(const json& v) {
 
 shape_t shape_of(const json& t) { return t.at("shape").get<shape_t>(); }
 
-std::int64_t numel(const shape_t& s) {
-  std::int64_t n = 1;
-  for (auto e : s) n *= e;
-  return n;
-}
-
 std::string str(const shape_t& s) {
   std::ostringstream o;
   o << '[';
@@ -138,7 +132,7 @@ struct owned_tensor {
     if (dt == "float64") type = xent::dtype::f64;
     else if (dt == "int64") type = xent::dtype::i64;
     else if (dt == "int32") type = xent::dtype::i32;
-    if (static_cast<std::int64_t>(data.size()) != numel(shape))
+    if (static_cast<std::int64_t>(data.size()) != xent::numel(shape))
       throw std::runtime_error("tensor data does not match its shape " + str(shape));
   }
 
@@ -310,8 +304,8 @@ void check_error_case(const xent::implementation* impl, const json& c) {
       opt.reduce == xent::reduction::none
           ? (logits.shape.empty() ? target.shape : positions_of(logits.shape))
           : shape_t{};
-  std::vector<float> out(static_cast<std::size_t>(numel(out_shape)), sentinel);
-  std::vector<float> grad(static_cast<std::size_t>(numel(logits.shape)), sentinel);
+  std::vector<float> out(static_cast<std::size_t>(xent::numel(out_shape)), sentinel);
+  std::vector<float> grad(static_cast<std::size_t>(xent::numel(logits.shape)), sentinel);
   const auto out_view = xent::view(out.data(), out_shape);
   const auto grad_view = xent::view(grad.data(), logits.shape);
 
@@ -381,7 +375,7 @@ TEST_P(golden_case, matches_pytorch) {
 
   // Loss and gradient with the recorded upstream.
   std::vector<float> out2(want_loss.size());
-  std::vector<float> grad(static_cast<std::size_t>(numel(logits.shape)));
+  std::vector<float> grad(static_cast<std::size_t>(xent::numel(logits.shape)));
   const xent::poison::sentinel out2_s = xent::poison::fill(out2), grad_s = xent::poison::fill(grad);
   const auto up = upstream.view();
   xent::cross_entropy_forward_backward(lv, tv, xent::view(out2.data(), loss_shape),

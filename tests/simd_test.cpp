@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "hwy/targets.h"
+#include "hwy/tests/hwy_gtest.h"
+#include "xent/reference.hpp"
 #include "xent/xent.hpp"
 
 namespace {
@@ -26,12 +28,7 @@ constexpr float nan_f = std::numeric_limits<float>::quiet_NaN();
 double ulp_distance(float a, float b) {
   if (std::isnan(a) || std::isnan(b)) return std::isnan(a) && std::isnan(b) ? 0 : INFINITY;
   if (std::isinf(a) || std::isinf(b)) return a == b ? 0 : INFINITY;
-  auto ord = [](float v) {
-    std::int32_t i;
-    std::memcpy(&i, &v, 4);
-    return i < 0 ? -static_cast<std::int64_t>(i & 0x7fffffff) : static_cast<std::int64_t>(i);
-  };
-  return static_cast<double>(std::llabs(ord(a) - ord(b)));
+  return static_cast<double>(std::llabs(xent::ref::ordinal(a) - xent::ref::ordinal(b)));
 }
 
 xent::tensor_view strided(float* p, std::vector<std::int64_t> shape, std::vector<std::int64_t> strides) {
@@ -305,11 +302,7 @@ std::vector<case_t> hard_cases() {
 
 // --- simd on every target ----------------------------------------------------
 
-class simd_target : public ::testing::TestWithParam<std::int64_t> {
- protected:
-  void SetUp() override { hwy::SetSupportedTargetsForTest(GetParam()); }
-  void TearDown() override { hwy::SetSupportedTargetsForTest(0); }
-};
+class simd_target : public hwy::TestWithParamTarget {};
 
 TEST_P(simd_target, dispatches_to_the_forced_target) {
   const auto* simd = xent::find_implementation("simd");
@@ -433,10 +426,8 @@ TEST_P(simd_target, one_class_gives_exact_zero) {
     }
 }
 
-std::vector<std::int64_t> targets() { return hwy::SupportedAndGeneratedTargets(); }
-
-INSTANTIATE_TEST_SUITE_P(simd, simd_target, ::testing::ValuesIn(targets()),
-                         [](const auto& p) { return std::string(hwy::TargetName(p.param)); });
+INSTANTIATE_TEST_SUITE_P(simd, simd_target, ::testing::ValuesIn(hwy::SupportedAndGeneratedTargets()),
+                         hwy::TestParamTargetName);
 
 // --- openmp --------------------------------------------------------------------
 

@@ -75,35 +75,22 @@ void run(const problem& pr, bool with_grad) {
   const bool parallel = threads > 1 && pr.positions * pr.classes >= kMinParallel;
   if (const auto mode = simd::column_path(pr, with_grad); mode != simd::column_mode::none) {
     if (parallel) simd::run_columns(pr, with_grad, mode, omp_loop{});
-    else simd::run_columns(pr, with_grad, mode, simd::serial_loop{});
+    else simd::run_columns(pr, with_grad, mode, serial_loop{});
     return;
   }
   const simd::row_engine engine(pr, with_grad);
   auto reserve = [&] { engine.reserve(with_grad); };
-  const double denominator = with_grad ? reduction_denominator(pr) : 1.0;
-  const bool none = pr.reduce == reduction::none;
-  double* losses = none ? nullptr : position_scratch(0, pr.positions);
-  auto one = [&](std::int64_t p, auto&& par) {
-    float* g = with_grad ? pr.grad_row(p) : nullptr;
-    double l = 0.0;
-    if (!pr.counted(p)) {
-      if (g) zero_row(pr, g);
-    } else {
-      l = engine.row(p, g, g ? static_cast<double>(pr.upstream_at(p)) / denominator : 0.0, par);
-    }
-    if (none) *pr.loss_at(p) = static_cast<float>(l);
-    else losses[p] = l;
+  // A row's chunks on the calling thread (serial_loop) or on the team (omp_loop).
+  auto row_with = [&engine](auto chunk_loop) {
+    return [&engine, chunk_loop](std::int64_t p, float* g, double scale) { return engine.row(p, g, scale, chunk_loop); };
   };
-  auto serial_row = [&](std::int64_t p) { one(p, simd::serial_loop{}); };
   if (!parallel) {
-    simd::serial_loop{}(pr.positions, serial_row, reserve);
+    run_positions(pr, with_grad, serial_loop{}, reserve, row_with(serial_loop{}));
   } else if (pr.positions >= threads || engine.chunks() == 1) {
-    omp_loop{}(pr.positions, serial_row, reserve);
+    run_positions(pr, with_grad, omp_loop{}, reserve, row_with(serial_loop{}));
   } else {  // long rows: their buffers are the calling thread's, chunks on the team
-    simd::serial_loop{}(pr.positions, [&](std::int64_t p) { one(p, omp_loop{}); }, reserve);
+    run_positions(pr, with_grad, serial_loop{}, reserve, row_with(omp_loop{}));
   }
-  if (!none)
-    write_reduction(pr, losses, with_grad ? denominator : std::numeric_limits<double>::quiet_NaN());
 }
 
 class openmp_kernel final : public implementation {

@@ -15,14 +15,10 @@
 #include <vector>
 
 #include "pairwise_sum.hpp"
+#include "scratch.hpp"
 #include "xent/problem.hpp"
 
 namespace xent {
-
-// Per-position scratch of n doubles reused by this thread's later calls
-// (scratch.cpp; xent::release_scratch frees it). Slot 0: losses, slot 1:
-// weights. Contents are unspecified: callers write every element they read.
-double* position_scratch(int slot, std::int64_t n);
 
 // D in docs/design.md §2: Σ weights of counted positions (index targets), the
 // number of positions (probability targets), 1 for sum and none.
@@ -58,23 +54,80 @@ inline void write_reduction(const problem& pr, const double* losses, double deno
                                   : static_cast<float>(total / d);
 }
 
-template <class Row>
-void run_rows(const problem& pr, bool with_grad, Row&& row) {
-  const double denominator = with_grad ? reduction_denominator(pr) : 1.0;
-  const bool none = pr.reduce == reduction::none;
-  double* losses = none ? nullptr : position_scratch(0, pr.positions);
-  for (std::int64_t p = 0; p < pr.positions; ++p) {
+// Runs f(i) for i in [0, n) in order on the calling thread; with a reserve
+// step, runs it first (it takes the scratch f will use: openmp's loop runs it
+// on every thread of the team before any f).
+struct serial_loop {
+  template <class F>
+  void operator()(std::int64_t n, F&& f) const {
+    for (std::int64_t i = 0; i < n; ++i) f(i);
+  }
+  template <class F, class R>
+  void operator()(std::int64_t n, F&& f, R&& reserve) const {
+    reserve();
+    (*this)(n, f);
+  }
+};
+
+// Where the positions' losses go: the loss tensor (reduction none) or this
+// thread's scratch, reduced in a fixed pairwise order by finish(); and the
+// mean's denominator the gradients are scaled by.
+class position_losses {
+ public:
+  position_losses(const problem& pr, bool with_grad)
+      : pr_(pr),
+        with_grad_(with_grad),
+        denominator_(with_grad ? reduction_denominator(pr) : 1.0),
+        none_(pr.reduce == reduction::none),
+        losses_(none_ ? nullptr : position_scratch(0, pr.positions)) {}
+
+  // 1 without a gradient (the reduction computes it when it needs it).
+  double denominator() const { return denominator_; }
+  bool none() const { return none_; }
+  void store(std::int64_t p, double l) const {
+    if (none_) *pr_.loss_at(p) = static_cast<float>(l);
+    else losses_[p] = l;
+  }
+  void finish() const {
+    if (!none_)
+      write_reduction(pr_, losses_, with_grad_ ? denominator_ : std::numeric_limits<double>::quiet_NaN());
+  }
+
+ private:
+  const problem& pr_;
+  bool with_grad_;
+  double denominator_;
+  bool none_;
+  double* losses_;
+};
+
+// The per-position driver: ignored positions get loss 0 and a zero gradient
+// row (NaN logits included); counted ones row(p, grad_row, grad_scale), the
+// scale being the upstream gradient over the mean's denominator; then the
+// reduction. loop(n, f, reserve) runs reserve() on each thread it uses, then
+// f(0..n-1), possibly in parallel (each position writes only its own outputs).
+template <class Loop, class Reserve, class Row>
+void run_positions(const problem& pr, bool with_grad, Loop&& loop, Reserve&& reserve, Row&& row) {
+  const position_losses out(pr, with_grad);
+  loop(pr.positions, [&](std::int64_t p) {
     float* g = with_grad ? pr.grad_row(p) : nullptr;
     double l = 0.0;
     if (!pr.counted(p)) {
-      if (g) zero_row(pr, g);  // ignored rows contribute nothing, NaN logits included
+      if (g) zero_row(pr, g);
     } else {
-      l = row(pr, p, g, g ? static_cast<double>(pr.upstream_at(p)) / denominator : 0.0);
+      l = row(p, g, g ? static_cast<double>(pr.upstream_at(p)) / out.denominator() : 0.0);
     }
-    if (none) *pr.loss_at(p) = static_cast<float>(l);
-    else losses[p] = l;
-  }
-  if (!none) write_reduction(pr, losses, with_grad ? denominator : std::numeric_limits<double>::quiet_NaN());
+    out.store(p, l);
+  }, reserve);
+  out.finish();
+}
+
+// run_positions in order on the calling thread, for kernels whose row is
+// row(problem, p, grad_row, grad_scale).
+template <class Row>
+void run_rows(const problem& pr, bool with_grad, Row&& row) {
+  run_positions(pr, with_grad, serial_loop{}, [] {},
+                [&](std::int64_t p, float* g, double scale) { return row(pr, p, g, scale); });
 }
 
 }  // namespace xent

@@ -16,8 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "row_driver.hpp"
-#include "simd_row.hpp"
+#include "scratch.hpp"
 #include "xent/cross_entropy.hpp"
 #include "xent/error.hpp"
 

@@ -1,14 +1,14 @@
 // The column kernel (positions in vector lanes, see column_rows in
-// simd_primitives.hpp), compiled once per Highway target like
-// simd_primitives.cpp and built from the same per-target pieces
-// (simd_exp-inl.h), so that it performs the row kernel's operations.
+// simd_column.hpp), compiled once per Highway target like the row passes
+// (simd_row_passes.cpp) and built from the same per-target vector operations
+// (simd_vector_ops-inl.h), so that it performs the row kernel's operations.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
 
-#include "simd_primitives.hpp"
+#include "simd_column.hpp"
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "simd_column.cpp"
@@ -16,15 +16,17 @@
 
 #include "hwy/cache_control.h"
 #include "hwy/highway.h"
-#include "simd_exp-inl.h"
+#include "simd_vector_ops-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace xent {
 namespace simd {
 namespace HWY_NAMESPACE {
 
-// Positions in lanes (see column_rows in simd_primitives.hpp). Every step is
-// the row kernel's for the same row: StatsImpl (one block: C <= kBlock) with
+static_assert(kBlock == kColumnMaxClasses, "the column kernel mirrors a one-block row");
+
+// Positions in lanes (see column_rows in simd_column.hpp). Every step is
+// the row kernel's for the same row: ScanChunkImpl (one block: C <= kBlock) with
 // its lane l's partial sums (classes l, l + N, ...) kept per l and combined in
 // its order, then simd_row.hpp's index-target formulas and GradStoredImpl.
 void ColumnRowsImpl(const column_group& q) {
@@ -45,15 +47,15 @@ void ColumnRowsImpl(const column_group& q) {
     scan.add(load(c));
   }
   const VF m = scan.vmax, neg_m = hn::Neg(m);
-  HWY_ALIGN float M[kMaxLanes];
+  HWY_ALIGN float M[kTargetMaxLanes];
   hn::Store(m, d, M);
   const auto nan_lanes = hn::VecFromMask(d, scan.nan);
-  HWY_ALIGN float nan[kMaxLanes];
+  HWY_ALIGN float nan[kTargetMaxLanes];
   hn::Store(nan_lanes, d, nan);
 
   // Pass 2 per row-kernel lane l.
-  HWY_ALIGN double P[kMaxLanes * kMaxLanes];
-  HWY_ALIGN float E[kMaxLanes * kMaxLanes];
+  HWY_ALIGN double P[kTargetMaxLanes * kTargetMaxLanes];
+  HWY_ALIGN float E[kTargetMaxLanes * kTargetMaxLanes];
   auto ties = hn::Zero(di);
   for (std::int64_t l = 0; l < N && l < C; ++l) {
     Acc acc;
@@ -74,22 +76,22 @@ void ColumnRowsImpl(const column_group& q) {
   }
   for (std::int64_t l = C; l < N; ++l)  // lanes past C add nothing in the row kernel
     for (std::int64_t k = 0; k < N; ++k) P[l * N + k] = 0.0, E[l * N + k] = 0.0f;
-  HWY_ALIGN std::int32_t tie_count[kMaxLanes];
+  HWY_ALIGN std::int32_t tie_count[kTargetMaxLanes];
   hn::Store(ties, di, tie_count);
 
-  // Per position, in float64 lanes: StatsImpl's Combine, then simd_row.hpp's
+  // Per position, in float64 lanes: ScanChunkImpl's Combine, then simd_row.hpp's
   // formulas (the same IEEE operations in the same order).
   const DD2 dd;
   const DFH dfh;
   const hn::Rebind<std::int32_t, DD2> dih;
   const std::int64_t ND = static_cast<std::int64_t>(hn::Lanes(dd));
-  HWY_ALIGN double Md[kMaxLanes] = {}, xt[kMaxLanes] = {}, wt[kMaxLanes] = {}, sc[kMaxLanes] = {};
-  HWY_ALIGN double rest[kMaxLanes] = {}, log_sum[kMaxLanes] = {};
-  HWY_ALIGN double a_d[kMaxLanes] = {}, ok[kMaxLanes] = {};
-  HWY_ALIGN float a_hi[kMaxLanes] = {}, a_lo[kMaxLanes] = {}, zero[kMaxLanes] = {};
-  HWY_ALIGN float ylow[kMaxLanes] = {}, gt[kMaxLanes] = {};
-  HWY_ALIGN std::int32_t tcls[kMaxLanes] = {}, bad[kMaxLanes] = {}, skip[kMaxLanes] = {};
-  bool any_huge = false, huge[kMaxLanes] = {};
+  HWY_ALIGN double Md[kTargetMaxLanes] = {}, xt[kTargetMaxLanes] = {}, wt[kTargetMaxLanes] = {}, sc[kTargetMaxLanes] = {};
+  HWY_ALIGN double rest[kTargetMaxLanes] = {}, log_sum[kTargetMaxLanes] = {};
+  HWY_ALIGN double a_d[kTargetMaxLanes] = {}, ok[kTargetMaxLanes] = {};
+  HWY_ALIGN float a_hi[kTargetMaxLanes] = {}, a_lo[kTargetMaxLanes] = {}, zero[kTargetMaxLanes] = {};
+  HWY_ALIGN float ylow[kTargetMaxLanes] = {}, gt[kTargetMaxLanes] = {};
+  HWY_ALIGN std::int32_t tcls[kTargetMaxLanes] = {}, bad[kTargetMaxLanes] = {}, skip[kTargetMaxLanes] = {};
+  bool any_huge = false, huge[kTargetMaxLanes] = {};
   for (std::int64_t k = 0; k < N; ++k) {
     const bool used = k < K && q.target[k] >= 0;
     skip[k] = k < K && !used ? -1 : 0;
@@ -165,7 +167,7 @@ void ColumnRowsImpl(const column_group& q) {
 // block: a_b = a).
   const VF va_hi = hn::Load(d, a_hi), va_lo = hn::Load(d, a_lo), vzero = hn::Load(d, zero);
   const VF vylow = hn::Load(d, ylow), vgt = hn::Load(d, gt);
-  HWY_ALIGN float tiny_below[kMaxLanes] = {};
+  HWY_ALIGN float tiny_below[kTargetMaxLanes] = {};
   for (std::int64_t k = 0; k < K; ++k) tiny_below[k] = ok[k] != 0.0 ? TinyBelow(a_d[k]) : 0.0f;
   const VF vtiny = hn::Load(d, tiny_below);
   const VF vnan = hn::Set(d, static_cast<float>(qnan));
@@ -182,7 +184,7 @@ void ColumnRowsImpl(const column_group& q) {
     const auto slow = hn::And(small, hn::Ge(s, vylow));
     const auto tiny_lanes = hn::AndNot(small, hn::Lt(val, vtiny));
     if (HWY_UNLIKELY(any_huge || !hn::AllFalse(d, hn::Or(slow, tiny_lanes)))) {
-      HWY_ALIGN float out[kPad], xs[kPad], sv[kPad], tl[kPad], vl[kPad], el[kPad];
+      HWY_ALIGN float out[kTargetMaxLanes], xs[kTargetMaxLanes], sv[kTargetMaxLanes], tl[kTargetMaxLanes], vl[kTargetMaxLanes], el[kTargetMaxLanes];
       hn::Store(gv, d, out);
       hn::Store(v, d, xs);
       hn::Store(hn::VecFromMask(d, slow), d, sv);
@@ -205,7 +207,7 @@ void ColumnRowsImpl(const column_group& q) {
     if (K == N) {
       hn::StoreU(gv, d, gc);
     } else {
-      HWY_ALIGN float out[kPad];
+      HWY_ALIGN float out[kTargetMaxLanes];
       hn::Store(gv, d, out);
       std::memcpy(gc, out, static_cast<std::size_t>(K) * sizeof(float));
     }

@@ -12,11 +12,35 @@
 #include <vector>
 
 #include "row_driver.hpp"
-#include "simd_primitives.hpp"
+#include "simd_row_passes.hpp"
 #include "simd_row.hpp"
 #include "xent/problem.hpp"
 
 namespace xent::simd {
+
+// The (N, C, d...) layout, where consecutive positions of one class are
+// adjacent: up to column_lanes() positions at once, one per vector lane.
+// Index targets without label smoothing, C <= kColumnMaxClasses. Position
+// k < count has logits x[k + c*xs], target class target[k] (< 0: ignored:
+// loss 0 and a zero gradient row), weight[k] = w[target[k]] and gradient
+// scale scale[k]; writes loss[k] (as row_engine::row returns it) and, when
+// g != nullptr, g[k + c*gs]. Results are bitwise those of row_engine on the
+// same row: the same operations in the same order.
+constexpr std::int64_t kColumnMaxClasses = kStatsBlock;
+struct column_group {
+  const float* x = nullptr;
+  std::int64_t xs = 0;
+  std::int64_t classes = 0;
+  std::int64_t count = 0;
+  const std::int64_t* target = nullptr;
+  const double* weight = nullptr;
+  const double* scale = nullptr;
+  float* g = nullptr;
+  std::int64_t gs = 0;
+  double* loss = nullptr;
+};
+void column_rows(const column_group& group);
+std::int64_t column_lanes();
 
 // Which column path takes this problem, if any:
 //  lanes:  the last position dimension has stride 1 in the logits (and the
@@ -27,7 +51,6 @@ namespace xent::simd {
 //          (measured: 2x faster at C = 100, 3x slower at C = 1000).
 enum class column_mode { none, lanes, gather };
 constexpr std::int64_t kGatherMaxClasses = 128;
-constexpr std::int64_t kMaxColumnLanes = 64;  // >= column_lanes() on any target
 
 inline column_mode column_path(const problem& pr, bool with_grad) {
   if (pr.target != target_kind::index || pr.label_smoothing > 0.0) return column_mode::none;
@@ -40,16 +63,15 @@ inline column_mode column_path(const problem& pr, bool with_grad) {
   return column_mode::none;
 }
 
-// run_rows (row_driver.hpp) for column_path problems: groups of up to
+// run_positions (row_driver.hpp) for column_path problems: groups of up to
 // column_lanes() consecutive positions (lanes: of one run of the last
 // dimension). loop(n, f, reserve) runs reserve() on each thread it uses, then
 // f(0..n-1), possibly in parallel (each group writes only its own positions).
 // All scratch is taken before the first output is written.
 template <class Loop>
 void run_columns(const problem& pr, bool with_grad, column_mode mode, Loop&& loop) {
-  const double denominator = with_grad ? reduction_denominator(pr) : 1.0;
-  const bool none = pr.reduce == reduction::none;
-  double* losses = none ? nullptr : position_scratch(0, pr.positions);
+  const position_losses out(pr, with_grad);
+  const double denominator = out.denominator();
   const bool gather = mode == column_mode::gather;
   const std::int64_t run = gather ? pr.positions : pr.position_shape.back(), lanes = column_lanes();
   const std::int64_t per_run = (run + lanes - 1) / lanes, C = pr.classes;
@@ -62,8 +84,8 @@ void run_columns(const problem& pr, bool with_grad, column_mode mode, Loop&& loo
   loop(pr.positions / run * per_run, [&](std::int64_t group) {
     const std::int64_t first = group / per_run * run + group % per_run * lanes;
     const std::int64_t count = std::min(lanes, group / per_run * run + run - first);
-    std::int64_t target[kMaxColumnLanes];
-    double weight[kMaxColumnLanes], scale[kMaxColumnLanes], loss[kMaxColumnLanes];
+    std::int64_t target[kMaxLanes];
+    double weight[kMaxLanes], scale[kMaxLanes], loss[kMaxLanes];
     auto set_lane = [&](std::int64_t k, std::int64_t t, float up) {
       target[k] = t == pr.ignore_index ? -1 : t;
       weight[k] = target[k] < 0 ? 0.0 : static_cast<double>(pr.weight_at(t));
@@ -94,8 +116,7 @@ void run_columns(const problem& pr, bool with_grad, column_mode mode, Loop&& loo
           float* row = pr.grad_row(first + k);
           for (std::int64_t c = 0; c < C; ++c) row[c * pr.grad_class_stride] = gbuf[c * lanes + k];
         }
-        if (none) *pr.loss_at(first + k) = static_cast<float>(loss[k]);
-        else losses[first + k] = loss[k];
+        out.store(first + k, loss[k]);
       }
       return;
     }
@@ -111,16 +132,15 @@ void run_columns(const problem& pr, bool with_grad, column_mode mode, Loop&& loo
     g.g = with_grad ? pr.grad_row(first) : nullptr;
     g.gs = pr.grad_class_stride;
     column_rows(g);
-    if (none) {
+    if (out.none()) {  // one run: the last dimension's stride
       float* l0 = pr.loss_at(first);
       const std::int64_t ls = pr.loss_position_strides.back();
       for (std::int64_t k = 0; k < count; ++k) l0[k * ls] = static_cast<float>(loss[k]);
     } else {
-      for (std::int64_t k = 0; k < count; ++k) losses[first + k] = loss[k];
+      for (std::int64_t k = 0; k < count; ++k) out.store(first + k, loss[k]);
     }
   }, reserve);
-  if (!none)
-    write_reduction(pr, losses, with_grad ? denominator : std::numeric_limits<double>::quiet_NaN());
+  out.finish();
 }
 
 }  // namespace xent::simd

@@ -1,6 +1,6 @@
 // `simd`: one-pass block-online kernel, vectorised with Google Highway and
 // dispatched at run time to the best instruction set of this CPU (AVX-512,
-// AVX2, SSE4, SSSE3 or scalar). Numerics in simd_primitives.hpp, row logic in
+// AVX2, SSE4, SSSE3 or scalar). Numerics in simd_row_passes.hpp, row logic in
 // simd_row.hpp, (N, C, d...) layouts with positions in lanes in
 // simd_column.hpp; positions, ignore_index and the batch reduction are the
 // shared row driver's.
@@ -29,12 +29,11 @@ class simd_kernel final : public implementation {
  private:
   static void run(const problem& p, bool with_grad) {
     if (const auto mode = simd::column_path(p, with_grad); mode != simd::column_mode::none)
-      return simd::run_columns(p, with_grad, mode, simd::serial_loop{});
+      return simd::run_columns(p, with_grad, mode, serial_loop{});
     const simd::row_engine engine(p, with_grad);
     engine.reserve(with_grad);
-    run_rows(p, with_grad, [&](const problem&, std::int64_t pos, float* g, double scale) {
-      return engine.row(pos, g, scale, simd::serial_loop{});
-    });
+    run_positions(p, with_grad, serial_loop{}, [] {},
+                  [&](std::int64_t pos, float* g, double scale) { return engine.row(pos, g, scale, serial_loop{}); });
   }
 };
 

@@ -1,5 +1,5 @@
 // The per-row logic of the `simd` and `openmp` kernels, on top of the
-// vector primitives (simd_primitives.hpp). Formulas are those of the stable
+// row passes (simd_row_passes.hpp). Formulas are those of the stable
 // kernel (stable_kernel.cpp), evaluated with the float64 scalars there:
 //   loss    = w_t ((m - x_t) + log1p(rest)),  rest = Σ_{j≠k} e^{x_j - m}
 //   g_t     = -w_t (Σ_{j≠t} p_j)                  (ε = 0: never p_t - 1)
@@ -18,7 +18,8 @@
 #include <limits>
 #include <vector>
 
-#include "simd_primitives.hpp"
+#include "scratch.hpp"
+#include "simd_row_passes.hpp"
 #include "xent/problem.hpp"
 
 namespace xent::simd {
@@ -27,27 +28,8 @@ constexpr std::int64_t kLongRow = 65536;
 constexpr std::int64_t kChunk = 16384;  // a multiple of kStatsBlock
 static_assert(kChunk % kStatsBlock == 0, "chunks hold whole blocks");
 
-// This thread's row buffers, kept between calls (scratch.cpp; counted by
-// xent::scratch_bytes). Slots:
-enum : int { kRowX, kRowQ, kRowG, kRowV, kRowE, kRowBlockMax, kRowSlots };
-float* row_scratch(int slot, std::int64_t n);
 // Separate gradient buffers at least this large get non-temporal stores.
 constexpr std::int64_t kStreamBytes = std::int64_t{8} << 20;
-
-// Runs f(i) for i in [0, n) in order on the calling thread; with a reserve
-// step, runs it first (it takes the scratch f will use: openmp's loop runs it
-// on every thread of the team before any f).
-struct serial_loop {
-  template <class F>
-  void operator()(std::int64_t n, F&& f) const {
-    for (std::int64_t i = 0; i < n; ++i) f(i);
-  }
-  template <class F, class R>
-  void operator()(std::int64_t n, F&& f, R&& reserve) const {
-    reserve();
-    (*this)(n, f);
-  }
-};
 
 class row_engine {
  public:
@@ -128,15 +110,15 @@ class row_engine {
     // Pass 1: max and rest, chunk statistics merged in chunk order.
     chunk_stats st;
     auto chunk = [&](std::int64_t off, std::int64_t n) {
-      return stored ? stats_store(x + off, n, ev_v + off, ev_e + off, bmax + off / kStatsBlock)
-                    : stats(x + off, n);
+      return stored ? scan_chunk_store(x + off, n, ev_v + off, ev_e + off, bmax + off / kStatsBlock)
+                    : scan_chunk(x + off, n);
     };
     if (chunks_ == 1) {
       st = chunk(0, C);
     } else {
       std::vector<chunk_stats> parts(static_cast<std::size_t>(chunks_));
       par(chunks_, [&](std::int64_t i) { parts[i] = chunk(i * chunk_, len(i)); });
-      for (const auto& s : parts) merge(st, s);
+      for (const auto& s : parts) merge_chunk_stats(st, s);
     }
     auto chunked_sum = [&](auto&& f) {
       if (chunks_ == 1) return f(x, std::int64_t{0}, C);
@@ -189,7 +171,7 @@ class row_engine {
           parts[i] = target_mass(q ? q + off : nullptr, w ? w + off : nullptr, len(i), omeps, eps_c,
                                  t - off, bt);
         });
-        for (const auto& s : parts) merge(ms, s);
+        for (const auto& s : parts) merge_mass_stats(ms, s);
       }
       const smooth_row k{M, rest, sum, ms.total, ms.max, ms.rest, omeps, eps_c, scale};
       par(chunks_, [&](std::int64_t i) {

@@ -17,12 +17,10 @@
 #include "double_double.hpp"
 #include "kernels.hpp"
 #include "row_driver.hpp"
-#include "simd_row.hpp"
+#include "scratch.hpp"
 #include "xent/statistics.hpp"
 
 namespace xent {
-
-double* stable_row_scratch(int slot, std::int64_t n);  // scratch.cpp
 
 namespace {
 

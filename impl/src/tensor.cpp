@@ -31,7 +31,9 @@ std::size_t size_of(dtype t) {
   return 0;
 }
 
-std::int64_t tensor_view::numel() const {
+std::int64_t tensor_view::numel() const { return xent::numel(shape); }
+
+std::int64_t numel(const std::vector<std::int64_t>& shape) {
   // Checked: a caller's shape may be anything until make_problem has seen it.
   std::int64_t n = 1;
   for (auto e : shape)

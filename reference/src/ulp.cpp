@@ -45,14 +45,13 @@ double ulp_error_in(double y, const exact& r, double R, format f) {
   return mpfr_get_d(raw(diff), MPFR_RNDN);
 }
 
-// Floats in their total order as integers, with +0 and -0 the same point.
+}  // namespace
+
 std::int64_t ordinal(float x) {
   const auto bits = std::bit_cast<std::uint32_t>(x);
   const auto magnitude = static_cast<std::int64_t>(bits & 0x7fffffffu);
   return (bits >> 31) ? -magnitude : magnitude;
 }
-
-}  // namespace
 
 double ulp_error(float y, const exact& r) {
   return ulp_error_in(static_cast<double>(y), r, static_cast<double>(to_float(r)), binary32);

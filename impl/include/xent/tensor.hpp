@@ -31,6 +31,9 @@ struct tensor_view {
   std::string shape_string() const;  // "[3, 5]"
 };
 
+// The product of the extents; throws xent::error when it overflows int64.
+std::int64_t numel(const std::vector<std::int64_t>& shape);
+
 // "[3, 5]": how shapes appear in every message.
 std::string shape_string(const std::vector<std::int64_t>& shape);
 

@@ -63,6 +63,9 @@ double ulp_error(double y, const exact& r);
 
 // Herbie's bits of error: log2(1 + number of floats between y and RN(r)).
 double bits_of_error(float y, const exact& r);
+// Floats in their total order as integers, with +0 and -0 the same point:
+// |ordinal(a) - ordinal(b)| is the number of floats from a to b.
+std::int64_t ordinal(float x);
 // y == RN(r) (NaN matches NaN).
 bool correctly_rounded(float y, const exact& r);
 

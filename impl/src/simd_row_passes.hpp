@@ -1,9 +1,9 @@
-// Vector primitives of the `simd` and `openmp` kernels, compiled once per
-// instruction set by Google Highway and dispatched at run time
-// (simd_primitives.cpp; the column kernel in simd_column.cpp; the per-target
-// pieces both use in simd_exp-inl.h). Every row function works on a
-// contiguous piece of one softmax row ("chunk"); the row logic that combines
-// them is in simd_row.hpp.
+// The row passes of the `simd` and `openmp` kernels (max scan, sums of
+// exponentials, target masses, gradients), compiled once per instruction set
+// by Google Highway and dispatched at run time (simd_row_passes.cpp; the
+// per-target vector operations they share with the column kernel are in
+// simd_vector_ops-inl.h). Every pass works on a contiguous piece of one
+// softmax row ("chunk"); the row logic that combines them is in simd_row.hpp.
 //
 // Numerics (docs/design.md §3, `fast` tier):
 //  - e^{x - m} is computed in float32 with the rounding error of x - m carried
@@ -30,6 +30,10 @@ constexpr double kTinyRest = 0x1p-40;
 // between the max scan and the exponentials).
 constexpr std::int64_t kStatsBlock = 2048;
 
+// Float lanes of the widest vector of any target (AVX-512: 16; SVE: up to
+// 64): the size of per-lane buffers in code that is not compiled per target.
+constexpr std::int64_t kMaxLanes = 64;
+
 // Block-online statistics of a chunk: max M, ties = #{j : x_j = M},
 // rest = Σ_{x_j < M} e^{x_j - M} (terms below e^-86·M's scale dropped),
 // nan = a NaN was seen. An empty or all -inf chunk has max = -inf.
@@ -41,9 +45,9 @@ struct chunk_stats {
 };
 
 // Merges b into a (fixed order: a then b). Uses one float64 exp per merge.
-void merge(chunk_stats& a, const chunk_stats& b);
+void merge_chunk_stats(chunk_stats& a, const chunk_stats& b);
 
-chunk_stats stats(const float* x, std::int64_t n);
+chunk_stats scan_chunk(const float* x, std::int64_t n);
 
 // Σ_{x_j != M} e^{x_j - M} with float64 exp (the exact fallback for tiny rest).
 double rest_exact(const float* x, std::int64_t n, float M);
@@ -56,12 +60,12 @@ double weighted_gap(const float* x, const float* w, std::int64_t n, float M);
 void prob_sums(const float* x, const float* q, const float* w, std::int64_t n, float M,
                double omeps, double epsc, double* gap_sum, double* mass);
 
-// stats() that also writes e^{x_j - bm} of every element as v[j] + e[j] (0
+// scan_chunk() that also writes e^{x_j - bm} of every element as v[j] + e[j] (0
 // where x_j - bm < kLowest or x_j = -inf) and each 2048-float block's max bm
 // in bmax[block] (room for ceil(n / 2048)), for grad_stored.
-chunk_stats stats_store(const float* x, std::int64_t n, float* v, float* e, float* bmax);
+chunk_stats scan_chunk_store(const float* x, std::int64_t n, float* v, float* e, float* bmax);
 
-// g_j = a * e^{x_j - M} from stats_store's output (no second exponential):
+// g_j = a * e^{x_j - M} from scan_chunk_store's output (no second exponential):
 // a e^{bm - M} (v_j + e_j) in float32 with the factor split in two floats;
 // lanes with v_j = 0 give a signed zero, or float64 from x_j where the result
 // is subnormal but not negligible; |a| >= 2^100: float64 from x throughout.
@@ -81,7 +85,7 @@ struct mass_stats {
   double rest = 0.0;
   bool any = false;
 };
-void merge(mass_stats& a, const mass_stats& b);
+void merge_mass_stats(mass_stats& a, const mass_stats& b);
 mass_stats target_mass(const float* q, const float* w, std::int64_t n, double omeps, double epsc,
                        std::int64_t special, double special_b);
 
@@ -106,30 +110,6 @@ void grad_smoothed(const float* x, const float* w, const float* q, float* g, std
 // (the row code calls these so that both give the same bits).
 double log1p_f64(double x);
 double exp_f64(double x);
-
-// The (N, C, d...) layout, where consecutive positions of one class are
-// adjacent: up to column_lanes() positions at once, one per vector lane.
-// Index targets without label smoothing, C <= kColumnMaxClasses. Position
-// k < count has logits x[k + c*xs], target class target[k] (< 0: ignored:
-// loss 0 and a zero gradient row), weight[k] = w[target[k]] and gradient
-// scale scale[k]; writes loss[k] (as row_engine::row returns it) and, when
-// g != nullptr, g[k + c*gs]. Results are bitwise those of row_engine on the
-// same row: the same operations in the same order.
-constexpr std::int64_t kColumnMaxClasses = kStatsBlock;
-struct column_group {
-  const float* x = nullptr;
-  std::int64_t xs = 0;
-  std::int64_t classes = 0;
-  std::int64_t count = 0;
-  const std::int64_t* target = nullptr;
-  const double* weight = nullptr;
-  const double* scale = nullptr;
-  float* g = nullptr;
-  std::int64_t gs = 0;
-  double* loss = nullptr;
-};
-void column_rows(const column_group& group);
-std::int64_t column_lanes();
 
 // Name of the Highway target that dynamic dispatch currently selects.
 const char* active_target_name();

@@ -1,14 +1,14 @@
-// Per-target building blocks shared by the row kernel (simd_primitives.cpp)
+// Per-target building blocks shared by the row kernel (simd_row_passes.cpp)
 // and the column kernel (simd_column.cpp): the exponential with its carried
 // rounding errors, the float64 accumulation and its fixed combine order, the
 // block max scan. Both translation units include this inside Highway's
 // per-target loop (the -inl.h convention: re-included once per target), so a
 // row gets the same operations in either kernel.
-#if defined(XENT_SIMD_EXP_INL_H_) == defined(HWY_TARGET_TOGGLE)
-#ifdef XENT_SIMD_EXP_INL_H_
-#undef XENT_SIMD_EXP_INL_H_
+#if defined(XENT_SIMD_VECTOR_OPS_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef XENT_SIMD_VECTOR_OPS_INL_H_
+#undef XENT_SIMD_VECTOR_OPS_INL_H_
 #else
-#define XENT_SIMD_EXP_INL_H_
+#define XENT_SIMD_VECTOR_OPS_INL_H_
 #endif
 
 #include <bit>
@@ -19,7 +19,7 @@
 
 #include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
-#include "simd_primitives.hpp"
+#include "simd_row_passes.hpp"
 
 HWY_BEFORE_NAMESPACE();
 namespace xent {
@@ -124,8 +124,9 @@ HWY_INLINE double Combine(const double* p, std::int64_t n) {
   return s;
 }
 
-constexpr std::int64_t kPad = 64;  // >= lanes of any target
-constexpr std::int64_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);
+// Float lanes of this target's widest vector: the size of per-lane buffers.
+constexpr std::int64_t kTargetMaxLanes = HWY_MAX_BYTES / sizeof(float);
+static_assert(kTargetMaxLanes <= kMaxLanes);
 
 // Float64 accumulation of float lanes: lane j sums its values in order.
 #if HWY_TARGET == HWY_SCALAR
@@ -148,7 +149,7 @@ struct Acc {
   }
   HWY_INLINE double sum() const {
     const std::int64_t h = static_cast<std::int64_t>(hn::Lanes(DD()));
-    HWY_ALIGN double p[kPad];
+    HWY_ALIGN double p[kTargetMaxLanes];
     hn::Store(a, DD(), p);
     hn::Store(b, DD(), p + h);
     return Combine(p, 2 * h);
@@ -179,12 +180,11 @@ HWY_INLINE void ExpTerms(DF d, VF x, VF m, VF neg_m, Acc& acc, VF& errs, VF& val
 }
 
 constexpr std::int64_t kBlock = kStatsBlock;
-static_assert(kBlock == kColumnMaxClasses, "the column kernel mirrors a one-block row");
 
 // Loads n < lanes floats, the other lanes filled with `fill` (no read past the end).
 HWY_INLINE VF LoadPartial(DF d, const float* p, std::int64_t n, float fill) {
-  HWY_ALIGN float buf[kPad];
-  for (std::int64_t i = 0; i < kPad; ++i) buf[i] = fill;
+  HWY_ALIGN float buf[kTargetMaxLanes];
+  for (std::int64_t i = 0; i < kTargetMaxLanes; ++i) buf[i] = fill;
   std::memcpy(buf, p, static_cast<std::size_t>(n) * sizeof(float));
   return hn::Load(d, buf);
 }
@@ -267,4 +267,4 @@ HWY_INLINE float TinyProduct(double a, float v, float e) {
 }  // namespace xent
 HWY_AFTER_NAMESPACE();
 
-#endif  // XENT_SIMD_EXP_INL_H_
+#endif  // XENT_SIMD_VECTOR_OPS_INL_H_

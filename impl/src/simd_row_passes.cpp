@@ -1,6 +1,6 @@
-// Per-instruction-set row primitives (see simd_primitives.hpp for the
-// contract and the numerics; the shared exponential pieces are in
-// simd_exp-inl.h). Highway compiles the HWY_NAMESPACE part once per
+// Per-instruction-set row passes (see simd_row_passes.hpp for the
+// contract and the numerics; the vector operations shared with the column
+// kernel are in simd_vector_ops-inl.h). Highway compiles the HWY_NAMESPACE part once per
 // target (foreach_target.h re-includes this file) and HWY_DYNAMIC_DISPATCH picks
 // the best one this CPU supports, once per process (tests may force others).
 #include <algorithm>
@@ -9,16 +9,16 @@
 #include <cstdint>
 #include <cstring>
 
-#include "simd_primitives.hpp"
+#include "simd_row_passes.hpp"
 
 #undef HWY_TARGET_INCLUDE
-#define HWY_TARGET_INCLUDE "simd_primitives.cpp"
+#define HWY_TARGET_INCLUDE "simd_row_passes.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 
 #include "hwy/cache_control.h"
 #include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
-#include "simd_exp-inl.h"
+#include "simd_vector_ops-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace xent {
@@ -35,7 +35,7 @@ namespace hn = hwy::HWY_NAMESPACE;
 // where x - bm < kLowest or x = -inf; exactly 1 and 0 at the block max) and
 // each block's max bm (bmax[block]) for grad_stored.
 template <bool kStore>
-chunk_stats StatsT(const float* x, std::int64_t n, float* v, float* e, float* bmax) {
+chunk_stats ScanChunkT(const float* x, std::int64_t n, float* v, float* e, float* bmax) {
   const DF d;
   const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(d));
   const float ninf = -std::numeric_limits<float>::infinity();
@@ -64,7 +64,7 @@ chunk_stats StatsT(const float* x, std::int64_t n, float* v, float* e, float* bm
     chunk_stats b;
     b.max = bm;
     if (bm == std::numeric_limits<float>::infinity()) {
-      merge(total, b);  // the row is undefined; the row code checks max
+      merge_chunk_stats(total, b);  // the row is undefined; the row code checks max
       return total;
     }
     // Pass 2: Σ e^{x - bm} over x < bm, ties counted apart.
@@ -86,7 +86,7 @@ chunk_stats StatsT(const float* x, std::int64_t n, float* v, float* e, float* bm
           hn::StoreU(vv, d, v + start + i);
           hn::StoreU(ev, d, e + start + i);
         } else {
-          HWY_ALIGN float bv[kPad], be[kPad];
+          HWY_ALIGN float bv[kTargetMaxLanes], be[kTargetMaxLanes];
           hn::Store(vv, d, bv);
           hn::Store(ev, d, be);
           std::memcpy(v + start + i, bv, static_cast<std::size_t>(cnt) * sizeof(float));
@@ -107,15 +107,15 @@ chunk_stats StatsT(const float* x, std::int64_t n, float* v, float* e, float* bm
     if (i < len) step(LoadPartial(d, xb + i, len - i, ninf), i, len - i);
     b.rest = acc.sum() + SumF(d, errs);
     b.ties = static_cast<double>(ties);
-    merge(total, b);
+    merge_chunk_stats(total, b);
     cur = next;
   }
   return total;
 }
 
-chunk_stats StatsImpl(const float* x, std::int64_t n) { return StatsT<false>(x, n, nullptr, nullptr, nullptr); }
-chunk_stats StatsStoreImpl(const float* x, std::int64_t n, float* v, float* e, float* bmax) {
-  return StatsT<true>(x, n, v, e, bmax);
+chunk_stats ScanChunkImpl(const float* x, std::int64_t n) { return ScanChunkT<false>(x, n, nullptr, nullptr, nullptr); }
+chunk_stats ScanChunkStoreImpl(const float* x, std::int64_t n, float* v, float* e, float* bmax) {
+  return ScanChunkT<true>(x, n, v, e, bmax);
 }
 
 double RestExactImpl(const float* x, std::int64_t n, float M) { return RestExactF64(x, n, M); }
@@ -170,7 +170,7 @@ void ProbSumsImpl(const float* x, const float* q, const float* w, std::int64_t n
   *mass = sm;
 }
 
-// g_j = a e^{x_j - M} from StatsStoreImpl's v, e (= e^{x_j - bm} to about
+// g_j = a e^{x_j - M} from ScanChunkStoreImpl's v, e (= e^{x_j - bm} to about
 // 2^-25) and block maxima: a_b (v_j + e_j) with a_b = a e^{bm - M} per block
 // (exactly a in the block of the row max), no second exponential. Lanes with
 // v_j = 0 (x_j - bm below kLowest, or -inf) give a signed zero, or float64
@@ -214,10 +214,10 @@ void GradStoredImpl(const float* x, const float* v, const float* e, const float*
       const bool any_tiny = !hn::AllFalse(d, tiny);
       const bool patch = special >= j0 && special < j0 + cnt;
       if (HWY_UNLIKELY(any_small || any_tiny || patch)) {
-        HWY_ALIGN float buf[kPad];
+        HWY_ALIGN float buf[kTargetMaxLanes];
         hn::Store(gv, d, buf);
         if (any_tiny) {
-          HWY_ALIGN float tl[kPad], vl[kPad], el[kPad];
+          HWY_ALIGN float tl[kTargetMaxLanes], vl[kTargetMaxLanes], el[kTargetMaxLanes];
           hn::Store(hn::VecFromMask(d, tiny), d, tl);
           hn::Store(vv, d, vl);
           hn::Store(ev, d, el);
@@ -226,7 +226,7 @@ void GradStoredImpl(const float* x, const float* v, const float* e, const float*
         }
         if (any_small) {
           const VF s = hn::Sub(LoadPartial(d, x + j0, cnt, 0.0f), m);
-          HWY_ALIGN float sl[kPad];
+          HWY_ALIGN float sl[kTargetMaxLanes];
           hn::Store(hn::VecFromMask(d, hn::And(small, hn::Ge(s, vylow))), d, sl);
           for (std::int64_t k = 0; k < cnt; ++k)
             if (sl[k] != 0.0f) buf[k] = exact(x[j0 + k]);
@@ -245,7 +245,7 @@ void GradStoredImpl(const float* x, const float* v, const float* e, const float*
     if (i < len) {
       const std::int64_t cnt = len - i;
       const VF gv = compute(LoadPartial(d, v + start + i, cnt, 0.0f), LoadPartial(d, e + start + i, cnt, 0.0f), i, cnt);
-      HWY_ALIGN float buf[kPad];
+      HWY_ALIGN float buf[kTargetMaxLanes];
       hn::Store(gv, d, buf);
       std::memcpy(g + start + i, buf, static_cast<std::size_t>(cnt) * sizeof(float));
     }
@@ -253,7 +253,7 @@ void GradStoredImpl(const float* x, const float* v, const float* e, const float*
   if (nt) hwy::FlushStream();
 }
 
-// b_j of target_mass for lanes [i, i + N) (see simd_primitives.hpp).
+// b_j of target_mass for lanes [i, i + N) (see simd_row_passes.hpp).
 // operator() and one() must give the same bits for the same j: the gradient
 // takes mass_rest where b_j equals the largest b, and a lane and the tail
 // may see the same element (target_mass reads pieces shorter than 4 vectors
@@ -276,7 +276,7 @@ struct MassLanes {
                : hn::Set(dd, epsc);
     if (w) b = hn::Mul(b, hn::PromoteTo(dd, hn::LoadU(dfh, w + i)));
     if (HWY_UNLIKELY(special >= i && special < i + N)) {
-      HWY_ALIGN double buf[kPad];
+      HWY_ALIGN double buf[kTargetMaxLanes];
       hn::Store(b, dd, buf);
       buf[special - i] = special_b;
       b = hn::Load(dd, buf);
@@ -297,7 +297,7 @@ HWY_INLINE void MassAdd(mass_stats& s, double b) {
   one.total = b;
   one.max = b;
   one.any = true;
-  merge(s, one);
+  merge_mass_stats(s, one);
 }
 
 mass_stats TargetMassImpl(const float* q, const float* w, std::int64_t n, double omeps,
@@ -326,7 +326,7 @@ mass_stats TargetMassImpl(const float* q, const float* w, std::int64_t n, double
         tot[u] = hn::Add(tot[u], b);
       }
     }
-    HWY_ALIGN double bm[kPad], br[kPad], bt[kPad];
+    HWY_ALIGN double bm[kTargetMaxLanes], br[kTargetMaxLanes], bt[kTargetMaxLanes];
     for (int u = 0; u < 4; ++u) {
       hn::Store(mx[u], dd, bm);
       hn::Store(rest[u], dd, br);
@@ -337,7 +337,7 @@ mass_stats TargetMassImpl(const float* q, const float* w, std::int64_t n, double
         l.max = bm[k];
         l.rest = br[k];
         l.any = true;
-        merge(s, l);
+        merge_mass_stats(s, l);
       }
     }
   }
@@ -398,19 +398,19 @@ HWY_AFTER_NAMESPACE();
 namespace xent {
 namespace simd {
 
-HWY_EXPORT(StatsImpl);
+HWY_EXPORT(ScanChunkImpl);
 HWY_EXPORT(RestExactImpl);
 HWY_EXPORT(WeightedGapImpl);
 HWY_EXPORT(ProbSumsImpl);
 HWY_EXPORT(GradStoredImpl);
-HWY_EXPORT(StatsStoreImpl);
+HWY_EXPORT(ScanChunkStoreImpl);
 HWY_EXPORT(TargetMassImpl);
 HWY_EXPORT(GradSmoothedImpl);
 HWY_EXPORT(TargetImpl);
 HWY_EXPORT(Log1pF64Impl);
 HWY_EXPORT(ExpF64Impl);
 
-void merge(chunk_stats& a, const chunk_stats& b) {
+void merge_chunk_stats(chunk_stats& a, const chunk_stats& b) {
   a.nan = a.nan || b.nan;
   if (b.max == -std::numeric_limits<float>::infinity()) return;  // b contributes nothing
   if (a.max == -std::numeric_limits<float>::infinity()) {
@@ -433,7 +433,7 @@ void merge(chunk_stats& a, const chunk_stats& b) {
   }
 }
 
-chunk_stats stats(const float* x, std::int64_t n) { return HWY_DYNAMIC_DISPATCH(StatsImpl)(x, n); }
+chunk_stats scan_chunk(const float* x, std::int64_t n) { return HWY_DYNAMIC_DISPATCH(ScanChunkImpl)(x, n); }
 
 double rest_exact(const float* x, std::int64_t n, float M) {
   return HWY_DYNAMIC_DISPATCH(RestExactImpl)(x, n, M);
@@ -448,8 +448,8 @@ void prob_sums(const float* x, const float* q, const float* w, std::int64_t n, f
   HWY_DYNAMIC_DISPATCH(ProbSumsImpl)(x, q, w, n, M, omeps, epsc, gap_sum, mass);
 }
 
-chunk_stats stats_store(const float* x, std::int64_t n, float* v, float* e, float* bmax) {
-  return HWY_DYNAMIC_DISPATCH(StatsStoreImpl)(x, n, v, e, bmax);
+chunk_stats scan_chunk_store(const float* x, std::int64_t n, float* v, float* e, float* bmax) {
+  return HWY_DYNAMIC_DISPATCH(ScanChunkStoreImpl)(x, n, v, e, bmax);
 }
 
 void grad_stored(const float* x, const float* v, const float* e, const float* bmax, float* g,
@@ -457,7 +457,7 @@ void grad_stored(const float* x, const float* v, const float* e, const float* bm
   HWY_DYNAMIC_DISPATCH(GradStoredImpl)(x, v, e, bmax, g, n, M, a, special, special_value, stream);
 }
 
-void merge(mass_stats& a, const mass_stats& b) {
+void merge_mass_stats(mass_stats& a, const mass_stats& b) {
   if (!b.any) return;
   if (!a.any) {
     a = b;
