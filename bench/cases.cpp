@@ -2,7 +2,10 @@
 
 #include <omp.h>
 
+#include <hwy/targets.h>
+
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -12,12 +15,16 @@
 #include <stdexcept>
 
 #include "buffers.hpp"
+#include "compute_floor.hpp"
 #include "memory.hpp"
 #include "xent/poison.hpp"
 #include "xent/xent.hpp"
 
 #ifdef XENT_HAVE_TORCH
 #include "torch_peer.hpp"
+#endif
+#ifdef XENT_BENCH_HAVE_ONEDNN
+#include "onednn_implementation.hpp"
 #endif
 
 namespace xent_bench {
@@ -224,6 +231,12 @@ std::map<std::string, timings>& torch_times() {
   return m;
 }
 
+// oneDNN's runs (the `onednn` implementation), per "shape/mode/tN".
+std::map<std::string, timings>& onednn_times() {
+  static std::map<std::string, timings> m;
+  return m;
+}
+
 // Every case's runs, by name: the one-thread time is the base of the
 // thread-scaling counter.
 std::map<std::string, timings>& case_times() {
@@ -266,10 +279,14 @@ void measure(benchmark::State& st, const bench_case& c, Call&& call, Check&& che
     rec.done = true;
     try {
       roofline(c);  // run a missing probe now, not between timings
+      compute_floor(c.threads);
       const auto t0 = clock_type::now();
       auto measured_call = [&] {
         clear();
         xent::release_scratch();  // kept between calls: count it where it is allocated
+#ifdef XENT_BENCH_HAVE_ONEDNN
+        xent::peers::release_onednn_buffers();  // the same for oneDNN's P x C buffers
+#endif
         memory_window w;
 #ifdef XENT_HAVE_TORCH
         if (c.libtorch) torch_peer::reset_storage_peak();
@@ -308,6 +325,10 @@ void measure(benchmark::State& st, const bench_case& c, Call&& call, Check&& che
   st.counters["bytes_per_second"] = bytes / per_call;
   st.counters["items_per_second"] = elements / per_call;
   st.counters["roofline_fraction"] = bytes / per_call / roofline(c);
+  // The CE roofline in elements/s: the memory roofline or the compute floor,
+  // whichever is lower (compute_floor.hpp).
+  const double ce_roofline = std::min(roofline(c) / (bytes / elements), compute_floor(c.threads));
+  st.counters["ce_roofline_fraction"] = elements / per_call / ce_roofline;
   st.counters["peak_extra_bytes"] = static_cast<double>(rec.peak_extra);
   st.counters["extra_per_NxC"] = static_cast<double>(rec.peak_extra) / (4.0 * elements);
   const auto iterations = static_cast<std::int64_t>(st.iterations());
@@ -322,6 +343,13 @@ void measure(benchmark::State& st, const bench_case& c, Call&& call, Check&& che
     torch_times()[peer_key(c)].add(iterations, per_call);
   } else if (auto it = torch_times().find(peer_key(c)); it != torch_times().end()) {
     st.counters["vs_torch"] = it->second.median() / per_call;
+  }
+  // oneDNN runs every mode (in place included), so the key is the case's own.
+  const std::string own_key = c.shape.name + "/" + to_string(c.m) + "/t" + std::to_string(c.threads);
+  if (!c.libtorch && c.impl->name() == "onednn") {
+    onednn_times()[own_key].add(iterations, per_call);
+  } else if (auto it = onednn_times().find(own_key); it != onednn_times().end()) {
+    st.counters["vs_onednn"] = it->second.median() / per_call;
   }
 }
 
@@ -565,6 +593,30 @@ void run_probe(benchmark::State& st, probe_kind k, int threads) {
   // average under whatever else runs (a pass is tens of milliseconds).
   st.counters["best_bytes_per_second"] = best;
   record_probe(k, threads, best);
+}
+
+void run_floor_probe(benchmark::State& st, std::int64_t target, int threads) {
+  if (target) hwy::SetSupportedTargetsForTest(target);
+  double rate = 0.0;
+  for (auto _ : st) rate = compute_floor_pass(threads, 0.3);
+  if (target) hwy::SetSupportedTargetsForTest(0);
+  else record_floor(threads, rate);
+  st.counters["elements_per_second"] = rate;
+  st.counters["elements_per_second_per_thread"] = rate / threads;
+}
+
+std::vector<std::int64_t> floor_targets() {
+  std::vector<std::int64_t> v{0};
+  const auto all = hwy::SupportedAndGeneratedTargets();  // best first
+  for (std::size_t i = 1; i < all.size(); ++i) v.push_back(all[i]);
+  return v;
+}
+
+std::string floor_suffix(std::int64_t target) {
+  if (!target) return "";
+  std::string s = "_";
+  for (const char* c = hwy::TargetName(target); *c; ++c) s += static_cast<char>(std::tolower(static_cast<unsigned char>(*c)));
+  return s;
 }
 
 double calibrate(const xent::implementation& impl, bool grad) {

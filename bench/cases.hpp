@@ -60,6 +60,14 @@ struct bench_case {
 // measures peak extra memory once (untimed, also the warm-up), then times.
 void run_case(benchmark::State& state, const bench_case& c);
 void run_probe(benchmark::State& state, probe_kind k, int threads);
+// The compute floor (compute_floor.hpp) pinned to a Highway target (0: the
+// best one); elements_per_second. The best target's rate is recorded as the
+// floor of every case at that thread count.
+void run_floor_probe(benchmark::State& state, std::int64_t target, int threads);
+// 0 (the best target) and every other target this CPU supports; the name
+// suffix of each ("" for the best, "_avx2", ...).
+std::vector<std::int64_t> floor_targets();
+std::string floor_suffix(std::int64_t target);
 
 // Elements per second of one untimed call on a [256, 4096] problem, one
 // thread: used to keep the scalar kernels off shapes they would need minutes

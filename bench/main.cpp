@@ -1,12 +1,13 @@
 // xent_bench: every registered implementation next to LibTorch and the
 // machine's memory bandwidth, in one process (see bench/README.md).
 //
-//   xent_bench [--quick] [--no-torch] [Google Benchmark flags...]
+//   xent_bench [--quick] [--no-torch] [--no-onednn] [Google Benchmark flags...]
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -22,6 +23,9 @@
 #include "memory.hpp"
 #include "xent/build_info.hpp"
 #include "xent/xent.hpp"
+#ifdef XENT_BENCH_HAVE_ONEDNN
+#include "onednn_implementation.hpp"
+#endif
 
 #ifdef XENT_HAVE_TORCH
 #include "torch_peer.hpp"
@@ -37,20 +41,23 @@ namespace {
 struct settings {
   bool quick = false;
   bool torch = true;
+  bool onednn = true;
   int omp_max_threads = 1;  // at start, before any case sets its own count
   double busy_elsewhere = -1.0;
 };
 
-// Per-call time above which an implementation is treated as slow on a shape:
-// one thread, one iteration, one repetition, loss and fused modes only.
+// Per-call time above which an implementation at under a quarter of the
+// fastest one's rate is treated as slow on a shape: one thread, loss and
+// fused modes only.
 constexpr double slow_call_s = 0.25;
 // Above this a case is not run at all (listed in the context as skipped).
 constexpr double max_call_s = 20.0;
 
 void usage() {
-  std::cout << "xent_bench [--quick] [--no-torch] [Google Benchmark flags]\n"
+  std::cout << "xent_bench [--quick] [--no-torch] [--no-onednn] [Google Benchmark flags]\n"
                "  --quick     tiny shapes only (CI smoke, < 1 min); min time 0.1 s, 1 repetition\n"
                "  --no-torch  leave the LibTorch peer out\n"
+               "  --no-onednn leave the oneDNN peer (implementation onednn) out\n"
                "  default     all shapes of docs/design.md §6 (bench/shapes.txt), 3 repetitions (medians), min time 0.2 s\n"
                "  names       impl/shape/mode/tN, e.g. stable/n4096c32000/fwd/t2;\n"
                "              probe/{read,ntwrite,rmw}/tN for the bandwidth probes\n"
@@ -130,6 +137,11 @@ void add_context(const settings& s, const std::string& skipped) {
   AddCustomContext("reference", reference_implementation().name() +
                                     " (each output checked before timing; mismatch = skipped with error)");
   AddCustomContext("probe_buffer_bytes", std::to_string(probe_bytes));
+  AddCustomContext("compute_floor",
+                   "probe/floor/tN: max scan + value-only e^(x-m) (degree-5 polynomial, no carried error) + float "
+                   "sum on a 4096-logit L1-resident row per thread, best Highway target (probe/floor_<target>/tN: "
+                   "pinned); ce_roofline_fraction = items_per_second / min(roofline / bytes per element, floor at "
+                   "the same thread count)");
   AddCustomContext("roofline",
                    "fwd*: N*C*4 bytes vs read probe; fwdbwd: N*C*8 bytes vs 2/(1/read + 1/ntwrite); "
                    "fwdbwd_inplace: N*C*8 bytes vs rmw probe; probe value = its best single pass "
@@ -153,6 +165,13 @@ void add_context(const settings& s, const std::string& skipped) {
   AddCustomContext("libtorch", s.torch ? torch_peer::version() + "; " + torch_peer::parallel_info() : "disabled");
 #else
   AddCustomContext("libtorch", "not built");
+#endif
+#ifdef XENT_BENCH_HAVE_ONEDNN
+  AddCustomContext("onednn", s.onednn ? xent::peers::onednn_version() + " (implementation onednn; vs_onednn = its median "
+                                        "time / the case's, same shape, mode and threads)"
+                                      : "disabled");
+#else
+  AddCustomContext("onednn", "not built");
 #endif
 #ifdef XENT_BENCH_HAVE_HWY
   std::string targets;
@@ -233,6 +252,16 @@ std::string register_all(const settings& s) {
       benchmark::RegisterBenchmark(name.c_str(), [k, t](benchmark::State& st) { run_probe(st, k, t); })
           ->Unit(benchmark::kMillisecond);
     }
+  // The compute floor per thread count: probe/floor/tN on the best Highway
+  // target (the one the kernels dispatch to), probe/floor_<target>/tN pinned
+  // to each other one.
+  for (std::int64_t target : floor_targets())
+    for (int t : threads) {
+      const std::string name = "probe/floor" + floor_suffix(target) + "/t" + std::to_string(t);
+      benchmark::RegisterBenchmark(name.c_str(), [target, t](benchmark::State& st) { run_floor_probe(st, target, t); })
+          ->Unit(benchmark::kMillisecond)
+          ->Iterations(1);
+    }
 
   const std::vector<shape_plan> plan = read_shape_list(shape_list, s.quick ? "quick" : "default");
 
@@ -244,12 +273,21 @@ std::string register_all(const settings& s) {
   std::vector<impl_plan> impls;
   std::string skipped;
   auto note = [&](const std::string& what) { append(skipped, what, "; "); };
-  for (const xent::implementation* i : xent::implementations()) {
+  // Peers (oneDNN) first: every case of ours then finds their time for
+  // its vs_ counter.
+  std::vector<const xent::implementation*> registered = xent::implementations();
+  std::stable_partition(registered.begin(), registered.end(), [](const xent::implementation* i) { return i->peer(); });
+  for (const xent::implementation* i : registered) {
     if (!i->supported()) {
       note(i->name() + " (not supported by this CPU)");
       continue;
     }
     impls.push_back({i, calibrate(*i, false), calibrate(*i, true)});
+  }
+  double best_fwd = 0.0, best_fused = 0.0;
+  for (const impl_plan& ip : impls) {
+    best_fwd = std::max(best_fwd, ip.fwd_rate);
+    best_fused = std::max(best_fused, ip.fused_rate);
   }
 
   for (const shape_plan& p : plan) {
@@ -268,7 +306,12 @@ std::string register_all(const settings& s) {
       for (mode m : modes) {
         const double rate = writes_grad(m) ? ip.fused_rate : ip.fwd_rate;
         const double est = rate > 0.0 ? static_cast<double>(p.shape.elements()) / rate : 0.0;
-        const bool slow = est > slow_call_s;
+        // Slow is relative to the kernels under test, not an absolute time:
+        // on a slower host the fast kernels (and the peers) are still
+        // measured at every thread count on the LLM shapes; only those at
+        // less than a quarter of the fastest rate are cut down.
+        const double best = writes_grad(m) ? best_fused : best_fwd;
+        const bool slow = est > slow_call_s && rate < 0.25 * best;
         if (est > max_call_s || (slow && (m == mode::fwd_sum || m == mode::fwd_none || m == mode::fwdbwd_inplace))) {
           char secs[32];
           std::snprintf(secs, sizeof secs, " (~%.2f s per call)", est);
@@ -306,6 +349,7 @@ int main(int argc, char** argv) {
     const std::string_view a = argv[i];
     if (a == "--quick") s.quick = true;
     else if (a == "--no-torch") s.torch = false;
+    else if (a == "--no-onednn") s.onednn = false;
     else {
       if (a == "--help" || a == "-h") usage();
       args.emplace_back(a);
@@ -330,6 +374,9 @@ int main(int argc, char** argv) {
   if (s.busy_elsewhere > 0.25)
     std::cerr << "xent_bench: warning: other processes keep " << s.busy_elsewhere
               << " CPUs busy; multi-thread results will be distorted\n";
+#ifdef XENT_BENCH_HAVE_ONEDNN
+  if (s.onednn) xent::peers::register_onednn();
+#endif
   const std::string skipped = register_all(s);
   add_context(s, skipped);
   auto display = make_reporter(flag_value(args, "--benchmark_format", "console"), true, args);

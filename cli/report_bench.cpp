@@ -135,7 +135,9 @@ bench_data read_bench(const std::string& path) {
     std::tie(p.classes, p.elements) = parse_shape(p.shape);
     p.bytes_per_second = number(b, "bytes_per_second");
     p.roofline_fraction = number(b, "roofline_fraction");
+    p.ce_roofline_fraction = number(b, "ce_roofline_fraction");
     p.vs_torch = number(b, "vs_torch");
+    p.vs_onednn = number(b, "vs_onednn");
     p.vs_t1 = number(b, "vs_t1");
     if (!std::isnan(p.bytes_per_second)) d.points.push_back(p);
   }

@@ -19,7 +19,8 @@ struct bench_point {
   int threads = 1;
   std::int64_t classes = 0, elements = 0;
   double bytes_per_second = 0.0;
-  double roofline_fraction = 0.0, vs_torch = 0.0, vs_t1 = 0.0;  // NaN when absent
+  double roofline_fraction = 0.0, ce_roofline_fraction = 0.0, vs_torch = 0.0, vs_onednn = 0.0,
+         vs_t1 = 0.0;  // NaN when absent
 };
 
 struct bench_data {

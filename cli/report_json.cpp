@@ -47,7 +47,9 @@ json bench_json(const bench_data& b) {
                    {"classes", p.classes},
                    {"bytes_per_second", json_number(p.bytes_per_second)},
                    {"roofline_fraction", json_number(p.roofline_fraction)},
+                   {"ce_roofline_fraction", json_number(p.ce_roofline_fraction)},
                    {"vs_torch", json_number(p.vs_torch)},
+                   {"vs_onednn", json_number(p.vs_onednn)},
                    {"vs_t1", json_number(p.vs_t1)}});
   j["results"] = pts;
   return j;

@@ -40,20 +40,27 @@ void headline(std::ostringstream& md, const report_data& d) {
         "domain (cells outside it, †, are in the details); **bold**: above the tier's bound. ";
   if (!shape.empty())
     md << "Throughput: `" << shape << "` loss (`fwd`, mean) with " << t << " thread(s), as GB/s, as a fraction of "
-       << "the read-bandwidth probe measured in the same run, and as a speed-up over LibTorch"
+       << "the read-bandwidth probe measured in the same run, as a fraction of the CE roofline (the lower of that "
+       << "probe and the compute floor: max scan, value-only exp, float sum on L1-resident rows, bench/README.md), "
+       << "and as a speed-up over LibTorch and over oneDNN"
        << (shape != "n4096c32000" ? " (the quick set has no `n4096c32000`: its largest shape stands in)" : "")
        << ".\n\n";
   else
     md << "Throughput: " << (d.bench.note.empty() ? "not measured (--no-bench)" : d.bench.note) << ".\n\n";
-  md << "| implementation | tier | loss | grad target | grad other | mean | sum | † cells | GB/s | of probe | vs LibTorch |\n"
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n";
+  md << "| implementation | tier | loss | grad target | grad other | mean | sum | † cells | GB/s | of probe | of CE roofline | "
+        "vs LibTorch | vs oneDNN |\n"
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n";
   auto perf = [&](const std::string& impl) {
     // The registry's LibTorch peer is "torch"; the benchmark calls it "libtorch".
     const std::string name = impl == "torch" ? "libtorch" : impl;
     const bench_point* p = shape.empty() ? nullptr : d.bench.find(name, shape, "fwd", t);
-    if (!p) return std::string("— | — | —");
+    if (!p) return std::string("— | — | — | — | —");
+    auto ratio = [](bool self, double v) {
+      return self ? std::string("1") : std::isnan(v) ? std::string("—") : fmt(v, "%.2fx");
+    };
     return fmt(p->bytes_per_second / 1e9, "%.2f") + " | " + fmt(p->roofline_fraction, "%.2f") + " | " +
-           (name == "libtorch" ? std::string("1") : std::isnan(p->vs_torch) ? std::string("—") : fmt(p->vs_torch, "%.2fx"));
+           (std::isnan(p->ce_roofline_fraction) ? std::string("—") : fmt(p->ce_roofline_fraction, "%.2f")) + " | " +
+           ratio(name == "libtorch", p->vs_torch) + " | " + ratio(name == "onednn", p->vs_onednn);
   };
   for (const std::string& impl : impl_names(d.sweep)) {
     std::string tier;

@@ -205,6 +205,8 @@ void register_onednn() {
   register_implementation(std::make_unique<onednn_implementation>());
 }
 
+void release_onednn_buffers() { scratch() = buffers{}; }
+
 std::string onednn_version() {
   const dnnl_version_t* v = dnnl_version();
   return std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);

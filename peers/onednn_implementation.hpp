@@ -11,6 +11,11 @@ namespace xent::peers {
 // xent::onednn_peer target exists (XENT_WITH_ONEDNN=ON and oneDNN found).
 void register_onednn();
 
+// Frees the calling thread's buffers (the log-probabilities and copies kept
+// between calls, as a user of oneDNN would keep them), so that a benchmark
+// counts them in the memory of the call that allocates them again.
+void release_onednn_buffers();
+
 // "2.6.3": the oneDNN library loaded at run time.
 std::string onednn_version();
 
