@@ -66,7 +66,14 @@ held_view to_view(const py::handle& obj, const std::string& name, bool writable)
       throw py::type_error(name + ": a PyCapsule that is not an unconsumed DLPack tensor (\"dltensor\")");
     auto* managed = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(obj.ptr(), "dltensor"));
     if (!managed) throw py::error_already_set();
-    return {xent::from_dlpack(managed->dl_tensor), py::reinterpret_borrow<py::object>(obj)};
+    try {
+      return {xent::from_dlpack(managed->dl_tensor), py::reinterpret_borrow<py::object>(obj)};
+    } catch (const xent::error& e) {  // name the argument: "logits: DLPack dtype ..."
+      std::string m = name;
+      m += ": ";
+      m += e.what();
+      throw xent::error(name, m);
+    }
   }
   if (py::isinstance<py::array>(obj)) {
     auto a = py::reinterpret_borrow<py::array>(obj);

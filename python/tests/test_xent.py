@@ -134,6 +134,26 @@ class AgreementWithTorch(unittest.TestCase):
                     self.assertEqual(xa.grad.shape, x.shape)
                     torch.testing.assert_close(xa.grad.double(), xb.grad, rtol=RTOL, atol=ATOL)
 
+    def test_edge_cases(self):
+        cases = [
+            (torch.zeros(0, 5), torch.zeros(0, dtype=torch.long)),  # empty batch: mean NaN, sum 0
+            (logits(5), torch.tensor(2)),  # unbatched (C) with a 0-d target
+            (logits(5), prob_target((5,))),  # unbatched probabilities
+            (logits(3, 4), torch.full((3,), -100)),  # every target ignored: mean NaN, gradient 0
+        ]
+        for x, t in cases:
+            for reduction in ["none", "mean", "sum"]:
+                with self.subTest(shape=tuple(x.shape), target=tuple(t.shape), reduction=reduction):
+                    xa = x.clone().requires_grad_()
+                    got = xent.cross_entropy(xa, t, reduction=reduction)
+                    xb = x.double().requires_grad_()
+                    want = F.cross_entropy(xb, t.double() if t.is_floating_point() else t, reduction=reduction)
+                    self.assertEqual(got.shape, want.shape)
+                    torch.testing.assert_close(got.double(), want.detach(), rtol=RTOL, atol=ATOL, equal_nan=True)
+                    got.sum().backward()
+                    want.sum().backward()
+                    torch.testing.assert_close(xa.grad.double(), xb.grad, rtol=RTOL, atol=ATOL, equal_nan=True)
+
     def test_upstream_one_returns_the_fused_gradient(self):
         x = logits(6, 9).requires_grad_()
         t = index_target((6,), 9)
@@ -278,6 +298,8 @@ class Errors(unittest.TestCase):
         self.raises_value_error("float32", xent.cross_entropy, torch.zeros(2, 5, dtype=torch.float64), t)
         self.raises_value_error("int64", xent.cross_entropy, torch.zeros(2, 5), t.int())
         self.raises_value_error("float16", xent.cross_entropy, np.zeros((2, 5), np.float16), t.numpy())
+        e = self.raises_value_error("logits: DLPack dtype", xent.cross_entropy, torch.zeros(2, 5).half(), t)
+        self.assertEqual(e.argument, "logits")
         out, grad = torch.full((), 42.0), torch.full((2, 5), 42.0)
         self.raises_value_error("float32", xent.cross_entropy_into, torch.zeros(2, 5), t,
                                 out.double(), grad)
@@ -312,6 +334,13 @@ class Errors(unittest.TestCase):
             xent.cross_entropy([[0.0, 1.0]], [1])
         with self.assertRaises(TypeError):
             xent.cross_entropy(torch.zeros(2, 3), torch.tensor([0, 1]), reduction=None)
+
+    def test_weight_requiring_grad(self):
+        x = logits(2, 3).requires_grad_()
+        w = torch.ones(3, requires_grad=True)
+        loss = xent.cross_entropy(x, torch.tensor([0, 2]), weight=w)
+        with self.assertRaisesRegex(RuntimeError, "not differentiable with respect to argument 'weight'"):
+            loss.backward()
 
     def test_target_requiring_grad(self):
         x = logits(2, 3).requires_grad_()

@@ -135,8 +135,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     case of ``loss.backward()``, else with one float32 multiplication); none
     computes the loss only, and backward calls the fused kernel again with the
     per-position upstream gradient, so each gradient entry is rounded once.
-    The gradient flows to ``input`` only (not to ``weight``, not to
-    probability targets: a target that requires grad is an error).
+    The gradient flows to ``input`` only: a target that requires grad is an
+    error, and so is (in backward, as in PyTorch) a weight that requires grad.
     """
     _check_reduction(reduction)
     if is_torch(input):

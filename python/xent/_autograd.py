@@ -43,6 +43,9 @@ class CrossEntropyFunction(torch.autograd.Function):
         from . import _empty, _empty_grad, _loss_shape
 
         ignore_index, reduction, label_smoothing, impl = ctx.options
+        if ctx.needs_input_grad[2]:  # PyTorch's own answer for a weight that requires grad
+            raise RuntimeError("xent.cross_entropy is not differentiable with respect to argument 'weight'. "
+                               "This input cannot have requires_grad True.")
         if reduction == "none":
             input, target, weight = ctx.saved_tensors
             grad = _empty_grad(input)
