@@ -18,6 +18,7 @@ import numpy as np
 
 from . import _xent
 from ._convert import as_arg, is_torch, torch_module
+from ._verify import Failure, Verdict, verify
 
 Error = _xent.Error
 
@@ -32,6 +33,9 @@ __all__ = [
     "default_implementation",
     "reference",
     "ulp_error",
+    "verify",
+    "Verdict",
+    "Failure",
     "nn",
 ]
 
