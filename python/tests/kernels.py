@@ -38,3 +38,11 @@ def xent_stable(input, target, **options):
     import xent
 
     return xent.cross_entropy(input, target, impl="stable", **options)
+
+
+def hangs_on_nan(input, target, **options):
+    """Correct, except that it never returns when a logit is NaN."""
+    if input.numel() and torch.isnan(input.detach()).any().item():
+        while True:
+            pass
+    return F.cross_entropy(input, target, **options)

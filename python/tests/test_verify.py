@@ -57,6 +57,23 @@ class Verify(unittest.TestCase):
         self.assertFalse(v.accepted)
         self.assertEqual([f.status.split()[0] for f in v.failures], ["CRASH"], v.output)
 
+    def test_hang_reported_not_fatal(self):
+        v = xent.verify("kernels:hangs_on_nan", properties=["special_values_follow_pytorch"],
+                        **{**QUICK, "timeout": 10})
+        self.assertFalse(v.accepted)
+        self.assertEqual(len(v.failures), 1, v.output)
+        self.assertIn("hung: killed after 10 s", v.failures[0].status)
+
+    def test_command_line(self):
+        import subprocess
+
+        r = subprocess.run([sys.executable, "-m", "xent", "verify", "kernels:no_max_shift", "--property",
+                            "loss_within_tier", "--scale", "0.2", "--no-sweep"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("Verdict for no_max_shift: REJECTED", r.stdout)
+        r = subprocess.run([sys.executable, "-m", "xent", "verify", "no_colon"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+
     def test_not_importable(self):
         with self.assertRaises(ValueError):
             xent.verify(lambda x, t, **kw: x.sum())

@@ -23,6 +23,8 @@ the string ``'module:function'``.
 
 import os
 import re
+import select
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -148,14 +150,39 @@ def verify(fn, tier="standard", properties=None, seed=None, scale=1.0, timeout=N
         OMP_NUM_THREADS="1",
     )
     lines = []
-    with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True,
-                          errors="replace") as proc:
-        for line in proc.stdout:
-            lines.append(line)
-            if not quiet:
-                sys.stdout.write(line)
-                sys.stdout.flush()
+
+    def emit(text):
+        lines.append(text)
+        if not quiet:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+
+    # Its own session: a process that `xent verify` leaves behind (a call
+    # isolated in a grandchild that hangs, outliving the property's child
+    # killed at the timeout) would hold the output pipe open; when the
+    # command itself has ended, its process group is killed.
+    with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                          start_new_session=True) as proc:
+        fd = proc.stdout.fileno()
+        pending = b""
+        while True:
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            chunk = os.read(fd, 65536) if ready else b""
+            if ready and not chunk:
+                break  # every writer has closed the pipe
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            for line in complete:
+                emit(line.decode(errors="replace") + "\n")
+            if not ready and proc.poll() is not None:
+                break  # the command has ended; only leftovers hold the pipe
+        if pending:
+            emit(pending.decode(errors="replace"))
         rc = proc.wait()
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
     output = "".join(lines)
     summary, failures = _parse(output)
     if not summary:
