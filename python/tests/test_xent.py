@@ -161,6 +161,28 @@ class AgreementWithTorch(unittest.TestCase):
         _, g = xent.cross_entropy_forward_backward(x.detach(), t, impl="stable")
         self.assertTrue(torch.equal(x.grad, g))
 
+    def test_upstream_gradient_rounded_once(self):
+        # loss * u backward equals the kernel's gradient with upstream u, bit for bit.
+        x = logits(6, 9, seed=3)
+        t = index_target((6,), 9)
+        w = torch.linspace(0.2, 1.6, 9)
+        u = torch.tensor(0.90326798)
+        for impl in OURS:
+            for reduction in ["mean", "sum"]:
+                xa = x.clone().requires_grad_()
+                (xent.cross_entropy(xa, t, weight=w, reduction=reduction, impl=impl) * u).backward()
+                _, g = xent.cross_entropy_forward_backward(x, t, weight=w, reduction=reduction, upstream=u,
+                                                           impl=impl)
+                self.assertTrue(torch.equal(xa.grad, g), (impl, reduction))
+
+    def test_numpy_target_with_torch_input(self):
+        x = logits(4, 5).requires_grad_()
+        t = index_target((4,), 5)
+        loss = xent.cross_entropy(x, t.numpy(), weight=np.linspace(1, 2, 5, dtype=np.float32))
+        self.assertIsInstance(loss, torch.Tensor)
+        loss.backward()
+        self.assertEqual(x.grad.shape, x.shape)
+
     def test_module(self):
         x = logits(4, 6, 3).requires_grad_()
         t = index_target((4, 3), 6)

@@ -134,11 +134,11 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     ``impl`` names a registered implementation (``xent.implementations()``;
     None: ``xent.default_implementation()``). For a torch input that requires
     grad (with grad mode on) the result carries a ``grad_fn``: mean and sum
-    compute the loss and the gradient in one fused call and backward scales
-    the saved gradient by the upstream gradient (exactly when it is 1, the
-    case of ``loss.backward()``, else with one float32 multiplication); none
-    computes the loss only, and backward calls the fused kernel again with the
-    per-position upstream gradient, so each gradient entry is rounded once.
+    compute the loss and the gradient in one fused call, and backward returns
+    that gradient when the upstream gradient is 1 (``loss.backward()``); for
+    any other upstream gradient, and for none (loss only in forward),
+    backward calls the fused kernel again with the upstream gradient, so
+    each gradient entry is rounded once, as the kernel's tier promises.
     The gradient flows to ``input`` only: a target that requires grad is an
     error, and so is (in backward, as in PyTorch) a weight that requires grad.
     """
@@ -153,6 +153,11 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
                     "xent.cross_entropy: the gradient with respect to the target is not implemented "
                     "(detach the target)"
                 )
+            # Tensors for save_for_backward (from_numpy shares the memory).
+            if not is_torch(target):
+                target = torch.as_tensor(target)
+            if weight is not None and not is_torch(weight):
+                weight = torch.as_tensor(weight)
             return CrossEntropyFunction.apply(input, target, weight, int(ignore_index), reduction,
                                               float(label_smoothing), impl)
     return _loss_only(input, target, weight, ignore_index, reduction, label_smoothing, impl)
