@@ -149,7 +149,19 @@ extern "C" __attribute__((visibility("default"))) const xent_plugin* xent_plugin
     d += env("XENT_PYTHON_FUNCTION", "(XENT_PYTHON_FUNCTION unset)");
     return d;
   }();
-  static const xent_plugin p = {XENT_PLUGIN_ABI_VERSION, sizeof(xent_plugin), name.c_str(), description.c_str(),
-                                tier_of(env("XENT_PYTHON_TIER", "standard")), 1, &forward, &forward_backward};
+  // Fields assigned by name over a zeroed descriptor: fields appended to the
+  // ABI later (declared capabilities) stay 0, "no declaration".
+  static const xent_plugin p = [] {
+    xent_plugin d{};
+    d.abi_version = XENT_PLUGIN_ABI_VERSION;
+    d.struct_size = sizeof(xent_plugin);
+    d.name = name.c_str();
+    d.description = description.c_str();
+    d.tier = tier_of(env("XENT_PYTHON_TIER", "standard"));
+    d.thread_count_independent = 1;
+    d.forward = &forward;
+    d.forward_backward = &forward_backward;
+    return d;
+  }();
   return &p;
 }
