@@ -464,7 +464,9 @@ TEST_F(cli, check_impl_sets) {
     ASSERT_EQ(one.status, 0) << name << ": " << one.err;
     const json oj = json::parse(one.out).at("implementations").at(name);
     EXPECT_EQ(oj.at("origin"), i.at("kind") == "peer" ? "peer" : "implementation") << name;
-    EXPECT_NEAR(oj.at("loss").get<double>(), std::log(5.0), 1e-6) << name;
+    // Ours within float32 rounding; a peer within its own accuracy (oneDNN's
+    // logsoftmax is off by ~3e-6 here).
+    EXPECT_NEAR(oj.at("loss").get<double>(), std::log(5.0), i.at("kind") == "peer" ? 1e-5 : 1e-6) << name;
     EXPECT_EQ(i.at("in_check_default").get<bool>(),
               i.at("kind") == "ours" && (i.at("tier") == "accurate" || i.at("tier") == "fast"))
         << name;

@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <cassert>  // rapidcheck/detail/Variant.hpp uses assert without it
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -154,6 +155,10 @@ child_result in_child(const std::function<std::vector<std::string>()>& work, boo
   const pid_t pid = fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
+    // Its own process group, so that a hang kills what it forked too (the
+    // plug-in loader's per-call children); and it dies with us (Ctrl-C).
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     close(fds[0]);
     std::string out;
     for (const auto& f : guarded()) put(out, f);
@@ -167,6 +172,7 @@ child_result in_child(const std::function<std::vector<std::string>()>& work, boo
     std::fflush(nullptr);
     _exit(0);  // no static destructors (LibTorch's, the registry's) in the child
   }
+  setpgid(pid, pid);  // also here: whichever runs first
   close(fds[1]);
   std::string in;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
@@ -189,7 +195,7 @@ child_result in_child(const std::function<std::vector<std::string>()>& work, boo
     in.append(buf, static_cast<std::size_t>(n));
   }
   close(fds[0]);
-  if (hung) kill(pid, SIGKILL);
+  if (hung) kill(-pid, SIGKILL);  // the group: the child and anything it forked
   int st = 0;
   while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
   }

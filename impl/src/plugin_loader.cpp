@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -268,7 +269,9 @@ class plugin_implementation final : public implementation {
     }
     if (pid == 0) {
       // Child: the write end stays open until we exit (normally or not), so
-      // the parent sees the pipe close exactly when this process ends.
+      // the parent sees the pipe close exactly when this process ends. It
+      // dies with its parent (a verify child killed on a timeout).
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
       close(fds[0]);
       h->status = invoke(p, with_grad, h->message);
       h->returned = 1;
