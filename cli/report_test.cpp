@@ -143,20 +143,28 @@ TEST(report_output, bench_json_feeds_the_headline_and_the_plots) {
   const std::string bench = write("bench.json", R"({"context": {"libtorch": "1.13.1"}, "benchmarks": [
     {"name": "probe/read/t2", "run_type": "iteration", "bytes_per_second": 1.8e10},
     {"name": "libtorch/n4096c32000/fwd/t2", "run_type": "iteration", "bytes_per_second": 2.1e9, "roofline_fraction": 0.117},
-    {"name": "stable/n4096c32000/fwd/t2", "run_type": "iteration", "bytes_per_second": 9.0e9, "roofline_fraction": 0.5, "vs_torch": 4.29},
+    {"name": "stable/n4096c32000/fwd/t2", "run_type": "iteration", "bytes_per_second": 9.0e9, "roofline_fraction": 0.5, "ce_roofline_fraction": 0.61, "vs_torch": 4.29, "vs_onednn": 1.75},
     {"name": "stable/n4096c32000/fwd/t1", "run_type": "iteration", "bytes_per_second": 5.0e9, "roofline_fraction": 0.5, "vs_torch": 2.5},
     {"name": "stable/n8192c1000/fwd/t2", "run_type": "iteration", "bytes_per_second": 8.0e9, "roofline_fraction": 0.44}]})");
   const std::string out = (temp_dir() / "bench").string();
   const auto r = run("report --quiet --no-examples --filter n512c10_normal_s1 --impl stable --bench-json " + bench + " --out " + out);
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_TRUE(has(r.out, "`n4096c32000` loss (`fwd`, mean) with 2 thread(s)")) << r.out;
-  EXPECT_TRUE(has(r.out, "| 9.00 | 0.50 | 4.29x |")) << r.out;
+  EXPECT_TRUE(has(r.out, "| 9.00 | 0.50 | 0.61 | 4.29x | 1.75x |")) << r.out;
   EXPECT_TRUE(has(r.out, "| libtorch |")) << r.out;
   EXPECT_TRUE(has(r.out, "## Context")) << r.out;
   EXPECT_TRUE(has(r.out, "| git revision |")) << r.out;
   std::ifstream js(out + "/report.json");
   const json j = json::parse(js);
   EXPECT_EQ(j.at("benchmarks").at("headline_shape"), "n4096c32000");
+  bool found = false;
+  for (const auto& p : j.at("benchmarks").at("results"))
+    if (p.at("impl") == "stable" && p.at("shape") == "n4096c32000" && p.at("threads") == 2) {
+      found = true;
+      EXPECT_EQ(p.at("ce_roofline_fraction"), 0.61);
+      EXPECT_EQ(p.at("vs_onednn"), 1.75);
+    }
+  EXPECT_TRUE(found);
   EXPECT_TRUE(j.at("context").contains("CPU"));
   if (std::system("command -v gnuplot >/dev/null 2>&1") == 0) {
     for (const char* f : {"accuracy_vs_scale.svg", "bandwidth_vs_classes.svg", "thread_scaling.svg"}) {

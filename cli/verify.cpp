@@ -15,10 +15,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <random>
 #include <sstream>
@@ -44,6 +46,9 @@ CLI::App* add_verify_command(CLI::App& app, verify_args& a) {
       "Run the property suite and an accuracy sweep on a plug-in kernel (xent/plugin.h) or a registered "
       "implementation; exit 0 only when every property of its tier holds");
   c->add_option("--plugin", a.plugins, "shared library implementing xent/plugin.h (repeatable)");
+  c->add_option("--python", a.python,
+                "a Python function with F.cross_entropy's signature, as module:function (importable from the "
+                "current directory or PYTHONPATH); needs the Python module of this build (python/)");
   c->add_option("--impl", a.impls,
                 "registered implementations to verify instead, comma-separated (see xent list; e.g. torch, stable)")
       ->delimiter(',');
@@ -618,8 +623,47 @@ bool verify_one(const implementation& impl, const std::string& target_args, cons
 
 }  // namespace
 
-int run_verify(const verify_args& a) {
-  if (a.plugins.empty() && a.impls.empty()) throw error("verify", "nothing to verify: give --plugin PATH or --impl NAME");
+namespace {
+
+// --python module:function is the Python module's plug-in
+// (python/src/python_plugin.cpp) told which function to call: it imports it
+// in each isolated child. Returns the plug-in's path.
+std::string python_plugin(const std::string& spec, const std::string& tier_name) {
+  const auto colon = spec.find(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == spec.size())
+    throw error("--python", "expected module:function, got '" + spec + "'");
+  std::error_code ec;
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  const std::filesystem::path dir = self.parent_path().parent_path() / "python";
+  const std::filesystem::path plugin = dir / "xent" / "libxent_python_plugin.so";
+  if (ec || !std::filesystem::exists(plugin))
+    throw error("--python", "this build has no Python module (" + plugin.string() +
+                            " missing: configure with XENT_WITH_PYTHON=ON, pybind11-dev and python3-dev installed)");
+  std::string name;
+  for (char c : spec.substr(colon + 1))
+    name += std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(static_cast<unsigned char>(c))) : '_';
+  std::string path = std::filesystem::current_path().string();
+  path += ":";
+  path += dir.string();
+  if (const char* old = std::getenv("PYTHONPATH"); old && *old) {
+    path += ":";
+    path += old;
+  }
+  setenv("XENT_PYTHON_FUNCTION", spec.c_str(), 1);
+  setenv("XENT_PYTHON_NAME", name.c_str(), 1);
+  setenv("XENT_PYTHON_TIER", tier_name.empty() ? "standard" : tier_name.c_str(), 1);
+  setenv("PYTHONPATH", path.c_str(), 1);
+  setenv("OMP_NUM_THREADS", "1", 1);
+  return plugin.string();
+}
+
+}  // namespace
+
+int run_verify(const verify_args& a_in) {
+  verify_args a = a_in;
+  if (!a.python.empty()) a.plugins.push_back(python_plugin(a.python, a.tier));
+  if (a.plugins.empty() && a.impls.empty())
+    throw error("verify", "nothing to verify: give --plugin PATH, --python module:function or --impl NAME");
   // A pinned seed unless the caller set RC_PARAMS (e.g. a reproduce line).
   if (const char* e = std::getenv("RC_PARAMS"); !e || !*e)
     setenv("RC_PARAMS", ("seed=" + std::to_string(a.seed)).c_str(), 1);

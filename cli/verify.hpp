@@ -21,6 +21,7 @@ namespace xent::cli {
 struct verify_args {
   std::vector<std::string> plugins;  // --plugin (repeatable)
   std::vector<std::string> impls;    // --impl: registered implementations (e.g. torch, stable)
+  std::string python;                // --python module:function (through the Python module's plug-in)
   std::string tier;                  // --tier: judge as if it declared this tier
   std::vector<std::string> only;     // --property: run only these (name or suite/name)
   double scale = 1.0;                // --scale: multiplies every property's case budget

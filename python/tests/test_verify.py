@@ -77,6 +77,21 @@ class Verify(unittest.TestCase):
         r = subprocess.run([sys.executable, "-m", "xent", "verify", "no_colon"], capture_output=True, text=True)
         self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
 
+    def test_xent_verify_python_option(self):
+        # The C++ command's --python: the same plug-in, from any directory
+        # where the module is importable (here the tests' own).
+        import subprocess
+
+        from xent._verify import _command
+
+        r = subprocess.run([_command(), "verify", "--python", "kernels:no_max_shift", "--property", "loss_within_tier",
+                            "--scale", "0.2", "--no-sweep"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("Verdict for no_max_shift: REJECTED", r.stdout)
+        r = subprocess.run([_command(), "verify", "--python", "no_colon"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("expected module:function", r.stderr)
+
     def test_not_importable(self):
         with self.assertRaises(ValueError):
             xent.verify(lambda x, t, **kw: x.sum())
