@@ -619,10 +619,21 @@ TEST_F(cli, verify_separates_known_peer_deviations) {
             std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find("REJECTED at tier standard — 1 failure, a known PyTorch deviation"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("known deviations: PyTorch's"), std::string::npos) << r.out;
+  // The counterexample stays beside the reason: the evidence that it is still the documented deviation.
+  EXPECT_NE(r.out.find("Replay:"), std::string::npos) << r.out;
   // Judged at another tier, the list does not apply: every failure is new.
-  const auto t = run("verify --impl torch --tier standard --property loss_nonnegative --no-sweep");
+  const auto t = run("verify --impl torch --tier naive --property loss_nonnegative --no-sweep");
   EXPECT_EQ(t.status, 1);
   EXPECT_EQ(t.out.find("known PyTorch deviation"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("none apply (PyTorch's were measured at tier standard)"), std::string::npos) << t.out;
+  // Its own tier given explicitly changes nothing; --known-deviations none counts every failure as new.
+  const auto same = run("verify --impl torch --tier standard --property loss_nonnegative --no-sweep");
+  EXPECT_NE(same.out.find("1 failure, a known PyTorch deviation"), std::string::npos) << same.out;
+  const auto none = run("verify --impl torch --known-deviations none --property loss_nonnegative --no-sweep");
+  EXPECT_EQ(none.status, 1);
+  EXPECT_EQ(none.out.find("known PyTorch deviation"), std::string::npos) << none.out;
+  EXPECT_NE(none.out.find("failed: metamorphic_props/loss_nonnegative"), std::string::npos) << none.out;
 }
 
 TEST_F(cli, help_exits_0) {

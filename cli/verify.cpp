@@ -64,6 +64,11 @@ CLI::App* add_verify_command(CLI::App& app, verify_args& a) {
   c->add_flag("!--no-sweep", a.sweep, "skip the accuracy sweep");
   c->add_flag("!--no-fork", a.fork, "run in this process (a crashing kernel then kills xent)");
   c->add_flag("--verbose", a.verbose, "print the worst errors of passing properties too");
+  c->add_option("--known-deviations", a.known_deviations,
+                "count this peer's documented deviations (peers/known_deviations.hpp) as known, not new: torch "
+                "(e.g. for a wrapper of F.cross_entropy), or none. Default: torch for --impl torch and for "
+                "--python torch.nn.functional:cross_entropy, none otherwise; only at that peer's tier")
+      ->check(CLI::IsMember({"torch", "none"}));
   return c;
 }
 
@@ -491,16 +496,25 @@ bool selected(const property& p, const std::vector<std::string>& only) {
   return false;
 }
 
+// `deviations`: whose documented deviations (peers/known_deviations.hpp)
+// count as known ("" for none). They hold at the tier they were measured at:
+// judged at another, every failure counts as new.
 bool verify_one(const implementation& impl, const std::string& target_args, const std::string& origin,
-                const verify_args& a) {
-  // A peer's known, documented deviations (peers/known_deviations.hpp) hold
-  // for its declared tier: with --tier, every failure counts as new.
+                const std::string& deviations, const verify_args& a) {
   static const std::map<std::string, std::string> no_deviations;
-  const auto& known = a.tier.empty() ? peers::known_deviations(impl.name()) : no_deviations;
-  const std::string owner = peers::deviation_owner(impl.name());
+  const bool at_their_tier = !deviations.empty() && to_string(impl.tier()) == peers::known_deviations_tier(deviations);
+  const auto& known = at_their_tier ? peers::known_deviations(deviations) : no_deviations;
+  const std::string owner = peers::deviation_owner(deviations);
   std::cout << "xent verify: " << impl.name() << " (" << origin << "), tier " << to_string(impl.tier())
             << "\n  " << impl.description() << "\n  seed and budgets: RC_PARAMS=\"" << std::getenv("RC_PARAMS")
-            << "\", budgets x" << a.scale << (a.fork ? "" : ", in-process (--no-fork)") << "\n\n";
+            << "\", budgets x" << a.scale << (a.fork ? "" : ", in-process (--no-fork)") << "\n";
+  if (!known.empty())
+    std::cout << "  known deviations: " << owner << "'s " << known.size()
+              << " documented ones count apart (peers/known_deviations.hpp; --known-deviations none: as new)\n";
+  else if (!deviations.empty())
+    std::cout << "  known deviations: none apply (" << owner << "'s were measured at tier "
+              << peers::known_deviations_tier(deviations) << ")\n";
+  std::cout << "\n";
   std::vector<property_outcome> outcomes;
   std::size_t width = 0;
   for (const char* suite : {"reference_props", "metamorphic_props", "contract_props"})
@@ -514,10 +528,10 @@ bool verify_one(const implementation& impl, const std::string& target_args, cons
       property_outcome o = verify_property(*p, impl, a, target_args);
       if (o.v == verdict::failed && known.count(p->name)) {
         // Documented, listed once below with its reason; the measured
-        // counterexample only with --verbose.
+        // counterexample stays: it is the evidence that the deviation is
+        // still the documented one.
         o.known = known.at(p->name);
         o.line = "known " + owner + " deviation (" + o.line + "; see below)";
-        if (!a.verbose) o.details.clear();
       }
       std::cout << "  " << o.id << std::string(width + 2 - o.id.size(), ' ') << o.line << "\n";
       if (!o.details.empty()) std::cout << indent(o.details);
@@ -678,6 +692,12 @@ int run_verify(const verify_args& a_in) {
   struct target {
     const implementation* impl;
     std::string args, origin;
+    std::string deviations;  // whose known deviations apply, by what is verified
+  };
+  // --known-deviations wins; "none" turns the list off everywhere.
+  const auto deviations_for = [&](std::string_view by_default) {
+    if (a.known_deviations == "none") return std::string();
+    return std::string(a.known_deviations.empty() ? by_default : a.known_deviations);
   };
   std::vector<target> targets;
   std::vector<std::unique_ptr<implementation>> wrappers;
@@ -685,7 +705,9 @@ int run_verify(const verify_args& a_in) {
     plugins::load_options o;
     o.tier_override = forced;
     const implementation& impl = plugins::load_plugin(path, o);
-    targets.push_back({&impl, "--plugin " + path + tier_arg, "plug-in " + path});
+    const bool is_python = !a.python.empty() && path == a.plugins.back();
+    targets.push_back({&impl, "--plugin " + path + tier_arg, "plug-in " + path,
+                       deviations_for(is_python ? peers::deviations_of_python_function(a.python) : "")});
   }
   for (const auto& name : a.impls) {
     const implementation* impl = &find_for_cli("--impl", name);
@@ -693,10 +715,11 @@ int run_verify(const verify_args& a_in) {
       wrappers.push_back(std::make_unique<tier_override>(*impl, *forced));
       impl = wrappers.back().get();
     }
-    targets.push_back({impl, "--impl " + name + tier_arg, impl->peer() ? "peer" : "registered implementation"});
+    targets.push_back({impl, "--impl " + name + tier_arg, impl->peer() ? "peer" : "registered implementation",
+                       deviations_for(peers::has_known_deviations(name) ? name : "")});
   }
   bool all = true;
-  for (const auto& t : targets) all = verify_one(*t.impl, t.args, t.origin, a) && all;
+  for (const auto& t : targets) all = verify_one(*t.impl, t.args, t.origin, t.deviations, a) && all;
   return all ? 0 : 1;
 }
 

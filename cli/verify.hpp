@@ -30,6 +30,7 @@ struct verify_args {
   bool sweep = true;                 // --no-sweep
   bool fork = true;                  // --no-fork: in-process (debugging; a crash kills xent)
   bool verbose = false;              // worst errors of passing properties too
+  std::string known_deviations;      // --known-deviations: a peer's list (torch), none, or "" (by what is verified)
 };
 
 CLI::App* add_verify_command(CLI::App& app, verify_args& args);

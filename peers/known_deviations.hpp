@@ -3,7 +3,9 @@
 // property name (and "sweep:<regime>" for cells of xent verify's accuracy
 // sweep). One list, read by the property suite
 // (properties/torch_peer_test.cpp: reported as skipped with the reason) and
-// by `xent verify --impl torch` (counted apart from new failures). Header
+// by `xent verify` (counted apart from new failures) for `--impl torch`, for
+// PyTorch's own `torch.nn.functional:cross_entropy` given with --python, and
+// for whatever is given `--known-deviations torch` (a wrapper of it). Header
 // only, no LibTorch: the reasons are text.
 #pragma once
 
@@ -36,14 +38,33 @@ inline const std::map<std::string, std::string>& torch_known_deviations() {
       {"loss_nonnegative", "C = 1 with probability targets returns -0.0, not +0"},
       // Cells of `xent verify`'s accuracy sweep, by regime ("sweep:<regime>").
       {"sweep:huge", "float32 overflow: the mean of per-sample losses near 3e37 comes out inf (true value finite)"},
+      // Behind a dominant logit the float32 sum of e^(x - m) is 1 + s with s
+      // tiny: each of the C additions rounds at the scale of 1.0, so the
+      // error of log(1 + s) grows with C past 4u·|lse| (C = 1000: loss
+      // 0.0007516896 where the exact value is 0.0007560338).
+      {"sweep:dominant", "float32 sum behind a dominant logit: C roundings at the scale of 1.0 accumulate in the loss (C = 1000: 4.3e-6 absolute, 0.6 % relative)"},
   };
   return m;
 }
+
+// The peers whose deviations are listed, for --known-deviations.
+inline bool has_known_deviations(std::string_view name) { return name == "torch"; }
 
 // The known deviations of the peer named `name` (empty for anything else).
 inline const std::map<std::string, std::string>& known_deviations(std::string_view name) {
   static const std::map<std::string, std::string> none;
   return name == "torch" ? torch_known_deviations() : none;
+}
+
+// The tier the list was measured at (the peer's declared tier): judged at
+// another tier, every failure is a finding of its own.
+inline std::string_view known_deviations_tier(std::string_view name) { return name == "torch" ? "standard" : ""; }
+
+// The Python function that is PyTorch's own cross-entropy (module:function,
+// as `--python` takes it and xent.verify names a function): the same ATen
+// kernel as the LibTorch peer, so the same deviations.
+inline std::string_view deviations_of_python_function(std::string_view spec) {
+  return spec == "torch.nn.functional:cross_entropy" ? "torch" : "";
 }
 
 // Who to blame in a verdict: "PyTorch" for torch.

@@ -37,14 +37,40 @@ class Verify(unittest.TestCase):
         self.assertEqual(v.failures, [])
 
     def test_torch_deviation_reported_with_counterexample(self):
-        # PyTorch's float32 smoothing term overflows for logits near FLT_MAX
-        # (a known deviation of the LibTorch peer): found, shrunk, replayable.
+        # PyTorch's float32 losses overflow for logits near FLT_MAX. A wrapper
+        # of F.cross_entropy is a function of its own: found, shrunk,
+        # replayable, and new (xent cannot know what it wraps).
         v = xent.verify(kernels.torch_cross_entropy, tier="standard", properties=["loss_within_tier"], **QUICK)
         self.assertFalse(v.accepted)
         (f,) = v.failures
         self.assertEqual(f.property, "reference_props/loss_within_tier")
         self.assertIn("got inf", f.details)
         self.assertIn("RC_PARAMS=", f.replay)
+        self.assertEqual(v.known, [])
+
+    def test_torch_itself_has_known_deviations(self):
+        # F.cross_entropy itself is the LibTorch peer's ATen kernel: the same
+        # failure is its documented deviation, still with its counterexample.
+        import torch.nn.functional as F
+
+        for fn, known_deviations in ((F.cross_entropy, None), (kernels.torch_cross_entropy, "torch")):
+            v = xent.verify(fn, tier="standard", properties=["loss_within_tier"], known_deviations=known_deviations,
+                            **QUICK)
+            self.assertFalse(v.accepted)
+            self.assertEqual(v.failures, [], v.output)
+            (k,) = v.known
+            self.assertEqual(k.property, "reference_props/loss_within_tier")
+            self.assertIn("float32 overflow", k.reason)
+            self.assertIn("got inf", k.details)
+            self.assertIn("RC_PARAMS=", k.replay)
+            self.assertIn("a known PyTorch deviation", v.summary)
+        # Judged at another tier, or with the list turned off, it is a failure like any other.
+        for kwargs in (dict(tier="fast"), dict(tier="standard", known_deviations="none")):
+            v = xent.verify(F.cross_entropy, properties=["loss_within_tier"], **kwargs, **QUICK)
+            self.assertEqual([f.property for f in v.failures], ["reference_props/loss_within_tier"], v.output)
+            self.assertEqual(v.known, [])
+        with self.assertRaises(ValueError):
+            xent.verify(F.cross_entropy, known_deviations="numpy", **QUICK)
 
     def test_missing_max_shift_rejected(self):
         v = xent.verify(kernels.no_max_shift, tier="standard", properties=["loss_within_tier", "shift_invariance"],

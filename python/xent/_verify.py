@@ -39,6 +39,7 @@ class Failure:
     status: str    # the status line: "FAIL  after 12 passing cases", "CRASH crashed: SIGSEGV", ...
     details: str = ""  # the counterexample (shrunk input), messages, worst errors
     replay: str = ""   # the command that replays it
+    reason: str = ""   # for a known deviation: the documented reason
 
     def __str__(self):
         return f"{self.property}: {self.status}" + (f"\n{self.details}" if self.details else "")
@@ -48,7 +49,8 @@ class Failure:
 class Verdict:
     accepted: bool
     summary: str  # xent verify's verdict line
-    failures: list = field(default_factory=list)  # Failure
+    failures: list = field(default_factory=list)  # Failure: new findings
+    known: list = field(default_factory=list)  # Failure: documented deviations of the peer it was judged as
     output: str = ""  # everything xent verify printed
     returncode: int = 0
 
@@ -56,7 +58,8 @@ class Verdict:
         return self.accepted
 
     def __str__(self):
-        return "\n".join([self.summary] + [str(f) for f in self.failures])
+        known = [f"{f.property}: known deviation: {f.reason or f.status}" for f in self.known]
+        return "\n".join([self.summary] + [str(f) for f in self.failures] + known)
 
 
 def _spec(fn):
@@ -90,16 +93,34 @@ def _command():
 
 
 def _parse(output):
-    failures = []
+    failures, known = [], []
     summary = ""
     current = None
+    in_reasons = False
     line_re = re.compile(r"^  (\S+/\S+)\s+(FAIL|CRASH|ERROR)\b(.*)$")
+    known_re = re.compile(r"^  (\S+/\S+)\s+known \S+ deviation \(((?:FAIL|CRASH|ERROR)\b.*); see below\)$")
+    reason_re = re.compile(r"^  (\S+/\S+): (.*)$")
     for line in output.splitlines():
         m = line_re.match(line)
         if m:
             current = Failure(m.group(1), (m.group(2) + m.group(3)).strip())
             failures.append(current)
             continue
+        m = known_re.match(line)
+        if m:
+            current = Failure(m.group(1), m.group(2).strip())
+            known.append(current)
+            continue
+        if line.startswith("Known ") and line.rstrip().endswith("not new findings):"):
+            in_reasons, current = True, None
+            continue
+        m = reason_re.match(line) if in_reasons else None
+        if m:
+            for f in known:
+                if f.property == m.group(1):
+                    f.reason = m.group(2)
+            continue
+        in_reasons = False
         if line.startswith("      ") and current is not None:
             text = line[6:]
             current.details += text + "\n"
@@ -109,11 +130,11 @@ def _parse(output):
         current = None
         if line.startswith("Verdict for "):
             summary = line
-    return summary, failures
+    return summary, failures, known
 
 
 def verify(fn, tier="standard", properties=None, seed=None, scale=1.0, timeout=None, sweep=True,
-           name=None, quiet=False):
+           name=None, quiet=False, known_deviations=None):
     """Runs `xent verify` on a Python cross-entropy; prints its report (unless quiet) and returns a Verdict.
 
     tier: the tier to judge by (accurate, fast, standard, naive). properties:
@@ -121,7 +142,13 @@ def verify(fn, tier="standard", properties=None, seed=None, scale=1.0, timeout=N
     (None: xent verify's pinned one). scale: multiplies every property's case
     budget. timeout: seconds per property before a hang is a failure.
     sweep: also the accuracy sweep. name: the name reported (default: the
-    function's). The verdict is truthy when accepted.
+    function's). known_deviations: whose documented deviations count apart
+    from new failures (in ``Verdict.known``, each with its counterexample):
+    "torch" (e.g. for a wrapper of F.cross_entropy) or "none"; by default
+    "torch" for torch.nn.functional.cross_entropy itself, none otherwise. They
+    apply at the tier they were measured at (standard). The verdict is truthy
+    when accepted; a function that deviates only in documented ways is still
+    not accepted, but has no ``failures``.
     """
     if tier not in _TIERS:
         raise ValueError(f"tier must be one of {', '.join(_TIERS)}, got {tier!r}")
@@ -140,6 +167,12 @@ def verify(fn, tier="standard", properties=None, seed=None, scale=1.0, timeout=N
         args.append("--no-sweep")
     for p in properties or []:
         args += ["--property", p]
+    if known_deviations is None and spec == "torch.nn.functional:cross_entropy":
+        known_deviations = "torch"
+    if known_deviations is not None:
+        if known_deviations not in ("torch", "none"):
+            raise ValueError(f"known_deviations must be 'torch' or 'none', got {known_deviations!r}")
+        args += ["--known-deviations", known_deviations]
     env = dict(os.environ)
     env.update(
         XENT_PYTHON_FUNCTION=spec,
@@ -184,8 +217,8 @@ def verify(fn, tier="standard", properties=None, seed=None, scale=1.0, timeout=N
         except (ProcessLookupError, PermissionError):
             pass
     output = "".join(lines)
-    summary, failures = _parse(output)
+    summary, failures, known = _parse(output)
     if not summary:
         summary = f"xent verify ended with status {rc} without a verdict"
-    return Verdict(accepted=rc == 0 and "ACCEPTED" in summary, summary=summary, failures=failures,
+    return Verdict(accepted=rc == 0 and "ACCEPTED" in summary, summary=summary, failures=failures, known=known,
                    output=output, returncode=rc)
