@@ -72,7 +72,7 @@ const char* guard_page() {
 }
 
 constexpr xent::dtype dtypes[] = {xent::dtype::f32, xent::dtype::f64, xent::dtype::i64, xent::dtype::i32,
-                                  xent::dtype::bf16};
+                                  xent::dtype::bf16, xent::dtype::f16};
 
 std::int64_t special_extent(FuzzedDataProvider& in) {
   static constexpr std::int64_t table[] = {0, 1, 2, 3, 5, 7, 16, 33, 1 << 20, std::int64_t{1} << 31,
@@ -250,6 +250,7 @@ std::optional<xent::tensor_view> via_dlpack(FuzzedDataProvider& in, const xent::
     case xent::dtype::i64: t.dtype = {kDLInt, 64, 1}; break;
     case xent::dtype::i32: t.dtype = {kDLInt, 32, 1}; break;
     case xent::dtype::bf16: t.dtype = {kDLBfloat, 16, 1}; break;
+    case xent::dtype::f16: t.dtype = {kDLFloat, 16, 1}; break;
   }
   const auto offset = in.ConsumeIntegralInRange<std::uint64_t>(0, 64);
   const auto address = reinterpret_cast<std::uintptr_t>(v.data);

@@ -387,11 +387,24 @@ TEST(reference, empty_and_all_ignored) {
   return ::testing::AssertionFailure() << xent::ref::to_string(a, 35) << " vs " << xent::ref::to_string(b, 35);
 }
 
+// 160 and 320 bits agree to 2^-100: 47 bits below float64's last one, so
+// the float64 roundings (the tightest output dtype) agree too.
 void expect_precision_independent(index_problem& p) {
   const auto a = p.run(true, 160), b = p.run(true, 320);
+  auto same_f64 = [](const exact& x, const exact& y) {
+    const double rx = xent::ref::round_to(x, xent::dtype::f64), ry = xent::ref::round_to(y, xent::dtype::f64);
+    return (std::isnan(rx) && std::isnan(ry)) || rx == ry;
+  };
   EXPECT_TRUE(agree(a.reduced, b.reduced));
-  for (std::size_t i = 0; i < a.loss.size(); ++i) EXPECT_TRUE(agree(a.loss[i], b.loss[i])) << "loss " << i;
-  for (std::size_t i = 0; i < a.grad.size(); ++i) EXPECT_TRUE(agree(a.grad[i], b.grad[i])) << "grad " << i;
+  EXPECT_TRUE(same_f64(a.reduced, b.reduced));
+  for (std::size_t i = 0; i < a.loss.size(); ++i) {
+    EXPECT_TRUE(agree(a.loss[i], b.loss[i])) << "loss " << i;
+    EXPECT_TRUE(same_f64(a.loss[i], b.loss[i])) << "loss " << i;
+  }
+  for (std::size_t i = 0; i < a.grad.size(); ++i) {
+    EXPECT_TRUE(agree(a.grad[i], b.grad[i])) << "grad " << i;
+    EXPECT_TRUE(same_f64(a.grad[i], b.grad[i])) << "grad " << i;
+  }
 }
 
 // Two classes, x = [x0, x1], target 0, with x1 - x0 an exact float32
@@ -512,6 +525,89 @@ TEST(reference_ulp, ulp_error_definition) {
   EXPECT_EQ(ulp_error(std::nextafter(1.0, 0.0), {1.0, 0.0}), 0.5);
   EXPECT_EQ(ulp_error(0.0, {std::ldexp(1.0, -1074), 0.0}), 1.0);
   EXPECT_EQ(ulp_error(dnan, {dnan, 0.0}), 0.0);
+}
+
+// Rounding once to each floating output dtype, by its own spacing.
+TEST(reference_ulp, round_to_each_dtype) {
+  using xent::dtype;
+  using xent::ref::round_to;
+  const double dinf = std::numeric_limits<double>::infinity();
+  // bfloat16: 8 significant bits. 1 + 2^-8 is a midpoint: ties to even (1);
+  // anything above it, if only in lo, rounds up.
+  EXPECT_EQ(round_to({1.0 + std::ldexp(1.0, -8), 0.0}, dtype::bf16), 1.0);
+  EXPECT_EQ(round_to({1.0 + std::ldexp(1.0, -8), 1e-30}, dtype::bf16), 1.0 + std::ldexp(1.0, -7));
+  EXPECT_EQ(round_to({1.0 + 3 * std::ldexp(1.0, -8), 0.0}, dtype::bf16), 1.0 + std::ldexp(1.0, -6));  // tie: to the even 2 * 2^-7
+  EXPECT_EQ(round_to({-3.14159265358979, 0.0}, dtype::bf16), -3.140625);
+  // Its range is float32's: the largest finite is 0x7f7f = (2 - 2^-7) 2^127;
+  // half an ulp above it overflows, the smallest subnormal is 2^-133.
+  const double bf_max = std::ldexp(2.0 - std::ldexp(1.0, -7), 127);
+  EXPECT_EQ(round_to({bf_max + std::ldexp(1.0, 119) - std::ldexp(1.0, 100), 0.0}, dtype::bf16), bf_max);
+  EXPECT_EQ(round_to({bf_max + std::ldexp(1.0, 119), 0.0}, dtype::bf16), dinf);
+  EXPECT_EQ(round_to({std::ldexp(1.0, -133), 0.0}, dtype::bf16), std::ldexp(1.0, -133));
+  EXPECT_EQ(round_to({std::ldexp(1.0, -134), 0.0}, dtype::bf16), 0.0);  // tie with 0: even
+  EXPECT_EQ(round_to({std::ldexp(1.0, -134), 1e-300}, dtype::bf16), std::ldexp(1.0, -133));
+  // float16: 11 bits, largest finite 65504; 65520 is the midpoint to 65536
+  // (not a float16) and rounds to inf; subnormals are multiples of 2^-24.
+  EXPECT_EQ(round_to({65519.99, 0.0}, dtype::f16), 65504.0);
+  EXPECT_EQ(round_to({65520.0, 0.0}, dtype::f16), dinf);
+  EXPECT_EQ(round_to({-65520.0, 0.0}, dtype::f16), -dinf);
+  EXPECT_EQ(round_to({1.0 / 3.0, 0.0}, dtype::f16), 0.333251953125);
+  EXPECT_EQ(round_to({std::ldexp(1.5, -24), 0.0}, dtype::f16), std::ldexp(1.0, -23));  // tie to even
+  EXPECT_EQ(round_to({std::ldexp(1.0, -25), 0.0}, dtype::f16), 0.0);
+  EXPECT_EQ(round_to({std::ldexp(1.0, -25), 1e-300}, dtype::f16), std::ldexp(1.0, -24));
+  EXPECT_EQ(round_to({std::ldexp(1.0, -14) - std::ldexp(1.0, -26), 0.0}, dtype::f16), std::ldexp(1.0, -14));
+  // Signs, zeros and specials pass through.
+  EXPECT_TRUE(std::signbit(round_to({-0.0, 0.0}, dtype::f16)));
+  EXPECT_TRUE(std::signbit(round_to({-1e-30, 0.0}, dtype::f16)));
+  EXPECT_TRUE(std::isnan(round_to({std::nan(""), 0.0}, dtype::bf16)));
+  EXPECT_EQ(round_to({-dinf, 0.0}, dtype::f16), -dinf);
+  EXPECT_THROW(round_to({1.0, 0.0}, dtype::i64), std::invalid_argument);
+}
+
+// float32 and float64 through round_to give what to_float / to_double give,
+// on random pairs hi + lo (lo up to an ulp of hi: midpoints and beyond).
+TEST(reference_ulp, round_to_agrees_with_to_float_and_to_double) {
+  std::uint64_t state = 99;
+  auto next = [&state] {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return state;
+  };
+  for (int i = 0; i < 20000; ++i) {
+    // A float or float midpoint (or a double near one), then a tiny lo.
+    const float f = std::ldexp(static_cast<float>(next() >> 40) / 16777216.0f + 1.0f, static_cast<int>(next() % 280) - 150);
+    double hi = static_cast<double>(f);
+    if (next() & 1) hi += std::ldexp(static_cast<double>(f), -24);  // the midpoint above f
+    if (next() & 1) hi = -hi;
+    const int shift = static_cast<int>(next() % 80);
+    const double lo = (next() & 1 ? 1.0 : -1.0) * std::ldexp(std::fabs(hi), -53 - shift);
+    const exact r{hi, next() % 3 == 0 ? 0.0 : lo};
+    EXPECT_EQ(xent::ref::round_to(r, xent::dtype::f32), static_cast<double>(xent::ref::to_float(r)))
+        << xent::ref::to_string(r, 30);
+    EXPECT_EQ(xent::ref::round_to(r, xent::dtype::f64), xent::ref::to_double(r)) << xent::ref::to_string(r, 30);
+  }
+}
+
+TEST(reference_ulp, ulp_error_in_each_dtype) {
+  using xent::dtype;
+  using xent::ref::correctly_rounded;
+  using xent::ref::ulp_error;
+  // One step of each format at 1: bfloat16 2^-7, float16 2^-10.
+  EXPECT_EQ(ulp_error(1.0 + std::ldexp(1.0, -7), {1.0, 0.0}, dtype::bf16), 1.0);
+  EXPECT_EQ(ulp_error(1.0 + std::ldexp(1.0, -10), {1.0, 0.0}, dtype::f16), 1.0);
+  EXPECT_EQ(ulp_error(1.0 + std::ldexp(1.0, -10), {1.0, 0.0}, dtype::bf16), std::ldexp(1.0, -3));
+  EXPECT_EQ(ulp_error(1.0f, {1.0 + std::ldexp(1.0, -30), 0.0}), ulp_error(1.0, {1.0 + std::ldexp(1.0, -30), 0.0}, dtype::f32));
+  EXPECT_EQ(ulp_error(1.0, {1.0, std::ldexp(1.0, -60)}, dtype::f64), std::ldexp(1.0, -8));
+  // float16 subnormals: the spacing stays 2^-24 below 2^-14.
+  EXPECT_EQ(ulp_error(0.0, {std::ldexp(1.0, -24), 0.0}, dtype::f16), 1.0);
+  EXPECT_EQ(ulp_error(std::ldexp(3.0, -24), {std::ldexp(1.0, -24), 0.0}, dtype::f16), 2.0);
+  // Beyond the range: 65504 against 65520 (which rounds to inf) is half an ulp of the top binade.
+  EXPECT_EQ(ulp_error(65504.0, {65520.0, 0.0}, dtype::f16), 0.5);
+  EXPECT_EQ(ulp_error(std::numeric_limits<double>::infinity(), {65520.0, 0.0}, dtype::f16), 0.0);
+  EXPECT_TRUE(correctly_rounded(65504.0, {65519.0, 0.0}, dtype::f16));
+  EXPECT_FALSE(correctly_rounded(65504.0, {65520.0, 0.0}, dtype::f16));
+  EXPECT_TRUE(correctly_rounded(1.0, {1.0 + std::ldexp(1.0, -8), 0.0}, dtype::bf16));
+  EXPECT_FALSE(correctly_rounded(1.0, {1.0 + std::ldexp(1.0, -8), 1e-30}, dtype::bf16));
+  EXPECT_THROW(ulp_error(1.0, {1.0, 0.0}, dtype::i32), std::invalid_argument);
 }
 
 TEST(reference_ulp, bits_of_error_and_correct_rounding) {

@@ -242,7 +242,7 @@ checked_inputs check_inputs(const tensor_view& logits, const tensor_view& target
   // Targets: same shape as the logits and floating -> probabilities;
   // otherwise class indices of the position shape.
   const bool floating = target.type == dtype::f32 || target.type == dtype::f64 ||
-                        target.type == dtype::bf16;
+                        target.type == dtype::bf16 || target.type == dtype::f16;
   if (floating && target.shape == logits.shape) {
     check_type(target, dtype::f32, "target");  // PyTorch: same dtype as the logits
     if (opt.ignore_index >= 0)

@@ -16,6 +16,7 @@ std::string to_string(dtype t) {
     case dtype::i64: return "int64";
     case dtype::i32: return "int32";
     case dtype::bf16: return "bfloat16";
+    case dtype::f16: return "float16";
   }
   return "unknown";
 }
@@ -27,6 +28,7 @@ std::size_t size_of(dtype t) {
     case dtype::i64: return 8;
     case dtype::i32: return 4;
     case dtype::bf16: return 2;
+    case dtype::f16: return 2;
   }
   return 0;
 }
@@ -103,6 +105,7 @@ tensor_view from_dlpack(const DLTensor& t) {
   else if (t.dtype.code == kDLInt && bits == 64) type = dtype::i64;
   else if (t.dtype.code == kDLInt && bits == 32) type = dtype::i32;
   else if (t.dtype.code == kDLBfloat && bits == 16) type = dtype::bf16;
+  else if (t.dtype.code == kDLFloat && bits == 16) type = dtype::f16;
   else
     throw error("tensor", "DLPack dtype code " + std::to_string(t.dtype.code) + " with " +
                               std::to_string(bits) + " bits is not supported");

@@ -282,13 +282,19 @@ py::dict reference(const py::object& input, const py::object& target, const py::
   return d;
 }
 
-// Elementwise error of y (float32: in ulps of the float32 result; float64:
-// in ulps of float64) against the exact hi + lo.
-py::array_t<double> ulp_error(const py::array& y, const py::array_t<double, py::array::forcecast>& hi,
-                              const py::array_t<double, py::array::forcecast>& lo) {
-  const bool single = y.dtype().kind() == 'f' && y.dtype().itemsize() == 4;
-  if (y.dtype().kind() != 'f' || (y.dtype().itemsize() != 4 && y.dtype().itemsize() != 8))
-    throw py::type_error("ulp_error: y must be float32 or float64");
+// Elementwise error of y (its values as float64, exact for every floating
+// dtype) against the exact hi + lo, in ulps of `dtype` ("float32", "float64",
+// "bfloat16", "float16"): the type y was computed in.
+py::array_t<double> ulp_error(const py::array_t<double, py::array::c_style | py::array::forcecast>& y,
+                              const py::array_t<double, py::array::c_style | py::array::forcecast>& hi,
+                              const py::array_t<double, py::array::c_style | py::array::forcecast>& lo,
+                              const std::string& dtype) {
+  xent::dtype t;
+  if (dtype == "float32") t = xent::dtype::f32;
+  else if (dtype == "float64") t = xent::dtype::f64;
+  else if (dtype == "bfloat16") t = xent::dtype::bf16;
+  else if (dtype == "float16") t = xent::dtype::f16;
+  else throw py::type_error("ulp_error: y must be float32, float64, bfloat16 or float16, got " + dtype);
   const auto n = y.size();
   if (hi.size() != n || lo.size() != n) {
     std::string m = "ulp_error: y has ";
@@ -300,18 +306,8 @@ py::array_t<double> ulp_error(const py::array& y, const py::array_t<double, py::
   std::vector<py::ssize_t> shape(y.shape(), y.shape() + y.ndim());
   py::array_t<double> e(shape);
   auto* out = e.mutable_data();
-  using c_f32 = py::array_t<float, py::array::c_style | py::array::forcecast>;
-  using c_f64 = py::array_t<double, py::array::c_style | py::array::forcecast>;
-  const c_f64 h = c_f64::ensure(hi), l = c_f64::ensure(lo);
-  if (single) {
-    const c_f32 yy = c_f32::ensure(y);
-    for (py::ssize_t k = 0; k < n; ++k)
-      out[k] = xent::ref::ulp_error(yy.data()[k], xent::ref::exact{h.data()[k], l.data()[k]});
-  } else {
-    const c_f64 yy = c_f64::ensure(y);
-    for (py::ssize_t k = 0; k < n; ++k)
-      out[k] = xent::ref::ulp_error(yy.data()[k], xent::ref::exact{h.data()[k], l.data()[k]});
-  }
+  for (py::ssize_t k = 0; k < n; ++k)
+    out[k] = xent::ref::ulp_error(y.data()[k], xent::ref::exact{hi.data()[k], lo.data()[k]}, t);
   return e;
 }
 
@@ -350,7 +346,8 @@ PYBIND11_MODULE(_xent, m) {
         py::arg("reduction") = "mean", py::arg("label_smoothing") = 0.0,
         py::arg("grad") = false, py::arg("upstream") = py::none(),
         py::arg("precision_bits") = xent::ref::default_precision_bits, py::arg("threads") = 0u);
-  m.def("ulp_error", &ulp_error, py::arg("y"), py::arg("hi"), py::arg("lo"));
+  m.def("ulp_error", &ulp_error, py::arg("y"), py::arg("hi"), py::arg("lo"), py::arg("dtype"),
+        "Error of y (as float64) against hi + lo in ulps of dtype: float32, float64, bfloat16 or float16.");
   m.def("scratch_bytes", &xent::scratch_bytes);
   m.def("release_scratch", &xent::release_scratch);
 }

@@ -320,7 +320,7 @@ class Errors(unittest.TestCase):
         self.raises_value_error("float32", xent.cross_entropy, torch.zeros(2, 5, dtype=torch.float64), t)
         self.raises_value_error("int64", xent.cross_entropy, torch.zeros(2, 5), t.int())
         self.raises_value_error("float16", xent.cross_entropy, np.zeros((2, 5), np.float16), t.numpy())
-        e = self.raises_value_error("logits: DLPack dtype", xent.cross_entropy, torch.zeros(2, 5).half(), t)
+        e = self.raises_value_error("float16", xent.cross_entropy, torch.zeros(2, 5).half(), t)
         self.assertEqual(e.argument, "logits")
         out, grad = torch.full((), 42.0), torch.full((2, 5), 42.0)
         self.raises_value_error("float32", xent.cross_entropy_into, torch.zeros(2, 5), t,
@@ -412,6 +412,16 @@ class ReferenceAndUlps(unittest.TestCase):
         np.testing.assert_array_equal(xent.ulp_error(y, r), [0.0, 1.0, 0.0, 0.0])
         self.assertEqual(xent.ulp_error(np.float32(np.nan), 1.0)[()], math.inf)
         self.assertEqual(xent.ulp_error(np.array([1.0 + 2.0 ** -52]), np.array([1.0]))[0], 1.0)
+        # Half types, each in its own ulps: float16 steps by 2^-10 at 1 and
+        # 2^-24 in its subnormals; bfloat16 (torch only) by 2^-7 at 1.
+        h = np.array([1.0 + 2.0 ** -10, 2.0 ** -23, 65504.0], np.float16)
+        np.testing.assert_array_equal(xent.ulp_error(h, np.array([1.0, 2.0 ** -24, 65520.0])), [1.0, 1.0, 0.5])
+        b = torch.tensor([1.0 + 2.0 ** -7, 1.0], dtype=torch.bfloat16)
+        e = xent.ulp_error(b, np.array([1.0, 1.0 + 2.0 ** -8]))
+        self.assertTrue(torch.is_tensor(e))
+        self.assertEqual(e.tolist(), [1.0, 0.5])
+        with self.assertRaises(TypeError):
+            xent.ulp_error(np.array([1], np.int32), np.array([1.0]))
 
 
 class Registry(unittest.TestCase):

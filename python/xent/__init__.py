@@ -203,20 +203,28 @@ def _numpy(x, name):
 
 
 def ulp_error(y, ref):
-    """Error of each element of ``y`` against the reference, in ulps of ``y``'s precision.
+    """Error of each element of ``y`` against the reference, in ulps of ``y``'s dtype.
 
-    ``y``: float32 (ulps of the float32 result, as every xent tier) or float64.
-    ``ref``: a float64 array or a ``(hi, lo)`` pair (``reference(..., exact=True)``).
-    |y - r| / ulp(RN(r)); 0.5 or less means correctly rounded. NaN against
-    NaN and equal infinities give 0; NaN or an infinity against a finite
-    value give inf. A float64 array of ``y``'s shape (torch for torch ``y``).
+    ``y``: float32 (ulps of the float32 result, as every xent tier), float64,
+    float16 (11 bits, subnormals from 2^-24) or, for torch tensors, bfloat16
+    (8 bits). ``ref``: a float64 array or a ``(hi, lo)`` pair
+    (``reference(..., exact=True)``). |y - r| / ulp(RN(r)), RN(r) the exact
+    value rounded once to y's dtype; 0.5 or less means correctly rounded. NaN
+    against NaN and equal infinities give 0; NaN or an infinity against a
+    finite value give inf. A float64 array of ``y``'s shape (torch for torch ``y``).
     """
     if isinstance(ref, tuple) and len(ref) == 2:
         hi, lo = _numpy(ref[0], "ref"), _numpy(ref[1], "ref")
     else:
         hi = _numpy(ref, "ref")
         lo = np.zeros_like(hi, dtype=np.float64)
-    e = _xent.ulp_error(_numpy(y, "y"), hi, lo)
+    if is_torch(y):
+        dtype = str(y.dtype).replace("torch.", "")
+        values = y.detach().cpu().double().numpy() if y.is_floating_point() else _numpy(y, "y")
+    else:
+        values = _numpy(y, "y")
+        dtype = str(values.dtype)
+    e = _xent.ulp_error(values, hi, lo, dtype)
     return torch_module().from_numpy(e) if is_torch(y) else e
 
 

@@ -75,12 +75,17 @@ class exponent_range_guard {
 };
 
 // Double-double rounding of v; `scratch` needs prec(v) bits (v - RN(v) is
-// then exact).
+// then exact). lo is rounded to odd as well: rounded to nearest it could
+// become exactly half an ulp of hi when v lies within 2^-106 of a float64
+// midpoint, and hi + lo would then tie where v does not (to_double, and the
+// float64 rounding of round_to, read hi + lo).
 exact to_exact(mpfr_srcptr v, mp& scratch) {
   const double hi = mpfr_get_d(v, rn);
   if (!std::isfinite(hi)) return {hi, 0.0};  // NaN, inf, or beyond double's range
   odd(raw(scratch), mpfr_sub_d(raw(scratch), v, hi, rz));
-  return {hi, mpfr_get_d(raw(scratch), rn)};
+  thread_local mp lo = make(53);
+  odd(raw(lo), mpfr_set(raw(lo), raw(scratch), rz));
+  return {hi, mpfr_get_d(raw(lo), rn)};  // exact unless lo is below double's normal range
 }
 
 // One softmax row in the stable form: m the row max at index k,

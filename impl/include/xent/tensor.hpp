@@ -13,8 +13,9 @@
 namespace xent {
 
 // Element types. Only f32 logits are computed today; the enum is the place
-// where f64/bf16 logits join without changing any signature.
-enum class dtype { f32, f64, i64, i32, bf16 };
+// where f64/bf16/f16 logits join without changing any signature (the
+// reference already measures results in each floating type's own ulps).
+enum class dtype { f32, f64, i64, i32, bf16, f16 };
 
 std::string to_string(dtype t);
 std::size_t size_of(dtype t);

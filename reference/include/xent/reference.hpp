@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "xent/problem.hpp"
+#include "xent/tensor.hpp"
 
 namespace xent::ref {
 
@@ -60,6 +61,15 @@ double to_double(const exact& r);
 // non-finite y against a finite r (and vice versa), give +inf.
 double ulp_error(float y, const exact& r);
 double ulp_error(double y, const exact& r);
+
+// The same for the floating dtypes a result may have (f32, f64, bf16: 8
+// significant bits, f16: 11 bits with subnormals from 2^-24), each measured in
+// its own ulps. round_to gives the exact value rounded once to nearest-even in
+// the dtype (subnormals and overflow to inf as IEEE 754), as a double: every
+// value of these formats is one. An integer dtype throws std::invalid_argument.
+double round_to(const exact& r, dtype t);
+double ulp_error(double y, const exact& r, dtype t);
+bool correctly_rounded(double y, const exact& r, dtype t);
 
 // Herbie's bits of error: log2(1 + number of floats between y and RN(r)).
 double bits_of_error(float y, const exact& r);
