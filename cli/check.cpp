@@ -77,12 +77,6 @@ std::optional<tier> parse_tier(const std::string& s) {
   throw input_error("--tier", "unknown tier '" + s + "' (accurate, fast, standard, naive)");
 }
 
-double ulp_of(double y) {
-  y = std::fabs(y);
-  if (!(y >= static_cast<double>(std::numeric_limits<float>::min()))) return 0x1p-149;
-  return std::ldexp(1.0, std::ilogb(y) - 23);
-}
-
 // What the tier table (properties/tiers.hpp) needs about each position of
 // the problem, as the property suite computes it (properties/evaluate.cpp).
 class contexts {
@@ -195,7 +189,8 @@ struct bound_spec {
     if (q == quantity::gradient && p >= 0 && j >= 0) extra = ctx->cancellation(p, j);
     if (q == quantity::reduction) extra = ctx->reduction_allowance(*t);
     if (b.kind == props::bound::ulps) return ulps <= b.value || err <= extra;
-    return ulps <= 1.0 || err <= b.value + ulp_of(r.hi);  // absolute criterion + the result's rounding
+    // The absolute criterion plus one ulp of the result's own dtype (err / ulps).
+    return ulps <= 1.0 || err <= b.value + err / ulps;
   }
 };
 
@@ -218,13 +213,16 @@ struct summary {
 };
 
 // Accumulates (value, reference) pairs of one result.
+// Errors are in ulps of `type`, the dtype the values were given in (a
+// float16 or bfloat16 value is exact as a float).
 class collector {
  public:
-  collector(const bound_spec& b, quantity q, std::size_t keep) : bound_(b), q_(q), keep_(keep) {}
+  collector(const bound_spec& b, quantity q, std::size_t keep, dtype type = dtype::f32)
+      : bound_(b), q_(q), keep_(keep), type_(type) {}
   void add(std::int64_t index, float y, const ref::exact& r, std::int64_t p = -1, std::int64_t j = -1) {
-    const double u = ref::ulp_error(y, r);
+    const double u = ref::ulp_error(static_cast<double>(y), r, type_);
     ulps_.push_back(u);
-    if (ref::correctly_rounded(y, r)) ++cr_;
+    if (ref::correctly_rounded(static_cast<double>(y), r, type_)) ++cr_;
     const element_error e{index, y, r, u};
     if (bound_.active() && !bound_.within(q_, y, r, u, p, j) && over_++ == 0) first_over_ = e;
     if (u > 0.0) {
@@ -260,6 +258,7 @@ class collector {
   const bound_spec& bound_;
   quantity q_;
   std::size_t keep_;
+  dtype type_;
   std::vector<double> ulps_;
   std::int64_t cr_ = 0, over_ = 0;
   std::optional<element_error> first_over_;
@@ -277,6 +276,7 @@ struct checked {
   std::optional<std::string> outside;  // outside the implementation's declared domain
   std::optional<std::string> failed;   // the implementation threw or crashed
   summary s;
+  dtype type = dtype::f32;             // of the values: ulps are this dtype's
   bool ok(const bound_spec& b) const { return !failed && (!b.active() || s.over == 0); }
 };
 
@@ -422,6 +422,7 @@ json summary_json(const checked& c, const shape_t& shape, const bound_spec& b) {
             {"p99_ulp", json_number(c.s.p99)},
             {"median_ulp", json_number(c.s.median)},
             {"correctly_rounded", c.s.correctly_rounded},
+            {"dtype", to_string(c.type)},
             {"worst", w}};
   if (b.active()) {
     j["beyond_bound"] = c.s.over;
@@ -439,9 +440,15 @@ CLI::App* add_check_command(CLI::App& app, check_args& a) {
       "(--loss, --grad), a plug-in's (--plugin) and registered implementations' (--impl). Exit status: 0 ok, "
       "1 a result exceeds --max-ulp/--tier, 2 usage or input error");
   c->add_option("--logits", a.logits,
-                "logits: (C), (N,C) or (N,C,d1..dK), class axis dim 1, float32 (float64 is rounded); .npy, "
-                ".npz (the array 'logits', or the only one) or FILE.npz:NAME")
+                "logits: (C), (N,C) or (N,C,d1..dK), class axis dim 1, float32, float16 or bfloat16 (widened "
+                "exactly; the kernels return float32), float64 (rounded); .npy, .npz (the array 'logits', or the "
+                "only one) or FILE.npz:NAME")
       ->required();
+  c->add_option("--logits-dtype", a.logits_dtype,
+                "bfloat16: the .npy files hold bfloat16 bit patterns as uint16 (NumPy has no bfloat16; e.g. "
+                "t.view(torch.int16).numpy().view(np.uint16)): the logits, and weights, probabilities and your "
+                "--loss/--grad wherever they are uint16. Other dtypes are read from the file")
+      ->check(CLI::IsMember({"bfloat16"}));
   c->add_option("--target", a.target,
                 "targets: int64 class indices of the position shape (int32 is converted, with a warning), or "
                 "float class probabilities of the logits' shape")
@@ -452,10 +459,10 @@ CLI::App* add_check_command(CLI::App& app, check_args& a) {
   c->add_option("--label-smoothing", a.label_smoothing, "label smoothing in [0, 1] (default 0)");
   c->add_option("--loss", a.loss,
                 "YOUR loss to check: a scalar (the mean or sum of --reduction) or one value per position "
-                "(reduction none), float32")
+                "(reduction none), float32 (or float16/bfloat16: measured in ulps of that dtype)")
       ->type_name("FILE");
   c->add_option("--grad", a.grad,
-                "YOUR gradient d(loss)/d(logits) to check, the logits' shape, float32: of the --reduction's "
+                "YOUR gradient d(loss)/d(logits) to check, the logits' shape, float32 (or float16/bfloat16): of the --reduction's "
                 "loss with upstream 1 (for none: of loss.sum())")
       ->type_name("FILE");
   c->add_option("--plugin", a.plugins, "a kernel library (xent/plugin.h) to check as well (repeatable)")
@@ -492,7 +499,8 @@ int run_check(const check_args& a) {
   std::vector<const implementation*> chosen = choose(a.impls);
   for (const implementation* p : load_plugins(a.plugins)) chosen.push_back(p);
 
-  const inputs in = load_inputs(a.logits, a.target, a.weight);
+  const bool bf16 = a.logits_dtype == "bfloat16";
+  const inputs in = load_inputs(a.logits, a.target, a.weight, bf16);
   std::vector<std::string> notes = in.notes;
   const options opt = in.make_options(red, a.ignore_index, a.label_smoothing);
   const tensor_view x = in.logits_view(), t = in.target_view();
@@ -504,7 +512,7 @@ int run_check(const check_args& a) {
   std::optional<float_array> user_loss, user_grad;
   bool user_loss_scalar = false;
   if (!a.loss.empty()) {
-    user_loss = load_floats("--loss", a.loss, "loss", "loss", notes);
+    user_loss = load_floats("--loss", a.loss, "loss", "loss", notes, bf16);
     const std::int64_t n = numel(user_loss->shape);
     if (n == pr.positions && (none || n != 1)) {
       user_loss_scalar = false;
@@ -521,7 +529,7 @@ int run_check(const check_args& a) {
     }
   }
   if (!a.grad.empty()) {
-    user_grad = load_floats("--grad", a.grad, "gradient", "grad", notes);
+    user_grad = load_floats("--grad", a.grad, "gradient", "grad", notes, bf16);
     if (user_grad->shape != in.logits_shape)
       throw input_error("--grad", a.grad + ": gradient shape " + shape_str(user_grad->shape) +
                                       " is not the logits' shape " + shape_str(in.logits_shape));
@@ -560,8 +568,8 @@ int run_check(const check_args& a) {
   // The user's results.
   if (user_loss) {
     checked c{"your loss", "--loss " + a.loss, "", user_loss_scalar ? quantity::reduction : quantity::loss,
-              user_loss_scalar ? shape_t{} : positions, user_loss->values, {}, {}, {}};
-    collector col(bound, c.q, a.worst);
+              user_loss_scalar ? shape_t{} : positions, user_loss->values, {}, {}, {}, user_loss->type};
+    collector col(bound, c.q, a.worst, c.type);
     if (user_loss_scalar) col.add(0, c.values[0], r.reduced);
     else
       for (std::int64_t p = 0; p < pr.positions; ++p)
@@ -571,8 +579,8 @@ int run_check(const check_args& a) {
   }
   if (user_grad) {
     checked c{"your gradient", "--grad " + a.grad, "", quantity::gradient, in.logits_shape, user_grad->values,
-              {}, {}, {}};
-    collector col(bound, quantity::gradient, a.worst);
+              {}, {}, {}, user_grad->type};
+    collector col(bound, quantity::gradient, a.worst, c.type);
     for (std::int64_t p = 0; p < pr.positions; ++p)
       for (std::int64_t j = 0; j < pr.classes; ++j) {
         const std::int64_t i = element_index(in.logits_shape, p, j);
@@ -642,7 +650,7 @@ int run_check(const check_args& a) {
       (in.probability ? " (class probabilities)" : " (class indices)");
   if (a.json) {
     json j;
-    j["logits"] = {{"shape", in.logits_shape}, {"dtype", "float32"}};
+    j["logits"] = {{"shape", in.logits_shape}, {"dtype", to_string(in.logits_type)}};
     j["target"] = {{"shape", in.target_shape},
                    {"dtype", in.target_dtype},
                    {"kind", in.probability ? "probability" : "index"}};
@@ -652,8 +660,9 @@ int run_check(const check_args& a) {
     j["label_smoothing"] = a.label_smoothing;
     j["reference"] = none ? numbers(r.loss) : json(json_number(ref::to_double(r.reduced)));
     j["reference_text"] = none ? json(nullptr) : json(ref::to_string(r.reduced));
-    j["ulp"] = "errors are in units in the last place (ulp) of the float32 result: |y - r| / ulp(RN(r)), "
-               "r the multiprecision reference; at most 0.5 means correctly rounded";
+    j["ulp"] = "errors are in units in the last place (ulp) of each result's dtype (float32 for the "
+               "implementations; yours as given): |y - r| / ulp(RN(r)), r the multiprecision reference rounded "
+               "once to that dtype; at most 0.5 means correctly rounded";
     if (user_loss || user_grad) {
       json yours = json::object();
       for (std::size_t i = 0; i < first_impl; ++i) {
@@ -699,7 +708,8 @@ int run_check(const check_args& a) {
     return status;
   }
 
-  std::cout << "logits " << shape_str(in.logits_shape) << " float32, target " << target_desc
+  std::cout << "logits " << shape_str(in.logits_shape) << " " << to_string(in.logits_type) << ", target "
+            << target_desc
             << ", reduction " << to_string(red);
   if (in.weight) std::cout << ", weight [" << in.weight->size() << "]";
   if (!in.probability) std::cout << ", ignore_index " << a.ignore_index;
@@ -731,7 +741,8 @@ int run_check(const check_args& a) {
   // The user's results, each with its distribution and worst elements.
   for (std::size_t i = 0; i < first_impl; ++i) {
     const checked& c = results[i];
-    std::cout << "\n" << c.name << " (" << c.origin << ", " << (c.shape.empty() ? "the " + to_string(red) : shape_str(c.shape)) << "): ";
+    std::cout << "\n" << c.name << " (" << c.origin << ", " << (c.shape.empty() ? "the " + to_string(red) : shape_str(c.shape))
+              << (c.type == dtype::f32 ? "" : ", " + to_string(c.type) + " ulps") << "): ";
     if (c.shape.empty()) std::cout << float_text(c.values[0]) << ", ";
     std::cout << "max " << ulp_text(c.s.max) << " ulp, p99 " << ulp_text(c.s.p99) << ", median "
               << ulp_text(c.s.median) << ", " << percent(c.s.correctly_rounded) << " correctly rounded"
@@ -767,8 +778,9 @@ int run_check(const check_args& a) {
                 << shape_str(in.logits_shape) << " float32, max ulp " << ulp_text(grad_out->s.max)
                 << bound_mark(*grad_out) << "\n";
   }
-  std::cout << "ulp: units in the last place of the float32 result, |y - r| / ulp(RN(r)) against the "
-               "multiprecision reference r; at most 0.5 means correctly rounded (docs/design.md section 3)\n";
+  std::cout << "ulp: units in the last place of the result's dtype (float32 unless said), |y - r| / ulp(RN(r)) "
+               "against the multiprecision reference r; at most 0.5 means correctly rounded (docs/design.md "
+               "section 3)\n";
   if (bound.active())
     std::cout << (all_ok ? "PASSED: every checked result within " : "FAILED: a checked result exceeds ")
               << bound.describe() << "\n";

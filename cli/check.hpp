@@ -16,6 +16,7 @@ namespace xent::cli {
 
 struct check_args {
   std::string logits, target, weight;
+  std::string logits_dtype;  // --logits-dtype: "bfloat16" reads uint16 bit patterns ("" : the file's dtype)
   std::int64_t ignore_index = -100;
   std::string reduction = "mean";
   double label_smoothing = 0.0;

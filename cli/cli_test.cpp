@@ -383,6 +383,55 @@ TEST_F(cli, check_your_scalar_loss) {
   EXPECT_EQ(json::parse(tf.out).at("yours").at("loss").at("beyond_bound"), 1);
 }
 
+// float16 and bfloat16 inputs: widened exactly, your results measured in
+// ulps of their own dtype, the kernels' in float32 ulps.
+TEST_F(cli, check_half_dtypes) {
+  using xent::npy::dtype;
+  const std::string t = targets();
+  auto save16 = [&](const std::string& name, std::vector<std::uint16_t> bits, std::vector<std::int64_t> shape,
+                    dtype d) {
+    xent::npy::write(path(name), xent::npy::make(bits, std::move(shape), d));
+    return path(name);
+  };
+  // float16: zeros [3, 5]; ln 5 = 1.6094379 rounds to 0x3e70 = 1.609375 (0.06 ulp), 0x3e71 is 0.94 ulp off.
+  const std::string x16 = save16("x16.npy", std::vector<std::uint16_t>(15, 0), {3, 5}, dtype::f16);
+  const auto r = run("check --json --impl stable --max-ulp 0.5 --logits " + x16 + " --target " + t + " --loss " +
+                     save16("l16.npy", {0x3e70}, {}, dtype::f16));
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j.at("logits").at("dtype"), "float16");
+  const json& l = j.at("yours").at("loss");
+  EXPECT_EQ(l.at("dtype"), "float16");
+  EXPECT_NEAR(l.at("max_ulp").get<double>(), (1.6094379124341003 - 1.609375) / std::ldexp(1.0, -10), 1e-9);
+  EXPECT_EQ(l.at("correctly_rounded").get<double>(), 1.0);
+  EXPECT_EQ(j.at("implementations").at("stable").at("errors").at("dtype"), "float32");
+  const auto off = run("check --json --max-ulp 0.5 --logits " + x16 + " --target " + t + " --loss " +
+                       save16("l16off.npy", {0x3e71}, {}, dtype::f16));
+  EXPECT_EQ(off.status, 1) << off.out << off.err;
+  EXPECT_NEAR(json::parse(off.out).at("yours").at("loss").at("max_ulp").get<double>(),
+              (1.609375 + std::ldexp(1.0, -10) - 1.6094379124341003) / std::ldexp(1.0, -10), 1e-9);
+  const auto text = run("check --impl stable --logits " + x16 + " --target " + t);
+  EXPECT_EQ(text.status, 0) << text.err;
+  EXPECT_NE(text.out.find("logits [3, 5] float16"), std::string::npos) << text.out;
+  EXPECT_NE(text.err.find("float16 logits widened to float32 (exact)"), std::string::npos) << text.err;
+  // bfloat16: uint16 bit patterns with --logits-dtype bfloat16; ln 5 rounds to 0x3fce = 1.609375 there too.
+  const std::string xb = save16("xb.npy", std::vector<std::uint16_t>(15, 0), {3, 5}, dtype::u16);
+  const std::string lb = save16("lb.npy", {0x3fce}, {}, dtype::u16);
+  const auto b = run("check --json --logits-dtype bfloat16 --max-ulp 0.5 --logits " + xb + " --target " + t +
+                     " --loss " + lb);
+  ASSERT_EQ(b.status, 0) << b.out << b.err;
+  const json jb = json::parse(b.out);
+  EXPECT_EQ(jb.at("logits").at("dtype"), "bfloat16");
+  EXPECT_EQ(jb.at("yours").at("loss").at("dtype"), "bfloat16");
+  EXPECT_NEAR(jb.at("yours").at("loss").at("max_ulp").get<double>(),
+              (1.6094379124341003 - 1.609375) / std::ldexp(1.0, -7), 1e-9);
+  // uint16 without the flag, or the flag on float32 logits: a usage error naming the fix.
+  expect_input_error(run("check --logits " + xb + " --target " + t), "--logits-dtype bfloat16", "uint16 logits");
+  expect_input_error(run("check --logits-dtype bfloat16 --logits " + logits() + " --target " + t),
+                     "bfloat16 bit patterns, but the logits are float32", "float32 logits");
+  expect_input_error(run("check --logits-dtype float8 --logits " + xb + " --target " + t), "float8", "bad dtype");
+}
+
 TEST_F(cli, check_your_per_position_loss_lists_the_worst) {
   const float ln5 = 1.6094379f;
   const std::vector<float> mine{ln5, std::nextafter(std::nextafter(ln5, 2.0f), 2.0f), ln5};

@@ -41,17 +41,36 @@ std::string option_of(const std::string& what) {
   return "--" + what;
 }
 
+// Float values of any accepted dtype as float32, and that dtype: float16 and
+// bfloat16 widen exactly, float64 is rounded (with a note saying how much
+// changed). A uint16 array is bfloat16 bit patterns only when bf16 is set.
 std::vector<float> floats(const npy::array& a, const std::string& path, const char* what,
-                          std::vector<std::string>& notes) {
-  if (a.type == npy::dtype::f32) return a.as_f32();
-  if (a.type == npy::dtype::f64) {
-    std::int64_t overflowed = 0, inexact = 0;
-    auto v = narrow(a.as_f64(), overflowed, inexact);
-    notes.push_back(narrow_note(path, what, overflowed, inexact));
-    return v;
+                          std::vector<std::string>& notes, bool bf16, dtype* type = nullptr) {
+  auto set = [&](dtype t) {
+    if (type) *type = t;
+  };
+  switch (a.type) {
+    case npy::dtype::f32: set(dtype::f32); return a.as_f32();
+    case npy::dtype::f64: {
+      set(dtype::f32);
+      std::int64_t overflowed = 0, inexact = 0;
+      auto v = narrow(a.as_f64(), overflowed, inexact);
+      notes.push_back(narrow_note(path, what, overflowed, inexact));
+      return v;
+    }
+    case npy::dtype::f16: set(dtype::f16); return a.f16_as_f32();
+    case npy::dtype::u16:
+      if (bf16) {
+        set(dtype::bf16);
+        return a.bf16_bits_as_f32();
+      }
+      throw input_error(option_of(what), path + ": " + what + " is uint16: if these are bfloat16 bit patterns "
+                                         "(NumPy has no bfloat16), say so with --logits-dtype bfloat16");
+    default: break;
   }
-  throw input_error(option_of(what), path + ": " + what + " must be float32 (or float64, rounded to float32), got " +
-                    npy::to_string(a.type));
+  throw input_error(option_of(what), path + ": " + what + " must be float32, float16, bfloat16 (uint16 bit patterns "
+                                     "with --logits-dtype bfloat16) or float64 (rounded to float32), got " +
+                                     npy::to_string(a.type));
 }
 
 }  // namespace
@@ -65,19 +84,14 @@ npy::array read_for(const std::string& option, const std::string& path, const st
 }
 
 float_array load_floats(const std::string& option, const std::string& path, const std::string& what,
-                        const std::string& npz_default, std::vector<std::string>& notes) {
+                        const std::string& npz_default, std::vector<std::string>& notes, bool bf16) {
   const npy::array a = read_for(option, path, npz_default);
   float_array f;
   f.shape = a.shape;
-  if (a.type == npy::dtype::f32) {
-    f.values = a.as_f32();
-  } else if (a.type == npy::dtype::f64) {
-    std::int64_t overflowed = 0, inexact = 0;
-    f.values = narrow(a.as_f64(), overflowed, inexact);
-    notes.push_back(narrow_note(path, what.c_str(), overflowed, inexact));
-  } else {
-    throw input_error(option, path + ": " + what + " must be float32 (or float64, rounded to float32), got " +
-                                  npy::to_string(a.type));
+  try {
+    f.values = floats(a, path, what.c_str(), notes, bf16, &f.type);
+  } catch (const input_error& e) {
+    throw input_error(option, e.what());
   }
   return f;
 }
@@ -92,11 +106,18 @@ options inputs::make_options(reduction r, std::int64_t ignore_index, double labe
 }
 
 inputs load_inputs(const std::string& logits_path, const std::string& target_path,
-                   const std::string& weight_path) {
+                   const std::string& weight_path, bool bf16) {
   inputs in;
   const npy::array x = read_for("--logits", logits_path, "logits");
   in.logits_shape = x.shape;
-  in.logits = floats(x, logits_path, "logits", in.notes);
+  in.logits = floats(x, logits_path, "logits", in.notes, bf16, &in.logits_type);
+  if (bf16 && x.type != npy::dtype::u16)
+    throw input_error("--logits-dtype", logits_path + ": --logits-dtype bfloat16 reads uint16 .npy files of "
+                                        "bfloat16 bit patterns, but the logits are " + npy::to_string(x.type));
+  if (in.logits_type != dtype::f32)
+    in.notes.push_back(logits_path + ": " + to_string(in.logits_type) +
+                       " logits widened to float32 (exact): the reference is that of these values, and the "
+                       "kernels compute and return float32 (a float32 out for half inputs)");
 
   const npy::array t = read_for("--target", target_path, "target");
   in.target_shape = t.shape;
@@ -115,7 +136,9 @@ inputs load_inputs(const std::string& logits_path, const std::string& target_pat
       break;
     }
     case npy::dtype::f32:
-    case npy::dtype::f64: {
+    case npy::dtype::f64:
+    case npy::dtype::f16:
+    case npy::dtype::u16: {
       if (t.shape != x.shape) {
         std::vector<std::int64_t> positions = x.shape;
         if (!positions.empty()) positions.erase(positions.begin() + (positions.size() == 1 ? 0 : 1));
@@ -125,7 +148,7 @@ inputs load_inputs(const std::string& logits_path, const std::string& target_pat
                           ", class probabilities must have the logits' shape " + shape_str(x.shape));
       }
       in.probability = true;
-      in.target_prob = floats(t, target_path, "class-probability targets", in.notes);
+      in.target_prob = floats(t, target_path, "class-probability targets", in.notes, bf16);
       break;
     }
     case npy::dtype::b1:
@@ -149,7 +172,7 @@ inputs load_inputs(const std::string& logits_path, const std::string& target_pat
 
   if (!weight_path.empty()) {
     const npy::array w = read_for("--weight", weight_path, "weight");
-    in.weight = floats(w, weight_path, "weight", in.notes);
+    in.weight = floats(w, weight_path, "weight", in.notes, bf16);
     if (w.shape.size() != 1)
       throw input_error("--weight", weight_path + ": weight must be 1-D (one value per class), got shape " +
                         shape_str(w.shape));

@@ -1,6 +1,8 @@
 // Loading a user's problem from .npy files, with the conversions `xent check`
-// documents (float64 -> float32 logits/probabilities/weights, int32 -> int64
-// targets) and clear errors for everything else.
+// documents (float64 -> float32 logits/probabilities/weights, rounded;
+// float16 and bfloat16 -> float32, exact; int32 -> int64 targets) and clear
+// errors for everything else. bfloat16 arrays are uint16 .npy files of bit
+// patterns, read as such when the logits' dtype is given as bfloat16.
 #pragma once
 
 #include <cstdint>
@@ -35,6 +37,7 @@ npy::array read_for(const std::string& option, const std::string& path, const st
 struct inputs {
   std::vector<std::int64_t> logits_shape;
   std::vector<float> logits;
+  dtype logits_type = dtype::f32;  // as given (f16/bf16 widened exactly; f64 rounded)
 
   bool probability = false;  // target kind
   std::vector<std::int64_t> target_shape;
@@ -65,13 +68,15 @@ struct inputs {
 struct float_array {
   std::vector<std::int64_t> shape;
   std::vector<float> values;
+  dtype type = dtype::f32;  // the dtype its values were given in (f64: rounded to f32)
 };
+// bf16: uint16 arrays hold bfloat16 bit patterns (--logits-dtype bfloat16).
 float_array load_floats(const std::string& option, const std::string& path, const std::string& what,
-                        const std::string& npz_default, std::vector<std::string>& notes);
+                        const std::string& npz_default, std::vector<std::string>& notes, bool bf16 = false);
 
 // Throws npy::npy_error or input_error. Paths may name .npz archives
-// ("dump.npz" or "dump.npz:NAME"; see npy::read_any).
+// ("dump.npz" or "dump.npz:NAME"; see npy::read_any). bf16: as for load_floats.
 inputs load_inputs(const std::string& logits_path, const std::string& target_path,
-                   const std::string& weight_path /* empty: none */);
+                   const std::string& weight_path /* empty: none */, bool bf16 = false);
 
 }  // namespace xent::cli

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <bit>
 #include <cctype>
+#include <cmath>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -25,6 +26,8 @@ std::string to_string(dtype t) {
     case dtype::i32: return "int32";
     case dtype::i64: return "int64";
     case dtype::b1: return "bool";
+    case dtype::f16: return "float16";
+    case dtype::u16: return "uint16";
   }
   return "unknown";
 }
@@ -36,6 +39,8 @@ std::size_t size_of(dtype t) {
     case dtype::i32: return 4;
     case dtype::i64: return 8;
     case dtype::b1: return 1;
+    case dtype::f16: return 2;
+    case dtype::u16: return 2;
   }
   return 0;
 }
@@ -47,6 +52,8 @@ std::string descr_of(dtype t) {
     case dtype::i32: return "<i4";
     case dtype::i64: return "<i8";
     case dtype::b1: return "|b1";
+    case dtype::f16: return "<f2";
+    case dtype::u16: return "<u2";
   }
   return "?";
 }
@@ -319,13 +326,15 @@ class header_parser {
 dtype parse_descr(const value& v, const std::string& name) {
   if (v.kind != value::string)
     throw npy_error(name + ": unsupported dtype: 'descr' is " + kind_name(v.kind) +
-                    " (structured arrays are not supported; use float32, float64, int32, int64 "
+                    " (structured arrays are not supported; use float32, float64, float16, int32, int64 "
                     "or bool)");
   const std::string& d = v.s;
   if (d == "<f4") return dtype::f32;
   if (d == "<f8") return dtype::f64;
   if (d == "<i4") return dtype::i32;
   if (d == "<i8") return dtype::i64;
+  if (d == "<f2") return dtype::f16;
+  if (d == "<u2") return dtype::u16;
   if (d == "|b1" || d == "<b1" || d == ">b1" || d == "=b1") return dtype::b1;
   std::string why;
   if (!d.empty() && d[0] == '>')
@@ -333,7 +342,8 @@ dtype parse_descr(const value& v, const std::string& name) {
   else if (d == "|O" || d == "O" || d == "<O")
     why = " (Python objects)";
   throw npy_error(name + ": unsupported dtype " + header_string(d) + why +
-                  "; supported: <f4 (float32), <f8 (float64), <i4 (int32), <i8 (int64)");
+                  "; supported: <f4 (float32), <f8 (float64), <f2 (float16), <i4 (int32), <i8 (int64), "
+                  "<u2 (uint16: bfloat16 bit patterns)");
 }
 
 std::uint32_t read_le(const unsigned char* p, int n) {
@@ -378,6 +388,37 @@ std::vector<float> array::as_f32() const { return typed<float>(*this, dtype::f32
 std::vector<double> array::as_f64() const { return typed<double>(*this, dtype::f64); }
 std::vector<std::int32_t> array::as_i32() const { return typed<std::int32_t>(*this, dtype::i32); }
 std::vector<std::int64_t> array::as_i64() const { return typed<std::int64_t>(*this, dtype::i64); }
+std::vector<std::uint16_t> array::as_u16() const { return typed<std::uint16_t>(*this, dtype::u16); }
+
+float half_to_float(std::uint16_t h) {
+  const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
+  const int exponent = (h >> 10) & 0x1f;
+  const std::uint32_t mantissa = h & 0x3ffu;
+  float magnitude;
+  if (exponent == 0x1f)  // inf or NaN (payload kept in the top mantissa bits)
+    magnitude = std::bit_cast<float>(0x7f800000u | (mantissa << 13));
+  else if (exponent == 0)  // zero or subnormal: mantissa * 2^-24, exact
+    magnitude = std::ldexp(static_cast<float>(mantissa), -24);
+  else
+    magnitude = std::bit_cast<float>(static_cast<std::uint32_t>(exponent - 15 + 127) << 23 | (mantissa << 13));
+  return std::bit_cast<float>(std::bit_cast<std::uint32_t>(magnitude) | sign);
+}
+
+float bfloat16_to_float(std::uint16_t b) { return std::bit_cast<float>(static_cast<std::uint32_t>(b) << 16); }
+
+std::vector<float> array::f16_as_f32() const {
+  const auto bits = typed<std::uint16_t>(*this, dtype::f16);
+  std::vector<float> v(bits.size());
+  for (std::size_t i = 0; i < bits.size(); ++i) v[i] = half_to_float(bits[i]);
+  return v;
+}
+
+std::vector<float> array::bf16_bits_as_f32() const {
+  const auto bits = as_u16();
+  std::vector<float> v(bits.size());
+  for (std::size_t i = 0; i < bits.size(); ++i) v[i] = bfloat16_to_float(bits[i]);
+  return v;
+}
 
 array parse(std::span<const unsigned char> f, const std::string& name) {
   static constexpr unsigned char magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
@@ -539,6 +580,10 @@ array make(const std::vector<std::int32_t>& v, std::vector<std::int64_t> s) {
 }
 array make(const std::vector<std::int64_t>& v, std::vector<std::int64_t> s) {
   return make_typed(v, std::move(s), dtype::i64);
+}
+array make(const std::vector<std::uint16_t>& v, std::vector<std::int64_t> s, dtype t) {
+  if (size_of(t) != 2) throw npy_error("npy::make: 16-bit patterns stored as " + to_string(t));
+  return make_typed(v, std::move(s), t);
 }
 
 }  // namespace xent::npy

@@ -1,6 +1,6 @@
 // A small NumPy .npy reader and writer (format versions 1.0, 2.0 and 3.0).
 //
-// Supported: little-endian '<f4', '<f8', '<i4', '<i8' (and '|b1', read for
+// Supported: little-endian '<f4', '<f8', '<i4', '<i8', '<f2', '<u2' (and '|b1', read for
 // completeness but accepted by no command, so not advertised), C or Fortran
 // order (Fortran-order data is transposed to C order on reading), and arrays
 // inside .npz archives (np.savez, stored or deflated; see read_npz).
@@ -30,9 +30,12 @@ class npy_error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-enum class dtype { f32, f64, i32, i64, b1 };
+// f16: IEEE half ('<f2'); u16: '<u2', which is how bfloat16 arrays travel
+// (NumPy has no bfloat16: the bit patterns, e.g. t.view(torch.int16).numpy()
+// or .view(np.uint16)).
+enum class dtype { f32, f64, i32, i64, b1, f16, u16 };
 
-std::string to_string(dtype t);  // "float32", "float64", "int32", "int64", "bool"
+std::string to_string(dtype t);  // "float32", "float64", "int32", "int64", "bool", "float16", "uint16"
 std::size_t size_of(dtype t);
 std::string descr_of(dtype t);   // "<f4", ...
 
@@ -49,7 +52,16 @@ struct array {
   std::vector<double> as_f64() const;
   std::vector<std::int32_t> as_i32() const;
   std::vector<std::int64_t> as_i64() const;
+  std::vector<std::uint16_t> as_u16() const;
+  // float16 (or, from u16, bfloat16 bit patterns) widened to float32: exact,
+  // every value of both formats is a float32.
+  std::vector<float> f16_as_f32() const;
+  std::vector<float> bf16_bits_as_f32() const;
 };
+
+// One IEEE half / bfloat16 bit pattern as the float32 of the same value.
+float half_to_float(std::uint16_t bits);
+float bfloat16_to_float(std::uint16_t bits);
 
 // Parses a whole .npy file held in memory; `name` is used in messages.
 array parse(std::span<const unsigned char> file, const std::string& name);
@@ -77,5 +89,7 @@ array make(const std::vector<float>& v, std::vector<std::int64_t> shape);
 array make(const std::vector<double>& v, std::vector<std::int64_t> shape);
 array make(const std::vector<std::int32_t>& v, std::vector<std::int64_t> shape);
 array make(const std::vector<std::int64_t>& v, std::vector<std::int64_t> shape);
+// 16-bit patterns stored as `t` (f16, or u16 for bfloat16 bit patterns).
+array make(const std::vector<std::uint16_t>& v, std::vector<std::int64_t> shape, dtype t);
 
 }  // namespace xent::npy

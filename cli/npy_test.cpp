@@ -3,6 +3,10 @@
 // file, including truncations and random corruption of the header.
 #include <gtest/gtest.h>
 
+#include <bit>
+#include <cmath>
+#include <limits>
+
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -78,6 +82,43 @@ TEST(npy, round_trip_every_dtype_and_shape) {
   EXPECT_EQ(xent::npy::parse(xent::npy::serialize(xent::npy::make(std::vector<float>{1.5f, -2}, {2})), "a")
                 .as_f32(),
             (std::vector<float>{1.5f, -2}));
+}
+
+// float16 ('<f2') and bfloat16 bit patterns ('<u2') widen exactly to float32.
+TEST(npy, half_and_bfloat16_widen_exactly) {
+  using xent::npy::bfloat16_to_float;
+  using xent::npy::half_to_float;
+  EXPECT_EQ(half_to_float(0x3c00), 1.0f);
+  EXPECT_EQ(half_to_float(0x3e70), 1.609375f);
+  EXPECT_EQ(half_to_float(0x7bff), 65504.0f);
+  EXPECT_EQ(half_to_float(0x0001), std::ldexp(1.0f, -24));  // smallest subnormal
+  EXPECT_EQ(half_to_float(0x03ff), std::ldexp(1023.0f, -24));  // largest subnormal
+  EXPECT_EQ(half_to_float(0x0400), std::ldexp(1.0f, -14));  // smallest normal
+  EXPECT_EQ(half_to_float(0xfc00), -std::numeric_limits<float>::infinity());
+  EXPECT_TRUE(std::isnan(half_to_float(0x7e00)));
+  EXPECT_TRUE(std::signbit(half_to_float(0x8000)) && half_to_float(0x8000) == 0.0f);
+#ifdef __FLT16_MAX__
+  // Every pattern against the compiler's own conversion.
+  for (std::uint32_t b = 0; b < 0x10000; ++b) {
+    const float want = static_cast<float>(std::bit_cast<_Float16>(static_cast<std::uint16_t>(b)));
+    const float got = half_to_float(static_cast<std::uint16_t>(b));
+    if (std::isnan(want)) EXPECT_TRUE(std::isnan(got)) << b;
+    else EXPECT_EQ(std::bit_cast<std::uint32_t>(got), std::bit_cast<std::uint32_t>(want)) << b;
+  }
+#endif
+  EXPECT_EQ(bfloat16_to_float(0x3f80), 1.0f);
+  EXPECT_EQ(bfloat16_to_float(0x3fce), 1.609375f);
+  EXPECT_EQ(bfloat16_to_float(0x0001), std::ldexp(1.0f, -133));
+  EXPECT_EQ(bfloat16_to_float(0x7f7f), std::ldexp(255.0f, 120));
+  const std::vector<std::uint16_t> bits{0x3c00, 0xc000, 0x0001};
+  const auto h = xent::npy::parse(xent::npy::serialize(xent::npy::make(bits, {3}, xent::npy::dtype::f16)), "h.npy");
+  EXPECT_EQ(h.type, xent::npy::dtype::f16);
+  EXPECT_EQ(h.f16_as_f32(), (std::vector<float>{1.0f, -2.0f, std::ldexp(1.0f, -24)}));
+  const auto u = xent::npy::parse(xent::npy::serialize(xent::npy::make(bits, {3}, xent::npy::dtype::u16)), "u.npy");
+  EXPECT_EQ(u.type, xent::npy::dtype::u16);
+  EXPECT_EQ(u.bf16_bits_as_f32(), (std::vector<float>{bfloat16_to_float(0x3c00), -2.0f, std::ldexp(1.0f, -133)}));
+  EXPECT_THROW((void)h.bf16_bits_as_f32(), xent::npy::npy_error);
+  EXPECT_THROW((void)xent::npy::make(bits, {3}, xent::npy::dtype::f32), xent::npy::npy_error);
 }
 
 TEST(npy, reads_the_headers_numpy_writes) {

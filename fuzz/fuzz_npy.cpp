@@ -42,6 +42,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     case dtype::i32: FUZZ_ASSERT(a.as_i32().size() == static_cast<std::size_t>(n), "as_i32"); break;
     case dtype::i64: FUZZ_ASSERT(a.as_i64().size() == static_cast<std::size_t>(n), "as_i64"); break;
     case dtype::b1: break;
+    case dtype::f16: FUZZ_ASSERT(a.f16_as_f32().size() == static_cast<std::size_t>(n), "f16_as_f32"); break;
+    case dtype::u16: FUZZ_ASSERT(a.bf16_bits_as_f32().size() == static_cast<std::size_t>(n), "bf16"); break;
   }
   return 0;
 }
