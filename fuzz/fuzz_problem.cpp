@@ -263,7 +263,7 @@ std::optional<xent::tensor_view> via_dlpack(FuzzedDataProvider& in, const xent::
     switch (mutate % 8) {
       case 0: t.device.device_type = kDLCUDA; break;
       case 1: t.dtype.lanes = 4; break;
-      case 2: t.dtype.bits = 16; t.dtype.code = kDLFloat; break;
+      case 2: t.dtype.bits = 8; t.dtype.code = kDLFloat; break;  // float8: no such dtype here
       case 3: t.dtype.code = 6; break;  // bool
       case 4: t.ndim = -1; break;
       case 5: t.ndim = 1 << 20; break;  // a shape array that is not there
