@@ -21,7 +21,7 @@
 #include "xent/xent.hpp"
 
 #ifdef XENT_HAVE_TORCH
-#include "torch_peer.hpp"
+#include "torch_implementation.hpp"
 #endif
 #ifdef XENT_BENCH_HAVE_ONEDNN
 #include "onednn_implementation.hpp"
@@ -300,9 +300,9 @@ void measure(benchmark::State& st, const bench_case& c, Call&& call, Check&& che
 #endif
         memory_window w;
 #ifdef XENT_HAVE_TORCH
-        if (c.libtorch) torch_peer::reset_storage_peak();
+        if (c.libtorch) xent::peers::libtorch::reset_storage_peak();
         call();
-        rec.peak_extra = w.peak_extra_bytes(c.libtorch ? torch_peer::storage_peak_extra_bytes() : 0);
+        rec.peak_extra = w.peak_extra_bytes(c.libtorch ? xent::peers::libtorch::storage_peak_extra_bytes() : 0);
 #else
         call();
         rec.peak_extra = w.peak_extra_bytes();
@@ -440,7 +440,7 @@ void run_xent(benchmark::State& st, const bench_case& c, workspace& ws) {
 #ifdef XENT_HAVE_TORCH
 void run_torch(benchmark::State& st, const bench_case& c, workspace& ws) {
   const std::string red = c.m == mode::fwd_sum ? "sum" : c.m == mode::fwd_none ? "none" : "mean";
-  torch_peer::session s(ws.logits.data(), c.shape.dims, ws.target.data(), red, writes_grad(c.m));
+  xent::peers::libtorch::session s(ws.logits.data(), c.shape.dims, ws.target.data(), red, writes_grad(c.m));
   measure(
       st, c, [&] { s.run(); },
       [&]() -> std::string {
@@ -592,7 +592,7 @@ void run_case(benchmark::State& st, const bench_case& c) {
     return;
   }
 #ifdef XENT_HAVE_TORCH
-  torch_peer::set_threads(c.threads);
+  xent::peers::libtorch::set_threads(c.threads);
   run_torch(st, c, ws);
 #else
   st.SkipWithError("built without LibTorch");

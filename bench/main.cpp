@@ -28,7 +28,7 @@
 #endif
 
 #ifdef XENT_HAVE_TORCH
-#include "torch_peer.hpp"
+#include "torch_implementation.hpp"
 #endif
 #ifdef XENT_BENCH_HAVE_HWY
 #include <hwy/highway.h>
@@ -162,7 +162,7 @@ void add_context(const settings& s, const std::string& skipped) {
   AddCustomContext("implementations", impls);
   AddCustomContext("skipped", skipped.empty() ? "none" : skipped);
 #ifdef XENT_HAVE_TORCH
-  AddCustomContext("libtorch", s.torch ? torch_peer::version() + "; " + torch_peer::parallel_info() : "disabled");
+  AddCustomContext("libtorch", s.torch ? xent::peers::torch_version() + "; " + xent::peers::libtorch::parallel_info() : "disabled");
 #else
   AddCustomContext("libtorch", "not built");
 #endif
