@@ -21,7 +21,7 @@
 #include "xent/xent.hpp"
 
 #ifdef XENT_HAVE_TORCH
-#include "torch_peer.hpp"
+#include "torch_implementation.hpp"
 #endif
 #ifdef XENT_BENCH_HAVE_ONEDNN
 #include "onednn_implementation.hpp"
@@ -237,6 +237,17 @@ std::map<std::string, timings>& onednn_times() {
   return m;
 }
 
+// What add_peer_ratios needs of a measured case, by name.
+struct case_peers {
+  std::string shape, torch_key, onednn_key;
+  bool torch = false, onednn = false;  // the case is that peer itself
+  double elements = 0.0;
+};
+std::map<std::string, case_peers>& peer_keys() {
+  static std::map<std::string, case_peers> m;
+  return m;
+}
+
 // Every case's runs, by name: the one-thread time is the base of the
 // thread-scaling counter.
 std::map<std::string, timings>& case_times() {
@@ -289,9 +300,9 @@ void measure(benchmark::State& st, const bench_case& c, Call&& call, Check&& che
 #endif
         memory_window w;
 #ifdef XENT_HAVE_TORCH
-        if (c.libtorch) torch_peer::reset_storage_peak();
+        if (c.libtorch) xent::peers::libtorch::reset_storage_peak();
         call();
-        rec.peak_extra = w.peak_extra_bytes(c.libtorch ? torch_peer::storage_peak_extra_bytes() : 0);
+        rec.peak_extra = w.peak_extra_bytes(c.libtorch ? xent::peers::libtorch::storage_peak_extra_bytes() : 0);
 #else
         call();
         rec.peak_extra = w.peak_extra_bytes();
@@ -339,18 +350,14 @@ void measure(benchmark::State& st, const bench_case& c, Call&& call, Check&& che
     if (auto it = case_times().find(one.name()); it != case_times().end())
       st.counters["vs_t1"] = it->second.median() / per_call;  // thread scaling
   }
-  if (c.libtorch) {
-    torch_times()[peer_key(c)].add(iterations, per_call);
-  } else if (auto it = torch_times().find(peer_key(c)); it != torch_times().end()) {
-    st.counters["vs_torch"] = it->second.median() / per_call;
-  }
-  // oneDNN runs every mode (in place included), so the key is the case's own.
+  // vs_torch and vs_onednn are set by add_peer_ratios once every
+  // implementation of the shape has run (whichever order they ran in).
+  // oneDNN runs every mode (in place included), so its key is the case's own.
   const std::string own_key = c.shape.name + "/" + to_string(c.m) + "/t" + std::to_string(c.threads);
-  if (!c.libtorch && c.impl->name() == "onednn") {
-    onednn_times()[own_key].add(iterations, per_call);
-  } else if (auto it = onednn_times().find(own_key); it != onednn_times().end()) {
-    st.counters["vs_onednn"] = it->second.median() / per_call;
-  }
+  const bool is_onednn = !c.libtorch && c.impl->name() == "onednn";
+  if (c.libtorch) torch_times()[peer_key(c)].add(iterations, per_call);
+  if (is_onednn) onednn_times()[own_key].add(iterations, per_call);
+  peer_keys()[c.name()] = {c.shape.name, peer_key(c), own_key, c.libtorch, is_onednn, elements};
 }
 
 void run_xent(benchmark::State& st, const bench_case& c, workspace& ws) {
@@ -433,7 +440,7 @@ void run_xent(benchmark::State& st, const bench_case& c, workspace& ws) {
 #ifdef XENT_HAVE_TORCH
 void run_torch(benchmark::State& st, const bench_case& c, workspace& ws) {
   const std::string red = c.m == mode::fwd_sum ? "sum" : c.m == mode::fwd_none ? "none" : "mean";
-  torch_peer::session s(ws.logits.data(), c.shape.dims, ws.target.data(), red, writes_grad(c.m));
+  xent::peers::libtorch::session s(ws.logits.data(), c.shape.dims, ws.target.data(), red, writes_grad(c.m));
   measure(
       st, c, [&] { s.run(); },
       [&]() -> std::string {
@@ -544,6 +551,26 @@ std::string bench_case::name() const {
   return impl_name() + "/" + shape.name + "/" + to_string(m) + "/t" + std::to_string(threads);
 }
 
+std::string case_shape(const std::string& name) {
+  const auto it = peer_keys().find(name);
+  return it == peer_keys().end() ? std::string() : it->second.shape;
+}
+
+void add_peer_ratios(const std::string& name, benchmark::UserCounters& counters) {
+  const auto k = peer_keys().find(name);
+  const auto rate = counters.find("items_per_second");
+  if (k == peer_keys().end() || !(k->second.elements > 0.0) || rate == counters.end() ||
+      !(rate->second.value > 0.0))
+    return;
+  const double per_call = k->second.elements / rate->second.value;
+  if (!k->second.torch)
+    if (auto it = torch_times().find(k->second.torch_key); it != torch_times().end())
+      counters["vs_torch"] = it->second.median() / per_call;
+  if (!k->second.onednn)
+    if (auto it = onednn_times().find(k->second.onednn_key); it != onednn_times().end())
+      counters["vs_onednn"] = it->second.median() / per_call;
+}
+
 std::vector<std::string> case_errors() {
   std::vector<std::string> v;
   for (const auto& [name, rec] : records())
@@ -557,6 +584,7 @@ const xent::implementation& reference_implementation() {
 }
 
 void run_case(benchmark::State& st, const bench_case& c) {
+  peer_keys()[c.name()].shape = c.shape.name;  // also for a case that fails: the reporter groups by shape
   workspace& ws = workspace_for(c.shape);
   omp_set_num_threads(c.threads);
   if (!c.libtorch) {
@@ -564,7 +592,7 @@ void run_case(benchmark::State& st, const bench_case& c) {
     return;
   }
 #ifdef XENT_HAVE_TORCH
-  torch_peer::set_threads(c.threads);
+  xent::peers::libtorch::set_threads(c.threads);
   run_torch(st, c, ws);
 #else
   st.SkipWithError("built without LibTorch");

@@ -59,6 +59,13 @@ struct bench_case {
 // The benchmark body of a case: verifies against the reference kernel and
 // measures peak extra memory once (untimed, also the warm-up), then times.
 void run_case(benchmark::State& state, const bench_case& c);
+// The shape of a measured case by its benchmark name ("" for other names).
+std::string case_shape(const std::string& name);
+// vs_torch and vs_onednn of a measured case (each peer's median time over the
+// case's, on the same shape, mode and threads; LibTorch against in-place's
+// fwdbwd): the reporter calls it once every implementation of the case's
+// shape has run, so every case gets both ratios whatever the order.
+void add_peer_ratios(const std::string& name, benchmark::UserCounters& counters);
 void run_probe(benchmark::State& state, probe_kind k, int threads);
 // The compute floor (compute_floor.hpp) pinned to a Highway target (0: the
 // best one); elements_per_second. The best target's rate is recorded as the

@@ -28,7 +28,7 @@
 #endif
 
 #ifdef XENT_HAVE_TORCH
-#include "torch_peer.hpp"
+#include "torch_implementation.hpp"
 #endif
 #ifdef XENT_BENCH_HAVE_HWY
 #include <hwy/highway.h>
@@ -162,7 +162,7 @@ void add_context(const settings& s, const std::string& skipped) {
   AddCustomContext("implementations", impls);
   AddCustomContext("skipped", skipped.empty() ? "none" : skipped);
 #ifdef XENT_HAVE_TORCH
-  AddCustomContext("libtorch", s.torch ? torch_peer::version() + "; " + torch_peer::parallel_info() : "disabled");
+  AddCustomContext("libtorch", s.torch ? xent::peers::torch_version() + "; " + xent::peers::libtorch::parallel_info() : "disabled");
 #else
   AddCustomContext("libtorch", "not built");
 #endif
@@ -199,21 +199,43 @@ void add(const bench_case& c, bool slow) {
 // Google Benchmark appends "/real_time", "/iterations:1", "/repeats:1" to
 // the names of benchmarks with those settings; the names stay
 // impl/shape/mode/tN (parseable, the same for every case) by dropping them
-// before they reach a reporter (console or JSON file alike).
+// before they reach a reporter (console or JSON file alike). The runs of a
+// shape are held until the next shape starts (or the end), then get their
+// peer ratios (add_peer_ratios): every implementation of the shape has run.
 template <class Base>
 class clean_names final : public Base {
  public:
   using Base::Base;
   void ReportRuns(const std::vector<benchmark::BenchmarkReporter::Run>& runs) override {
-    std::vector<benchmark::BenchmarkReporter::Run> copy(runs);
-    for (auto& r : copy) {
+    for (benchmark::BenchmarkReporter::Run r : runs) {
       r.run_name.time_type.clear();
       r.run_name.iterations.clear();
       r.run_name.repetitions.clear();
       r.run_name.min_time.clear();
+      const std::string shape = case_shape(r.run_name.str());
+      if (shape != held_shape_) flush();
+      held_shape_ = shape;
+      held_.push_back(std::move(r));
     }
-    Base::ReportRuns(copy);
+    if (held_shape_.empty()) flush();  // probes: nothing to wait for
   }
+  void Finalize() override {
+    flush();
+    Base::Finalize();
+  }
+
+ private:
+  void flush() {
+    if (held_.empty()) return;
+    for (auto& r : held_)
+      if (r.run_type == benchmark::BenchmarkReporter::Run::RT_Iteration || r.aggregate_name == "mean" ||
+          r.aggregate_name == "median")
+        add_peer_ratios(r.run_name.str(), r.counters);
+    Base::ReportRuns(held_);
+    held_.clear();
+  }
+  std::string held_shape_;
+  std::vector<benchmark::BenchmarkReporter::Run> held_;
 };
 
 std::string flag_value(const std::vector<std::string>& args, const std::string& flag, std::string fallback) {
@@ -296,7 +318,7 @@ std::string register_all(const settings& s) {
     modes.push_back(mode::fwdbwd);
     if (p.inplace) modes.push_back(mode::fwdbwd_inplace);
 #ifdef XENT_HAVE_TORCH
-    // The peer first, so that every xent case of the shape can carry vs_torch.
+    // The peer first (the ratios are set once the whole shape has run).
     if (s.torch)
       for (mode m : modes)
         if (m != mode::fwdbwd_inplace)

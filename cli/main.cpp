@@ -21,7 +21,7 @@
 #include "list.hpp"
 #include "npy.hpp"
 #include "registry.hpp"
-#include "report.hpp"
+#include "report_command.hpp"
 #include "verify.hpp"
 #ifdef XENT_HAVE_TORCH_PEER
 #include "torch_implementation.hpp"

@@ -4,14 +4,11 @@
 
 #include <iostream>
 
+#include "xent/child_process.hpp"
 #include "xent/error.hpp"
 
 #ifdef XENT_HAVE_VERIFY
-#include <poll.h>
 #include <cassert>  // rapidcheck/detail/Variant.hpp uses assert without it
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -143,7 +140,8 @@ struct child_result {
   std::string died;  // empty when the child returned its fields; else how it ended
 };
 
-// Runs `work` in a forked child (or in this process when fork_it is false).
+// Runs `work` in a forked child (xent/child_process.hpp), or in this process
+// when fork_it is false.
 // The parent never runs kernels or OpenMP itself, so every child starts from
 // a clean state (libgomp's thread pool does not survive fork).
 child_result in_child(const std::function<std::vector<std::string>()>& work, bool fork_it, double timeout_s) {
@@ -157,64 +155,23 @@ child_result in_child(const std::function<std::vector<std::string>()>& work, boo
     }
   };
   if (!fork_it) return {guarded(), ""};
-  std::cout.flush();
-  std::cerr.flush();
-  std::fflush(nullptr);
-  int fds[2];
-  if (pipe(fds) != 0) throw std::runtime_error("pipe failed");
-  const pid_t pid = fork();
-  if (pid < 0) throw std::runtime_error("fork failed");
-  if (pid == 0) {
-    // Its own process group, so that a hang kills what it forked too (the
-    // plug-in loader's per-call children); and it dies with us (Ctrl-C).
-    setpgid(0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    close(fds[0]);
-    std::string out;
-    for (const auto& f : guarded()) put(out, f);
-    std::size_t done = 0;
-    while (done < out.size()) {
-      const ssize_t n = write(fds[1], out.data() + done, out.size() - done);
-      if (n <= 0) break;
-      done += static_cast<std::size_t>(n);
-    }
-    std::cout.flush();
-    std::fflush(nullptr);
-    _exit(0);  // no static destructors (LibTorch's, the registry's) in the child
-  }
-  setpgid(pid, pid);  // also here: whichever runs first
-  close(fds[1]);
-  std::string in;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
-  bool hung = false;
-  char buf[65536];
-  for (;;) {
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
-    if (left <= 0) {
-      hung = true;
-      break;
-    }
-    pollfd pfd{fds[0], POLLIN, 0};
-    const int r = poll(&pfd, 1, static_cast<int>(std::min<long long>(left, 1000)));
-    if (r < 0 && errno == EINTR) continue;
-    if (r == 0) continue;
-    const ssize_t n = read(fds[0], buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    in.append(buf, static_cast<std::size_t>(n));
-  }
-  close(fds[0]);
-  if (hung) kill(-pid, SIGKILL);  // the group: the child and anything it forked
-  int st = 0;
-  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-  }
+  const plugins::child_outcome c = plugins::run_in_child(
+      [&](int fd) {
+        std::string out;
+        for (const auto& f : guarded()) put(out, f);
+        std::size_t done = 0;
+        while (done < out.size()) {
+          const ssize_t n = write(fd, out.data() + done, out.size() - done);
+          if (n <= 0) break;
+          done += static_cast<std::size_t>(n);
+        }
+      },
+      timeout_s);
   child_result r;
-  r.fields = parse_fields(in);
-  if (hung) r.died = "hung: killed after " + fmt(timeout_s) + " s";
-  else if (WIFSIGNALED(st)) r.died = "crashed: " + plugins::signal_name(WTERMSIG(st));
-  else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-    r.died = "exited with status " + std::to_string(WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+  r.fields = parse_fields(c.output);
+  if (c.how == plugins::child_outcome::ending::hung) r.died = "hung: killed after " + fmt(timeout_s) + " s";
+  else if (c.how == plugins::child_outcome::ending::signaled) r.died = "crashed: " + plugins::signal_name(c.status);
+  else if (c.status != 0) r.died = "exited with status " + std::to_string(c.status);
   else if (r.fields.empty()) r.died = "ended without a result (exit() called inside the kernel?)";
   return r;
 }

@@ -107,7 +107,12 @@ void gate(std::ostringstream& md, const report_data& d) {
     md << "```\n";
   }
   for (const auto& n : d.gate->notes) md << "\n- " << n;
-  if (d.gate->improved) md << "\nErrors shrank: the updated baseline is printed on stderr and written next to this report (`baseline-updated.txt`).\n";
+  if (d.gate->improved()) {
+    md << "\n\nErrors shrank below the baseline on this host:\n";
+    for (const auto& i : d.gate->improvements) md << "\n- " << i;
+    md << "\n\nThe file holds the maximum over every Highway target, so this host's smaller errors are no table "
+          "to commit: regenerate it with `./run baseline` (on a host with the most targets) and review the diff.\n";
+  }
   md << "\n";
 }
 

@@ -131,7 +131,6 @@ std::string format_baseline(const baseline& b, const sweep_result& s) {
 
 gate_result check_baseline(const baseline& allowed, const sweep_result& s) {
   gate_result g;
-  baseline updated = allowed;
   const baseline measured = measured_baseline(s);
   for (const auto& [impl, m] : measured) {
     auto a = allowed.find(impl);
@@ -153,15 +152,13 @@ gate_result check_baseline(const baseline& allowed, const sweep_result& s) {
       if (!(got <= e->second))
         g.failures.push_back(impl + " " + name + ": " + ulp_text(got) + " ulp > baseline " + value_text(e->second) +
                              " on " + w->scenario + "; repro: " + repro(*w, q));
-      else if (allowance(got, tier_bound(w->tier, q)) < e->second) {
-        g.improved = true;
-        updated[impl][name] = allowance(got, tier_bound(w->tier, q));
-      }
+      else if (allowance(got, tier_bound(w->tier, q)) < e->second)
+        g.improvements.push_back(impl + " " + name + ": " + value_text(allowance(got, tier_bound(w->tier, q))) +
+                                 " (baseline " + value_text(e->second) + ")");
     }
   }
   for (const auto& [impl, m] : allowed)
     if (!measured.count(impl)) g.notes.push_back("baseline implementation '" + impl + "' was not measured (not registered or not supported here)");
-  if (g.improved) g.updated = format_baseline(updated, s);
   return g;
 }
 

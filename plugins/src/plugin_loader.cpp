@@ -1,27 +1,23 @@
 // Plug-ins (xent/plugin.h): dlopen, ABI check, and an implementation that
 // forwards a validated problem to the plug-in as DLPack tensors. Errors come
 // back as codes and a message buffer; with isolation::per_call each call runs
-// in a forked child so that a crash or a hang becomes an exception.
+// in a forked child (xent/child_process.hpp) so that a crash or a hang
+// becomes an exception.
 #include "xent/plugin_loader.hpp"
 
 #include <dlfcn.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
-#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <memory>
 #include <vector>
 
 #include "xent/capabilities.hpp"
+#include "xent/child_process.hpp"
 #include "xent/error.hpp"
 #include "xent/plugin.h"
 #include "xent/problem.hpp"
@@ -258,68 +254,37 @@ class plugin_implementation final : public implementation {
     shared_region region(sizeof(shared_header) + (n_loss + n_grad) * sizeof(float));
     shared_header* h = region.header();
     h->returned = 0;
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) throw plugin_error(std::string("pipe failed: ") + std::strerror(errno));
     const char* where = with_grad ? "forward_backward" : "forward";
-    const pid_t pid = fork();
-    if (pid < 0) {
-      close(fds[0]);
-      close(fds[1]);
-      throw plugin_error(std::string("fork failed: ") + std::strerror(errno));
+    child_outcome child;
+    try {
+      child = run_in_child(
+          [&](int) {
+            h->status = invoke(p, with_grad, h->message);
+            h->returned = 1;
+            if (h->status != XENT_PLUGIN_OK) return;
+            float* v = region.values();
+            for (std::size_t i = 0; i < n_loss; ++i)
+              v[i] = none ? *p.loss_at(static_cast<std::int64_t>(i)) : *p.loss;
+            if (with_grad)
+              for (std::int64_t q = 0; q < p.positions; ++q) {
+                const float* g = p.grad_row(q);
+                for (std::int64_t c = 0; c < p.classes; ++c)
+                  v[n_loss + static_cast<std::size_t>(q) * C + static_cast<std::size_t>(c)] =
+                      g[c * p.grad_class_stride];
+              }
+          },
+          options_.call_timeout_s);
+    } catch (const std::runtime_error& e) {
+      throw plugin_error(e.what());
     }
-    if (pid == 0) {
-      // Child: the write end stays open until we exit (normally or not), so
-      // the parent sees the pipe close exactly when this process ends. It
-      // dies with its parent (a verify child killed on a timeout).
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      close(fds[0]);
-      h->status = invoke(p, with_grad, h->message);
-      h->returned = 1;
-      if (h->status == XENT_PLUGIN_OK) {
-        float* v = region.values();
-        for (std::size_t i = 0; i < n_loss; ++i)
-          v[i] = none ? *p.loss_at(static_cast<std::int64_t>(i)) : *p.loss;
-        if (with_grad)
-          for (std::int64_t q = 0; q < p.positions; ++q) {
-            const float* g = p.grad_row(q);
-            for (std::int64_t c = 0; c < p.classes; ++c)
-              v[n_loss + static_cast<std::size_t>(q) * C + static_cast<std::size_t>(c)] =
-                  g[c * p.grad_class_stride];
-          }
-      }
-      _exit(0);
-    }
-    close(fds[1]);
-    // Wait for the child to end (the pipe closes), up to the timeout.
-    const auto deadline = std::chrono::steady_clock::now() +
-                          std::chrono::duration<double>(options_.call_timeout_s);
-    bool hung = false;
-    for (;;) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            deadline - std::chrono::steady_clock::now())
-                            .count();
-      if (left <= 0) {
-        hung = true;
-        break;
-      }
-      pollfd pfd{fds[0], POLLIN, 0};
-      const int r = poll(&pfd, 1, static_cast<int>(std::min<long long>(left, 1000)));
-      if (r < 0 && errno == EINTR) continue;
-      if (r != 0) break;  // hang-up (or an error): the child is gone
-    }
-    close(fds[0]);
-    if (hung) kill(pid, SIGKILL);
-    int st = 0;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-    }
-    if (hung)
+    if (child.how == child_outcome::ending::hung)
       throw plugin_crash("plug-in '" + name() + "' hung in " + where + " (killed after " +
                          std::to_string(options_.call_timeout_s) + " s)");
-    if (WIFSIGNALED(st))
-      throw plugin_crash("plug-in '" + name() + "' crashed in " + where + ": " + signal_name(WTERMSIG(st)));
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || !h->returned)
+    if (child.how == child_outcome::ending::signaled)
+      throw plugin_crash("plug-in '" + name() + "' crashed in " + where + ": " + signal_name(child.status));
+    if (!child.returned() || !h->returned)
       throw plugin_crash("plug-in '" + name() + "' ended the process in " + where + " (exit status " +
-                         std::to_string(WIFEXITED(st) ? WEXITSTATUS(st) : -1) + ")");
+                         std::to_string(child.status) + ")");
     if (h->status != XENT_PLUGIN_OK) fail(p, with_grad, h->status, h->message);
     const float* v = region.values();
     if (none)
@@ -347,14 +312,6 @@ std::string dl_error() {
 }
 
 }  // namespace
-
-std::string signal_name(int sig) {
-  const char* abbrev = sigabbrev_np(sig);
-  const char* desc = sigdescr_np(sig);
-  std::string s = abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
-  if (desc) s += std::string(" (") + desc + ")";
-  return s;
-}
 
 const implementation& load_plugin(const std::string& path, const load_options& options) {
   // dlopen searches the library path for a bare name; a user who types

@@ -120,7 +120,7 @@ nlohmann::ordered_json report_json(const report_data& d) {
                  {"passed", d.gate->failures.empty()},
                  {"failures", d.gate->failures},
                  {"notes", d.gate->notes},
-                 {"improved", d.gate->improved}};
+                 {"improved", d.gate->improved()}, {"improvements", d.gate->improvements}};
   json exs = json::array();
   for (const auto& e : d.examples)
     exs.push_back({{"name", e.name}, {"title", e.title}, {"passed", e.passed}, {"lines", e.lines}});

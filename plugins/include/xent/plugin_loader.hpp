@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "xent/child_process.hpp"  // signal_name
 #include "xent/error.hpp"
 #include "xent/implementation.hpp"
 #include "xent/plugin.h"
@@ -73,8 +74,5 @@ bool is_plugin(const implementation* impl);
 std::string plugin_path(const implementation& impl);
 // Switches the protection of a loaded plug-in (no-op for other implementations).
 void set_isolation(const implementation& impl, isolation isolate);
-
-// The name of a signal ("SIGSEGV (Segmentation fault)").
-std::string signal_name(int sig);
 
 }  // namespace xent::plugins

@@ -1,17 +1,14 @@
 // `xent report`: the accuracy sweep of every registered implementation
-// against the multiprecision reference (cli/report_sweep.hpp), benchmarks
-// (bench/xent_bench, cli/report_bench.hpp), plots (cli/plots.hpp), the
-// examples; writes report.md, report.json and SVGs into --out and prints the
-// Markdown. With --check-baseline, the CI accuracy gate
-// (cli/report_baseline.hpp): exit status 1 when an error grew.
+// against the multiprecision reference (report_sweep.hpp), benchmarks
+// (bench/xent_bench, report_bench.hpp), plots (plots.hpp), the examples;
+// writes report.md, report.json and SVGs into --out and prints the Markdown.
+// With --check-baseline, the CI accuracy gate (report_baseline.hpp): exit
+// status 1 when an error grew. The command's options are parsed in
+// cli/report_command.cpp.
 #pragma once
 
 #include <string>
 #include <vector>
-
-namespace CLI {
-class App;
-}
 
 namespace xent::cli {
 
@@ -37,7 +34,6 @@ struct report_args {
   bool merge_baseline = false;  // --write-baseline keeps the larger of the file's and the measured
 };
 
-CLI::App* add_report_command(CLI::App& app, report_args& args);
 int run_report(const report_args& args);
 
 }  // namespace xent::cli
