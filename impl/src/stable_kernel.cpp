@@ -15,6 +15,7 @@
 #include <optional>
 
 #include "double_double.hpp"
+#include "expansion.hpp"
 #include "kernels.hpp"
 #include "row_driver.hpp"
 #include "scratch.hpp"
@@ -117,6 +118,16 @@ class row_model {
     return finite_other_ && hi(rest_) == 0.0 ? coef_L_ : 0.0;
   }
   bool plain() const { return plain_; }
+  // Every logit is the maximum or -inf: e^{x_j - m} is exactly 1 or 0, the
+  // softmax is rational (p_j = e_j / n) and so is every gradient entry.
+  bool rational() const {
+    for (std::int64_t c = 0; c < C_; ++c) {
+      const float v = xf(c);
+      if (v != m_ && !(std::isinf(v) && v < 0)) return false;
+    }
+    return true;
+  }
+  bool at_max(std::int64_t c) const { return xf(c) == m_; }
 
   T loss(double& err) {
     coef_L_ = plain_ ? w(t_) : 0.0;
@@ -318,6 +329,7 @@ bool try_round(dd v, double err, float& out) { return ddm::round_checked(v.hi, v
 
 // The gradient's scale upstream / D, in double-double with its relative error.
 struct scale_t {
+  double upstream = 1.0;
   dd value;
   double rel = 0.0;  // relative error of value (double-double)
   bool finite = true;
@@ -351,8 +363,92 @@ denominator_t denominator(const problem& pr) {
   return d;
 }
 
+// D exactly, as an expansion; computed on first use only (rational rows that
+// fail both rounding tests are rare).
+class exact_denominator {
+ public:
+  explicit exact_denominator(const problem& pr) : pr_(pr) {}
+  const exact::expansion& get() {
+    if (value_) return *value_;
+    exact::expansion d(1.0);
+    if (pr_.reduce == reduction::mean) {
+      if (pr_.target == target_kind::probability) {
+        d = exact::expansion(static_cast<double>(pr_.positions));
+      } else {
+        d = exact::expansion();
+        pr_.for_each_offset(pr_.target_position_strides, [&](std::int64_t, std::int64_t off) {
+          const std::int64_t t = pr_.target_index[off];
+          if (t != pr_.ignore_index) d.add(static_cast<double>(pr_.weight_at(t)));
+        });
+      }
+    }
+    value_ = std::move(d);
+    return *value_;
+  }
+
+ private:
+  const problem& pr_;
+  std::optional<exact::expansion> value_;
+};
+
+// The numerator of a rational row's gradient (docs/correct_rounding.md §5):
+// with n logits at the maximum, e_j in {0, 1}, b_c = w_c((1-eps) q_c + eps/C)
+// and A = Σ b_c, the entry before the scale is p_j A - b_j = (e_j CA -
+// n C b_j) / (n C), every term an exact sum of products of inputs.
+class rational_gradient {
+ public:
+  rational_gradient(const problem& pr, std::int64_t p) : pr_(pr), C_(static_cast<double>(pr.classes)) {
+    const double eps = pr.label_smoothing;
+    const ddm::dd om = ddm::two_sum(1.0, -eps);  // 1 - eps exactly
+    om_hi_ = om.hi;
+    om_lo_ = om.lo;
+    eps_ = eps;
+    if (pr.target == target_kind::index) {
+      t_ = pr.target_at(p);
+    } else {
+      q_ = pr.target_row(p);
+      qs_ = pr.target_class_stride;
+    }
+    for (std::int64_t c = 0; c < pr.classes; ++c) ca_.add(cb(c));
+  }
+  // upstream (e_j CA - n C b_j) and n C D: the entry is their quotient.
+  exact::expansion numerator(bool at_max, double n, double upstream) const {
+    exact::expansion v = at_max ? ca_ : exact::expansion();
+    v.add(cb_j_.scaled(-n));
+    return v.scaled(upstream);
+  }
+  void select(std::int64_t j) { cb_j_ = cb(j); }
+  static exact::expansion denominator(const exact::expansion& d, double n, double C) {
+    return d.scaled(n).scaled(C);
+  }
+  double classes() const { return C_; }
+
+ private:
+  double qv(std::int64_t c) const {
+    return q_ == nullptr ? (c == t_ ? 1.0 : 0.0) : static_cast<double>(q_[c * qs_]);
+  }
+  // C b_c = (w_c q_c) C (1 - eps) + eps w_c; w_c q_c is exact in double.
+  exact::expansion cb(std::int64_t c) const {
+    const double w = static_cast<double>(pr_.weight_at(c));
+    const exact::expansion wqc = exact::expansion(w * qv(c)).scaled(C_);
+    exact::expansion r = wqc.scaled(om_hi_);
+    r.add(wqc.scaled(om_lo_));
+    r.add(exact::expansion(eps_).scaled(w));
+    return r;
+  }
+
+  const problem& pr_;
+  double C_;
+  double om_hi_ = 1.0, om_lo_ = 0.0, eps_ = 0.0;
+  std::int64_t t_ = -1;
+  const float* q_ = nullptr;
+  std::int64_t qs_ = 1;
+  exact::expansion ca_, cb_j_;
+};
+
 scale_t make_scale(double upstream, const denominator_t& d) {
   scale_t s;
+  s.upstream = upstream;
   if (d.value.hi == 0.0 || !std::isfinite(upstream)) {
     s.value = dd(upstream / d.value.hi);
     s.finite = std::isfinite(s.value.hi);
@@ -404,12 +500,15 @@ class stable_kernel final : public implementation {
 
   // Writes the row's gradient (scale = upstream / D); x is the row's copy.
   static void write_gradient(const problem& pr, std::int64_t p, row_model<double>& r1, const float* x,
-                             const scale_t& sc, float* g, const buffers& b) {
+                             const scale_t& sc, float* g, const buffers& b, exact_denominator& exact_d) {
     const std::int64_t C = pr.classes, gs = pr.grad_class_stride;
     if (!r1.plain()) r1.prepare_masses();
     const double s1 = sc.value.hi;
     const double rel1 = sc.rel + prec<double>::op;
     std::optional<row_model<dd>> r2;
+    std::optional<rational_gradient> rat;
+    std::optional<exact::expansion> den;
+    double n_max = 0.0;
     counts.results += static_cast<std::uint64_t>(C);
     for (std::int64_t j = 0; j < C; ++j) {
       double e0;
@@ -438,6 +537,19 @@ class stable_kernel final : public implementation {
         g[j * gs] = out;
         continue;
       }
+      if (r1.rational()) {
+        if (!rat) {
+          rat.emplace(pr, p);
+          for (std::int64_t c = 0; c < C; ++c) n_max += r1.at_max(c) ? 1.0 : 0.0;
+          den = rational_gradient::denominator(exact_d.get(), n_max, rat->classes());
+        }
+        rat->select(j);
+        if (exact::round_quotient(rat->numerator(r1.at_max(j), n_max, sc.upstream), *den, out)) {
+          ++counts.exact;
+          g[j * gs] = out;
+          continue;
+        }
+      }
       ++counts.unresolved;
       g[j * gs] = ddm::resolve(w.hi, w.lo);
     }
@@ -456,6 +568,7 @@ class stable_kernel final : public implementation {
     double* losses = none ? nullptr : position_scratch(0, P);
     double* bounds = none ? nullptr : position_scratch(1, P);
     const denominator_t D = denominator(pr);
+    exact_denominator exact_d(pr);
 
     // Copies row p (the gradient may overwrite the logits) and returns it.
     auto row_of = [&](std::int64_t p, std::int64_t& xs) -> const float* {
@@ -488,7 +601,7 @@ class stable_kernel final : public implementation {
         }
         *pr.loss_at(p) = rounded_loss(pr, p, r1, x, xs, b);
         if (g)
-          write_gradient(pr, p, r1, x, make_scale(static_cast<double>(pr.upstream_at(p)), D), g, b);
+          write_gradient(pr, p, r1, x, make_scale(static_cast<double>(pr.upstream_at(p)), D), g, b, exact_d);
       }
       return;
     }
@@ -522,7 +635,7 @@ class stable_kernel final : public implementation {
         nan_row(g);
         continue;
       }
-      write_gradient(pr, p, r1, x, sc, g, b);
+      write_gradient(pr, p, r1, x, sc, g, b, exact_d);
     }
   }
 

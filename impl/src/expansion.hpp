@@ -1,0 +1,43 @@
+// Exact arithmetic on floating-point expansions (Shewchuk, "Adaptive
+// Precision Floating-Point Arithmetic and Fast Robust Geometric Predicates",
+// Discrete Comput. Geom. 18, 1997): a value is the exact, unevaluated sum of
+// nonoverlapping doubles. Sums and products by a double are exact, so a
+// rational expression of the inputs and its comparison with a float32
+// rounding boundary are decided without error. Used by `stable` for results
+// that no finite-precision bound can round: exact ties and exact zeros
+// (docs/correct_rounding.md §5).
+#pragma once
+
+#include <vector>
+
+namespace xent::exact {
+
+class expansion {
+ public:
+  expansion() = default;
+  explicit expansion(double x) { add(x); }
+
+  // this += b (Shewchuk's GROW-EXPANSION with zero elimination).
+  void add(double b);
+  void add(const expansion& e);
+  // this * b (SCALE-EXPANSION with zero elimination).
+  expansion scaled(double b) const;
+  expansion negated() const;
+  // The sign of the exact value: that of the largest component.
+  int sign() const;
+  // A double near the exact value (relative error ~2^-52).
+  double approx() const;
+  // False once a product underflowed or anything overflowed: the value is
+  // then no longer exact and must not be trusted.
+  bool exact() const { return exact_; }
+
+ private:
+  std::vector<double> c_;  // increasing magnitude, nonoverlapping, no zeros
+  bool exact_ = true;
+};
+
+// RN_f32(num / den), ties to even, subnormals and overflow included. False
+// when either operand is not exact (then out is unspecified).
+bool round_quotient(const expansion& num, const expansion& den, float& out);
+
+}  // namespace xent::exact
