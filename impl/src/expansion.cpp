@@ -69,6 +69,13 @@ expansion expansion::scaled(double b) const {
   return r;
 }
 
+expansion expansion::times(const expansion& b) const {
+  expansion r;
+  r.exact_ = exact_ && b.exact_;
+  for (const double x : b.c_) r.add(scaled(x));
+  return r;
+}
+
 expansion expansion::negated() const {
   expansion r = *this;
   for (double& x : r.c_) x = -x;
@@ -83,6 +90,12 @@ int expansion::sign() const {
 double expansion::approx() const {
   double s = 0.0;
   for (const double x : c_) s += x;
+  return s;
+}
+
+ddm::dd expansion::to_dd() const {
+  ddm::dd s{0.0};
+  for (const double x : c_) s = s + x;
   return s;
 }
 
@@ -146,6 +159,25 @@ bool round_quotient(const expansion& num_in, const expansion& den_in, float& out
     return ok;
   }
   return false;
+}
+
+bool round_interval(const expansion& num, const expansion& den, double c_hi, double c_lo, double r,
+                    float& out) {
+  if (!std::isfinite(c_hi) || !std::isfinite(c_lo) || !(r >= 0.0) || !std::isfinite(r)) return false;
+  // num/den + c + t = (num + (c + t) den) / den: both ends exactly.
+  expansion mid = num;
+  mid.add(den.scaled(c_hi));
+  mid.add(den.scaled(c_lo));
+  if (r == 0.0) return round_quotient(mid, den, out);
+  const expansion spread = den.scaled(r);
+  expansion lo = mid, hi = mid;
+  lo.add(spread.negated());
+  hi.add(spread);
+  float a, b;
+  if (!round_quotient(lo, den, a) || !round_quotient(hi, den, b)) return false;
+  if (a != b) return false;  // -0 and +0 compare equal: both are the zero result
+  out = a;
+  return true;
 }
 
 }  // namespace xent::exact

@@ -10,6 +10,8 @@
 
 #include <vector>
 
+#include "double_double.hpp"
+
 namespace xent::exact {
 
 class expansion {
@@ -23,10 +25,15 @@ class expansion {
   // this * b (SCALE-EXPANSION with zero elimination).
   expansion scaled(double b) const;
   expansion negated() const;
+  // this * b, exactly (a sum of scaled copies).
+  expansion times(const expansion& b) const;
   // The sign of the exact value: that of the largest component.
   int sign() const;
   // A double near the exact value (relative error ~2^-52).
   double approx() const;
+  // A double-double near the exact value: the components summed from the
+  // smallest in double-double, relative error below 2^-100.
+  ddm::dd to_dd() const;
   // False once a product underflowed or anything overflowed: the value is
   // then no longer exact and must not be trusted.
   bool exact() const { return exact_; }
@@ -39,5 +46,11 @@ class expansion {
 // RN_f32(num / den), ties to even, subnormals and overflow included. False
 // when either operand is not exact (then out is unspecified).
 bool round_quotient(const expansion& num, const expansion& den, float& out);
+
+// RN_f32 of every real num / den + c + t, |t| <= r (c = c_hi + c_lo, r >= 0
+// doubles), when they all round to the same float (RN is monotone: the two
+// ends decide). False otherwise, or when anything is not exact.
+bool round_interval(const expansion& num, const expansion& den, double c_hi, double c_lo, double r,
+                    float& out);
 
 }  // namespace xent::exact
