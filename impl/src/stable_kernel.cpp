@@ -119,6 +119,11 @@ class row_model {
     return finite_other_ && hi(rest_) == 0.0 ? coef_L_ : 0.0;
   }
   bool plain() const { return plain_; }
+  // L = log1p(Σ_{j≠k} e^{x_j - m}) and its error bound; whether every term
+  // underflowed while the exact L is positive.
+  T log_term() const { return L_; }
+  double log_term_error() const { return E_L_; }
+  bool log_underflowed() const { return finite_other_ && hi(rest_) == 0.0; }
 
   T loss(double& err) {
     coef_L_ = plain_ ? w(t_) : 0.0;
@@ -382,6 +387,47 @@ class exact_denominator {
   std::optional<exact::expansion> value_;
 };
 
+// C b_c = w_c ((1-eps) q_c C + eps) as exact expansions, b_c the target
+// mass of class c (docs/correct_rounding.md §5), and their sum C A.
+class exact_masses {
+ public:
+  exact_masses(const problem& pr, std::int64_t p) : pr_(pr), Cd_(static_cast<double>(pr.classes)) {
+    const dd om = ddm::two_sum(1.0, -pr.label_smoothing);  // 1 - eps exactly
+    om_hi_ = om.hi;
+    om_lo_ = om.lo;
+    eps_ = pr.label_smoothing;
+    if (pr.target == target_kind::index) {
+      t_ = pr.target_at(p);
+    } else {
+      q_ = pr.target_row(p);
+      qs_ = pr.target_class_stride;
+    }
+    for (std::int64_t c = 0; c < pr.classes; ++c) ca_.add(cb(c));
+  }
+  // w_c q_c is exact in double (two floats).
+  exact::expansion cb(std::int64_t c) const {
+    const double w = static_cast<double>(pr_.weight_at(c));
+    const exact::expansion wqc = exact::expansion(w * qv(c)).scaled(Cd_);
+    exact::expansion r = wqc.scaled(om_hi_);
+    r.add(wqc.scaled(om_lo_));
+    r.add(exact::expansion(eps_).scaled(w));
+    return r;
+  }
+  const exact::expansion& ca() const { return ca_; }
+
+ private:
+  double qv(std::int64_t c) const {
+    return q_ == nullptr ? (c == t_ ? 1.0 : 0.0) : static_cast<double>(q_[c * qs_]);
+  }
+  const problem& pr_;
+  double Cd_;
+  double om_hi_ = 1.0, om_lo_ = 0.0, eps_ = 0.0;
+  std::int64_t t_ = -1;
+  const float* q_ = nullptr;
+  std::int64_t qs_ = 1;
+  exact::expansion ca_;
+};
+
 // The last resort for a gradient entry (docs/correct_rounding.md §5.2).
 // With K the classes within 0.0108 of the maximum m (n >= 1 of them),
 // ê_c = [c ∈ K], em_c = e^{x_c - m} - ê_c and S = n + Σ em, the entry is
@@ -397,19 +443,8 @@ class exact_denominator {
 class split_gradient {
  public:
   split_gradient(const problem& pr, std::int64_t p, const float* x, const scale_t& sc, const exact::expansion& D)
-      : pr_(pr), x_(x), Cd_(static_cast<double>(pr.classes)), sc_(sc) {
+      : pr_(pr), x_(x), Cd_(static_cast<double>(pr.classes)), sc_(sc), mass_(pr, p) {
     const std::int64_t C = pr.classes;
-    const double eps = pr.label_smoothing;
-    const dd om = ddm::two_sum(1.0, -eps);  // 1 - eps exactly
-    om_hi_ = om.hi;
-    om_lo_ = om.lo;
-    eps_ = eps;
-    if (pr.target == target_kind::index) {
-      t_ = pr.target_at(p);
-    } else {
-      q_ = pr.target_row(p);
-      qs_ = pr.target_class_stride;
-    }
     float m = x[0];
     for (std::int64_t c = 1; c < C; ++c) m = std::fmax(m, x[c]);
     m_ = m;
@@ -419,7 +454,6 @@ class split_gradient {
     dd neg{0.0}, pos{0.0};
     double e_neg = 0.0, e_pos = 0.0;
     for (std::int64_t c = 0; c < C; ++c) {
-      ca_.add(cb(c));
       const auto i = static_cast<std::size_t>(c);
       if (std::isinf(x[c])) continue;  // -inf: e = 0 exactly, outside K
       const dd y = ddm::two_sum(static_cast<double>(x[c]), -static_cast<double>(m));  // exact, <= 0
@@ -447,7 +481,7 @@ class split_gradient {
     e_sum_ = 2 * (e_neg + e_pos + Cd_ * 0x1p-103 * (std::fabs(neg.hi) + pos.hi) + 0x1p-101 * std::fabs(sum_em_.hi));
     S_ = sum_em_ + n_;
     e_S_ = e_sum_ + 0x1p-101 * S_.hi;
-    A_ = ca_.to_dd() / Cd_;
+    A_ = mass_.ca().to_dd() / Cd_;
     den_ = D.scaled(n_).scaled(Cd_);
   }
 
@@ -456,8 +490,8 @@ class split_gradient {
     const auto i = static_cast<std::size_t>(j);
     const double ek = in_k_[i] ? 1.0 : 0.0;
     // R_j's numerator upstream (ê_j CA - n C b_j); its denominator n C D.
-    exact::expansion num = ek != 0.0 ? ca_ : exact::expansion();
-    num.add(cb(j).scaled(-n_));
+    exact::expansion num = ek != 0.0 ? mass_.ca() : exact::expansion();
+    num.add(mass_.cb(j).scaled(-n_));
     num = num.scaled(sc_.upstream);
     // δ_j and its bound. X = n em_j - ê_j Σ em; an entry off K has em_j =
     // e_j (exactly 0 for -inf: then δ = 0 exactly).
@@ -483,19 +517,6 @@ class split_gradient {
   }
 
  private:
-  double qv(std::int64_t c) const {
-    return q_ == nullptr ? (c == t_ ? 1.0 : 0.0) : static_cast<double>(q_[c * qs_]);
-  }
-  // C b_c = (w_c q_c) C (1 - eps) + eps w_c; w_c q_c is exact in double.
-  exact::expansion cb(std::int64_t c) const {
-    const double w = static_cast<double>(pr_.weight_at(c));
-    const exact::expansion wqc = exact::expansion(w * qv(c)).scaled(Cd_);
-    exact::expansion r = wqc.scaled(om_hi_);
-    r.add(wqc.scaled(om_lo_));
-    r.add(exact::expansion(eps_).scaled(w));
-    return r;
-  }
-
   // X = n em_j - Σ em for j in K, where the first-order terms of
   // em_i = expm1(y_i) (y_i = x_i - m, exact) may cancel to any depth (a
   // tiny logit equal to the row's mean): X = Σ_k P_k / k! - Σ_{i∉K} e_i with
@@ -545,11 +566,8 @@ class split_gradient {
   double e_pos_ = 0.0;
   double Cd_;
   const scale_t& sc_;
-  double om_hi_ = 1.0, om_lo_ = 0.0, eps_ = 0.0;
-  std::int64_t t_ = -1;
-  const float* q_ = nullptr;
-  std::int64_t qs_ = 1;
-  exact::expansion ca_, den_;
+  exact_masses mass_;
+  exact::expansion den_;
   std::vector<char> in_k_;
   std::vector<dd> em_;
   std::vector<double> e_em_;
@@ -557,6 +575,39 @@ class split_gradient {
   bool rational_ = false;
   dd sum_em_{0.0}, S_{0.0}, A_{0.0};
 };
+
+// The last resort for a loss (docs/correct_rounding.md §5.1): with d_c =
+// m - x_c (exact) and L = log1p(Σ_{j≠k} e^{x_j - m}), the loss is exactly
+// Σ_c b_c d_c + A L: the first sum is rational (C times it, `num`, an exact
+// expansion), A L a double-double `al` within `err`. False when the row has
+// an infinite gap (an infinite loss is exact already) or L underflowed.
+struct loss_parts {
+  exact::expansion num;
+  dd al{0.0};
+  double err = 0.0;
+};
+template <class Model>
+bool split_loss(const problem& pr, std::int64_t p, const float* x, std::int64_t xs, const Model& r2,
+                loss_parts& out) {
+  if (r2.log_underflowed()) return false;
+  const exact_masses mass(pr, p);
+  float m = x[0];
+  for (std::int64_t c = 1; c < pr.classes; ++c) m = std::fmax(m, x[c * xs]);
+  for (std::int64_t c = 0; c < pr.classes; ++c) {
+    const float v = x[c * xs];
+    if (std::isinf(v)) return false;
+    const dd d = ddm::two_sum(static_cast<double>(m), -static_cast<double>(v));  // exact
+    exact::expansion de(d.lo);
+    de.add(d.hi);
+    out.num.add(mass.cb(c).times(de));
+  }
+  const double Cd = static_cast<double>(pr.classes);
+  const dd A = mass.ca().to_dd() / Cd;
+  const dd L = r2.log_term();
+  out.al = A * L;
+  out.err = 2 * (std::fabs(A.hi) * r2.log_term_error() + std::fabs(out.al.hi) * (0x1p-98 + 2 * 0x1p-101)) + eta;
+  return out.num.exact() && std::isfinite(out.al.hi);
+}
 
 scale_t make_scale(double upstream, const denominator_t& d) {
   scale_t s;
@@ -604,6 +655,13 @@ class stable_kernel final : public implementation {
     double e2;
     const dd v2 = r2.loss(e2);
     if (try_round(v2, e2, out)) return out;
+    loss_parts parts;
+    if (split_loss(pr, p, x, xs, r2, parts) &&
+        exact::round_interval(parts.num, exact::expansion(static_cast<double>(pr.classes)), parts.al.hi,
+                              parts.al.lo, parts.err, out)) {
+      ++counts.exact;
+      return out;
+    }
     ++counts.unresolved;
     const double side = r2.underflow_side();
     return ddm::resolve(v2.hi, v2.lo + (side == 0.0 ? 0.0 : std::copysign(0x1p-1074, side)));
@@ -787,6 +845,10 @@ class stable_kernel final : public implementation {
     total = dd(0.0);
     err = 0.0;
     abs_sum = 0.0;
+    // The exact split of every row (§5.1): Σ_p num_p / C + Σ_p A_p L_p.
+    loss_parts sum_parts;
+    bool split_ok = true;
+    double al_abs = 0.0;
     for (std::int64_t p = 0; p < P; ++p) {
       if (!pr.counted(p)) continue;
       row_model<dd> r2(pr, p, pr.logits_row(p), pr.logits_class_stride, b.e2);
@@ -796,9 +858,36 @@ class stable_kernel final : public implementation {
       total = total + l;
       err += e2;
       abs_sum += std::fabs(l.hi);
+      loss_parts parts;
+      split_ok = split_ok && split_loss(pr, p, pr.logits_row(p), pr.logits_class_stride, r2, parts);
+      if (split_ok) {
+        sum_parts.num.add(parts.num);
+        sum_parts.al = sum_parts.al + parts.al;
+        sum_parts.err += parts.err;
+        al_abs += std::fabs(parts.al.hi);
+      }
     }
     err = 2 * (err + n * 0x1p-101 * abs_sum);
-    if (!finish(total, err, out)) ++counts.unresolved;
+    if (finish(total, err, out)) {
+      *pr.loss = out;
+      return;
+    }
+    if (split_ok && D.value.hi != 0.0 && std::isfinite(total.hi)) {
+      // (Σ num_p) / (C D) + (Σ A_p L_p) / D, D exact.
+      exact::expansion d_exact = exact_denominator(pr).get();
+      const dd d_dd = d_exact.to_dd();
+      const dd c = sum_parts.al / d_dd;
+      const double r = 2 * ((sum_parts.err + n * 0x1p-101 * al_abs) / std::fabs(d_dd.hi) +
+                            std::fabs(c.hi) * (0x1p-98 + 0x1p-101)) + eta;
+      float split_out;
+      if (exact::round_interval(sum_parts.num, d_exact.scaled(static_cast<double>(pr.classes)), c.hi, c.lo, r,
+                                split_out)) {
+        ++counts.exact;
+        *pr.loss = split_out;
+        return;
+      }
+    }
+    ++counts.unresolved;
     *pr.loss = out;
   }
 };

@@ -264,6 +264,73 @@ struct engine {
     odd(raw(loss), mpfr_add(raw(loss), raw(loss), raw(tmp), rz));
   }
 
+  // A rational row (every logit its maximum or -inf, k of them at the
+  // maximum): p_j = e_j / k with e_j in {0, 1}, and the entry is
+  //   g (e_j Σ_c C a_c - k C a_j) / (k C D),  C a_c = w_c ((1-eps) C q_c + eps),
+  // which can be an exact float32 midpoint. Every product and sum of inputs
+  // is exact at 1280 bits and the one division rounds to odd, so such ties
+  // are seen as ties (the general path rounds eps/C, 1/S and g/D on the
+  // way and may break them either way). False when anything is not finite.
+  bool rational_grad(std::int64_t n, exact* dst) {
+    const float* x = p.logits_row(n);
+    const std::int64_t xs = p.logits_class_stride;
+    float m = -std::numeric_limits<float>::infinity();
+    for (std::int64_t c = 0; c < C; ++c) m = std::max(m, x[c * xs]);
+    if (!std::isfinite(m)) return false;
+    double k = 0;
+    for (std::int64_t c = 0; c < C; ++c) {
+      const float v = x[c * xs];
+      if (v == m) k += 1;
+      else if (!(std::isinf(v) && v < 0)) return false;
+    }
+    const float g_in = p.reduce == reduction::none ? p.upstream_at(n) : p.upstream_scalar;
+    if (!std::isfinite(g_in)) return false;
+    constexpr mpfr_prec_t hp = 1280;
+    mp t = make(hp), ca = make(hp), num = make(hp), den = make(hp);
+    std::vector<mp> cac;
+    const float* q = probability ? p.target_row(n) : nullptr;
+    const std::int64_t tgt = probability ? -1 : p.target_at(n);
+    mpfr_set_zero(raw(ca), 1);
+    for (std::int64_t c = 0; c < C; ++c) {
+      const float w_c = p.weight_at(c);
+      const float q_c = probability ? q[c * p.target_class_stride] : (c == tgt ? 1.0f : 0.0f);
+      if (!std::isfinite(w_c) || !std::isfinite(q_c)) return false;
+      cac.push_back(make(hp));
+      mpfr_ptr v = raw(cac.back());
+      odd(v, mpfr_set_flt(v, q_c, rz));
+      odd(v, mpfr_mul_si(v, v, static_cast<long>(C), rz));
+      mpfr_set_ui(raw(t), 1, rz);
+      odd(raw(t), mpfr_sub_d(raw(t), raw(t), p.label_smoothing, rz));
+      odd(v, mpfr_mul(v, v, raw(t), rz));
+      odd(v, mpfr_add_d(v, v, p.label_smoothing, rz));
+      odd(v, mpfr_mul_d(v, v, static_cast<double>(w_c), rz));
+      odd(raw(ca), mpfr_add(raw(ca), raw(ca), v, rz));
+    }
+    // D exactly.
+    if (p.reduce != reduction::mean) {
+      mpfr_set_ui(raw(den), 1, rz);
+    } else if (probability) {
+      mpfr_set_si(raw(den), static_cast<long>(p.positions), rz);
+    } else {
+      mpfr_set_zero(raw(den), 1);
+      for (std::int64_t i = 0; i < p.positions; ++i)
+        if (p.counted(i)) odd(raw(den), mpfr_add_d(raw(den), raw(den), static_cast<double>(p.weight_at(p.target_at(i))), rz));
+    }
+    if (mpfr_zero_p(raw(den)) || !mpfr_number_p(raw(den))) return false;
+    odd(raw(den), mpfr_mul_d(raw(den), raw(den), k * static_cast<double>(C), rz));
+    mp r = make(mpfr_get_prec(raw(gj)));
+    for (std::int64_t j = 0; j < C; ++j) {
+      if (x[j * xs] == m) odd(raw(num), mpfr_set(raw(num), raw(ca), rz));
+      else mpfr_set_zero(raw(num), 1);
+      odd(raw(t), mpfr_mul_d(raw(t), raw(cac[static_cast<std::size_t>(j)]), k, rz));
+      odd(raw(num), mpfr_sub(raw(num), raw(num), raw(t), rz));
+      odd(raw(num), mpfr_mul_d(raw(num), raw(num), static_cast<double>(g_in), rz));
+      odd(raw(r), mpfr_div(raw(r), raw(num), raw(den), rz));
+      dst[j] = to_exact(raw(r), scratch);
+    }
+    return true;
+  }
+
   // Gradient row of a counted position, times coef = g / D.
   void position_grad(std::int64_t n, bool finite, std::vector<exact>& out) {
     exact* dst = out.data() + n * C;
@@ -271,6 +338,7 @@ struct engine {
       for (std::int64_t j = 0; j < C; ++j) dst[j] = {std::numeric_limits<double>::quiet_NaN(), 0.0};
       return;
     }
+    if (rational_grad(n, dst)) return;
     odd(raw(g), mpfr_set_flt(raw(g), p.reduce == reduction::none ? p.upstream_at(n) : p.upstream_scalar, rz));
     odd(raw(coef), mpfr_div(raw(coef), raw(g), raw(denominator), rz));
     if (probability) {
