@@ -118,14 +118,19 @@ int compare(const expansion& num, const expansion& den, double b, bool& ok) {
 
 }  // namespace
 
-bool round_quotient(const expansion& num_in, const expansion& den_in, float& out) {
+bool round_quotient(const expansion& num, const expansion& den, float& out) {
+  return round_quotient_past(num, den, 0, out);
+}
+
+bool round_quotient_past(const expansion& num_in, const expansion& den_in, int side, float& out) {
   if (!num_in.exact() || !den_in.exact() || den_in.sign() == 0) return false;
   // Work with den > 0.
   const bool flip = den_in.sign() < 0;
   const expansion num = flip ? num_in.negated() : num_in;
   const expansion den = flip ? den_in.negated() : den_in;
   if (num.sign() == 0) {
-    out = 0.0f;
+    // An exact zero; past it, the smallest subnormal rounds back to zero.
+    out = side < 0 ? -0.0f : 0.0f;
     return true;
   }
   constexpr float finf = std::numeric_limits<float>::infinity();
@@ -142,7 +147,7 @@ bool round_quotient(const expansion& num_in, const expansion& den_in, float& out
     }
     if (up == 0) {  // a tie between f and the next float up: the even one (inf past FLT_MAX)
       const float g = std::nextafter(f, finf);
-      out = even(f) ? f : g;
+      out = side > 0 ? g : side < 0 ? f : even(f) ? f : g;
       return ok;
     }
     const int down = compare(num, den, b.below, ok);
@@ -152,13 +157,25 @@ bool round_quotient(const expansion& num_in, const expansion& den_in, float& out
     }
     if (down == 0) {
       const float g = std::nextafter(f, -finf);
-      out = even(f) ? f : g;
+      out = side < 0 ? g : side > 0 ? f : even(f) ? f : g;
       return ok;
     }
     out = f;
     return ok;
   }
   return false;
+}
+
+bool round_one_sided(const expansion& num, const expansion& den, int side, double r, float& out) {
+  if (!(r >= 0.0) || !std::isfinite(r)) return false;
+  float near_end, far_end;
+  if (!round_quotient_past(num, den, side, near_end)) return false;  // side: of the value num/den
+  expansion far = num;
+  far.add(den.scaled(side > 0 ? r : -r));
+  if (!round_quotient(far, den, far_end)) return false;
+  if (near_end != far_end) return false;
+  out = near_end;
+  return true;
 }
 
 bool round_interval(const expansion& num, const expansion& den, double c_hi, double c_lo, double r,

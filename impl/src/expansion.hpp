@@ -46,6 +46,13 @@ class expansion {
 // RN_f32(num / den), ties to even, subnormals and overflow included. False
 // when either operand is not exact (then out is unspecified).
 bool round_quotient(const expansion& num, const expansion& den, float& out);
+// The same for num/den + t with t of sign `side` (+1 or -1) and arbitrarily
+// small: an exact tie goes to the neighbour on that side.
+bool round_quotient_past(const expansion& num, const expansion& den, int side, float& out);
+
+// RN_f32 of every real in num/den + side (0, r]: the value is known to lie
+// strictly on one side of num/den, by at most r.
+bool round_one_sided(const expansion& num, const expansion& den, int side, double r, float& out);
 
 // RN_f32 of every real num / den + c + t, |t| <= r (c = c_hi + c_lo, r >= 0
 // doubles), when they all round to the same float (RN is monotone: the two

@@ -472,9 +472,15 @@ class split_gradient {
         e_pos += e_em_[i];
       }
     }
-    // Every logit m or -inf: every em is exactly 0.
-    rational_ = true;
-    for (const dd& v : em_) rational_ = rational_ && v.hi == 0.0 && v.lo == 0.0;
+    k_at_max_ = true;
+    all_in_k_ = true;
+    for (std::int64_t c = 0; c < C; ++c) {
+      const auto i = static_cast<std::size_t>(c);
+      if (in_k_[i]) k_at_max_ = k_at_max_ && x[c] == m;
+      else all_in_k_ = all_in_k_ && std::isinf(x[c]);
+    }
+    // Every logit m or -inf: every em is exactly 0 (not merely underflowed).
+    rational_ = k_at_max_ && all_in_k_;
     pos_ = pos;
     e_pos_ = e_pos;
     sum_em_ = pos + neg;
@@ -513,7 +519,18 @@ class split_gradient {
     // A rational row (every logit m or -inf) has em = 0 exactly: δ = 0, E = 0,
     // and the entry is R_j, ties included.
     if (rational_) return exact::round_interval(num, den_, 0.0, 0.0, 0.0, out);
-    return exact::round_interval(num, den_, delta.hi, delta.lo, e_delta, out);
+    if (exact::round_interval(num, den_, delta.hi, delta.lo, e_delta, out)) return true;
+    // K at the maximum exactly, finite classes off K: δ has a known sign
+    // (X = -Σ_{i∉K} e_i < 0 on K, n e_j > 0 off K), however small it is.
+    if (k_at_max_) {
+      const int sign_x = in_k_[i] ? -1 : 1;
+      const int sign_s = sc_.value.hi > 0 ? 1 : sc_.value.hi < 0 ? -1 : 0;
+      const int side = sign_x * sign_s * mass_.ca().sign();
+      if (side == 0) return exact::round_interval(num, den_, 0.0, 0.0, 0.0, out);
+      return exact::round_one_sided(num, den_, side, std::fabs(delta.hi) + e_delta, out);
+    }
+    if (all_in_k_) return round_series(j, num, delta, out);
+    return false;
   }
 
  private:
@@ -557,6 +574,90 @@ class split_gradient {
     e_X = 0x1p-96 * abs_terms + tail + e_pos_ + 0x1p-101 * (std::fabs(sum.hi) + pos_.hi) + 0x1p-1000;
     return std::isfinite(X.hi);
   }
+
+  // Every finite class in K (a row of tiny logit differences): the sign of
+  // g_j - b for a boundary b decided exactly (§5.2):
+  //   g_j - b = [(N - b Den) S + upstream CA X] / (Den S),  Den = n C D,
+  // with S = n + Σ_k Q_k / k!, X = Σ_k P_k / k! (Q_k = Σ_{i∈K} y_i^k,
+  // P_k = n y_j^k - Q_k), truncated at K terms and multiplied by K! (exact
+  // integers K!/k! for K <= 18), the tails bounded by n T and 2n T,
+  // T = y^{K+1}/(K+1)! / (1 - y), y = max |y_i|.
+  bool round_series(std::int64_t j, const exact::expansion& num, dd approx, float& out) const {
+    build_powers();
+    const auto jj = static_cast<std::size_t>(j);
+    const exact::expansion up_ca = mass_.ca().scaled(sc_.upstream);
+    if (!up_ca.exact()) return false;
+    // sign of g_j - b: +1, -1, or 0 when undecided at every K.
+    auto sign_at = [&](double b) -> int {
+      exact::expansion r = num;
+      r.add(den_.scaled(-b));
+      double fact = 1.0;
+      for (std::size_t k = 1; k < powers_.size(); ++k) {
+        fact *= static_cast<double>(k);  // exact: k <= 18
+        exact::expansion fs(n_ * fact), fx;
+        double w = fact;  // K!/k!, from k = 1 (K!/1!) down
+        for (std::size_t i = 1; i <= k; ++i) {
+          w = fact;
+          for (std::size_t t = 2; t <= i; ++t) w /= static_cast<double>(t);  // exact: divides K! evenly
+          fs.add(q_[i].scaled(w));
+          exact::expansion pk = powers_[i][jj].scaled(n_);
+          pk.add(q_[i].negated());
+          fx.add(pk.scaled(w));
+        }
+        exact::expansion v = r.times(fs);
+        v.add(up_ca.times(fx));
+        if (!v.exact()) return 0;
+        const double tail = std::pow(y_max_, static_cast<double>(k + 1)) / (fact * static_cast<double>(k + 1)) /
+                            (1 - y_max_) * fact;
+        const double bound = (std::fabs(r.approx()) * n_ * tail + std::fabs(up_ca.approx()) * 2 * n_ * tail) *
+                             (1 + 0x1p-40);
+        if (std::fabs(v.approx()) * (1 - 0x1p-40) > bound) return v.sign() * den_.sign();
+      }
+      return 0;
+    };
+    constexpr float finf = std::numeric_limits<float>::infinity();
+    float f = static_cast<float>(num.approx() / den_.approx() + approx.hi);
+    for (int step = 0; step < 4; ++step) {
+      const ddm::boundaries b = ddm::around(f);
+      const int up = std::isinf(b.above) ? -1 : sign_at(b.above);
+      if (up == 0) return false;
+      if (up > 0) {
+        f = std::nextafter(f, finf);
+        continue;
+      }
+      const int down = std::isinf(b.below) ? 1 : sign_at(b.below);
+      if (down == 0) return false;
+      if (down < 0) {
+        f = std::nextafter(f, -finf);
+        continue;
+      }
+      out = f;
+      return true;
+    }
+    return false;
+  }
+
+  // powers_[k][c] = y_c^k for c in K (k = 1..18) and q_[k] = Σ_{c∈K} y_c^k.
+  void build_powers() const {
+    if (!powers_.empty()) return;
+    const std::int64_t C = pr_.classes;
+    const auto Cs = static_cast<std::size_t>(C);
+    powers_.assign(19, std::vector<exact::expansion>(Cs));
+    q_.assign(19, exact::expansion());
+    for (std::size_t c = 0; c < Cs; ++c) {
+      if (!in_k_[c]) continue;
+      const dd d = ddm::two_sum(static_cast<double>(x_[c]), -static_cast<double>(m_));
+      exact::expansion y(d.lo);
+      y.add(d.hi);
+      powers_[1][c] = y;
+      for (std::size_t k = 2; k <= 18; ++k) powers_[k][c] = powers_[k - 1][c].times(y);
+      for (std::size_t k = 1; k <= 18; ++k) q_[k].add(powers_[k][c]);
+    }
+  }
+
+  mutable std::vector<std::vector<exact::expansion>> powers_;
+  mutable std::vector<exact::expansion> q_;
+  bool k_at_max_ = false, all_in_k_ = false;
 
   const problem& pr_;
   const float* x_;
