@@ -686,11 +686,14 @@ struct loss_parts {
   exact::expansion num;
   dd al{0.0};
   double err = 0.0;
+  // L underflowed in double-double: A L lies in sign(A) (0, err], strictly
+  // off zero (every e^{x_j - m} < 2^-1075 but positive).
+  bool one_sided = false;
+  int side = 0;
 };
 template <class Model>
 bool split_loss(const problem& pr, std::int64_t p, const float* x, std::int64_t xs, const Model& r2,
                 loss_parts& out) {
-  if (r2.log_underflowed()) return false;
   const exact_masses mass(pr, p);
   float m = x[0];
   for (std::int64_t c = 1; c < pr.classes; ++c) m = std::fmax(m, x[c * xs]);
@@ -704,6 +707,15 @@ bool split_loss(const problem& pr, std::int64_t p, const float* x, std::int64_t 
   }
   const double Cd = static_cast<double>(pr.classes);
   const dd A = mass.ca().to_dd() / Cd;
+  if (r2.log_underflowed()) {
+    // 0 < L <= Σ_{j≠k} e^{x_j - m} < C 2^-1075 (ddm::exp gives 0 only below that).
+    out.one_sided = true;
+    out.side = mass.ca().sign();
+    out.al = dd(0.0);
+    // |A| C 2^-1075 with margin; ldexp may round the subnormal down by half a unit.
+    out.err = std::ldexp(std::fabs(A.hi) * Cd * 2 + 2, -1074) + 0x1p-1074;
+    return out.num.exact() && out.side != 0;
+  }
   const dd L = r2.log_term();
   out.al = A * L;
   out.err = 2 * (std::fabs(A.hi) * r2.log_term_error() + std::fabs(out.al.hi) * (0x1p-98 + 2 * 0x1p-101)) + eta;
@@ -757,9 +769,10 @@ class stable_kernel final : public implementation {
     const dd v2 = r2.loss(e2);
     if (try_round(v2, e2, out)) return out;
     loss_parts parts;
+    const exact::expansion c_exp(static_cast<double>(pr.classes));
     if (split_loss(pr, p, x, xs, r2, parts) &&
-        exact::round_interval(parts.num, exact::expansion(static_cast<double>(pr.classes)), parts.al.hi,
-                              parts.al.lo, parts.err, out)) {
+        (parts.one_sided ? exact::round_one_sided(parts.num, c_exp, parts.side, parts.err, out)
+                         : exact::round_interval(parts.num, c_exp, parts.al.hi, parts.al.lo, parts.err, out))) {
       ++counts.exact;
       return out;
     }
@@ -961,6 +974,11 @@ class stable_kernel final : public implementation {
       abs_sum += std::fabs(l.hi);
       loss_parts parts;
       split_ok = split_ok && split_loss(pr, p, pr.logits_row(p), pr.logits_class_stride, r2, parts);
+      if (split_ok && parts.one_sided) {  // (0, err] inside the closed [err/2 ± err/2]
+        parts.al = dd(parts.side * parts.err / 2);
+        parts.err /= 2;
+        parts.err *= 1 + 0x1p-50;
+      }
       if (split_ok) {
         sum_parts.num.add(parts.num);
         sum_parts.al = sum_parts.al + parts.al;
