@@ -72,9 +72,9 @@ std::string one_line_text(std::string s) {
 
 std::optional<tier> parse_tier(const std::string& s) {
   if (s.empty()) return std::nullopt;
-  for (tier t : {tier::accurate, tier::fast, tier::standard, tier::naive})
+  for (tier t : {tier::correctly_rounded, tier::accurate, tier::fast, tier::standard, tier::naive})
     if (to_string(t) == s) return t;
-  throw input_error("--tier", "unknown tier '" + s + "' (accurate, fast, standard, naive)");
+  throw input_error("--tier", "unknown tier '" + s + "' (correctly_rounded, accurate, fast, standard, naive)");
 }
 
 // What the tier table (properties/tiers.hpp) needs about each position of

@@ -252,7 +252,7 @@ TEST_F(cli, list_shows_the_registry) {
   const auto r = run("list");
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("stable"), std::string::npos);
-  EXPECT_NE(r.out.find("accurate"), std::string::npos);
+  EXPECT_NE(r.out.find("correctly_rounded"), std::string::npos);
   const auto j = run("list --json");
   ASSERT_EQ(j.status, 0);
   const json a = json::parse(j.out);
@@ -517,7 +517,8 @@ TEST_F(cli, check_impl_sets) {
     // logsoftmax is off by ~3e-6 here).
     EXPECT_NEAR(oj.at("loss").get<double>(), std::log(5.0), i.at("kind") == "peer" ? 1e-5 : 1e-6) << name;
     EXPECT_EQ(i.at("in_check_default").get<bool>(),
-              i.at("kind") == "ours" && (i.at("tier") == "accurate" || i.at("tier") == "fast"))
+              i.at("kind") == "ours" &&
+                  (i.at("tier") == "correctly_rounded" || i.at("tier") == "accurate" || i.at("tier") == "fast"))
         << name;
   }
 }

@@ -49,7 +49,7 @@ std::vector<const implementation*> default_check_set() {
   std::vector<const implementation*> out;
   for (auto* i : implementations())
     if (i->supported() && !i->peer() && !plugins::is_plugin(i) &&
-        (i->tier() == tier::accurate || i->tier() == tier::fast))
+        (i->tier() == tier::correctly_rounded || i->tier() == tier::accurate || i->tier() == tier::fast))
       out.push_back(i);
   return out;
 }

@@ -35,6 +35,8 @@ struct unwritten_output : std::runtime_error {
 problem inspect(const test_case& c);
 // The reference result (grad weighted by the case's upstream gradient).
 ref::result reference(const test_case& c, bool with_grad);
+// The same at a chosen working precision.
+ref::result reference(const test_case& c, bool with_grad, unsigned bits);
 
 // D of docs/design.md §2 (Σ weights of counted positions, positions, or 1).
 double denominator(const test_case& c);

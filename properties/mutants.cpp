@@ -23,6 +23,9 @@ enum class flaw {
   grad_missing_inv_w,    // mean gradient without the 1/W scale
   f32_sequential_sum,    // Σ exp accumulated sequentially in float32
   skips_ignored_writes,  // leaves the zero loss and gradient of ignored rows unwritten
+  no_rounding_test,      // claims correct rounding but rounds its float64 value without a
+                         // rounding test: one ulp off when that value is on the wrong side
+                         // of a nearby float32 midpoint
 };
 
 constexpr double nan = std::numeric_limits<double>::quiet_NaN();
@@ -32,7 +35,10 @@ class mutant final : public implementation {
   mutant(flaw f, std::string name, std::string what) : f_(f), name_(std::move(name)), what_(std::move(what)) {}
   std::string name() const override { return name_; }
   std::string description() const override { return "planted mutant: " + what_; }
-  xent::tier tier() const override { return f_ == flaw::f32_sequential_sum ? tier::fast : tier::accurate; }
+  xent::tier tier() const override {
+    if (f_ == flaw::f32_sequential_sum) return tier::fast;
+    return f_ == flaw::no_rounding_test ? tier::correctly_rounded : tier::accurate;
+  }
   std::string domain() const override { return "all inputs"; }
   void forward(const problem& p) const override { run(p, false); }
   void forward_backward(const problem& p) const override { run(p, true); }
@@ -168,6 +174,8 @@ const std::vector<mutant_info>& register_mutants() {
         {flaw::f32_sequential_sum, {"mutant_f32_sequential_sum", "float32 sequential accumulation (tier fast)"}},
         {flaw::skips_ignored_writes,
          {"mutant_skips_ignored_writes", "ignored rows' zero loss and gradient left unwritten"}},
+        {flaw::no_rounding_test,
+         {"mutant_no_rounding_test", "declares correct rounding, rounds float64 values without a rounding test"}},
     };
     std::vector<mutant_info> v;
     for (const auto& [f, info] : all) {

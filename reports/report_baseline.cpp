@@ -157,6 +157,16 @@ gate_result check_baseline(const baseline& allowed, const sweep_result& s) {
                                  " (baseline " + value_text(e->second) + ")");
     }
   }
+  // The correctly rounded tier promises more than a maximum of 0.5 ulp (a
+  // wrong neighbour at a tie is 0.5 ulp off too): every result RN(reference).
+  for (const cell& c : s.cells) {
+    if (c.tier != "correctly_rounded" || c.outside || c.failure || c.skipped || !allowed.count(c.impl)) continue;
+    for (quantity q : all_quantities)
+      if (c[q].count > 0 && c[q].correctly_rounded < 1.0)
+        g.failures.push_back(c.impl + " " + to_string(q) + ": " + std::to_string(100.0 * c[q].correctly_rounded) +
+                             " % correctly rounded on " + c.scenario + " (tier correctly_rounded: 100 %); repro: " +
+                             repro(c, q));
+  }
   for (const auto& [impl, m] : allowed)
     if (!measured.count(impl)) g.notes.push_back("baseline implementation '" + impl + "' was not measured (not registered or not supported here)");
   return g;

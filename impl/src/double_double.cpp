@@ -103,6 +103,11 @@ dd expm1(double y) {
   return exp(dd(y)) - 1.0;  // e^y >= 1.0108: at most 6.6 bits lost
 }
 
+dd expm1(dd y) {
+  if (std::fabs(y.hi) <= 0.0108) return expm1_small(y);
+  return exp(y) - 1.0;
+}
+
 dd log1p(dd x) {
   if (!(x.hi > 0.0) || !std::isfinite(x.hi)) return {std::log1p(x.hi), 0.0};
   const double y0 = std::log1p(x.hi + x.lo);

@@ -91,6 +91,9 @@ inline double hi(dd x) { return x.hi; }
 dd exp(dd a);
 // e^y - 1 with relative accuracy (2^-94) for y in [0, 709].
 dd expm1(double y);
+// e^y - 1 for a double-double y, |y.hi| <= 0.0108: relative error <= 2^-95
+// (the Taylor series of exp's core without its 1; docs/correct_rounding.md §4).
+dd expm1(dd y);
 // log(1 + x) for x >= 0 (x.hi < 2^1000): one Newton step on e^y = 1 + x from
 // the libm value, relative error <= 2^-90 (docs/correct_rounding.md §4).
 dd log1p(dd x);

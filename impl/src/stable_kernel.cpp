@@ -13,8 +13,10 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <vector>
 
 #include "double_double.hpp"
+#include "expansion.hpp"
 #include "kernels.hpp"
 #include "row_driver.hpp"
 #include "scratch.hpp"
@@ -117,6 +119,11 @@ class row_model {
     return finite_other_ && hi(rest_) == 0.0 ? coef_L_ : 0.0;
   }
   bool plain() const { return plain_; }
+  // L = log1p(Σ_{j≠k} e^{x_j - m}) and its error bound; whether every term
+  // underflowed while the exact L is positive.
+  T log_term() const { return L_; }
+  double log_term_error() const { return E_L_; }
+  bool log_underflowed() const { return finite_other_ && hi(rest_) == 0.0; }
 
   T loss(double& err) {
     coef_L_ = plain_ ? w(t_) : 0.0;
@@ -318,6 +325,7 @@ bool try_round(dd v, double err, float& out) { return ddm::round_checked(v.hi, v
 
 // The gradient's scale upstream / D, in double-double with its relative error.
 struct scale_t {
+  double upstream = 1.0;
   dd value;
   double rel = 0.0;  // relative error of value (double-double)
   bool finite = true;
@@ -351,8 +359,372 @@ denominator_t denominator(const problem& pr) {
   return d;
 }
 
+// D exactly, as an expansion; computed on first use only (rational rows that
+// fail both rounding tests are rare).
+class exact_denominator {
+ public:
+  explicit exact_denominator(const problem& pr) : pr_(pr) {}
+  const exact::expansion& get() {
+    if (value_) return *value_;
+    exact::expansion d(1.0);
+    if (pr_.reduce == reduction::mean) {
+      if (pr_.target == target_kind::probability) {
+        d = exact::expansion(static_cast<double>(pr_.positions));
+      } else {
+        d = exact::expansion();
+        pr_.for_each_offset(pr_.target_position_strides, [&](std::int64_t, std::int64_t off) {
+          const std::int64_t t = pr_.target_index[off];
+          if (t != pr_.ignore_index) d.add(static_cast<double>(pr_.weight_at(t)));
+        });
+      }
+    }
+    value_ = std::move(d);
+    return *value_;
+  }
+
+ private:
+  const problem& pr_;
+  std::optional<exact::expansion> value_;
+};
+
+// C b_c = w_c ((1-eps) q_c C + eps) as exact expansions, b_c the target
+// mass of class c (docs/correct_rounding.md §5), and their sum C A.
+class exact_masses {
+ public:
+  exact_masses(const problem& pr, std::int64_t p) : pr_(pr), Cd_(static_cast<double>(pr.classes)) {
+    const dd om = ddm::two_sum(1.0, -pr.label_smoothing);  // 1 - eps exactly
+    om_hi_ = om.hi;
+    om_lo_ = om.lo;
+    eps_ = pr.label_smoothing;
+    if (pr.target == target_kind::index) {
+      t_ = pr.target_at(p);
+    } else {
+      q_ = pr.target_row(p);
+      qs_ = pr.target_class_stride;
+    }
+    for (std::int64_t c = 0; c < pr.classes; ++c) ca_.add(cb(c));
+  }
+  // w_c q_c is exact in double (two floats).
+  exact::expansion cb(std::int64_t c) const {
+    const double w = static_cast<double>(pr_.weight_at(c));
+    const exact::expansion wqc = exact::expansion(w * qv(c)).scaled(Cd_);
+    exact::expansion r = wqc.scaled(om_hi_);
+    r.add(wqc.scaled(om_lo_));
+    r.add(exact::expansion(eps_).scaled(w));
+    return r;
+  }
+  const exact::expansion& ca() const { return ca_; }
+
+ private:
+  double qv(std::int64_t c) const {
+    return q_ == nullptr ? (c == t_ ? 1.0 : 0.0) : static_cast<double>(q_[c * qs_]);
+  }
+  const problem& pr_;
+  double Cd_;
+  double om_hi_ = 1.0, om_lo_ = 0.0, eps_ = 0.0;
+  std::int64_t t_ = -1;
+  const float* q_ = nullptr;
+  std::int64_t qs_ = 1;
+  exact::expansion ca_;
+};
+
+// The last resort for a gradient entry (docs/correct_rounding.md §5.2).
+// With K the classes within 0.0108 of the maximum m (n >= 1 of them),
+// ê_c = [c ∈ K], em_c = e^{x_c - m} - ê_c and S = n + Σ em, the entry is
+// exactly g_j = s (p_j A - b_j) = R_j + δ_j with
+//   R_j = s (ê_j A - n b_j) / n                     rational: exact expansions
+//   δ_j = s A (n em_j - ê_j Σ em) / (n S)           double-double, bounded
+// (s = upstream / D, A = Σ b_c, b_c = w_c((1-eps) q_c + eps/C)). Whatever
+// cancels in p_j A - b_j (near-uniform q, equal or tiny logits) cancels
+// in R_j without error; δ_j is small where that matters and known to
+// ~2^-90 of its own size, em_c = expm1(x_c - m) on K keeping tiny logit
+// differences. The entry rounds when R_j + [δ - E, δ + E] lies between two
+// boundaries; exact ties (E = 0: rational rows) are decided exactly.
+class split_gradient {
+ public:
+  split_gradient(const problem& pr, std::int64_t p, const float* x, const scale_t& sc, const exact::expansion& D)
+      : pr_(pr), x_(x), Cd_(static_cast<double>(pr.classes)), sc_(sc), mass_(pr, p) {
+    const std::int64_t C = pr.classes;
+    float m = x[0];
+    for (std::int64_t c = 1; c < C; ++c) m = std::fmax(m, x[c]);
+    m_ = m;
+    in_k_.assign(static_cast<std::size_t>(C), 0);
+    em_.assign(static_cast<std::size_t>(C), dd(0.0));
+    e_em_.assign(static_cast<std::size_t>(C), 0.0);
+    dd neg{0.0}, pos{0.0};
+    double e_neg = 0.0, e_pos = 0.0;
+    for (std::int64_t c = 0; c < C; ++c) {
+      const auto i = static_cast<std::size_t>(c);
+      if (std::isinf(x[c])) continue;  // -inf: e = 0 exactly, outside K
+      const dd y = ddm::two_sum(static_cast<double>(x[c]), -static_cast<double>(m));  // exact, <= 0
+      if (y.hi > -0.0108) {
+        in_k_[i] = 1;
+        y_max_ = std::fmax(y_max_, -y.hi);
+        n_ += 1.0;
+        em_[i] = ddm::expm1(y);
+        e_em_[i] = 0x1p-90 * std::fabs(em_[i].hi) + 0x1p-1000;
+        neg = neg + em_[i];
+        e_neg += e_em_[i];
+      } else {
+        em_[i] = ddm::exp(y);
+        e_em_[i] = 0x1p-94 * em_[i].hi + 0x1p-1000;
+        pos = pos + em_[i];
+        e_pos += e_em_[i];
+      }
+    }
+    k_at_max_ = true;
+    all_in_k_ = true;
+    for (std::int64_t c = 0; c < C; ++c) {
+      const auto i = static_cast<std::size_t>(c);
+      if (in_k_[i]) k_at_max_ = k_at_max_ && x[c] == m;
+      else all_in_k_ = all_in_k_ && std::isinf(x[c]);
+    }
+    // Every logit m or -inf: every em is exactly 0 (not merely underflowed).
+    rational_ = k_at_max_ && all_in_k_;
+    pos_ = pos;
+    e_pos_ = e_pos;
+    sum_em_ = pos + neg;
+    e_sum_ = 2 * (e_neg + e_pos + Cd_ * 0x1p-103 * (std::fabs(neg.hi) + pos.hi) + 0x1p-101 * std::fabs(sum_em_.hi));
+    S_ = sum_em_ + n_;
+    e_S_ = e_sum_ + 0x1p-101 * S_.hi;
+    A_ = mass_.ca().to_dd() / Cd_;
+    den_ = D.scaled(n_).scaled(Cd_);
+  }
+
+  bool round(std::int64_t j, float& out) const {
+    if (!sc_.finite || !std::isfinite(S_.hi) || !std::isfinite(A_.hi) || !(S_.hi - e_S_ > 0.5)) return false;
+    const auto i = static_cast<std::size_t>(j);
+    const double ek = in_k_[i] ? 1.0 : 0.0;
+    // R_j's numerator upstream (ê_j CA - n C b_j); its denominator n C D.
+    exact::expansion num = ek != 0.0 ? mass_.ca() : exact::expansion();
+    num.add(mass_.cb(j).scaled(-n_));
+    num = num.scaled(sc_.upstream);
+    // δ_j and its bound. X = n em_j - ê_j Σ em; an entry off K has em_j =
+    // e_j (exactly 0 for -inf: then δ = 0 exactly).
+    dd X;
+    double e_X;
+    if (!in_k_[i]) {
+      if (std::isinf(x_[j])) return exact::round_interval(num, den_, 0.0, 0.0, 0.0, out);
+      X = em_[i] * n_;
+      e_X = n_ * e_em_[i] + 0x1p-101 * n_ * em_[i].hi;
+    } else if (!series(j, X, e_X)) {
+      return false;
+    }
+    const dd sa = sc_.value * A_;
+    const dd delta = sa * X / (S_ * n_);
+    const double s_lo = S_.hi - e_S_;
+    const double e_delta = 2 * (std::fabs(sa.hi) * e_X / (n_ * s_lo) +
+                                std::fabs(delta.hi) * (sc_.rel + 0x1p-98 + e_S_ / s_lo + 6 * 0x1p-101)) +
+                           eta;
+    // A rational row (every logit m or -inf) has em = 0 exactly: δ = 0, E = 0,
+    // and the entry is R_j, ties included.
+    if (rational_) return exact::round_interval(num, den_, 0.0, 0.0, 0.0, out);
+    if (exact::round_interval(num, den_, delta.hi, delta.lo, e_delta, out)) return true;
+    // K at the maximum exactly, finite classes off K: δ has a known sign
+    // (X = -Σ_{i∉K} e_i < 0 on K, n e_j > 0 off K), however small it is.
+    if (k_at_max_) {
+      const int sign_x = in_k_[i] ? -1 : 1;
+      const int sign_s = sc_.value.hi > 0 ? 1 : sc_.value.hi < 0 ? -1 : 0;
+      const int side = sign_x * sign_s * mass_.ca().sign();
+      if (side == 0) return exact::round_interval(num, den_, 0.0, 0.0, 0.0, out);
+      return exact::round_one_sided(num, den_, side, std::fabs(delta.hi) + e_delta, out);
+    }
+    if (all_in_k_) return round_series(j, num, delta, out);
+    return false;
+  }
+
+ private:
+  // X = n em_j - Σ em for j in K, where the first-order terms of
+  // em_i = expm1(y_i) (y_i = x_i - m, exact) may cancel to any depth (a
+  // tiny logit equal to the row's mean): X = Σ_k P_k / k! - Σ_{i∉K} e_i with
+  // P_k = n y_j^k - Σ_{i∈K} y_i^k exact expansions, summed until the
+  // series' tail 2n y^(k+1)/(k+1)! / (1 - y) is below 2^-110 of what is summed.
+  bool series(std::int64_t j, dd& X, double& e_X) const {
+    const std::int64_t C = pr_.classes;
+    std::vector<exact::expansion> y(static_cast<std::size_t>(C)), pw;
+    for (std::int64_t c = 0; c < C; ++c) {
+      if (!in_k_[static_cast<std::size_t>(c)]) continue;
+      const dd d = ddm::two_sum(static_cast<double>(x_[c]), -static_cast<double>(m_));
+      exact::expansion v(d.lo);
+      v.add(d.hi);
+      y[static_cast<std::size_t>(c)] = v;
+    }
+    pw = y;
+    dd sum{0.0};
+    double abs_terms = 0.0, fact = 1.0, tail = 0.0;
+    for (int k = 1; k <= 80; ++k) {
+      if (k > 1) {
+        fact *= k;  // exact up to 18!, then within 2^-53 per step: counted in the bound below
+        for (std::int64_t c = 0; c < C; ++c)
+          if (in_k_[static_cast<std::size_t>(c)]) pw[static_cast<std::size_t>(c)] = pw[static_cast<std::size_t>(c)].times(y[static_cast<std::size_t>(c)]);
+      }
+      exact::expansion P = pw[static_cast<std::size_t>(j)].scaled(n_);
+      for (std::int64_t c = 0; c < C; ++c)
+        if (in_k_[static_cast<std::size_t>(c)]) P.add(pw[static_cast<std::size_t>(c)].negated());
+      if (!P.exact()) return false;
+      const dd term = P.to_dd() / fact;
+      sum = sum + term;
+      abs_terms += std::fabs(term.hi);
+      tail = 2 * n_ * std::pow(y_max_, k + 1) / (fact * (k + 1)) / (1 - y_max_);
+      if (tail < 0x1p-110 * std::fabs(sum.hi) || tail == 0.0) break;
+    }
+    // Each term within 2^-98 of itself (exact P, its double-double, the
+    // division, k! beyond 18 within 80 u), the sum within 2^-101 per step.
+    X = sum - pos_;
+    e_X = 0x1p-96 * abs_terms + tail + e_pos_ + 0x1p-101 * (std::fabs(sum.hi) + pos_.hi) + 0x1p-1000;
+    return std::isfinite(X.hi);
+  }
+
+  // Every finite class in K (a row of tiny logit differences): the sign of
+  // g_j - b for a boundary b decided exactly (§5.2):
+  //   g_j - b = [(N - b Den) S + upstream CA X] / (Den S),  Den = n C D,
+  // with S = n + Σ_k Q_k / k!, X = Σ_k P_k / k! (Q_k = Σ_{i∈K} y_i^k,
+  // P_k = n y_j^k - Q_k), truncated at K terms and multiplied by K! (exact
+  // integers K!/k! for K <= 18), the tails bounded by n T and 2n T,
+  // T = y^{K+1}/(K+1)! / (1 - y), y = max |y_i|.
+  bool round_series(std::int64_t j, const exact::expansion& num, dd approx, float& out) const {
+    build_powers();
+    const auto jj = static_cast<std::size_t>(j);
+    const exact::expansion up_ca = mass_.ca().scaled(sc_.upstream);
+    if (!up_ca.exact()) return false;
+    // sign of g_j - b: +1, -1, or 0 when undecided at every K.
+    auto sign_at = [&](double b) -> int {
+      exact::expansion r = num;
+      r.add(den_.scaled(-b));
+      double fact = 1.0;
+      for (std::size_t k = 1; k < powers_.size(); ++k) {
+        fact *= static_cast<double>(k);  // exact: k <= 18
+        exact::expansion fs(n_ * fact), fx;
+        double w = fact;  // K!/k!, from k = 1 (K!/1!) down
+        for (std::size_t i = 1; i <= k; ++i) {
+          w = fact;
+          for (std::size_t t = 2; t <= i; ++t) w /= static_cast<double>(t);  // exact: divides K! evenly
+          fs.add(q_[i].scaled(w));
+          exact::expansion pk = powers_[i][jj].scaled(n_);
+          pk.add(q_[i].negated());
+          fx.add(pk.scaled(w));
+        }
+        exact::expansion v = r.times(fs);
+        v.add(up_ca.times(fx));
+        if (!v.exact()) return 0;
+        const double tail = std::pow(y_max_, static_cast<double>(k + 1)) / (fact * static_cast<double>(k + 1)) /
+                            (1 - y_max_) * fact;
+        const double bound = (std::fabs(r.approx()) * n_ * tail + std::fabs(up_ca.approx()) * 2 * n_ * tail) *
+                             (1 + 0x1p-40);
+        if (std::fabs(v.approx()) * (1 - 0x1p-40) > bound) return v.sign() * den_.sign();
+      }
+      return 0;
+    };
+    constexpr float finf = std::numeric_limits<float>::infinity();
+    float f = static_cast<float>(num.approx() / den_.approx() + approx.hi);
+    for (int step = 0; step < 4; ++step) {
+      const ddm::boundaries b = ddm::around(f);
+      const int up = std::isinf(b.above) ? -1 : sign_at(b.above);
+      if (up == 0) return false;
+      if (up > 0) {
+        f = std::nextafter(f, finf);
+        continue;
+      }
+      const int down = std::isinf(b.below) ? 1 : sign_at(b.below);
+      if (down == 0) return false;
+      if (down < 0) {
+        f = std::nextafter(f, -finf);
+        continue;
+      }
+      out = f;
+      return true;
+    }
+    return false;
+  }
+
+  // powers_[k][c] = y_c^k for c in K (k = 1..18) and q_[k] = Σ_{c∈K} y_c^k.
+  void build_powers() const {
+    if (!powers_.empty()) return;
+    const std::int64_t C = pr_.classes;
+    const auto Cs = static_cast<std::size_t>(C);
+    powers_.assign(19, std::vector<exact::expansion>(Cs));
+    q_.assign(19, exact::expansion());
+    for (std::size_t c = 0; c < Cs; ++c) {
+      if (!in_k_[c]) continue;
+      const dd d = ddm::two_sum(static_cast<double>(x_[c]), -static_cast<double>(m_));
+      exact::expansion y(d.lo);
+      y.add(d.hi);
+      powers_[1][c] = y;
+      for (std::size_t k = 2; k <= 18; ++k) powers_[k][c] = powers_[k - 1][c].times(y);
+      for (std::size_t k = 1; k <= 18; ++k) q_[k].add(powers_[k][c]);
+    }
+  }
+
+  mutable std::vector<std::vector<exact::expansion>> powers_;
+  mutable std::vector<exact::expansion> q_;
+  bool k_at_max_ = false, all_in_k_ = false;
+
+  const problem& pr_;
+  const float* x_;
+  float m_ = 0.0f;
+  double y_max_ = 0.0;
+  dd pos_{0.0};
+  double e_pos_ = 0.0;
+  double Cd_;
+  const scale_t& sc_;
+  exact_masses mass_;
+  exact::expansion den_;
+  std::vector<char> in_k_;
+  std::vector<dd> em_;
+  std::vector<double> e_em_;
+  double n_ = 0.0, e_sum_ = 0.0, e_S_ = 0.0;
+  bool rational_ = false;
+  dd sum_em_{0.0}, S_{0.0}, A_{0.0};
+};
+
+// The last resort for a loss (docs/correct_rounding.md §5.1): with d_c =
+// m - x_c (exact) and L = log1p(Σ_{j≠k} e^{x_j - m}), the loss is exactly
+// Σ_c b_c d_c + A L: the first sum is rational (C times it, `num`, an exact
+// expansion), A L a double-double `al` within `err`. False when the row has
+// an infinite gap (an infinite loss is exact already) or L underflowed.
+struct loss_parts {
+  exact::expansion num;
+  dd al{0.0};
+  double err = 0.0;
+  // L underflowed in double-double: A L lies in sign(A) (0, err], strictly
+  // off zero (every e^{x_j - m} < 2^-1075 but positive).
+  bool one_sided = false;
+  int side = 0;
+};
+template <class Model>
+bool split_loss(const problem& pr, std::int64_t p, const float* x, std::int64_t xs, const Model& r2,
+                loss_parts& out) {
+  const exact_masses mass(pr, p);
+  float m = x[0];
+  for (std::int64_t c = 1; c < pr.classes; ++c) m = std::fmax(m, x[c * xs]);
+  for (std::int64_t c = 0; c < pr.classes; ++c) {
+    const float v = x[c * xs];
+    if (std::isinf(v)) return false;
+    const dd d = ddm::two_sum(static_cast<double>(m), -static_cast<double>(v));  // exact
+    exact::expansion de(d.lo);
+    de.add(d.hi);
+    out.num.add(mass.cb(c).times(de));
+  }
+  const double Cd = static_cast<double>(pr.classes);
+  const dd A = mass.ca().to_dd() / Cd;
+  if (r2.log_underflowed()) {
+    // 0 < L <= Σ_{j≠k} e^{x_j - m} < C 2^-1075 (ddm::exp gives 0 only below that).
+    out.one_sided = true;
+    out.side = mass.ca().sign();
+    out.al = dd(0.0);
+    // |A| C 2^-1075 with margin; ldexp may round the subnormal down by half a unit.
+    out.err = std::ldexp(std::fabs(A.hi) * Cd * 2 + 2, -1074) + 0x1p-1074;
+    return out.num.exact() && out.side != 0;
+  }
+  const dd L = r2.log_term();
+  out.al = A * L;
+  out.err = 2 * (std::fabs(A.hi) * r2.log_term_error() + std::fabs(out.al.hi) * (0x1p-98 + 2 * 0x1p-101)) + eta;
+  return out.num.exact() && std::isfinite(out.al.hi);
+}
+
 scale_t make_scale(double upstream, const denominator_t& d) {
   scale_t s;
+  s.upstream = upstream;
   if (d.value.hi == 0.0 || !std::isfinite(upstream)) {
     s.value = dd(upstream / d.value.hi);
     s.finite = std::isfinite(s.value.hi);
@@ -371,9 +743,8 @@ class stable_kernel final : public implementation {
     return "scalar, max-shifted, log1p form; correctly rounded (float64 with error bounds, "
            "double-double fallback), exact-sum batch reduction";
   }
-  // Correctly rounded except the cases docs/correct_rounding.md §6 lists; the
-  // suite enforces the accurate tier until those are closed.
-  xent::tier tier() const override { return tier::accurate; }
+  // Every result is the exact value rounded once (docs/correct_rounding.md).
+  xent::tier tier() const override { return tier::correctly_rounded; }
   std::string domain() const override { return "all inputs"; }
   void forward(const problem& p) const override { run(p, false); }
   void forward_backward(const problem& p) const override { run(p, true); }
@@ -397,6 +768,14 @@ class stable_kernel final : public implementation {
     double e2;
     const dd v2 = r2.loss(e2);
     if (try_round(v2, e2, out)) return out;
+    loss_parts parts;
+    const exact::expansion c_exp(static_cast<double>(pr.classes));
+    if (split_loss(pr, p, x, xs, r2, parts) &&
+        (parts.one_sided ? exact::round_one_sided(parts.num, c_exp, parts.side, parts.err, out)
+                         : exact::round_interval(parts.num, c_exp, parts.al.hi, parts.al.lo, parts.err, out))) {
+      ++counts.exact;
+      return out;
+    }
     ++counts.unresolved;
     const double side = r2.underflow_side();
     return ddm::resolve(v2.hi, v2.lo + (side == 0.0 ? 0.0 : std::copysign(0x1p-1074, side)));
@@ -404,12 +783,13 @@ class stable_kernel final : public implementation {
 
   // Writes the row's gradient (scale = upstream / D); x is the row's copy.
   static void write_gradient(const problem& pr, std::int64_t p, row_model<double>& r1, const float* x,
-                             const scale_t& sc, float* g, const buffers& b) {
+                             const scale_t& sc, float* g, const buffers& b, exact_denominator& exact_d) {
     const std::int64_t C = pr.classes, gs = pr.grad_class_stride;
     if (!r1.plain()) r1.prepare_masses();
     const double s1 = sc.value.hi;
     const double rel1 = sc.rel + prec<double>::op;
     std::optional<row_model<dd>> r2;
+    std::optional<split_gradient> split;
     counts.results += static_cast<std::uint64_t>(C);
     for (std::int64_t j = 0; j < C; ++j) {
       double e0;
@@ -438,6 +818,12 @@ class stable_kernel final : public implementation {
         g[j * gs] = out;
         continue;
       }
+      if (!split) split.emplace(pr, p, x, sc, exact_d.get());
+      if (split->round(j, out)) {
+        ++counts.exact;
+        g[j * gs] = out;
+        continue;
+      }
       ++counts.unresolved;
       g[j * gs] = ddm::resolve(w.hi, w.lo);
     }
@@ -456,6 +842,7 @@ class stable_kernel final : public implementation {
     double* losses = none ? nullptr : position_scratch(0, P);
     double* bounds = none ? nullptr : position_scratch(1, P);
     const denominator_t D = denominator(pr);
+    exact_denominator exact_d(pr);
 
     // Copies row p (the gradient may overwrite the logits) and returns it.
     auto row_of = [&](std::int64_t p, std::int64_t& xs) -> const float* {
@@ -488,7 +875,7 @@ class stable_kernel final : public implementation {
         }
         *pr.loss_at(p) = rounded_loss(pr, p, r1, x, xs, b);
         if (g)
-          write_gradient(pr, p, r1, x, make_scale(static_cast<double>(pr.upstream_at(p)), D), g, b);
+          write_gradient(pr, p, r1, x, make_scale(static_cast<double>(pr.upstream_at(p)), D), g, b, exact_d);
       }
       return;
     }
@@ -522,7 +909,7 @@ class stable_kernel final : public implementation {
         nan_row(g);
         continue;
       }
-      write_gradient(pr, p, r1, x, sc, g, b);
+      write_gradient(pr, p, r1, x, sc, g, b, exact_d);
     }
   }
 
@@ -572,6 +959,10 @@ class stable_kernel final : public implementation {
     total = dd(0.0);
     err = 0.0;
     abs_sum = 0.0;
+    // The exact split of every row (§5.1): Σ_p num_p / C + Σ_p A_p L_p.
+    loss_parts sum_parts;
+    bool split_ok = true;
+    double al_abs = 0.0;
     for (std::int64_t p = 0; p < P; ++p) {
       if (!pr.counted(p)) continue;
       row_model<dd> r2(pr, p, pr.logits_row(p), pr.logits_class_stride, b.e2);
@@ -581,9 +972,41 @@ class stable_kernel final : public implementation {
       total = total + l;
       err += e2;
       abs_sum += std::fabs(l.hi);
+      loss_parts parts;
+      split_ok = split_ok && split_loss(pr, p, pr.logits_row(p), pr.logits_class_stride, r2, parts);
+      if (split_ok && parts.one_sided) {  // (0, err] inside the closed [err/2 ± err/2]
+        parts.al = dd(parts.side * parts.err / 2);
+        parts.err /= 2;
+        parts.err *= 1 + 0x1p-50;
+      }
+      if (split_ok) {
+        sum_parts.num.add(parts.num);
+        sum_parts.al = sum_parts.al + parts.al;
+        sum_parts.err += parts.err;
+        al_abs += std::fabs(parts.al.hi);
+      }
     }
     err = 2 * (err + n * 0x1p-101 * abs_sum);
-    if (!finish(total, err, out)) ++counts.unresolved;
+    if (finish(total, err, out)) {
+      *pr.loss = out;
+      return;
+    }
+    if (split_ok && D.value.hi != 0.0 && std::isfinite(total.hi)) {
+      // (Σ num_p) / (C D) + (Σ A_p L_p) / D, D exact.
+      exact::expansion d_exact = exact_denominator(pr).get();
+      const dd d_dd = d_exact.to_dd();
+      const dd c = sum_parts.al / d_dd;
+      const double r = 2 * ((sum_parts.err + n * 0x1p-101 * al_abs) / std::fabs(d_dd.hi) +
+                            std::fabs(c.hi) * (0x1p-98 + 0x1p-101)) + eta;
+      float split_out;
+      if (exact::round_interval(sum_parts.num, d_exact.scaled(static_cast<double>(pr.classes)), c.hi, c.lo, r,
+                                split_out)) {
+        ++counts.exact;
+        *pr.loss = split_out;
+        return;
+      }
+    }
+    ++counts.unresolved;
     *pr.loss = out;
   }
 };

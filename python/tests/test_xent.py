@@ -431,7 +431,7 @@ class Registry(unittest.TestCase):
             self.assertIn(n, names)
         self.assertIn(xent.default_implementation(), names)
         stable = next(i for i in xent.implementations() if i.name == "stable")
-        self.assertEqual(stable.tier, "accurate")
+        self.assertEqual(stable.tier, "correctly_rounded")
 
 
 if __name__ == "__main__":

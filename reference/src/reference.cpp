@@ -269,6 +269,104 @@ struct engine {
     odd(raw(loss), mpfr_add(raw(loss), raw(loss), raw(tmp), rz));
   }
 
+  // Every gradient entry of a row with finite inputs, as one exact
+  // rational part plus a remainder without cancellation. With the k logits
+  // equal to the maximum m (ê_c = 1 there), e_c = e^{x_c - m} elsewhere,
+  // S = k + Σ_{ê=0} e_c, C a_c = w_c ((1-eps) C q_c + eps), CA = Σ C a_c:
+  //   g_j = [up (ê_j CA - k C a_j) + up CA X_j / S] / (k C D),
+  //   X_j = -Σ_{ê=0} e_c (ê_j = 1),  k e_j (ê_j = 0)
+  // (g_j = s (p_j A - a_j), s = up / D). The first term is exact at 1280
+  // bits, the second has no cancellation; their sum is rounded to odd
+  // with room to spare and divided once. An exact float32 midpoint (ties of
+  // equal logits, ε/C, 1/k and 1/D included) thus stays a midpoint, and one
+  // moved by e^{-800} is moved to the right side: the general path's
+  // roundings of ε/C, 1/S and g/D can break such ties either way. False when
+  // anything is not finite (the general path keeps PyTorch's 0·inf cases).
+  bool split_grad(std::int64_t n, exact* dst) {
+    const float* x = p.logits_row(n);
+    const std::int64_t xs = p.logits_class_stride;
+    float m = -std::numeric_limits<float>::infinity();
+    for (std::int64_t c = 0; c < C; ++c) m = std::max(m, x[c * xs]);
+    if (!std::isfinite(m)) return false;
+    const float g_in = p.reduce == reduction::none ? p.upstream_at(n) : p.upstream_scalar;
+    if (!std::isfinite(g_in)) return false;
+    const mpfr_prec_t b = mpfr_get_prec(raw(gj));
+    constexpr mpfr_prec_t hp = 1280;
+    mp t = make(hp), ca = make(hp), num = make(hp), den = make(hp), sum_off = make(b), e = make(b),
+       xs_ = make(b), rem = make(b), total = make(hp + 64), r = make(b);
+    std::vector<mp> cac;
+    std::vector<char> top(static_cast<std::size_t>(C), 0);
+    double k = 0;
+    mpfr_set_zero(raw(sum_off), 1);
+    const float* q = probability ? p.target_row(n) : nullptr;
+    const std::int64_t tgt = probability ? -1 : p.target_at(n);
+    mpfr_set_zero(raw(ca), 1);
+    for (std::int64_t c = 0; c < C; ++c) {
+      const float w_c = p.weight_at(c);
+      const float q_c = probability ? q[c * p.target_class_stride] : (c == tgt ? 1.0f : 0.0f);
+      if (!std::isfinite(w_c) || !std::isfinite(q_c) || std::isnan(x[c * xs])) return false;
+      cac.push_back(make(hp));
+      mpfr_ptr v = raw(cac.back());
+      odd(v, mpfr_set_flt(v, q_c, rz));
+      odd(v, mpfr_mul_si(v, v, static_cast<long>(C), rz));
+      mpfr_set_ui(raw(t), 1, rz);
+      odd(raw(t), mpfr_sub_d(raw(t), raw(t), p.label_smoothing, rz));
+      odd(v, mpfr_mul(v, v, raw(t), rz));
+      odd(v, mpfr_add_d(v, v, p.label_smoothing, rz));
+      odd(v, mpfr_mul_d(v, v, static_cast<double>(w_c), rz));
+      odd(raw(ca), mpfr_add(raw(ca), raw(ca), v, rz));
+      if (x[c * xs] == m) {
+        top[static_cast<std::size_t>(c)] = 1;
+        k += 1;
+      } else {
+        odd(raw(e), mpfr_set_flt(raw(e), x[c * xs], rz));
+        odd(raw(e), mpfr_sub_d(raw(e), raw(e), static_cast<double>(m), rz));
+        odd(raw(e), mpfr_exp(raw(e), raw(e), rz));
+        odd(raw(sum_off), mpfr_add(raw(sum_off), raw(sum_off), raw(e), rz));
+      }
+    }
+    // D exactly.
+    if (p.reduce != reduction::mean) {
+      mpfr_set_ui(raw(den), 1, rz);
+    } else if (probability) {
+      mpfr_set_si(raw(den), static_cast<long>(p.positions), rz);
+    } else {
+      mpfr_set_zero(raw(den), 1);
+      for (std::int64_t i = 0; i < p.positions; ++i)
+        if (p.counted(i)) odd(raw(den), mpfr_add_d(raw(den), raw(den), static_cast<double>(p.weight_at(p.target_at(i))), rz));
+    }
+    if (mpfr_zero_p(raw(den)) || !mpfr_number_p(raw(den))) return false;
+    odd(raw(den), mpfr_mul_d(raw(den), raw(den), k * static_cast<double>(C), rz));
+    // S = k + Σ off e (working precision, no cancellation).
+    mp S = make(b);
+    odd(raw(S), mpfr_add_d(raw(S), raw(sum_off), k, rz));
+    for (std::int64_t j = 0; j < C; ++j) {
+      const bool on_top = top[static_cast<std::size_t>(j)] != 0;
+      // Exact part up (ê_j CA - k C a_j).
+      if (on_top) odd(raw(num), mpfr_set(raw(num), raw(ca), rz));
+      else mpfr_set_zero(raw(num), 1);
+      odd(raw(t), mpfr_mul_d(raw(t), raw(cac[static_cast<std::size_t>(j)]), k, rz));
+      odd(raw(num), mpfr_sub(raw(num), raw(num), raw(t), rz));
+      odd(raw(num), mpfr_mul_d(raw(num), raw(num), static_cast<double>(g_in), rz));
+      // Remainder up CA X_j / S.
+      if (on_top) {
+        odd(raw(xs_), mpfr_neg(raw(xs_), raw(sum_off), rz));
+      } else {
+        odd(raw(xs_), mpfr_set_flt(raw(xs_), x[j * xs], rz));
+        odd(raw(xs_), mpfr_sub_d(raw(xs_), raw(xs_), static_cast<double>(m), rz));
+        odd(raw(xs_), mpfr_exp(raw(xs_), raw(xs_), rz));
+        odd(raw(xs_), mpfr_mul_d(raw(xs_), raw(xs_), k, rz));
+      }
+      odd(raw(rem), mpfr_mul(raw(rem), raw(ca), raw(xs_), rz));
+      odd(raw(rem), mpfr_mul_d(raw(rem), raw(rem), static_cast<double>(g_in), rz));
+      odd(raw(rem), mpfr_div(raw(rem), raw(rem), raw(S), rz));
+      odd(raw(total), mpfr_add(raw(total), raw(num), raw(rem), rz));
+      odd(raw(r), mpfr_div(raw(r), raw(total), raw(den), rz));
+      dst[j] = to_exact(raw(r), scratch);
+    }
+    return true;
+  }
+
   // Gradient row of a counted position, times coef = g / D.
   void position_grad(std::int64_t n, bool finite, std::vector<exact>& out) {
     exact* dst = out.data() + n * C;
@@ -276,6 +374,7 @@ struct engine {
       for (std::int64_t j = 0; j < C; ++j) dst[j] = {std::numeric_limits<double>::quiet_NaN(), 0.0};
       return;
     }
+    if (split_grad(n, dst)) return;
     odd(raw(g), mpfr_set_flt(raw(g), p.reduce == reduction::none ? p.upstream_at(n) : p.upstream_scalar, rz));
     odd(raw(coef), mpfr_div(raw(coef), raw(g), raw(denominator), rz));
     if (probability) {

@@ -12,9 +12,12 @@ struct rounding_statistics {
   // Results whose float64 evaluation was too close to a rounding boundary
   // for its error bound and were recomputed in double-double.
   std::uint64_t retried = 0;
-  // Of those, results whose double-double interval still held a boundary
-  // (exact ties and exact zeros of structured inputs): rounded as that
-  // boundary (docs/correct_rounding.md §5).
+  // Of those, results decided exactly (expansion arithmetic) after the
+  // double-double interval still held a boundary: exact ties and exact
+  // zeros of rational rows (docs/correct_rounding.md §5).
+  std::uint64_t exact = 0;
+  // Results still undecided after every test: rounded as the double-double
+  // value, RN(hi + lo) (docs/correct_rounding.md §5, §6).
   std::uint64_t unresolved = 0;
 };
 

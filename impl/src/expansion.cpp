@@ -1,0 +1,200 @@
+#include "expansion.hpp"
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+#include "double_double.hpp"
+
+namespace xent::exact {
+
+namespace {
+
+// TwoProduct is exact when the product's exponent leaves room for its 106
+// bits: |a b| >= 2^-960 is well above the 2^-969 limit. Overflow is caught
+// by the finiteness checks.
+bool product_exact(double a, double b, double p) {
+  if (a == 0.0 || b == 0.0) return true;
+  return std::fabs(p) >= 0x1p-960 && std::isfinite(p);
+}
+
+}  // namespace
+
+void expansion::add(double b) {
+  if (!std::isfinite(b)) {
+    exact_ = false;
+    return;
+  }
+  std::vector<double> out;
+  out.reserve(c_.size() + 1);
+  double q = b;
+  for (const double e : c_) {
+    const ddm::dd s = ddm::two_sum(q, e);
+    if (s.lo != 0.0) out.push_back(s.lo);
+    q = s.hi;
+  }
+  if (!std::isfinite(q)) exact_ = false;
+  if (q != 0.0) out.push_back(q);
+  c_ = std::move(out);
+}
+
+void expansion::add(const expansion& e) {
+  for (const double x : e.c_) add(x);
+  exact_ = exact_ && e.exact_;
+}
+
+expansion expansion::scaled(double b) const {
+  expansion r;
+  r.exact_ = exact_ && std::isfinite(b);
+  if (c_.empty() || b == 0.0) return r;
+  auto prod = [&](double a) {
+    const ddm::dd p = ddm::two_prod(a, b);
+    if (!product_exact(a, b, p.hi)) r.exact_ = false;
+    return p;
+  };
+  const ddm::dd first = prod(c_[0]);
+  if (first.lo != 0.0) r.c_.push_back(first.lo);
+  double q = first.hi;
+  for (std::size_t i = 1; i < c_.size(); ++i) {
+    const ddm::dd t = prod(c_[i]);
+    const ddm::dd s = ddm::two_sum(q, t.lo);
+    if (s.lo != 0.0) r.c_.push_back(s.lo);
+    const ddm::dd f = ddm::fast_two_sum(t.hi, s.hi);
+    if (f.lo != 0.0) r.c_.push_back(f.lo);
+    q = f.hi;
+  }
+  if (!std::isfinite(q)) r.exact_ = false;
+  if (q != 0.0) r.c_.push_back(q);
+  return r;
+}
+
+expansion expansion::times(const expansion& b) const {
+  expansion r;
+  r.exact_ = exact_ && b.exact_;
+  for (const double x : b.c_) r.add(scaled(x));
+  return r;
+}
+
+expansion expansion::negated() const {
+  expansion r = *this;
+  for (double& x : r.c_) x = -x;
+  return r;
+}
+
+int expansion::sign() const {
+  if (c_.empty()) return 0;
+  return c_.back() > 0.0 ? 1 : -1;
+}
+
+double expansion::approx() const {
+  double s = 0.0;
+  for (const double x : c_) s += x;
+  return s;
+}
+
+ddm::dd expansion::to_dd() const {
+  ddm::dd s{0.0};
+  for (const double x : c_) s = s + x;
+  return s;
+}
+
+namespace {
+
+bool even(float f) {
+  std::uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  return (bits & 1u) == 0;
+}
+
+// The sign of num - b den (b a boundary, a double; ±inf when there is none).
+int compare(const expansion& num, const expansion& den, double b, bool& ok) {
+  if (std::isinf(b)) return b > 0 ? -1 : 1;
+  expansion d = num;
+  d.add(den.scaled(-b));
+  ok = ok && d.exact();
+  return d.sign();
+}
+
+}  // namespace
+
+bool round_quotient(const expansion& num, const expansion& den, float& out) {
+  return round_quotient_past(num, den, 0, out);
+}
+
+bool round_quotient_past(const expansion& num_in, const expansion& den_in, int side, float& out) {
+  if (!num_in.exact() || !den_in.exact() || den_in.sign() == 0) return false;
+  // Work with den > 0.
+  const bool flip = den_in.sign() < 0;
+  const expansion num = flip ? num_in.negated() : num_in;
+  const expansion den = flip ? den_in.negated() : den_in;
+  if (num.sign() == 0) {
+    // An exact zero; past it, the smallest subnormal rounds back to zero.
+    out = side < 0 ? -0.0f : 0.0f;
+    return true;
+  }
+  constexpr float finf = std::numeric_limits<float>::infinity();
+  float f = static_cast<float>(num.approx() / den.approx());
+  bool ok = true;
+  // The approximation is within a few double ulps: one step at most is
+  // needed; a few are allowed.
+  for (int step = 0; step < 8 && ok; ++step) {
+    const ddm::boundaries b = ddm::around(f);
+    const int up = compare(num, den, b.above, ok);
+    if (up > 0) {
+      f = std::nextafter(f, finf);
+      continue;
+    }
+    if (up == 0) {  // a tie between f and the next float up: the even one (inf past FLT_MAX)
+      const float g = std::nextafter(f, finf);
+      out = side > 0 ? g : side < 0 ? f : even(f) ? f : g;
+      return ok;
+    }
+    const int down = compare(num, den, b.below, ok);
+    if (down < 0) {
+      f = std::nextafter(f, -finf);
+      continue;
+    }
+    if (down == 0) {
+      const float g = std::nextafter(f, -finf);
+      out = side < 0 ? g : side > 0 ? f : even(f) ? f : g;
+      return ok;
+    }
+    out = f;
+    return ok;
+  }
+  return false;
+}
+
+bool round_one_sided(const expansion& num, const expansion& den, int side, double r, float& out) {
+  if (!(r >= 0.0) || !std::isfinite(r)) return false;
+  float near_end, far_end;
+  if (!round_quotient_past(num, den, side, near_end)) return false;  // side: of the value num/den
+  expansion far = num;
+  far.add(den.scaled(side > 0 ? r : -r));
+  if (!round_quotient(far, den, far_end)) return false;
+  if (near_end != far_end) return false;
+  out = near_end;
+  return true;
+}
+
+bool round_interval(const expansion& num, const expansion& den, double c_hi, double c_lo, double r,
+                    float& out) {
+  if (!std::isfinite(c_hi) || !std::isfinite(c_lo) || !(r >= 0.0) || !std::isfinite(r)) return false;
+  // num/den + c + t = (num + (c + t) den) / den: both ends exactly.
+  expansion mid = num;
+  mid.add(den.scaled(c_hi));
+  mid.add(den.scaled(c_lo));
+  if (r == 0.0) return round_quotient(mid, den, out);
+  const expansion spread = den.scaled(r);
+  expansion lo = mid, hi = mid;
+  lo.add(spread.negated());
+  hi.add(spread);
+  float a, b;
+  if (!round_quotient(lo, den, a) || !round_quotient(hi, den, b)) return false;
+  if (a != b) return false;  // -0 and +0 compare equal: both are the zero result
+  out = a;
+  return true;
+}
+
+}  // namespace xent::exact
