@@ -11,7 +11,10 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <thread>
 #include <limits>
 #include <random>
 #include <string>
@@ -198,6 +201,29 @@ TEST(mpi_traffic, per_rank_bytes_are_o_of_rows) {
   const std::int64_t pieces = 5, all = k.n * (3 * ranks + 4 * pieces) * 8;
   EXPECT_EQ(t.bytes_received - 4, all - (t.bytes_sent - 4));
   EXPECT_LT(t.bytes_sent, k.n * k.c * 4 / 100) << "statistics must be far smaller than the logits";
+}
+
+}  // namespace
+
+namespace {
+
+// A rank that hangs or dies, on request (XENT_MPI_TEST_FAULT=hang or exit on
+// rank 1): the others wait in the mpi implementation's collective, and the run
+// must end with mpirun's error, not hang (tests/CMakeLists.txt checks that).
+TEST(mpi_fault, one_rank_hangs_or_exits) {
+  const char* fault = std::getenv("XENT_MPI_TEST_FAULT");
+  if (!fault) GTEST_SKIP() << "only with XENT_MPI_TEST_FAULT=hang or exit";
+  const xent::implementation* mpi = xent::find_implementation("mpi");
+  ASSERT_TRUE(mpi && mpi->supported());
+  if (xent::mpi::rank() == 1) {
+    if (std::string(fault) == "exit") std::_Exit(3);
+    for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+  const case_t k{"fault", 2, 1000};
+  const data v = make(k);
+  xent::mpi::barrier();
+  run(k, v, xent::reduction::mean, true, *mpi);
+  FAIL() << "the collective returned although rank 1 never joined it";
 }
 
 }  // namespace
