@@ -134,6 +134,9 @@ int main(int argc, char** argv) {
     quiet_unless_rank_zero();
     if (*list) return xent::cli::run_list(list_args);
     if (*check) return xent::cli::run_check(check_args);
+    if (*report && xent::mpi::launched())
+      return fail(exit_usage, "xent report runs as one process (its sweep is not split over MPI ranks); "
+                              "run it without mpirun");
     if (*report) {
       // Plug-ins join the registry before the sweep.
       xent::cli::load_plugins(report_args.plugins);

@@ -565,6 +565,14 @@ void gather_gradient(const problem& pr, MPI_Comm c, mpi::traffic& t) {
 void run(const problem& pr, bool with_grad) {
   mpi::last = {};
   const MPI_Comm c = mpi::comm();
+  // MPI_THREAD_FUNNELED: collectives from the thread that started MPI only
+  // (a pool of threads calling it would also pair collectives of different
+  // problems across ranks).
+  int main_thread = 0;
+  MPI_Is_thread_main(&main_thread);
+  if (!main_thread)
+    throw error("mpi", "the mpi implementation was called from a thread other than the one that started MPI; "
+                       "call it from one thread, the same on every rank, in the same order");
   sharded_run(pr, with_grad, c, mpi::last).run();
   if (with_grad) gather_gradient(pr, c, mpi::last);
 }
