@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; ++i)
     if (std::strcmp(argv[i], "--reps") == 0) reps = std::max(3, std::atoi(argv[i + 1]));
   const xent::implementation* mpi = xent::find_implementation("mpi");
-  if (!mpi || !mpi->supported()) {
+  if (!mpi || !xent::mpi::launched()) {
     std::fprintf(stderr, "xent_mpi_bench: run it under mpirun (mpi implementation %s)\n",
                  mpi ? "not started by mpirun" : "not built");
     return 2;

@@ -20,6 +20,9 @@
 // expect; that gather is O(N·C) and counted apart (traffic::gather_bytes).
 // Every rank must make the same calls in the same order (each is a
 // collective); a rank that fails or hangs is ended by mpirun's timeout.
+// In a process not started by mpirun it is the only rank and starts no MPI
+// runtime (the exchanges are copies), so it is registered and verified
+// everywhere like the other kernels.
 #include <mpi.h>
 #include <omp.h>
 
@@ -131,6 +134,10 @@ struct exchange {
   mpi::traffic& t;
   // Every rank's `mine` (counts[r] doubles each) into `all`, in rank order.
   void allgather(const std::vector<double>& mine, std::vector<double>& all) {
+    if (c == MPI_COMM_NULL) {  // one process without mpirun: the only rank
+      all = mine;
+      return;
+    }
     const int me = static_cast<int>(mine.size());
     all.resize(static_cast<std::size_t>(displs.back() + counts.back()));
     const auto t0 = std::chrono::steady_clock::now();
@@ -162,6 +169,10 @@ struct exchange {
 // sequential sum bit for bit; the last rank broadcasts it.
 double chained_weight_total(const problem& pr, mpi::class_range mine, MPI_Comm c, int me, int ranks) {
   double s = 0.0;
+  if (c == MPI_COMM_NULL) {
+    for (std::int64_t k = mine.first; k < mine.last; ++k) s += static_cast<double>(pr.weight_at(k));
+    return s;
+  }
   if (me > 0) MPI_Recv(&s, 1, MPI_DOUBLE, me - 1, 17, c, MPI_STATUS_IGNORE);
   for (std::int64_t k = mine.first; k < mine.last; ++k) s += static_cast<double>(pr.weight_at(k));
   if (me + 1 < ranks) MPI_Send(&s, 1, MPI_DOUBLE, me + 1, 17, c);
@@ -190,8 +201,10 @@ class sharded_run {
  public:
   sharded_run(const problem& pr, bool with_grad, MPI_Comm c, mpi::traffic& t)
       : pr_(pr), with_grad_(with_grad), c_(c), t_(t) {
-    MPI_Comm_rank(c, &me_);
-    MPI_Comm_size(c, &ranks_);
+    if (c != MPI_COMM_NULL) {
+      MPI_Comm_rank(c, &me_);
+      MPI_Comm_size(c, &ranks_);
+    }
     const std::int64_t C = pr.classes;
     const mpi::sharding s = mpi::current_sharding();
     for (int r = 0; r < ranks_; ++r) {
@@ -486,6 +499,10 @@ class sharded_run {
       }
     }
     // Every rank learns whether any failed, so that none waits in a collective.
+    if (c_ == MPI_COMM_NULL) {
+      if (failure) std::rethrow_exception(failure);
+      return;
+    }
     int ok = failure ? 0 : 1, all_ok = 0;
     MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, c_);
     t_.collectives += 1;
@@ -523,6 +540,7 @@ class sharded_run {
 // The other ranks' gradient shards into this rank's gradient (every rank then
 // holds the whole gradient).
 void gather_gradient(const problem& pr, MPI_Comm c, mpi::traffic& t) {
+  if (c == MPI_COMM_NULL) return;
   int me = 0, ranks = 1;
   MPI_Comm_rank(c, &me);
   MPI_Comm_size(c, &ranks);
@@ -564,6 +582,10 @@ void gather_gradient(const problem& pr, MPI_Comm c, mpi::traffic& t) {
 
 void run(const problem& pr, bool with_grad) {
   mpi::last = {};
+  if (!mpi::launched()) {  // a plain process: the only rank, no MPI runtime started
+    sharded_run(pr, with_grad, MPI_COMM_NULL, mpi::last).run();
+    return;
+  }
   const MPI_Comm c = mpi::comm();
   // MPI_THREAD_FUNNELED: collectives from the thread that started MPI only
   // (a pool of threads calling it would also pair collectives of different
@@ -583,12 +605,11 @@ class mpi_kernel final : public implementation {
   std::string description() const override {
     std::string d = "vocabulary-parallel simd rows over MPI ranks (class shards on openmp's fixed chunks, "
                     "per-row statistics by Allgatherv folded in class order; bitwise openmp's)";
-    if (!mpi::launched()) d += "; runs under mpirun only";
+    if (!mpi::launched()) d += "; one rank (not started by mpirun)";
     return d;
   }
   xent::tier tier() const override { return tier::fast; }
   std::string domain() const override { return "all inputs"; }
-  bool supported() const override { return mpi::launched(); }
   bool thread_count_independent() const override { return true; }
   void forward(const problem& p) const override { run(p, false); }
   void forward_backward(const problem& p) const override { run(p, true); }

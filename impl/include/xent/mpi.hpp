@@ -12,8 +12,8 @@ namespace xent::mpi {
 // Was xent built with MPI?
 bool built();
 // Was this process started by mpirun (or is MPI already initialised)? Only
-// then does the `mpi` implementation run (it is "not supported" otherwise),
-// so that a plain process never starts an MPI runtime.
+// then does the `mpi` implementation start MPI; in a plain process it is the
+// only rank and starts no MPI runtime.
 bool launched();
 // This process's rank and the job's size (MPI_COMM_WORLD); initialises MPI on
 // first use when launched(), else 0 and 1.
