@@ -32,6 +32,7 @@
 #include <cstring>
 #include <exception>
 #include <limits>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -209,7 +210,8 @@ class sharded_run {
     const mpi::sharding s = mpi::current_sharding();
     for (int r = 0; r < ranks_; ++r) {
       ranges_.push_back(mpi::shard(C, r, ranks_, s));
-      pieces_.push_back(pieces_of(C, ranges_.back()));
+      // No row, no piece (an empty batch may declare any C).
+      pieces_.push_back(pr.positions > 0 ? pieces_of(C, ranges_.back()) : std::vector<piece>{});
     }
     mine_ = ranges_[me_];
     total_pieces_ = 0;
@@ -539,7 +541,24 @@ class sharded_run {
 
 // The other ranks' gradient shards into this rank's gradient (every rank then
 // holds the whole gradient).
-void gather_gradient(const problem& pr, MPI_Comm c, mpi::traffic& t) {
+// The buffers are taken before the kernel writes anything (take()), so that a
+// failed allocation leaves the outputs untouched.
+struct gradient_gather {
+  std::vector<float> send, all;
+  void take(const problem& pr, MPI_Comm c) {
+    if (c == MPI_COMM_NULL || pr.positions == 0) return;
+    int me = 0, ranks = 1;
+    MPI_Comm_rank(c, &me);
+    MPI_Comm_size(c, &ranks);
+    if (ranks == 1) return;
+    const mpi::sharding s = mpi::current_sharding();
+    const auto mine = mpi::shard(pr.classes, me, ranks, s);
+    send.resize(static_cast<std::size_t>(pr.positions * (mine.last - mine.first)));
+    all.resize(static_cast<std::size_t>(pr.positions * pr.classes));
+  }
+};
+
+void gather_gradient(const problem& pr, MPI_Comm c, mpi::traffic& t, gradient_gather& buf) {
   if (c == MPI_COMM_NULL) return;
   int me = 0, ranks = 1;
   MPI_Comm_rank(c, &me);
@@ -560,7 +579,8 @@ void gather_gradient(const problem& pr, MPI_Comm c, mpi::traffic& t) {
   }
   const auto mine = mpi::shard(pr.classes, me, ranks, s);
   const std::int64_t L = mine.last - mine.first;
-  std::vector<float> send(static_cast<std::size_t>(N * L)), all(static_cast<std::size_t>(d));
+  std::vector<float>& send = buf.send;
+  std::vector<float>& all = buf.all;
   for (std::int64_t p = 0; p < N; ++p) {
     const float* g = pr.grad_row(p) + mine.first * gs;
     for (std::int64_t k = 0; k < L; ++k) send[p * L + k] = g[k * gs];
@@ -580,12 +600,28 @@ void gather_gradient(const problem& pr, MPI_Comm c, mpi::traffic& t) {
   }
 }
 
+void run_ranks(const problem& pr, bool with_grad);
+
 void run(const problem& pr, bool with_grad) {
   mpi::last = {};
-  if (!mpi::launched()) {  // a plain process: the only rank, no MPI runtime started
-    sharded_run(pr, with_grad, MPI_COMM_NULL, mpi::last).run();
-    return;
+  try {
+    if (!mpi::launched()) {  // a plain process: the only rank, no MPI runtime started
+      sharded_run(pr, with_grad, MPI_COMM_NULL, mpi::last).run();
+      return;
+    }
+    run_ranks(pr, with_grad);
+  } catch (const std::bad_alloc&) {
+    // Every buffer is taken before the first output is written.
+    std::string m = "cannot allocate the mpi implementation's scratch (per-row statistics and gradient shards: about ";
+    m += std::to_string(pr.positions * (8 * 24 + 4 * pr.classes));
+    m += " bytes for ";
+    m += std::to_string(pr.positions);
+    m += " rows)";
+    throw error("mpi", m);
   }
+}
+
+void run_ranks(const problem& pr, bool with_grad) {
   const MPI_Comm c = mpi::comm();
   // MPI_THREAD_FUNNELED: collectives from the thread that started MPI only
   // (a pool of threads calling it would also pair collectives of different
@@ -595,8 +631,10 @@ void run(const problem& pr, bool with_grad) {
   if (!main_thread)
     throw error("mpi", "the mpi implementation was called from a thread other than the one that started MPI; "
                        "call it from one thread, the same on every rank, in the same order");
+  gradient_gather buf;
+  if (with_grad) buf.take(pr, c);
   sharded_run(pr, with_grad, c, mpi::last).run();
-  if (with_grad) gather_gradient(pr, c, mpi::last);
+  if (with_grad) gather_gradient(pr, c, mpi::last, buf);
 }
 
 class mpi_kernel final : public implementation {
