@@ -21,6 +21,7 @@
 #include "npy.hpp"
 #include "registry.hpp"
 #include "tiers.hpp"
+#include "xent/mpi.hpp"
 #include "xent/reference.hpp"
 #include "xent/xent.hpp"
 
@@ -630,7 +631,7 @@ int run_check(const check_args& a) {
           const std::int64_t i = element_index(in.logits_shape, p, j);
           col.add(i, c.values[static_cast<std::size_t>(i)], r.grad[static_cast<std::size_t>(p * pr.classes + j)], p, j);
         }
-      npy::write(a.grad_out, npy::make(c.values, in.logits_shape));
+      if (mpi::rank() == 0) npy::write(a.grad_out, npy::make(c.values, in.logits_shape));  // one writer under mpirun
     }
     c.s = col.finish();
     grad_out = std::move(c);

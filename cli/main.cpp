@@ -12,6 +12,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstring>
+#include <fstream>
 #include <iostream>
 #include <new>
 #include <nlohmann/json.hpp>
@@ -27,6 +28,7 @@
 #include "torch_implementation.hpp"
 #endif
 #include "xent/error.hpp"
+#include "xent/mpi.hpp"
 
 namespace {
 
@@ -40,9 +42,24 @@ std::string one_line(std::string s) {
 
 bool json_mode = false;
 
+// Under mpirun every rank runs the command (the mpi implementation needs them
+// all) but only rank 0 prints; the others keep their errors, named by rank.
+std::ostream* error_stream = &std::cerr;
+std::string rank_prefix;
+std::ofstream discard;
+void quiet_unless_rank_zero() {
+  if (!xent::mpi::launched() || xent::mpi::rank() == 0) return;
+  static std::ostream saved_err(std::cerr.rdbuf());
+  error_stream = &saved_err;
+  rank_prefix = "rank " + std::to_string(xent::mpi::rank()) + ": ";
+  discard.open("/dev/null");
+  std::cout.rdbuf(discard.rdbuf());
+  std::cerr.rdbuf(discard.rdbuf());
+}
+
 int fail(int status, const std::string& message, const std::string& argument = "") {
   std::cout.flush();
-  std::cerr << "xent: error: " << one_line(message) << "\n";
+  *error_stream << "xent: error: " << rank_prefix << one_line(message) << "\n";
   if (json_mode) {
     nlohmann::ordered_json j;
     j["error"] = {{"argument", argument.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(argument)},
@@ -114,8 +131,12 @@ int main(int argc, char** argv) {
     }
     // One registry for every command: ours, the peers (LibTorch), plug-ins.
     if (!(*report && report_args.no_torch)) xent::cli::register_peers();
+    quiet_unless_rank_zero();
     if (*list) return xent::cli::run_list(list_args);
     if (*check) return xent::cli::run_check(check_args);
+    if (*report && xent::mpi::launched())
+      return fail(exit_usage, "xent report runs as one process (its sweep is not split over MPI ranks); "
+                              "run it without mpirun");
     if (*report) {
       // Plug-ins join the registry before the sweep.
       xent::cli::load_plugins(report_args.plugins);

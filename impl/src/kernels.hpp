@@ -12,6 +12,9 @@ std::unique_ptr<implementation> make_stable_kernel();
 std::unique_ptr<implementation> make_naive_kernel();
 std::unique_ptr<implementation> make_simd_kernel();
 std::unique_ptr<implementation> make_openmp_kernel();
+#ifdef XENT_HAVE_MPI
+std::unique_ptr<implementation> make_mpi_kernel();  // mpi_kernel.cpp (XENT_WITH_MPI)
+#endif
 
 inline std::vector<std::unique_ptr<implementation>> make_builtin_kernels() {
   std::vector<std::unique_ptr<implementation>> v;
@@ -19,6 +22,9 @@ inline std::vector<std::unique_ptr<implementation>> make_builtin_kernels() {
   v.push_back(make_naive_kernel());
   v.push_back(make_simd_kernel());
   v.push_back(make_openmp_kernel());
+#ifdef XENT_HAVE_MPI
+  v.push_back(make_mpi_kernel());
+#endif
   return v;
 }
 

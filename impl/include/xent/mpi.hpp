@@ -1,0 +1,52 @@
+// The `mpi` implementation's process side: is this process one rank of an
+// MPI job, which rank, and which classes it holds (docs/design.md §4, MPI).
+// Without MPI in the build (XENT_WITH_MPI off) every process is rank 0 of 1
+// and the `mpi` implementation is not registered.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace xent::mpi {
+
+// Was xent built with MPI?
+bool built();
+// Was this process started by mpirun (or is MPI already initialised)? Only
+// then does the `mpi` implementation start MPI; in a plain process it is the
+// only rank and starts no MPI runtime.
+bool launched();
+// This process's rank and the job's size (MPI_COMM_WORLD); initialises MPI on
+// first use when launched(), else 0 and 1.
+int rank();
+int size();
+// Waits for every rank (nothing when not launched).
+void barrier();
+
+// How the class axis is cut into shards, one per rank (contiguous, in rank
+// order). chunks (the default): whole fixed chunks of the openmp kernel
+// (16384 classes when C >= 65536, else the whole row, so that rank 0 then
+// holds every class): the result is bitwise the openmp kernel's. even: C/size
+// classes each, any boundary: the same accuracy tier, other bits. Read from
+// $XENT_MPI_SHARDS (chunks or even) on every call.
+enum class sharding { chunks, even };
+sharding current_sharding();
+// [first, last) classes of rank r of `ranks` for C classes.
+struct class_range {
+  std::int64_t first = 0, last = 0;
+};
+class_range shard(std::int64_t classes, int r, int ranks, sharding s);
+
+// What the last call of the `mpi` implementation on this rank exchanged for
+// its rows' statistics (not the gathering of the whole gradient that the
+// registry's whole-problem form adds): collectives, bytes this rank sent and
+// received, wall time inside them.
+struct traffic {
+  std::int64_t collectives = 0;
+  std::int64_t bytes_sent = 0;
+  std::int64_t bytes_received = 0;
+  double seconds = 0.0;
+  std::int64_t gather_bytes = 0;  // the whole-problem form's gradient gather (received)
+};
+traffic last_traffic();
+
+}  // namespace xent::mpi
