@@ -471,7 +471,7 @@ CLI::App* add_check_command(CLI::App& app, check_args& a) {
   c->add_option("--impl", a.impls,
                 "implementations to run, comma-separated: names from `xent list` (peers such as torch "
                 "included), 'all' (every supported one), 'default' (the library's default), 'none'. "
-                "Default: ours at the accurate and fast tiers (naive and peers only when asked)")
+                "Default: ours at the correctly rounded, accurate and fast tiers (naive and peers only when asked)")
       ->delimiter(',');
   c->add_option("--max-ulp", a.max_ulp,
                 "exit 1 when any checked result (yours, a plug-in's, an implementation's) has an element "
@@ -642,7 +642,7 @@ int run_check(const check_args& a) {
   if (grad_out) all_ok = all_ok && grad_out->ok(bound);
   const int status = all_ok ? exit_ok : exit_bound_exceeded;
   const std::string default_note =
-      a.impls.empty() ? "the default set: our implementations at the accurate and fast tiers (--impl all adds "
+      a.impls.empty() ? "the default set: our implementations at the correctly rounded, accurate and fast tiers (--impl all adds "
                         "naive and peers such as torch)"
                       : "";
 
@@ -756,10 +756,10 @@ int run_check(const check_args& a) {
   if (first_impl < results.size()) {
     std::size_t width = 16;
     for (std::size_t i = first_impl; i < results.size(); ++i) width = std::max(width, results[i].name.size() + 2);
-    std::cout << "\n" << pad("implementation", width) << pad("tier", 10) << pad("max ulp", 9) << "loss\n";
+    std::cout << "\n" << pad("implementation", width) << pad("tier", 19) << pad("max ulp", 9) << "loss\n";
     for (std::size_t i = first_impl; i < results.size(); ++i) {
       const checked& c = results[i];
-      std::cout << pad(c.name, width) << pad(c.tier, 10);
+      std::cout << pad(c.name, width) << pad(c.tier, 19);
       if (c.failed) {
         std::cout << pad("-", 9) << "FAILED: " << one_line_text(*c.failed) << "\n";
         continue;
