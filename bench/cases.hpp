@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "probes.hpp"
-#include "xent/implementation.hpp"
+#include "xent/kernel/implementation.hpp"
 
 namespace xent_bench {
 

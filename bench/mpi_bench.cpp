@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "xent/mpi.hpp"
+#include "xent/kernel/mpi.hpp"
 #include "xent/xent.hpp"
 
 namespace {

@@ -21,7 +21,7 @@
 #include "npy.hpp"
 #include "registry.hpp"
 #include "tiers.hpp"
-#include "xent/mpi.hpp"
+#include "xent/kernel/mpi.hpp"
 #include "xent/reference.hpp"
 #include "xent/xent.hpp"
 
@@ -466,7 +466,7 @@ CLI::App* add_check_command(CLI::App& app, check_args& a) {
                 "YOUR gradient d(loss)/d(logits) to check, the logits' shape, float32 (or float16/bfloat16): of the --reduction's "
                 "loss with upstream 1 (for none: of loss.sum())")
       ->type_name("FILE");
-  c->add_option("--plugin", a.plugins, "a kernel library (xent/plugin.h) to check as well (repeatable)")
+  c->add_option("--plugin", a.plugins, "a kernel library (xent/kernel/plugin.h) to check as well (repeatable)")
       ->type_name("LIB.so");
   c->add_option("--impl", a.impls,
                 "implementations to run, comma-separated: names from `xent list` (peers such as torch "

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "xent/problem.hpp"
+#include "xent/kernel/problem.hpp"
 
 namespace xent::cli {
 

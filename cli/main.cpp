@@ -28,7 +28,7 @@
 #include "torch_implementation.hpp"
 #endif
 #include "xent/error.hpp"
-#include "xent/mpi.hpp"
+#include "xent/kernel/mpi.hpp"
 
 namespace {
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "xent/implementation.hpp"
+#include "xent/kernel/implementation.hpp"
 #include "xent/plugin_loader.hpp"
 
 namespace xent::cli {

@@ -21,7 +21,7 @@ CLI::App* add_report_command(CLI::App& app, report_args& a) {
   c->add_option("--filter", a.filter, "only scenarios whose id contains this (from the quick and the full set)");
   c->add_option("--impl", a.impls, "only these implementations (comma-separated or repeated)")->delimiter(',');
   c->add_option("--threads", a.threads, "worker threads of the accuracy sweep (default: all cores)");
-  c->add_option("--plugin", a.plugins, "add this plug-in library (xent/plugin.h) to the report (repeatable)");
+  c->add_option("--plugin", a.plugins, "add this plug-in library (xent/kernel/plugin.h) to the report (repeatable)");
   c->add_flag("--no-torch", a.no_torch, "leave LibTorch out of the accuracy sweep");
   c->add_option("--simd-target", a.simd_target,
                 "pin simd and openmp to this Highway target in the accuracy sweep (e.g. AVX2; default: the best "

@@ -40,9 +40,9 @@ namespace xent::cli {
 CLI::App* add_verify_command(CLI::App& app, verify_args& a) {
   CLI::App* c = app.add_subcommand(
       "verify",
-      "Run the property suite and an accuracy sweep on a plug-in kernel (xent/plugin.h) or a registered "
+      "Run the property suite and an accuracy sweep on a plug-in kernel (xent/kernel/plugin.h) or a registered "
       "implementation; exit 0 only when every property of its tier holds");
-  c->add_option("--plugin", a.plugins, "shared library implementing xent/plugin.h (repeatable)");
+  c->add_option("--plugin", a.plugins, "shared library implementing xent/kernel/plugin.h (repeatable)");
   c->add_option("--python", a.python,
                 "a Python function with F.cross_entropy's signature, as module:function (importable from the "
                 "current directory or PYTHONPATH); needs the Python module of this build (python/)");

@@ -1,5 +1,5 @@
 // `xent verify --plugin lib.so [--tier T]`: the property suite and an accuracy
-// sweep on a kernel that is not ours (a plug-in, see xent/plugin.h, or any
+// sweep on a kernel that is not ours (a plug-in, see xent/kernel/plugin.h, or any
 // registered implementation with --impl), each property in a child process so
 // that a crashing kernel is a failure with its shrunk repro, not a dead tool.
 // Exit status 0 only when every property of the (declared or given) tier holds.
@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "xent/implementation.hpp"
+#include "xent/kernel/implementation.hpp"
 #include "registry.hpp"  // load_plugins
 
 namespace CLI {

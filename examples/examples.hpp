@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "xent/implementation.hpp"
+#include "xent/kernel/implementation.hpp"
 
 namespace xent::examples {
 

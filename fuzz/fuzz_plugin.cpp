@@ -16,9 +16,9 @@
 #include <memory>
 #include <string>
 
-#include "xent/capabilities.hpp"
 #include "xent/error.hpp"
-#include "xent/plugin.h"
+#include "xent/kernel/capabilities.hpp"
+#include "xent/kernel/plugin.h"
 #include "xent/plugin_loader.hpp"
 
 namespace {

@@ -35,7 +35,7 @@
 
 #include "kernels.hpp"
 #include "xent/error.hpp"
-#include "xent/problem.hpp"
+#include "xent/kernel/problem.hpp"
 #include "xent/tensor.hpp"
 
 namespace {

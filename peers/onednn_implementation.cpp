@@ -26,8 +26,8 @@
 #include <utility>
 #include <vector>
 
-#include "xent/implementation.hpp"
-#include "xent/problem.hpp"
+#include "xent/kernel/implementation.hpp"
+#include "xent/kernel/problem.hpp"
 
 namespace xent::peers {
 namespace {

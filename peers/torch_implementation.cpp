@@ -22,8 +22,8 @@
 #include <vector>
 
 #include "xent/error.hpp"
-#include "xent/implementation.hpp"
-#include "xent/problem.hpp"
+#include "xent/kernel/implementation.hpp"
+#include "xent/kernel/problem.hpp"
 #include "xent/tensor.hpp"
 
 namespace xent::peers {

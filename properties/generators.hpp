@@ -15,7 +15,7 @@
 #include <rapidcheck.h>
 
 #include "case.hpp"
-#include "xent/capabilities.hpp"
+#include "xent/kernel/capabilities.hpp"
 
 namespace xent::props {
 

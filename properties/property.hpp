@@ -17,7 +17,7 @@
 
 #include "case.hpp"
 #include "evaluate.hpp"
-#include "xent/implementation.hpp"
+#include "xent/kernel/implementation.hpp"
 
 namespace xent::props {
 

@@ -39,7 +39,7 @@
 #include <cstdint>
 #include <string>
 
-#include "xent/implementation.hpp"
+#include "xent/kernel/implementation.hpp"
 
 namespace xent::props {
 

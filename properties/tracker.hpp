@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "case.hpp"
-#include "xent/capabilities.hpp"
+#include "xent/kernel/capabilities.hpp"
 
 namespace xent::props {
 

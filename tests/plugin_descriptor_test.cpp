@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "xent/error.hpp"
-#include "xent/plugin.h"
+#include "xent/kernel/plugin.h"
 #include "xent/plugin_loader.hpp"
 
 namespace {

@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "xent/problem.hpp"
+#include "xent/kernel/problem.hpp"
 #include "xent/reference.hpp"
 
 namespace {

@@ -27,7 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "xent/plugin.h"
+#include "xent/kernel/plugin.h"
 
 #ifndef XENT_EXAMPLE_NAME
 #define XENT_EXAMPLE_NAME "example_stable_c"

@@ -14,7 +14,7 @@
  */
 #include <stdio.h>
 
-#include "xent/plugin.h"
+#include "xent/kernel/plugin.h"
 
 static int32_t refuse(char* message, size_t message_size, const char* why) {
   snprintf(message, message_size, "only contiguous (N, C) rows with plain index targets: %s", why);

@@ -1,6 +1,6 @@
-// Declared capabilities (xent/capabilities.hpp): what a call needs, whether a
+// Declared capabilities (xent/kernel/capabilities.hpp): what a call needs, whether a
 // declaration covers it, and both in words.
-#include "xent/capabilities.hpp"
+#include "xent/kernel/capabilities.hpp"
 
 #include <vector>
 

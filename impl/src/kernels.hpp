@@ -4,7 +4,7 @@
 #include <memory>
 #include <vector>
 
-#include "xent/implementation.hpp"
+#include "xent/kernel/implementation.hpp"
 
 namespace xent {
 

@@ -41,7 +41,7 @@
 #include "row_driver.hpp"
 #include "simd_row.hpp"
 #include "xent/error.hpp"
-#include "xent/mpi.hpp"
+#include "xent/kernel/mpi.hpp"
 
 namespace xent {
 namespace mpi {

@@ -1,5 +1,5 @@
-// xent/mpi.hpp without MPI in the build: every process is rank 0 of 1.
-#include "xent/mpi.hpp"
+// xent/kernel/mpi.hpp without MPI in the build: every process is rank 0 of 1.
+#include "xent/kernel/mpi.hpp"
 
 namespace xent::mpi {
 

@@ -1,4 +1,4 @@
-// How the `mpi` implementation cuts the class axis (xent/mpi.hpp); also
+// How the `mpi` implementation cuts the class axis (xent/kernel/mpi.hpp); also
 // built without MPI, for tools that print the plan.
 #include <algorithm>
 #include <cstdlib>
@@ -6,7 +6,7 @@
 
 #include "simd_row.hpp"
 #include "xent/error.hpp"
-#include "xent/mpi.hpp"
+#include "xent/kernel/mpi.hpp"
 
 namespace xent::mpi {
 

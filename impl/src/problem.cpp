@@ -1,6 +1,6 @@
 // Validation at the front door: every check happens here, once, before any
 // output is written. Messages name the argument, the position and the value.
-#include "xent/problem.hpp"
+#include "xent/kernel/problem.hpp"
 
 #include <algorithm>
 #include <cmath>

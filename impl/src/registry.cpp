@@ -6,7 +6,7 @@
 
 #include "kernels.hpp"
 #include "xent/error.hpp"
-#include "xent/implementation.hpp"
+#include "xent/kernel/implementation.hpp"
 
 namespace xent {
 namespace {

@@ -16,7 +16,7 @@
 
 #include "pairwise_sum.hpp"
 #include "scratch.hpp"
-#include "xent/problem.hpp"
+#include "xent/kernel/problem.hpp"
 
 namespace xent {
 

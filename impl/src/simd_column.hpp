@@ -14,7 +14,7 @@
 #include "row_driver.hpp"
 #include "simd_row_passes.hpp"
 #include "simd_row.hpp"
-#include "xent/problem.hpp"
+#include "xent/kernel/problem.hpp"
 
 namespace xent::simd {
 

@@ -20,7 +20,7 @@
 
 #include "scratch.hpp"
 #include "simd_row_passes.hpp"
-#include "xent/problem.hpp"
+#include "xent/kernel/problem.hpp"
 
 namespace xent::simd {
 

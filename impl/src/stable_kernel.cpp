@@ -20,7 +20,7 @@
 #include "kernels.hpp"
 #include "row_driver.hpp"
 #include "scratch.hpp"
-#include "xent/statistics.hpp"
+#include "xent/kernel/statistics.hpp"
 
 namespace xent {
 

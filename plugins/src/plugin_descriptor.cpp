@@ -5,9 +5,9 @@
 #include <cstring>
 #include <string>
 
-#include "xent/capabilities.hpp"
 #include "xent/error.hpp"
-#include "xent/plugin.h"
+#include "xent/kernel/capabilities.hpp"
+#include "xent/kernel/plugin.h"
 #include "xent/plugin_loader.hpp"
 
 namespace xent::plugins {
@@ -73,7 +73,7 @@ void validate_descriptor(const xent_plugin* d, const std::string& path) {
   if (!d) fail("refuses ABI version " + std::to_string(XENT_PLUGIN_ABI_VERSION) + " (returned NULL)");
   if (d->abi_version != XENT_PLUGIN_ABI_VERSION)
     fail("built for ABI version " + std::to_string(d->abi_version) + ", this xent speaks " +
-         std::to_string(XENT_PLUGIN_ABI_VERSION) + " (rebuild it against this xent/plugin.h)");
+         std::to_string(XENT_PLUGIN_ABI_VERSION) + " (rebuild it against this xent/kernel/plugin.h)");
   // Plug-ins built before the capability fields were appended are smaller
   // and declare nothing; their struct_size stops at `declared`.
   if (d->struct_size < XENT_PLUGIN_SIZE_WITHOUT_CAPABILITIES)

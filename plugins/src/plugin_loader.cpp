@@ -1,4 +1,4 @@
-// Plug-ins (xent/plugin.h): dlopen, ABI check, and an implementation that
+// Plug-ins (xent/kernel/plugin.h): dlopen, ABI check, and an implementation that
 // forwards a validated problem to the plug-in as DLPack tensors. Errors come
 // back as codes and a message buffer; with isolation::per_call each call runs
 // in a forked child (xent/child_process.hpp) so that a crash or a hang
@@ -16,11 +16,11 @@
 #include <memory>
 #include <vector>
 
-#include "xent/capabilities.hpp"
 #include "xent/child_process.hpp"
 #include "xent/error.hpp"
-#include "xent/plugin.h"
-#include "xent/problem.hpp"
+#include "xent/kernel/capabilities.hpp"
+#include "xent/kernel/plugin.h"
+#include "xent/kernel/problem.hpp"
 
 namespace xent::plugins {
 namespace {

@@ -19,9 +19,9 @@
 
 #include "xent/cross_entropy.hpp"
 #include "xent/error.hpp"
-#include "xent/implementation.hpp"
+#include "xent/kernel/implementation.hpp"
+#include "xent/kernel/problem.hpp"
 #include "xent/options.hpp"
-#include "xent/problem.hpp"
 #include "xent/reference.hpp"
 #include "xent/tensor.hpp"
 

@@ -1,4 +1,4 @@
-// libxent_python_plugin.so: a plug-in (xent/plugin.h) whose kernel is a
+// libxent_python_plugin.so: a plug-in (xent/kernel/plugin.h) whose kernel is a
 // Python callable with torch.nn.functional.cross_entropy's signature, so that
 // `xent verify --plugin` checks Python code like any plug-in: every property
 // in a child process, a crash or a hang reported with its input.
@@ -27,7 +27,7 @@
 #include <string>
 #include <vector>
 
-#include "xent/plugin.h"
+#include "xent/kernel/plugin.h"
 
 namespace py = pybind11;
 

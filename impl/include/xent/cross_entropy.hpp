@@ -11,7 +11,7 @@
 
 #include <cstddef>
 
-#include "xent/implementation.hpp"
+#include "xent/kernel/implementation.hpp"
 #include "xent/options.hpp"
 #include "xent/tensor.hpp"
 

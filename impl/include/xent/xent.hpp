@@ -3,8 +3,8 @@
 
 #include "xent/cross_entropy.hpp"
 #include "xent/error.hpp"
-#include "xent/implementation.hpp"
+#include "xent/kernel/implementation.hpp"
+#include "xent/kernel/problem.hpp"
+#include "xent/kernel/statistics.hpp"
 #include "xent/options.hpp"
-#include "xent/problem.hpp"
-#include "xent/statistics.hpp"
 #include "xent/tensor.hpp"

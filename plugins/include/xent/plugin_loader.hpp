@@ -1,4 +1,4 @@
-// Loading plug-ins (xent/plugin.h) into the registry. A loaded plug-in is an
+// Loading plug-ins (xent/kernel/plugin.h) into the registry. A loaded plug-in is an
 // ordinary xent::implementation: the property suite, the report and `xent
 // check` use it like a built-in kernel.
 #pragma once
@@ -9,8 +9,8 @@
 
 #include "xent/child_process.hpp"  // signal_name
 #include "xent/error.hpp"
-#include "xent/implementation.hpp"
-#include "xent/plugin.h"
+#include "xent/kernel/implementation.hpp"
+#include "xent/kernel/plugin.h"
 
 namespace xent::plugins {
 

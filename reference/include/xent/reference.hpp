@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "xent/problem.hpp"
+#include "xent/kernel/problem.hpp"
 #include "xent/tensor.hpp"
 
 namespace xent::ref {

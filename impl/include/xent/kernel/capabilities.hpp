@@ -1,5 +1,5 @@
 // What a kernel declares it supports, and what one call needs. The bits are
-// the plug-in ABI's (xent/plugin.h, "Declared capabilities"), so a plug-in's
+// the plug-in ABI's (xent/kernel/plugin.h, "Declared capabilities"), so a plug-in's
 // declaration is read as it is. A call is inside a declaration when every
 // bit it needs is declared; the property suite generates cases inside it and
 // the tools report which parts of the semantics their cases exercised.
@@ -9,8 +9,8 @@
 #include <optional>
 #include <string>
 
-#include "xent/plugin.h"
-#include "xent/problem.hpp"
+#include "xent/kernel/plugin.h"
+#include "xent/kernel/problem.hpp"
 
 namespace xent {
 

@@ -9,15 +9,15 @@
 #include <string_view>
 #include <vector>
 
-#include "xent/capabilities.hpp"
-#include "xent/problem.hpp"
+#include "xent/kernel/capabilities.hpp"
+#include "xent/kernel/problem.hpp"
 
 namespace xent {
 
 // Accuracy tiers (docs/design.md §3), strictest first. Every implementation declares
 // one; the property suite enforces it. correctly_rounded: every result is the
 // exact value rounded once (docs/correct_rounding.md). The values of the
-// others are the plug-in ABI's (xent/plugin.h).
+// others are the plug-in ABI's (xent/kernel/plugin.h).
 enum class tier { correctly_rounded = -1, accurate = 0, fast = 1, standard = 2, naive = 3 };
 std::string to_string(tier t);
 
@@ -45,7 +45,7 @@ class implementation {
   // registered and checked like the others, marked as a peer by the tools,
   // never the default.
   virtual bool peer() const { return false; }
-  // What the kernel declares it supports (xent/capabilities.hpp), or nullopt
+  // What the kernel declares it supports (xent/kernel/capabilities.hpp), or nullopt
   // for no declaration: everything is tried. The property suite generates
   // cases inside the declaration; a plug-in's UNSUPPORTED inside it fails.
   virtual std::optional<capabilities> declared_capabilities() const { return std::nullopt; }
