@@ -17,6 +17,7 @@
 #include "buffers.hpp"
 #include "compute_floor.hpp"
 #include "memory.hpp"
+#include "xent/kernel.hpp"
 #include "xent/poison.hpp"
 #include "xent/xent.hpp"
 

@@ -22,6 +22,7 @@
 #include "cases.hpp"
 #include "memory.hpp"
 #include "xent/build_info.hpp"
+#include "xent/kernel.hpp"
 #include "xent/xent.hpp"
 #ifdef XENT_BENCH_HAVE_ONEDNN
 #include "onednn_implementation.hpp"

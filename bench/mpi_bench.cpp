@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "xent/kernel.hpp"
 #include "xent/kernel/mpi.hpp"
 #include "xent/xent.hpp"
 

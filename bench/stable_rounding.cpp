@@ -16,6 +16,7 @@
 
 #include "kernels.hpp"
 #include "row_driver.hpp"
+#include "xent/kernel.hpp"
 #include "xent/xent.hpp"
 
 // ---- the float64 `stable` before correct rounding (commit ec60fd0) ----

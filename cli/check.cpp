@@ -21,6 +21,7 @@
 #include "npy.hpp"
 #include "registry.hpp"
 #include "tiers.hpp"
+#include "xent/kernel.hpp"
 #include "xent/kernel/mpi.hpp"
 #include "xent/reference.hpp"
 #include "xent/xent.hpp"

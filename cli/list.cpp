@@ -8,6 +8,7 @@
 #include "format.hpp"
 #include "registry.hpp"
 #include "simd_target.hpp"
+#include "xent/kernel.hpp"
 #include "xent/xent.hpp"
 
 namespace xent::cli {

@@ -14,6 +14,7 @@
 #include "examples.hpp"
 #include "fill.hpp"
 #include "format.hpp"
+#include "xent/kernel.hpp"
 #include "xent/reference.hpp"
 #include "xent/xent.hpp"
 

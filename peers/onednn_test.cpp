@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "onednn_implementation.hpp"
+#include "xent/kernel.hpp"
 #include "xent/xent.hpp"
 
 namespace {

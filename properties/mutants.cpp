@@ -7,6 +7,7 @@
 #include <limits>
 #include <memory>
 
+#include "xent/kernel.hpp"
 #include "xent/xent.hpp"
 
 namespace xent::props {

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "hwy/targets.h"
+#include "xent/kernel.hpp"
 #include "xent/xent.hpp"
 
 namespace {

@@ -18,6 +18,7 @@
 #include "simd_target.hpp"
 #include "report_sweep.hpp"
 #include "report_write.hpp"
+#include "xent/kernel.hpp"
 #include "xent/xent.hpp"
 
 namespace xent::cli {

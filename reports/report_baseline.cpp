@@ -9,6 +9,7 @@
 
 #include "format.hpp"
 #include "inputs.hpp"
+#include "xent/kernel.hpp"
 #include "xent/xent.hpp"
 
 namespace xent::cli {

@@ -2,6 +2,7 @@
 #pragma GCC diagnostic ignored "-Wrestrict"
 #include "format.hpp"
 #include "report_write.hpp"
+#include "xent/kernel.hpp"
 #include "xent/reference.hpp"
 #include "xent/xent.hpp"
 

@@ -6,6 +6,7 @@
 
 #include "format.hpp"
 #include "report_write.hpp"
+#include "xent/kernel.hpp"
 #include "xent/reference.hpp"
 #include "xent/xent.hpp"
 

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "format.hpp"
+#include "xent/kernel.hpp"
 #include "xent/poison.hpp"
 #include "xent/reference.hpp"
 #include "xent/xent.hpp"

@@ -19,6 +19,7 @@
 #include "test_support.hpp"
 #include "report_sweep.hpp"
 #include "scenarios.hpp"
+#include "xent/kernel.hpp"
 #include "xent/reference.hpp"
 #include "xent/xent.hpp"
 

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "xent/kernel.hpp"
 #include "xent/xent.hpp"
 
 namespace {

@@ -25,6 +25,7 @@
 #include <ostream>
 #include <vector>
 
+#include "xent/kernel.hpp"
 #include "xent/poison.hpp"
 #include "xent/xent.hpp"
 

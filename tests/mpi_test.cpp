@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "xent/kernel.hpp"
 #include "xent/kernel/mpi.hpp"
 #include "xent/xent.hpp"
 

@@ -28,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "xent/kernel.hpp"
 #include "xent/xent.hpp"
 
 #if defined(__SANITIZE_ADDRESS__)

@@ -16,6 +16,7 @@
 
 #include "hwy/targets.h"
 #include "hwy/tests/hwy_gtest.h"
+#include "xent/kernel.hpp"
 #include "xent/reference.hpp"
 #include "xent/xent.hpp"
 

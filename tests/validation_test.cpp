@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "xent/kernel.hpp"
 #include "xent/xent.hpp"
 
 namespace {

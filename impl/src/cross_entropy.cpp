@@ -3,6 +3,8 @@
 #include <new>
 
 #include "xent/error.hpp"
+#include "xent/kernel/implementation.hpp"
+#include "xent/kernel/problem.hpp"
 
 namespace xent {
 

@@ -11,11 +11,14 @@
 
 #include <cstddef>
 
-#include "xent/kernel/implementation.hpp"
 #include "xent/options.hpp"
 #include "xent/tensor.hpp"
 
 namespace xent {
+
+// A kernel: the implementations and their registry (find_implementation)
+// are the kernel interface, xent/kernel/implementation.hpp.
+class implementation;
 
 // Loss only. impl == nullptr means default_implementation().
 void cross_entropy(const tensor_view& logits, const tensor_view& target, const tensor_view& out,

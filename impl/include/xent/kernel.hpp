@@ -1,0 +1,13 @@
+// Umbrella header of the kernel interface: what a kernel receives (problem),
+// the implementations and their registry, declared capabilities, the plug-in
+// ABI, the `stable` kernel's rounding statistics and the `mpi` kernel's
+// process side. Tools that iterate kernels include it; a caller of the loss
+// needs only xent/xent.hpp.
+#pragma once
+
+#include "xent/kernel/capabilities.hpp"
+#include "xent/kernel/implementation.hpp"
+#include "xent/kernel/mpi.hpp"
+#include "xent/kernel/plugin.h"
+#include "xent/kernel/problem.hpp"
+#include "xent/kernel/statistics.hpp"
