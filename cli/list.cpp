@@ -23,7 +23,7 @@ CLI::App* add_list_command(CLI::App& app, list_args& a) {
 
 int run_list(const list_args& a) {
   if (a.simd_targets) {
-    for (const auto& t : simd_targets()) std::cout << t << "\n";
+    for (const auto& t : reports::simd_targets()) std::cout << t << "\n";
     return 0;
   }
   const auto& impls = implementations();
@@ -71,7 +71,7 @@ int run_list(const list_args& a) {
   std::string set;
   for (const auto* i : check_default) set += (set.empty() ? "" : ", ") + i->name();
   std::string targets;
-  for (const auto& t : simd_targets()) targets += (targets.empty() ? "" : ", ") + t;
+  for (const auto& t : reports::simd_targets()) targets += (targets.empty() ? "" : ", ") + t;
   std::cout << "simd and openmp dispatch to the best of this CPU's Highway targets: " << targets
             << " (xent report --simd-target pins one)\n";
   std::cout << "xent check runs " << set << " unless --impl says otherwise (--impl all: every supported one)\n";

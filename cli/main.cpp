@@ -103,7 +103,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", version_text());
   xent::cli::list_args list_args;
   xent::cli::check_args check_args;
-  xent::cli::report_args report_args;
+  xent::reports::report_args report_args;
   CLI::App* list = xent::cli::add_list_command(app, list_args);
   CLI::App* check = xent::cli::add_check_command(app, check_args);
   CLI::App* report = xent::cli::add_report_command(app, report_args);
@@ -140,7 +140,7 @@ int main(int argc, char** argv) {
     if (*report) {
       // Plug-ins join the registry before the sweep.
       xent::cli::load_plugins(report_args.plugins);
-      return xent::cli::run_report(report_args);
+      return xent::reports::run_report(report_args);
     }
     if (*verify) return xent::cli::run_verify(verify_args);
     return fail(exit_usage, "no command given (see xent --help)");

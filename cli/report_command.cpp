@@ -4,7 +4,7 @@
 
 namespace xent::cli {
 
-CLI::App* add_report_command(CLI::App& app, report_args& a) {
+CLI::App* add_report_command(CLI::App& app, reports::report_args& a) {
   CLI::App* c = app.add_subcommand(
       "report", "Accuracy of every implementation against the reference (scenario x C bucket), benchmarks, "
                 "plots and the examples; writes report.md, report.json and SVGs");

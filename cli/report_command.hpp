@@ -9,6 +9,6 @@ class App;
 
 namespace xent::cli {
 
-CLI::App* add_report_command(CLI::App& app, report_args& args);
+CLI::App* add_report_command(CLI::App& app, reports::report_args& args);
 
 }  // namespace xent::cli

@@ -11,7 +11,7 @@
 #include <set>
 #include <sstream>
 
-namespace xent::cli {
+namespace xent::reports {
 namespace {
 
 namespace fs = std::filesystem;
@@ -206,4 +206,4 @@ plot_set make_plots(const std::string& out_dir, const sweep_result& sweep, const
   return ps;
 }
 
-}  // namespace xent::cli
+}  // namespace xent::reports

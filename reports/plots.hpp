@@ -9,7 +9,7 @@
 #include "report_bench.hpp"
 #include "report_sweep.hpp"
 
-namespace xent::cli {
+namespace xent::reports {
 
 struct plot {
   std::string file;   // "accuracy_vs_scale.svg", relative to the output directory
@@ -23,4 +23,4 @@ struct plot_set {
 
 plot_set make_plots(const std::string& out_dir, const sweep_result& sweep, const bench_data& bench);
 
-}  // namespace xent::cli
+}  // namespace xent::reports

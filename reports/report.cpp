@@ -21,7 +21,10 @@
 #include "xent/kernel.hpp"
 #include "xent/xent.hpp"
 
-namespace xent::cli {
+namespace xent::reports {
+
+using cli::input_error;
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -136,4 +139,4 @@ int run_report(const report_args& a) {
   return status;
 }
 
-}  // namespace xent::cli
+}  // namespace xent::reports

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-namespace xent::cli {
+namespace xent::reports {
 
 struct report_args {
   bool quick = false;
@@ -36,4 +36,4 @@ struct report_args {
 
 int run_report(const report_args& args);
 
-}  // namespace xent::cli
+}  // namespace xent::reports

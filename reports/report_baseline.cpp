@@ -12,7 +12,12 @@
 #include "xent/kernel.hpp"
 #include "xent/xent.hpp"
 
-namespace xent::cli {
+namespace xent::reports {
+
+using cli::fmt;
+using cli::input_error;
+using cli::ulp_text;
+
 namespace {
 
 constexpr double inf = std::numeric_limits<double>::infinity();
@@ -173,4 +178,4 @@ gate_result check_baseline(const baseline& allowed, const sweep_result& s) {
   return g;
 }
 
-}  // namespace xent::cli
+}  // namespace xent::reports

@@ -22,11 +22,11 @@
 
 #include "report_sweep.hpp"
 
-namespace xent::cli {
+namespace xent::reports {
 
 using baseline = std::map<std::string, std::map<std::string, double>>;  // impl -> quantity -> max ulps
 
-// Throws input_error naming the file and line.
+// Throws cli::input_error naming the file and line.
 baseline read_baseline(const std::string& path);
 
 // The measured maxima (inside the domain) of every implementation in the
@@ -46,4 +46,4 @@ struct gate_result {
 
 gate_result check_baseline(const baseline& allowed, const sweep_result& s);
 
-}  // namespace xent::cli
+}  // namespace xent::reports

@@ -14,7 +14,10 @@
 
 #include "inputs.hpp"
 
-namespace xent::cli {
+namespace xent::reports {
+
+using cli::input_error;
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -180,4 +183,4 @@ bench_data run_bench(const std::string& binary, bool quick, const std::string& j
   return d;
 }
 
-}  // namespace xent::cli
+}  // namespace xent::reports

@@ -12,7 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace xent::cli {
+namespace xent::reports {
 
 struct bench_point {
   std::string impl, shape, mode;  // "simd", "n4096c32000", "fwd"
@@ -52,4 +52,4 @@ bench_data run_bench(const std::string& binary, bool quick, const std::string& j
 // -> build/release/bench/xent_bench).
 std::string default_bench_binary();
 
-}  // namespace xent::cli
+}  // namespace xent::reports

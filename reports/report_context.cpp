@@ -19,7 +19,7 @@
 #include "xent/build_info.hpp"
 #include "xent/reference.hpp"
 
-namespace xent::cli {
+namespace xent::reports {
 namespace {
 
 std::string read_line(const std::string& path) {
@@ -122,4 +122,4 @@ context_list report_context(const nlohmann::ordered_json& bench) {
   return c;
 }
 
-}  // namespace xent::cli
+}  // namespace xent::reports

@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace xent::cli {
+namespace xent::reports {
 
 using context_list = std::vector<std::pair<std::string, std::string>>;
 
@@ -16,4 +16,4 @@ using context_list = std::vector<std::pair<std::string, std::string>>;
 // versions come from there), or null.
 context_list report_context(const nlohmann::ordered_json& bench_context);
 
-}  // namespace xent::cli
+}  // namespace xent::reports

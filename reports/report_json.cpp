@@ -6,7 +6,10 @@
 #include "xent/reference.hpp"
 #include "xent/xent.hpp"
 
-namespace xent::cli {
+namespace xent::reports {
+
+using cli::json_number;
+
 namespace {
 
 using json = nlohmann::ordered_json;
@@ -129,4 +132,4 @@ nlohmann::ordered_json report_json(const report_data& d) {
   return j;
 }
 
-}  // namespace xent::cli
+}  // namespace xent::reports

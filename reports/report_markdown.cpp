@@ -10,7 +10,11 @@
 #include "xent/reference.hpp"
 #include "xent/xent.hpp"
 
-namespace xent::cli {
+namespace xent::reports {
+
+using cli::fmt;
+using cli::ulp_text;
+
 namespace {
 
 std::string shape_str(const std::vector<std::int64_t>& s) {
@@ -272,4 +276,4 @@ std::string report_markdown(const report_data& d) {
   return md.str();
 }
 
-}  // namespace xent::cli
+}  // namespace xent::reports

@@ -20,7 +20,12 @@
 #include "xent/reference.hpp"
 #include "xent/xent.hpp"
 
-namespace xent::cli {
+namespace xent::reports {
+
+using cli::float_text;
+using cli::fmt;
+using cli::nearest_rank;
+using cli::ulp_text;
 
 std::string to_string(quantity q) {
   switch (q) {
@@ -312,4 +317,4 @@ sweep_result run_sweep(const sweep_options& o) {
   return res;
 }
 
-}  // namespace xent::cli
+}  // namespace xent::reports

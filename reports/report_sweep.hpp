@@ -12,7 +12,7 @@
 
 #include "scenarios.hpp"
 
-namespace xent::cli {
+namespace xent::reports {
 
 // What is measured: the per-sample loss (reduction none), the gradient of the
 // per-sample loss (upstream 1) at the target class and at the other classes,
@@ -84,9 +84,9 @@ sweep_result run_sweep(const sweep_options& o);
 // "--impl=simd n64c1000_dominant_m20 p17 c3 grad_other: got 1.5e-09 want 1.49e-09 (2.3 ulp)".
 std::string repro(const cell& c, quantity q);
 
-}  // namespace xent::cli
+}  // namespace xent::reports
 
-namespace xent::cli {
+namespace xent::reports {
 
 // The tier's bound in ulps for a quantity (docs/design.md §3); NaN where the tier
 // states none in ulps (standard's loss and gradient are absolute criteria,
@@ -101,4 +101,4 @@ inline bool outside_tier(const cell& c, quantity q) {
          (exceeds(c[q].max, tier_bound(c.tier, q)) || (c.tier == "correctly_rounded" && c[q].correctly_rounded < 1.0));
 }
 
-}  // namespace xent::cli
+}  // namespace xent::reports

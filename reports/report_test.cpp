@@ -27,7 +27,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-using namespace xent::cli;
+using namespace xent::reports;
 
 using xent::cli_test::run_result;
 

@@ -14,7 +14,7 @@
 #include "report_context.hpp"
 #include "report_sweep.hpp"
 
-namespace xent::cli {
+namespace xent::reports {
 
 struct report_data {
   const sweep_result& sweep;
@@ -31,4 +31,4 @@ struct report_data {
 std::string report_markdown(const report_data& d);
 nlohmann::ordered_json report_json(const report_data& d);
 
-}  // namespace xent::cli
+}  // namespace xent::reports

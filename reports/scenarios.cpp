@@ -8,7 +8,7 @@
 
 #include "fill.hpp"
 
-namespace xent::cli {
+namespace xent::reports {
 
 std::vector<std::int64_t> scenario::position_shape() const {
   std::vector<std::int64_t> s = shape;
@@ -225,4 +225,4 @@ std::vector<scenario_spec> matching_scenarios(const std::string& filter) {
   return out;
 }
 
-}  // namespace xent::cli
+}  // namespace xent::reports

@@ -13,7 +13,7 @@
 #include "xent/options.hpp"
 #include "xent/tensor.hpp"
 
-namespace xent::cli {
+namespace xent::reports {
 
 struct scenario {
   std::string id;           // "n256c1000_normal_s1"
@@ -54,4 +54,4 @@ std::vector<scenario_spec> report_scenarios(bool quick);
 // Scenarios of either set whose id contains `filter` (each id once).
 std::vector<scenario_spec> matching_scenarios(const std::string& filter);
 
-}  // namespace xent::cli
+}  // namespace xent::reports

@@ -7,7 +7,10 @@
 
 #include "inputs.hpp"
 
-namespace xent::cli {
+namespace xent::reports {
+
+using cli::input_error;
+
 namespace {
 
 std::string upper(std::string s) {
@@ -38,4 +41,4 @@ void pin_simd_target(const std::string& name) {
                     known + ")");
 }
 
-}  // namespace xent::cli
+}  // namespace xent::reports

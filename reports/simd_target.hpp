@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-namespace xent::cli {
+namespace xent::reports {
 
 // The Highway targets this CPU supports and this build generated, best first
 // (Highway's names: AVX3, AVX2, SSE4, ...).
@@ -17,4 +17,4 @@ std::vector<std::string> simd_targets();
 // (and this build generated) when it is not one of them.
 void pin_simd_target(const std::string& name);
 
-}  // namespace xent::cli
+}  // namespace xent::reports
