@@ -109,6 +109,7 @@ nlohmann::ordered_json report_json(const report_data& d) {
                    {"exceeds_tier", exceeded},
                    {"rounding", c.rounded ? json{{"results", c.rounded},
                                                  {"retried", c.retried},
+                                                 {"exact", c.exact},
                                                  {"unresolved", c.unresolved},
                                                  {"retried_fraction", json_number(static_cast<double>(c.retried) /
                                                                                   static_cast<double>(c.rounded))}}

@@ -224,14 +224,16 @@ void details(std::ostringstream& md, const report_data& d) {
   if (!any) return;
   md << "\n<details><summary>stable: rounding fallbacks</summary>\n\n"
         "Results whose float64 evaluation was too close to a float32 rounding boundary for its error bound "
-        "and were recomputed in double-double (docs/correct_rounding.md); unresolved: still undecided after "
-        "it, rounded as RN of the double-double value.\n\n"
-        "| scenario | results | retried | retried % | unresolved |\n|---|--:|--:|--:|--:|\n";
+        "and were recomputed in double-double (docs/correct_rounding.md); exact: of those, decided by exact "
+        "expansion arithmetic (exact ties, exact zeros, remainders of known sign); unresolved: still undecided "
+        "after every test, rounded as RN of the double-double value (the sweep's CR column still "
+        "checks them against the reference).\n\n"
+        "| scenario | results | retried | retried % | exact | unresolved |\n|---|--:|--:|--:|--:|--:|\n";
   for (const cell& c : d.sweep.cells)
     if (c.rounded > 0)
       md << "| `" << c.scenario << "` | " << c.rounded << " | " << c.retried << " | "
          << fmt(100.0 * static_cast<double>(c.retried) / static_cast<double>(c.rounded), "%.3g") << " | "
-         << c.unresolved << " |\n";
+         << c.exact << " | " << c.unresolved << " |\n";
   md << "\n</details>\n";
 }
 

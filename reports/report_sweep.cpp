@@ -231,6 +231,7 @@ std::vector<cell> measure(const scenario& s, const std::vector<const implementat
     const rounding_statistics rs = stable_rounding_statistics();
     c.rounded = static_cast<std::int64_t>(rs.results);
     c.retried = static_cast<std::int64_t>(rs.retried);
+    c.exact = static_cast<std::int64_t>(rs.exact);
     c.unresolved = static_cast<std::int64_t>(rs.unresolved);
     accumulator a_loss, a_gt, a_go, a_mean, a_sum;
     for (std::int64_t p = 0; p < P; ++p) {

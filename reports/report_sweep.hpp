@@ -52,8 +52,9 @@ struct cell {
   std::array<quantity_stats, quantity_count> q;
   // stable only (xent::stable_rounding_statistics over the cell's calls):
   // results rounded, results whose float64 rounding test failed (recomputed
-  // in double-double), and those still undecided after it.
-  std::int64_t rounded = 0, retried = 0, unresolved = 0;
+  // in double-double), those of them decided by exact expansion arithmetic,
+  // and those still undecided after every test.
+  std::int64_t rounded = 0, retried = 0, exact = 0, unresolved = 0;
   const quantity_stats& operator[](quantity k) const { return q[static_cast<std::size_t>(k)]; }
 };
 
