@@ -22,7 +22,9 @@
 // collective); a rank that fails or hangs is ended by mpirun's timeout.
 // In a process not started by mpirun it is the only rank and starts no MPI
 // runtime (the exchanges are copies), so it is registered and verified
-// everywhere like the other kernels.
+// everywhere like the other kernels; so it is, under mpirun, while a
+// single_rank_scope lives (`xent report`, whose ranks measure different
+// scenarios).
 #include <mpi.h>
 #include <omp.h>
 
@@ -100,6 +102,75 @@ void barrier() {
   if (launched()) MPI_Barrier(comm());
 }
 traffic last_traffic() { return last; }
+
+int ranks_on_this_host() {
+  if (!launched()) return 1;
+  static const int n = [] {
+    MPI_Comm host;
+    MPI_Comm_split_type(comm(), MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &host);
+    int s = 1;
+    MPI_Comm_size(host, &s);
+    MPI_Comm_free(&host);
+    return s;
+  }();
+  return n;
+}
+
+namespace {
+
+int byte_count(const std::string& s) {
+  if (s.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+    throw error("mpi", "a message of " + std::to_string(s.size()) + " bytes exceeds MPI's int count");
+  return static_cast<int>(s.size());
+}
+
+// Displacements of `counts`, checked against MPI's int range.
+std::vector<int> displacements(const std::vector<int>& counts) {
+  std::vector<int> d(counts.size());
+  std::int64_t at = 0;
+  for (std::size_t r = 0; r < counts.size(); ++r) {
+    if (at > std::numeric_limits<int>::max()) throw error("mpi", "the gathered messages exceed MPI's int count");
+    d[r] = static_cast<int>(at);
+    at += counts[r];
+  }
+  return d;
+}
+
+std::vector<std::string> split(const std::string& all, const std::vector<int>& counts, const std::vector<int>& displs) {
+  std::vector<std::string> out;
+  for (std::size_t r = 0; r < counts.size(); ++r) out.push_back(all.substr(displs[r], counts[r]));
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> all_gather(const std::string& mine) {
+  if (!launched()) return {mine};
+  const MPI_Comm c = comm();
+  const int n = byte_count(mine);
+  std::vector<int> counts(static_cast<std::size_t>(size()));
+  MPI_Allgather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, c);
+  const std::vector<int> displs = displacements(counts);
+  std::string all(static_cast<std::size_t>(std::int64_t{displs.back()} + counts.back()), '\0');
+  MPI_Allgatherv(mine.data(), n, MPI_CHAR, all.data(), counts.data(), displs.data(), MPI_CHAR, c);
+  return split(all, counts, displs);
+}
+
+std::vector<std::string> gather_to_root(const std::string& mine) {
+  if (!launched()) return {mine};
+  const MPI_Comm c = comm();
+  const int n = byte_count(mine), me = rank();
+  std::vector<int> counts(me == 0 ? static_cast<std::size_t>(size()) : 0);
+  MPI_Gather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, c);
+  if (me != 0) {
+    MPI_Gatherv(mine.data(), n, MPI_CHAR, nullptr, nullptr, nullptr, MPI_CHAR, 0, c);
+    return {};
+  }
+  const std::vector<int> displs = displacements(counts);
+  std::string all(static_cast<std::size_t>(std::int64_t{displs.back()} + counts.back()), '\0');
+  MPI_Gatherv(mine.data(), n, MPI_CHAR, all.data(), counts.data(), displs.data(), MPI_CHAR, 0, c);
+  return split(all, counts, displs);
+}
 
 }  // namespace mpi
 
@@ -605,7 +676,8 @@ void run_ranks(const problem& pr, bool with_grad);
 void run(const problem& pr, bool with_grad) {
   mpi::last = {};
   try {
-    if (!mpi::launched()) {  // a plain process: the only rank, no MPI runtime started
+    // A plain process, or ranks that each run problems of their own: the only rank, no collectives.
+    if (!mpi::launched() || mpi::single_rank()) {
       sharded_run(pr, with_grad, MPI_COMM_NULL, mpi::last).run();
       return;
     }
@@ -643,7 +715,7 @@ class mpi_kernel final : public implementation {
   std::string description() const override {
     std::string d = "vocabulary-parallel simd rows over MPI ranks (class shards on openmp's fixed chunks, "
                     "per-row statistics by Allgatherv folded in class order; bitwise openmp's)";
-    if (!mpi::launched()) d += "; one rank (not started by mpirun)";
+    if (!mpi::launched() || mpi::single_rank()) d += "; one rank here (a process of its own)";
     return d;
   }
   xent::tier tier() const override { return tier::fast; }

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace xent::mpi {
 
@@ -21,6 +22,32 @@ int rank();
 int size();
 // Waits for every rank (nothing when not launched).
 void barrier();
+// How many ranks of the job run on this host (1 when not launched).
+int ranks_on_this_host();
+
+// Byte strings between ranks, for tools that split work over the ranks
+// (`xent report`). Collectives on MPI_COMM_WORLD's duplicate: every rank
+// calls them in the same order, from the thread that started MPI. Without
+// mpirun they return {mine}.
+// Every rank's string, in rank order, on every rank.
+std::vector<std::string> all_gather(const std::string& mine);
+// Every rank's string, in rank order, on rank 0; the other ranks get none.
+std::vector<std::string> gather_to_root(const std::string& mine);
+
+// While one of these lives, the `mpi` implementation computes in this
+// process as the only rank (no collectives, from any thread), as it does
+// without mpirun: for tools whose ranks run different problems, such as
+// `xent report` with its scenarios dealt out to the ranks. Its results are
+// bitwise those of a process of its own.
+class single_rank_scope {
+ public:
+  single_rank_scope();
+  ~single_rank_scope();
+  single_rank_scope(const single_rank_scope&) = delete;
+  single_rank_scope& operator=(const single_rank_scope&) = delete;
+};
+// Is a single_rank_scope alive?
+bool single_rank();
 
 // How the class axis is cut into shards, one per rank (contiguous, in rank
 // order). chunks (the default): whole fixed chunks of the openmp kernel
