@@ -47,8 +47,9 @@ int run_report(const report_args& a, const std::function<void()>& setup) {
   const bool root = mpi::rank() == 0;
   const bool progress = root && !a.quiet && ::isatty(STDERR_FILENO);
 
-  // Setup: everything that can fail before the sweep. Under mpirun the ranks
-  // then agree, so that none waits in the sweep's exchange for one that failed.
+  // Setup: everything that can fail before the sweep, and no collective. Under
+  // mpirun the ranks then agree, so that none waits in a collective for one
+  // that failed.
   baseline allowed, merged;
   std::vector<std::string> all_targets;
   sweep_options so;
@@ -78,13 +79,14 @@ int run_report(const report_args& a, const std::function<void()>& setup) {
     so.scenarios = a.filter.empty() ? report_scenarios(a.quick) : matching_scenarios(a.filter);
     if (so.scenarios.empty()) throw input_error("no scenario id contains '" + a.filter + "'");
     so.impls = a.impls;
-    so.threads = a.threads ? a.threads : ranks ? sweep_threads_per_rank() : 0;
+    so.threads = a.threads;
     so.progress = progress;
   } catch (...) {
     setup_failure = std::current_exception();
   }
   if (ranks) agree_on_setup(setup_failure, setup_failure ? std::string() : sweep_fingerprint(so));
   else if (setup_failure) std::rethrow_exception(setup_failure);
+  if (ranks && !so.threads) so.threads = sweep_threads_per_rank();  // a collective: after the agreement
 
   std::vector<std::size_t> per_rank;
   std::optional<sweep_result> measured = ranks ? run_sweep_over_ranks(so, &per_rank) : run_sweep(so);

@@ -282,20 +282,38 @@ sweep_result merge_shares(std::vector<sweep_share> shares, std::size_t count) {
 }
 
 std::string sweep_fingerprint(const sweep_options& o) {
-  std::string f = "scenarios:";
+  // Three lines: scenarios, implementations, Highway target (compared line by line).
+  std::string f = std::to_string(o.scenarios.size()) + " scenarios:";
   for (const auto& s : o.scenarios) {
     f += ' ';
     f += s.id;
   }
-  f += "; implementations:";
+  f += "\nimplementations:";
   for (const implementation* i : sweep_implementations(o.impls)) {
     f += ' ';
     f += i->name();
   }
-  f += "; Highway target: ";
+  f += "\nHighway target ";
   f += simd_targets().at(0);  // simd and openmp dispatch to it (pinned by --simd-target, else the best)
   return f;
 }
+
+namespace {
+
+std::vector<std::string> lines_of(const std::string& s) {
+  std::vector<std::string> v;
+  std::size_t at = 0;
+  for (std::size_t nl; (nl = s.find('\n', at)) != std::string::npos; at = nl + 1) v.push_back(s.substr(at, nl - at));
+  v.push_back(s.substr(at));
+  return v;
+}
+
+std::string clipped(const std::string& s) {
+  constexpr std::size_t most = 240;
+  return s.size() <= most ? s : s.substr(0, most) + "...";
+}
+
+}  // namespace
 
 void agree_on_setup(std::exception_ptr setup_failure, const std::string& fingerprint) {
   // A failed rank sends "F<status> <message>", the others "S<fingerprint>".
@@ -307,7 +325,14 @@ void agree_on_setup(std::exception_ptr setup_failure, const std::string& fingerp
     mine = "S" + fingerprint;
   }
   const std::vector<std::string> all = mpi::all_gather(mine);
-  if (setup_failure) std::rethrow_exception(setup_failure);
+  if (setup_failure) {
+    // The same failure as rank 0's (the same bad option on every rank): rank 0 says it once.
+    if (mpi::rank() != 0 && all[0] == mine) {
+      const failure_note n = describe_failure(setup_failure);
+      throw rank_failure(n.status, n.message, false);
+    }
+    std::rethrow_exception(setup_failure);
+  }
   for (std::size_t r = 0; r < all.size(); ++r) {
     const std::string& a = all[r];
     if (!a.empty() && a[0] == 'F') {
@@ -319,15 +344,18 @@ void agree_on_setup(std::exception_ptr setup_failure, const std::string& fingerp
   }
   for (std::size_t r = 1; r < all.size(); ++r)
     if (all[r] != all[0]) {
+      const auto mine0 = lines_of(all[0].substr(1)), theirs = lines_of(all[r].substr(1));
+      std::size_t k = 0;
+      while (k + 1 < mine0.size() && k < theirs.size() && mine0[k] == theirs[k]) ++k;
       std::string m = "rank ";
       m += std::to_string(r);
       m += " would measure something else than rank 0 (every rank must run the same build with the same options; "
            "on hosts with different Highway targets, pin one with --simd-target): rank 0 has ";
-      m += all[0].substr(1);
+      m += clipped(mine0[k]);
       m += "; rank ";
       m += std::to_string(r);
       m += " has ";
-      m += all[r].substr(1);
+      m += k < theirs.size() ? clipped(theirs[k]) : "nothing";
       throw rank_failure(2, m, false);
     }
 }

@@ -91,6 +91,7 @@ std::optional<sweep_result> run_sweep_over_ranks(const sweep_options& o, std::ve
 // Sweep worker threads for one rank when --threads is not given: the CPUs
 // this process may run on, shared with the other ranks of this host when
 // mpirun did not bind the ranks (each then sees every CPU).
+// A collective (every rank calls it).
 unsigned sweep_threads_per_rank();
 
 }  // namespace xent::cli
