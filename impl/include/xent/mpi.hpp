@@ -8,6 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "xent/options.hpp"
+#include "xent/tensor.hpp"
+
 namespace xent::mpi {
 
 // Was xent built with MPI?
@@ -62,6 +65,30 @@ struct class_range {
   std::int64_t first = 0, last = 0;
 };
 class_range shard(std::int64_t classes, int r, int ranks, sharding s);
+
+// Vocabulary-parallel cross-entropy on this rank's shard of the class axis,
+// for callers whose logits never exist whole (the `mpi` implementation's
+// statistics exchange without its gradient gather).
+//   logits     [N, C_r]: classes [first_class, first_class + C_r) of
+//              `classes`; the ranks' shards follow one another in rank order,
+//              together every class once, each C_r >= 1
+//   target     the global class indices [N] (int64, in [0, classes) or
+//              ignore_index), or this shard of the probabilities [N, C_r]
+//   opt        as for cross_entropy; opt.weight is this shard of the class
+//              weights [C_r]
+//   out        the loss (a scalar for mean/sum, [N] for none): the same on every rank
+//   grad       (optional) this shard of d loss / d logits [N, C_r], times
+//              `upstream` as in cross_entropy_forward_backward
+// A collective: every rank calls it, with the same N, classes and options,
+// from the thread that started MPI. Every rank validates its arguments
+// before any exchange and the ranks compare their shards, so a bad argument
+// on any rank is an xent::error on every rank (nothing written), not a hang.
+// When the shards fall on openmp's chunk grid (shard(classes, r, ranks,
+// sharding::chunks)), every bit equals the openmp implementation's on the
+// whole problem. Without mpirun (or without MPI) the only rank holds every class.
+void cross_entropy_shard(const tensor_view& logits, const tensor_view& target, std::int64_t first_class,
+                         std::int64_t classes, const tensor_view& out, const tensor_view* grad, const options& opt,
+                         const tensor_view* upstream = nullptr);
 
 // What the last call of the `mpi` implementation on this rank exchanged for
 // its rows' statistics (not the gathering of the whole gradient that the
