@@ -22,6 +22,7 @@
 #include "list.hpp"
 #include "npy.hpp"
 #include "registry.hpp"
+#include "report_ranks.hpp"
 #include "report_command.hpp"
 #include "verify.hpp"
 #ifdef XENT_HAVE_TORCH_PEER
@@ -134,16 +135,15 @@ int main(int argc, char** argv) {
     quiet_unless_rank_zero();
     if (*list) return xent::cli::run_list(list_args);
     if (*check) return xent::cli::run_check(check_args);
-    if (*report && xent::mpi::launched())
-      return fail(exit_usage, "xent report runs as one process (its sweep is not split over MPI ranks); "
-                              "run it without mpirun");
-    if (*report) {
-      // Plug-ins join the registry before the sweep.
-      xent::cli::load_plugins(report_args.plugins);
-      return xent::reports::run_report(report_args);
-    }
+    // Plug-ins join the registry before the sweep (under mpirun, on every
+    // rank, among the checks the ranks agree on).
+    if (*report) return xent::reports::run_report(report_args, [&] { xent::cli::load_plugins(report_args.plugins); });
     if (*verify) return xent::cli::run_verify(verify_args);
     return fail(exit_usage, "no command given (see xent --help)");
+  } catch (const xent::reports::rank_failure& e) {
+    // Another rank's failure is reported by rank 0; the others just end.
+    if (!e.own() && xent::mpi::rank() != 0) return e.status();
+    return fail(e.status(), e.what());
   } catch (const xent::error& e) {
     return fail(exit_usage, e.what(), e.argument());
   } catch (const xent::npy::npy_error& e) {

@@ -9,12 +9,14 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 
 #include "inputs.hpp"
 #include "plots.hpp"
 #include "report_baseline.hpp"
 #include "report_bench.hpp"
 #include "report_context.hpp"
+#include "report_ranks.hpp"
 #include "simd_target.hpp"
 #include "report_sweep.hpp"
 #include "report_write.hpp"
@@ -38,32 +40,61 @@ void write_file(const fs::path& path, const std::string& text) {
 
 }  // namespace
 
-int run_report(const report_args& a) {
+int run_report(const report_args& a, const std::function<void()>& setup) {
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
-  std::error_code ec;
-  fs::create_directories(a.out, ec);
-  if (ec) throw input_error(a.out + ": cannot create the output directory: " + ec.message());
-  for (const auto& name : a.impls)
-    if (!find_implementation(name)) throw input_error("unknown implementation '" + name + "'");
-  const baseline allowed = a.check_baseline.empty() ? baseline{} : read_baseline(a.check_baseline);
-  const bool progress = !a.quiet && ::isatty(STDERR_FILENO);
-  if (a.merge_baseline && a.write_baseline.empty()) throw input_error("--merge-baseline needs --write-baseline FILE");
-  baseline merged;
-  if (a.merge_baseline && fs::exists(a.write_baseline)) merged = read_baseline(a.write_baseline);
-  const std::vector<std::string> all_targets = simd_targets();
-  if (!a.simd_target.empty()) {
-    pin_simd_target(a.simd_target);
-    if (!a.quiet) std::cerr << "report: simd and openmp pinned to Highway " << a.simd_target << "\n";
-  }
+  // Under mpirun the ranks measure different scenarios: `mpi` computes as the
+  // only rank of each process, as it does in one process (xent/kernel/mpi.hpp).
+  const mpi::single_rank_scope mpi_alone;
+  const bool ranks = mpi::launched();
+  const bool root = mpi::rank() == 0;
+  const bool progress = root && !a.quiet && ::isatty(STDERR_FILENO);
 
+  // Setup: everything that can fail before the sweep, and no collective. Under
+  // mpirun the ranks then agree, so that none waits in a collective for one
+  // that failed.
+  baseline allowed, merged;
+  std::vector<std::string> all_targets;
   sweep_options so;
-  so.scenarios = a.filter.empty() ? report_scenarios(a.quick) : matching_scenarios(a.filter);
-  if (so.scenarios.empty()) throw input_error("no scenario id contains '" + a.filter + "'");
-  so.impls = a.impls;
-  so.threads = a.threads;
-  so.progress = progress;
-  const sweep_result sweep = run_sweep(so);
+  std::exception_ptr setup_failure;
+  try {
+    if (setup) setup();
+    if (root) {  // the one that writes (the others' hosts may lack the directory and the files)
+      std::error_code ec;
+      fs::create_directories(a.out, ec);
+      if (ec) throw input_error(a.out + ": cannot create the output directory: " + ec.message());
+    }
+    for (const auto& name : a.impls)
+      if (!find_implementation(name)) throw input_error("unknown implementation '" + name + "'");
+    if (ranks && !a.no_bench && a.bench_json.empty())
+      throw input_error("under mpirun, xent report splits the accuracy sweep over the ranks but does not run the "
+                        "benchmarks (they need the host to themselves, and mpirun binds each rank to its cores): "
+                        "add --no-bench, or --bench-json FILE with the results of a run of its own "
+                        "(./run bench, or xent report without mpirun)");
+    if (root && !a.check_baseline.empty()) allowed = read_baseline(a.check_baseline);
+    if (a.merge_baseline && a.write_baseline.empty()) throw input_error("--merge-baseline needs --write-baseline FILE");
+    if (root && a.merge_baseline && fs::exists(a.write_baseline)) merged = read_baseline(a.write_baseline);
+    all_targets = simd_targets();
+    if (!a.simd_target.empty()) {
+      pin_simd_target(a.simd_target);
+      if (root && !a.quiet) std::cerr << "report: simd and openmp pinned to Highway " << a.simd_target << "\n";
+    }
+    so.scenarios = a.filter.empty() ? report_scenarios(a.quick) : matching_scenarios(a.filter);
+    if (so.scenarios.empty()) throw input_error("no scenario id contains '" + a.filter + "'");
+    so.impls = a.impls;
+    so.threads = a.threads;
+    so.progress = progress;
+  } catch (...) {
+    setup_failure = std::current_exception();
+  }
+  if (ranks) agree_on_setup(setup_failure, setup_failure ? std::string() : sweep_fingerprint(so));
+  else if (setup_failure) std::rethrow_exception(setup_failure);
+  if (ranks && !so.threads) so.threads = sweep_threads_per_rank();  // a collective: after the agreement
+
+  std::vector<std::size_t> per_rank;
+  std::optional<sweep_result> measured = ranks ? run_sweep_over_ranks(so, &per_rank) : run_sweep(so);
+  if (!measured) return 0;  // a rank other than 0: its share is with rank 0, which writes the report
+  const sweep_result& sweep = *measured;
   if (progress)
     std::cerr << "report: accuracy sweep, " << sweep.scenarios.size() << " scenarios in "
               << static_cast<int>(sweep.seconds + 0.5) << " s\n";
@@ -77,6 +108,17 @@ int run_report(const report_args& a) {
 
   const std::vector<examples::outcome> ex = a.no_examples ? std::vector<examples::outcome>{} : examples::run_all();
   context_list context = report_context(bench.context);
+  if (ranks) {
+    std::string v = std::to_string(per_rank.size());
+    v += per_rank.size() == 1 ? " MPI rank" : " MPI ranks";
+    v += " (scenarios per rank:";
+    for (std::size_t r = 0; r < per_rank.size(); ++r) {
+      v += r ? ", " : " ";
+      v += std::to_string(per_rank[r]);
+    }
+    v += ")";
+    context.emplace_back("accuracy sweep split over", v);
+  }
   if (!a.simd_target.empty())
     for (auto& [key, value] : context)
       if (key == "Highway targets") {

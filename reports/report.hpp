@@ -7,6 +7,7 @@
 // cli/report_command.cpp.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,10 @@ struct report_args {
   bool merge_baseline = false;  // --write-baseline keeps the larger of the file's and the measured
 };
 
-int run_report(const report_args& args);
+// `setup` (loading plug-ins, say) runs first, among the checks that end the
+// command before anything is measured. Under mpirun every rank calls this:
+// the ranks share the accuracy sweep (report_ranks.hpp), rank 0 writes the
+// report, and the benchmarks are refused (--no-bench or --bench-json).
+int run_report(const report_args& args, const std::function<void()>& setup = {});
 
 }  // namespace xent::reports

@@ -253,14 +253,18 @@ std::vector<cell> measure(const scenario& s, const std::vector<const implementat
 
 }  // namespace
 
+std::vector<const implementation*> sweep_implementations(const std::vector<std::string>& names) {
+  std::vector<const implementation*> impls;
+  for (const implementation* i : implementations())
+    if (i->supported() && (names.empty() || std::find(names.begin(), names.end(), i->name()) != names.end()))
+      impls.push_back(i);
+  return impls;
+}
+
 sweep_result run_sweep(const sweep_options& o) {
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
-  std::vector<const implementation*> impls;
-  for (const implementation* i : implementations())
-    if (i->supported() &&
-        (o.impls.empty() || std::find(o.impls.begin(), o.impls.end(), i->name()) != o.impls.end()))
-      impls.push_back(i);
+  const std::vector<const implementation*> impls = sweep_implementations(o.impls);
 
   const std::size_t n = o.scenarios.size();
   sweep_result res;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "scenarios.hpp"
+#include "xent/kernel/implementation.hpp"
 
 namespace xent::reports {
 
@@ -42,6 +43,8 @@ struct quantity_stats {
   worst_element worst;
 };
 
+// A new field of cell or scenario_info also joins their encoding between
+// MPI ranks (report_ranks.cpp).
 struct cell {
   std::string impl, tier, scenario;
   std::optional<std::string> outside;  // why the scenario is outside the declared domain
@@ -80,6 +83,10 @@ struct sweep_result {
 };
 
 sweep_result run_sweep(const sweep_options& o);
+
+// The implementations a sweep measures, in registry order: the supported
+// ones, only those named when `names` is not empty.
+std::vector<const implementation*> sweep_implementations(const std::vector<std::string>& names);
 
 // One-line repro of a cell's worst element, benchdnn style:
 // "--impl=simd n64c1000_dominant_m20 p17 c3 grad_other: got 1.5e-09 want 1.49e-09 (2.3 ulp)".

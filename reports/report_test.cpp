@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <algorithm>
+#include <bit>
+#include <cmath>
 #include <fstream>
 #include <set>
 #include <nlohmann/json.hpp>
@@ -16,6 +18,7 @@
 #include <string>
 
 #include "report_baseline.hpp"
+#include "report_ranks.hpp"
 #include "test_support.hpp"
 #include "report_sweep.hpp"
 #include "scenarios.hpp"
@@ -179,6 +182,115 @@ TEST(report_output, bench_json_feeds_the_headline_and_the_plots) {
     }
   } else {
     EXPECT_TRUE(has(r.out, "gnuplot is not installed")) << r.out;
+  }
+}
+
+// mpirun -np K xent report: the deal, the shares' encoding and their merge
+// (the run itself under mpirun: tests/mpi/report_matches_one_process.sh).
+TEST(report_ranks, every_scenario_is_dealt_once_and_the_loads_balance) {
+  const auto specs = report_scenarios(true);
+  std::int64_t largest = 0;
+  for (const auto& s : specs) largest = std::max(largest, s.elements);
+  for (int ranks : {1, 2, 3, 4, 7}) {
+    const auto deal = deal_scenarios(specs, ranks);
+    ASSERT_EQ(deal.size(), static_cast<std::size_t>(ranks));
+    std::vector<int> seen(specs.size(), 0);
+    std::vector<std::int64_t> load;
+    for (const auto& d : deal) {
+      EXPECT_FALSE(d.empty()) << ranks << " ranks";
+      EXPECT_TRUE(std::is_sorted(d.begin(), d.end()));
+      std::int64_t l = 0;
+      for (std::size_t i : d) {
+        ++seen.at(i);
+        l += specs[i].elements;
+      }
+      load.push_back(l);
+    }
+    EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), static_cast<std::ptrdiff_t>(specs.size())) << ranks << " ranks";
+    // Largest first to the least loaded: no rank ends more than one scenario above another.
+    EXPECT_LE(*std::max_element(load.begin(), load.end()) - *std::min_element(load.begin(), load.end()), largest)
+        << ranks << " ranks";
+    EXPECT_EQ(deal, deal_scenarios(specs, ranks));  // the same on every rank
+  }
+}
+
+sweep_share sample_share() {
+  sweep_share s;
+  s.seconds = 1.25;
+  s.indices = {3, 0};
+  for (std::size_t k = 0; k < 2; ++k) {
+    scenario_info info{"n2c5_x" + std::to_string(k), "x", "a scenario", {2, 5, 1}, 5, 0.5, 0.75};
+    s.scenarios.push_back(info);
+    cell c;
+    c.impl = "simd";
+    c.tier = "fast";
+    c.scenario = info.id;
+    c.outside = k ? std::optional<std::string>("outside its domain") : std::nullopt;
+    c.rounded = 7;
+    c.retried = 2;
+    c.unresolved = 1;
+    for (std::size_t q = 0; q < quantity_count; ++q) {
+      c.q[q] = {static_cast<std::int64_t>(10 + q), 1.5 + static_cast<double>(q), 0.25, 0.125, 0.03125, 0.875, 1,
+                {4, static_cast<std::int64_t>(q), std::bit_cast<float>(0x7fa1a7ddu), "1.234567891", 2.5}};
+    }
+    c.q[0].max = std::numeric_limits<double>::infinity();
+    c.q[1].p99 = std::bit_cast<double>(0xfff4000000000123ull);  // a negative NaN with a payload
+    cell failed = c;
+    failed.impl = "plug";
+    failed.failure = "it crashed";
+    failed.skipped = "unsupported";
+    s.cells.push_back({c, failed});
+  }
+  return s;
+}
+
+TEST(report_ranks, a_share_travels_bit_for_bit) {
+  const sweep_share s = sample_share();
+  const std::string bytes = encode(s);
+  const sweep_share back = decode(bytes);
+  EXPECT_EQ(encode(back), bytes);  // every encoded field came back
+  ASSERT_EQ(back.cells.size(), 2u);
+  EXPECT_EQ(back.indices, s.indices);
+  EXPECT_EQ(back.scenarios[1].shape, s.scenarios[1].shape);
+  const cell& c = back.cells[1][0];
+  EXPECT_EQ(*c.outside, "outside its domain");
+  EXPECT_FALSE(back.cells[0][0].outside);
+  EXPECT_EQ(*back.cells[1][1].failure, "it crashed");
+  EXPECT_EQ(std::bit_cast<std::uint32_t>(c.q[2].worst.got), 0x7fa1a7ddu);
+  EXPECT_EQ(std::bit_cast<std::uint64_t>(c.q[1].p99), 0xfff4000000000123ull);
+  EXPECT_TRUE(std::isinf(c.q[0].max));
+  EXPECT_EQ(c.q[4].worst.want, "1.234567891");
+  EXPECT_EQ(c.unresolved, 1);
+  // Truncated or padded bytes are an error, not a report with holes.
+  EXPECT_THROW(decode(bytes.substr(0, bytes.size() - 1)), std::runtime_error);
+  EXPECT_THROW(decode(bytes + "x"), std::runtime_error);
+  EXPECT_THROW(decode("not a share"), std::runtime_error);
+}
+
+TEST(report_ranks, the_merge_restores_the_order_of_one_process) {
+  sweep_share a = sample_share(), b = sample_share();  // a: scenarios 3 and 0
+  b.indices = {1, 2};
+  for (auto& i : b.scenarios) i.id += "_b";
+  const sweep_result r = merge_shares({b, a}, 4);
+  ASSERT_EQ(r.scenarios.size(), 4u);
+  EXPECT_EQ(r.scenarios[0].id, a.scenarios[1].id);
+  EXPECT_EQ(r.scenarios[1].id, b.scenarios[0].id);
+  EXPECT_EQ(r.scenarios[3].id, a.scenarios[0].id);
+  EXPECT_EQ(r.cells.size(), 8u);  // scenario-major, two cells each
+  EXPECT_EQ(r.cells[6].scenario, a.cells[0][0].scenario);
+  // A share missing or doubled is an error, never a shorter report.
+  EXPECT_THROW(merge_shares({a}, 4), std::logic_error);
+  EXPECT_THROW(merge_shares({a, b, a}, 4), std::logic_error);
+  // A rank whose share failed is named, with its status and message.
+  sweep_share failed;
+  failed.failure = failure_note{2, "cannot read x.npy"};
+  try {
+    merge_shares({a, failed, b}, 4);
+    FAIL() << "a failed share was merged";
+  } catch (const rank_failure& e) {
+    EXPECT_EQ(e.status(), 2);
+    EXPECT_FALSE(e.own());
+    EXPECT_TRUE(has(e.what(), "rank 1 failed on its share of the accuracy sweep: cannot read x.npy")) << e.what();
   }
 }
 

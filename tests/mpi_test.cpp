@@ -184,6 +184,157 @@ TEST_P(mpi_vs_openmp, bitwise) {
 INSTANTIATE_TEST_SUITE_P(all, mpi_vs_openmp, ::testing::ValuesIn(cases()),
                          [](const auto& p) { return p.param.name; });
 
+// xent::mpi::cross_entropy_shard: each rank passes only its shard (logits
+// [N, C_r], weights and probabilities sliced, targets global). On openmp's
+// chunk grid, the loss on every rank and each rank's gradient columns are
+// openmp's on the whole problem, bit for bit.
+TEST(mpi_shard_api, each_rank_passes_its_shard_only) {
+  const xent::implementation* omp = xent::find_implementation("openmp");
+  ASSERT_NE(omp, nullptr);
+  const int me = xent::mpi::rank(), ranks = xent::mpi::size();
+  int ran = 0;
+  for (const case_t& k : cases()) {
+    if (k.d != 1) continue;
+    const auto mine = xent::mpi::shard(k.c, me, ranks, xent::mpi::sharding::chunks);
+    bool all_hold_classes = true;  // else a rank has no class (C below openmp's chunking): not callable
+    for (int r = 0; r < ranks; ++r) {
+      const auto g = xent::mpi::shard(k.c, r, ranks, xent::mpi::sharding::chunks);
+      all_hold_classes = all_hold_classes && g.last > g.first;
+    }
+    if (!all_hold_classes) continue;
+    ++ran;
+    const data v = make(k);
+    const std::int64_t Cr = mine.last - mine.first;
+    std::vector<float> x(static_cast<std::size_t>(k.n * Cr)), q, w;
+    if (k.prob) q.resize(x.size());
+    for (std::int64_t i = 0; i < k.n; ++i)
+      for (std::int64_t j = 0; j < Cr; ++j) {
+        x[i * Cr + j] = v.x[i * k.c + mine.first + j];
+        if (k.prob) q[i * Cr + j] = v.q[i * k.c + mine.first + j];
+      }
+    if (!v.w.empty()) w.assign(v.w.begin() + mine.first, v.w.begin() + mine.last);
+    for (int threads : {1, 2}) {
+      omp_set_num_threads(threads);
+      for (auto r : {xent::reduction::none, xent::reduction::mean, xent::reduction::sum})
+        for (bool g : {false, true}) {
+          const result whole = run(k, v, r, g, *omp);
+          xent::options opt;
+          opt.reduce = r;
+          opt.label_smoothing = k.eps;
+          if (!w.empty()) opt.weight = xent::view(w.data(), {Cr});
+          const bool none = r == xent::reduction::none;
+          result part;
+          part.loss.assign(none ? v.up.size() : 1, -7.0f);
+          part.grad.assign(g ? x.size() : 0, 12345.0f);
+          const xent::tensor_view out = none ? xent::view(part.loss.data(), v.pos) : xent::view(part.loss.data(), {});
+          const xent::tensor_view grad = xent::view(part.grad.data(), {k.n, Cr});
+          const xent::tensor_view up = xent::view(v.up.data(), v.pos);
+          xent::mpi::cross_entropy_shard(xent::view(x.data(), {k.n, Cr}),
+                                         k.prob ? xent::view(q.data(), {k.n, Cr}) : xent::view(v.t.data(), v.pos),
+                                         mine.first, k.c, out, g ? &grad : nullptr, opt, g && none ? &up : nullptr);
+          std::vector<float> columns;  // openmp's gradient, this rank's classes
+          if (g)
+            for (std::int64_t i = 0; i < k.n; ++i)
+              for (std::int64_t j = 0; j < Cr; ++j) columns.push_back(whole.grad[i * k.c + mine.first + j]);
+          std::string where = k.name;
+          where += " reduction ";
+          where += xent::to_string(r);
+          where += g ? " with gradient, " : " loss only, ";
+          where += std::to_string(threads);
+          where += " threads, rank ";
+          where += std::to_string(me);
+          where += " of ";
+          where += std::to_string(ranks);
+          EXPECT_EQ(differs(part.loss, whole.loss), "") << "loss, " << where;
+          EXPECT_EQ(differs(part.grad, columns), "") << "gradient, " << where;
+        }
+    }
+  }
+  // 70000 classes are five chunks: every rank holds some up to five ranks.
+  if (ranks <= 5) {
+    EXPECT_GE(ran, 7) << "the 70000-class cases ran";
+  }
+}
+
+// Shards anywhere (C/K classes each): the bits of the registered `mpi` with
+// XENT_MPI_SHARDS=even, whose accuracy the property suite checks.
+TEST(mpi_shard_api, even_shards_match_the_registered_form) {
+  const xent::implementation* mpi = xent::find_implementation("mpi");
+  ASSERT_NE(mpi, nullptr);
+  const int me = xent::mpi::rank(), ranks = xent::mpi::size();
+  ::setenv("XENT_MPI_SHARDS", "even", 1);
+  int ran = 0;
+  for (const case_t& k : cases()) {
+    if (k.d != 1 || k.c < ranks) continue;
+    ++ran;
+    const data v = make(k);
+    const auto mine = xent::mpi::shard(k.c, me, ranks, xent::mpi::sharding::even);
+    const std::int64_t Cr = mine.last - mine.first;
+    std::vector<float> x, q, w;
+    for (std::int64_t i = 0; i < k.n; ++i)
+      for (std::int64_t j = mine.first; j < mine.last; ++j) {
+        x.push_back(v.x[i * k.c + j]);
+        if (k.prob) q.push_back(v.q[i * k.c + j]);
+      }
+    if (!v.w.empty()) w.assign(v.w.begin() + mine.first, v.w.begin() + mine.last);
+    for (auto r : {xent::reduction::none, xent::reduction::mean}) {
+      const result whole = run(k, v, r, true, *mpi);
+      xent::options opt;
+      opt.reduce = r;
+      opt.label_smoothing = k.eps;
+      if (!w.empty()) opt.weight = xent::view(w.data(), {Cr});
+      const bool none = r == xent::reduction::none;
+      std::vector<float> loss(none ? v.up.size() : 1, -7.0f), grad(x.size(), 12345.0f), columns;
+      const xent::tensor_view g = xent::view(grad.data(), {k.n, Cr}), up = xent::view(v.up.data(), v.pos);
+      xent::mpi::cross_entropy_shard(xent::view(x.data(), {k.n, Cr}),
+                                     k.prob ? xent::view(q.data(), {k.n, Cr}) : xent::view(v.t.data(), v.pos),
+                                     mine.first, k.c, none ? xent::view(loss.data(), v.pos) : xent::view(loss.data(), {}),
+                                     &g, opt, none ? &up : nullptr);
+      for (std::int64_t i = 0; i < k.n; ++i)
+        for (std::int64_t j = mine.first; j < mine.last; ++j) columns.push_back(whole.grad[i * k.c + j]);
+      EXPECT_EQ(differs(loss, whole.loss), "") << k.name << " loss, " << xent::to_string(r) << ", rank " << me;
+      EXPECT_EQ(differs(grad, columns), "") << k.name << " gradient, " << xent::to_string(r) << ", rank " << me;
+    }
+  }
+  ::unsetenv("XENT_MPI_SHARDS");
+  EXPECT_GE(ran, 7);
+}
+
+// Shards that do not follow one another, or a bad argument on one rank: an
+// xent::error on every rank (nothing written), never a rank left waiting.
+TEST(mpi_shard_api, bad_shards_are_an_error_on_every_rank) {
+  const int me = xent::mpi::rank(), ranks = xent::mpi::size();
+  const case_t k{"shards", 3, 70000};
+  const data v = make(k);
+  auto call = [&](std::int64_t first, std::int64_t Cr) {
+    float loss = -7.0f;
+    std::vector<float> x(static_cast<std::size_t>(k.n * Cr), 0.5f);
+    xent::mpi::cross_entropy_shard(xent::view(x.data(), {k.n, Cr}), xent::view(v.t.data(), v.pos), first, k.c,
+                                   xent::view(&loss, {}), nullptr, {});
+    return loss;
+  };
+  const auto mine = xent::mpi::shard(k.c, me, ranks, xent::mpi::sharding::chunks);
+  // Every rank claims the first classes: overlapping shards (one rank: too few classes).
+  EXPECT_THROW(call(0, mine.last - mine.first == k.c ? k.c - 1 : std::max<std::int64_t>(1, mine.last - mine.first)),
+               xent::error);
+  // The last rank's logits are not 2-D: it says why, the others that it refused.
+  float loss = -7.0f;
+  std::vector<float> x(static_cast<std::size_t>(k.n * (mine.last - mine.first)), 0.5f);
+  const bool bad = me == ranks - 1;
+  try {
+    xent::mpi::cross_entropy_shard(bad ? xent::view(x.data(), {static_cast<std::int64_t>(x.size())})
+                                       : xent::view(x.data(), {k.n, mine.last - mine.first}),
+                                   xent::view(v.t.data(), v.pos), mine.first, k.c, xent::view(&loss, {}), nullptr, {});
+    ADD_FAILURE() << "accepted";
+  } catch (const xent::error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find(bad ? "2-D" : "rejected its arguments"), std::string::npos) << m;
+  }
+  EXPECT_EQ(loss, -7.0f) << "nothing written";
+  // The right shards afterwards: the ranks are still in step.
+  EXPECT_TRUE(std::isfinite(call(mine.first, mine.last - mine.first)));
+}
+
 // The traffic of the statistics is a few doubles per row and piece, never the logits.
 TEST(mpi_traffic, per_rank_bytes_are_o_of_rows) {
   const xent::implementation* mpi = xent::find_implementation("mpi");

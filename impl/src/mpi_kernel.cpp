@@ -22,7 +22,9 @@
 // collective); a rank that fails or hangs is ended by mpirun's timeout.
 // In a process not started by mpirun it is the only rank and starts no MPI
 // runtime (the exchanges are copies), so it is registered and verified
-// everywhere like the other kernels.
+// everywhere like the other kernels; so it is, under mpirun, while a
+// single_rank_scope lives (`xent report`, whose ranks measure different
+// scenarios).
 #include <mpi.h>
 #include <omp.h>
 
@@ -101,6 +103,75 @@ void barrier() {
 }
 traffic last_traffic() { return last; }
 
+int ranks_on_this_host() {
+  if (!launched()) return 1;
+  static const int n = [] {
+    MPI_Comm host;
+    MPI_Comm_split_type(comm(), MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &host);
+    int s = 1;
+    MPI_Comm_size(host, &s);
+    MPI_Comm_free(&host);
+    return s;
+  }();
+  return n;
+}
+
+namespace {
+
+int byte_count(const std::string& s) {
+  if (s.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+    throw error("mpi", "a message of " + std::to_string(s.size()) + " bytes exceeds MPI's int count");
+  return static_cast<int>(s.size());
+}
+
+// Displacements of `counts`, checked against MPI's int range.
+std::vector<int> displacements(const std::vector<int>& counts) {
+  std::vector<int> d(counts.size());
+  std::int64_t at = 0;
+  for (std::size_t r = 0; r < counts.size(); ++r) {
+    if (at > std::numeric_limits<int>::max()) throw error("mpi", "the gathered messages exceed MPI's int count");
+    d[r] = static_cast<int>(at);
+    at += counts[r];
+  }
+  return d;
+}
+
+std::vector<std::string> split(const std::string& all, const std::vector<int>& counts, const std::vector<int>& displs) {
+  std::vector<std::string> out;
+  for (std::size_t r = 0; r < counts.size(); ++r) out.push_back(all.substr(displs[r], counts[r]));
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> all_gather(const std::string& mine) {
+  if (!launched()) return {mine};
+  const MPI_Comm c = comm();
+  const int n = byte_count(mine);
+  std::vector<int> counts(static_cast<std::size_t>(size()));
+  MPI_Allgather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, c);
+  const std::vector<int> displs = displacements(counts);
+  std::string all(static_cast<std::size_t>(std::int64_t{displs.back()} + counts.back()), '\0');
+  MPI_Allgatherv(mine.data(), n, MPI_CHAR, all.data(), counts.data(), displs.data(), MPI_CHAR, c);
+  return split(all, counts, displs);
+}
+
+std::vector<std::string> gather_to_root(const std::string& mine) {
+  if (!launched()) return {mine};
+  const MPI_Comm c = comm();
+  const int n = byte_count(mine), me = rank();
+  std::vector<int> counts(me == 0 ? static_cast<std::size_t>(size()) : 0);
+  MPI_Gather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, c);
+  if (me != 0) {
+    MPI_Gatherv(mine.data(), n, MPI_CHAR, nullptr, nullptr, nullptr, MPI_CHAR, 0, c);
+    return {};
+  }
+  const std::vector<int> displs = displacements(counts);
+  std::string all(static_cast<std::size_t>(std::int64_t{displs.back()} + counts.back()), '\0');
+  MPI_Gatherv(mine.data(), n, MPI_CHAR, all.data(), counts.data(), displs.data(), MPI_CHAR, 0, c);
+  return split(all, counts, displs);
+}
+
 }  // namespace mpi
 
 namespace {
@@ -168,14 +239,17 @@ struct exchange {
 // Σ_c w_c in class order over all ranks (index targets with smoothing): the
 // running sum passes from rank to rank, so it is the openmp kernel's
 // sequential sum bit for bit; the last rank broadcasts it.
-double chained_weight_total(const problem& pr, mpi::class_range mine, MPI_Comm c, int me, int ranks) {
+// The problem's weights start at class `base` (0, or the shard's first class
+// when the problem is the shard).
+double chained_weight_total(const problem& pr, mpi::class_range mine, std::int64_t base, MPI_Comm c, int me,
+                            int ranks) {
   double s = 0.0;
   if (c == MPI_COMM_NULL) {
-    for (std::int64_t k = mine.first; k < mine.last; ++k) s += static_cast<double>(pr.weight_at(k));
+    for (std::int64_t k = mine.first; k < mine.last; ++k) s += static_cast<double>(pr.weight_at(k - base));
     return s;
   }
   if (me > 0) MPI_Recv(&s, 1, MPI_DOUBLE, me - 1, 17, c, MPI_STATUS_IGNORE);
-  for (std::int64_t k = mine.first; k < mine.last; ++k) s += static_cast<double>(pr.weight_at(k));
+  for (std::int64_t k = mine.first; k < mine.last; ++k) s += static_cast<double>(pr.weight_at(k - base));
   if (me + 1 < ranks) MPI_Send(&s, 1, MPI_DOUBLE, me + 1, 17, c);
   MPI_Bcast(&s, 1, MPI_DOUBLE, ranks - 1, c);
   return s;
@@ -198,22 +272,29 @@ struct local_row {
   const float* q;
 };
 
+// Two forms. The whole problem on every rank (the registered implementation):
+// each rank reads its shard (xent::mpi::shard) of the problem's buffers.
+// Or, given `ranges` (every rank's shard), the problem is this rank's shard:
+// its logits, probabilities, weights and gradient start at the shard's first
+// class (xent::mpi::cross_entropy_shard); classes and targets stay global.
 class sharded_run {
  public:
-  sharded_run(const problem& pr, bool with_grad, MPI_Comm c, mpi::traffic& t)
+  sharded_run(const problem& pr, bool with_grad, MPI_Comm c, mpi::traffic& t,
+              const std::vector<mpi::class_range>* ranges = nullptr)
       : pr_(pr), with_grad_(with_grad), c_(c), t_(t) {
     if (c != MPI_COMM_NULL) {
       MPI_Comm_rank(c, &me_);
       MPI_Comm_size(c, &ranks_);
     }
     const std::int64_t C = pr.classes;
-    const mpi::sharding s = mpi::current_sharding();
+    const mpi::sharding s = ranges ? mpi::sharding::chunks : mpi::current_sharding();
     for (int r = 0; r < ranks_; ++r) {
-      ranges_.push_back(mpi::shard(C, r, ranks_, s));
+      ranges_.push_back(ranges ? (*ranges)[static_cast<std::size_t>(r)] : mpi::shard(C, r, ranks_, s));
       // No row, no piece (an empty batch may declare any C).
       pieces_.push_back(pr.positions > 0 ? pieces_of(C, ranges_.back()) : std::vector<piece>{});
     }
     mine_ = ranges_[me_];
+    base_ = ranges ? mine_.first : 0;
     total_pieces_ = 0;
     for (const auto& p : pieces_) total_pieces_ += static_cast<std::int64_t>(p.size());
     eps_ = pr.label_smoothing;
@@ -229,7 +310,7 @@ class sharded_run {
       if (pr.reduce != reduction::none) write_reduction(pr, nullptr, std::numeric_limits<double>::quiet_NaN());
       return;
     }
-    if (index_ && eps_ > 0.0) wtot_ = chained_weight_total(pr, mine_, c_, me_, ranks_);
+    if (index_ && eps_ > 0.0) wtot_ = chained_weight_total(pr, mine_, base_, c_, me_, ranks_);
     const auto& mine = pieces_[me_];
     const std::int64_t P = static_cast<std::int64_t>(mine.size());
     const int stats = kStats + (mass_ ? kMass : 0);
@@ -258,9 +339,9 @@ class sharded_run {
         if (t >= mine_.first && t < mine_.last) {
           rec[0] = 1.0;
           rec[1] = static_cast<double>(lr.x[t - mine_.first]);
-          rec[2] = static_cast<double>(pr.weight_at(t));
+          rec[2] = static_cast<double>(pr.weight_at(t - base_));
+          bt = rec[2] * (omeps + eps_c);  // read only by t's owner
         }
-        bt = static_cast<double>(pr.weight_at(t)) * (omeps + eps_c);  // read only by t's owner
       }
       for (std::int64_t k = 0; k < P; ++k) {
         const std::int64_t off = mine[k].off - mine_.first, n = mine[k].len;
@@ -381,7 +462,7 @@ class sharded_run {
       denominator = index_ ? pairwise_sum(weights.data(), weights.size()) : static_cast<double>(N);
     if (with_grad_) {
       parallel_rows([&](std::int64_t p) {
-        float* g = pr.grad_row(p) + mine_.first * pr.grad_class_stride;
+        float* g = pr.grad_row(p) + (mine_.first - base_) * pr.grad_class_stride;
         if (!pr.counted(p)) {
           for (std::int64_t k = 0; k < L; ++k) g[k * pr.grad_class_stride] = 0.0f;
           return;
@@ -455,7 +536,7 @@ class sharded_run {
   local_row row(std::int64_t p) const {
     const problem& pr = pr_;
     const std::int64_t L = mine_.last - mine_.first;
-    const float* x = pr.logits_row(p) + mine_.first * pr.logits_class_stride;
+    const float* x = pr.logits_row(p) + (mine_.first - base_) * pr.logits_class_stride;
     if (pr.logits_class_stride != 1) {
       float* b = simd::row_scratch(simd::kRowX, L);
       for (std::int64_t k = 0; k < L; ++k) b[k] = x[k * pr.logits_class_stride];
@@ -463,7 +544,7 @@ class sharded_run {
     }
     const float* q = nullptr;
     if (!index_) {
-      q = pr.target_row(p) + mine_.first * pr.target_class_stride;
+      q = pr.target_row(p) + (mine_.first - base_) * pr.target_class_stride;
       if (pr.target_class_stride != 1) {
         float* b = simd::row_scratch(simd::kRowQ, L);
         for (std::int64_t k = 0; k < L; ++k) b[k] = q[k * pr.target_class_stride];
@@ -478,7 +559,7 @@ class sharded_run {
   void reserve(std::int64_t L) {
     if (pr_.weight && L > 0) {
       weights_.resize(static_cast<std::size_t>(L));
-      for (std::int64_t k = 0; k < L; ++k) weights_[k] = pr_.weight_at(mine_.first + k);
+      for (std::int64_t k = 0; k < L; ++k) weights_[k] = pr_.weight_at(mine_.first - base_ + k);
       w_ = weights_.data();
     }
     std::exception_ptr failure;
@@ -531,6 +612,7 @@ class sharded_run {
   std::vector<mpi::class_range> ranges_;
   std::vector<std::vector<piece>> pieces_;
   mpi::class_range mine_;
+  std::int64_t base_ = 0;  // the class at which the problem's class-axis buffers start
   std::int64_t total_pieces_ = 0;
   double eps_ = 0.0, wtot_ = 0.0;
   bool index_ = true, mass_ = false, stored_ = false;
@@ -605,7 +687,8 @@ void run_ranks(const problem& pr, bool with_grad);
 void run(const problem& pr, bool with_grad) {
   mpi::last = {};
   try {
-    if (!mpi::launched()) {  // a plain process: the only rank, no MPI runtime started
+    // A plain process, or ranks that each run problems of their own: the only rank, no collectives.
+    if (!mpi::launched() || mpi::single_rank()) {
       sharded_run(pr, with_grad, MPI_COMM_NULL, mpi::last).run();
       return;
     }
@@ -637,13 +720,136 @@ void run_ranks(const problem& pr, bool with_grad) {
   if (with_grad) gather_gradient(pr, c, mpi::last, buf);
 }
 
+// Do two views share a byte? (Both already validated by make_problem.)
+bool views_overlap(const tensor_view& a, const tensor_view& b) {
+  auto range = [](const tensor_view& v, std::uintptr_t& lo, std::uintptr_t& hi) {
+    std::int64_t down = 0, up = 0;
+    for (std::size_t d = 0; d < v.shape.size(); ++d) {
+      if (v.shape[d] == 0) return false;
+      const std::int64_t span = (v.shape[d] - 1) * v.strides[d];
+      (span < 0 ? down : up) += span;
+    }
+    const auto base = reinterpret_cast<std::uintptr_t>(v.data);
+    const auto size = static_cast<std::uintptr_t>(size_of(v.type));
+    lo = base - static_cast<std::uintptr_t>(-down) * size;
+    hi = base + static_cast<std::uintptr_t>(up) * size + size - 1;
+    return true;
+  };
+  std::uintptr_t alo = 0, ahi = 0, blo = 0, bhi = 0;
+  return range(a, alo, ahi) && range(b, blo, bhi) && alo <= bhi && blo <= ahi;
+}
+
+// This rank's problem for cross_entropy_shard: the shard's logits, outputs and
+// weights, validated by make_problem, with the global classes and targets.
+problem shard_problem(const tensor_view& logits, const tensor_view& target, std::int64_t first, std::int64_t classes,
+                      const tensor_view& out, const tensor_view* grad, const options& opt,
+                      const tensor_view* upstream) {
+  if (logits.ndim() != 2)
+    throw error("logits", "the shard's logits must be [N, C_r] (2-D), got " + logits.shape_string());
+  const std::int64_t N = logits.shape[0], Cr = logits.shape[1];
+  if (Cr < 1) throw error("logits", "the shard holds no class (C_r = 0); every rank needs at least one");
+  if (first < 0 || classes < 1 || first > classes - Cr)
+    throw error("first_class", "the shard [" + std::to_string(first) + ", " + std::to_string(first + Cr) +
+                                   ") is not inside the " + std::to_string(classes) + " classes");
+  const bool index = target.type == dtype::i64;
+  if (!index) {  // probabilities: this shard's, shaped like the logits
+    problem pr = make_problem(logits, target, opt, out, grad, upstream);
+    pr.classes = classes;
+    return pr;
+  }
+  // The global targets checked against the global classes (and as a view),
+  // through a broadcast stand-in for the whole logits (no weights: those are the shard's).
+  const float zero = 0.0f;
+  options global = opt;
+  global.weight.reset();
+  make_problem(tensor_view{const_cast<float*>(&zero), dtype::f32, {N, classes}, {0, 0}}, target, global);
+  if (views_overlap(out, target) || (grad && views_overlap(*grad, target)))
+    throw error(views_overlap(out, target) ? "out" : "grad", "an output overlaps the targets");
+  // The shard's views checked with stand-in targets that fit its classes.
+  std::vector<std::int64_t> local(static_cast<std::size_t>(N));
+  const auto* t = static_cast<const std::int64_t*>(target.data);
+  for (std::int64_t p = 0; p < N; ++p)
+    local[static_cast<std::size_t>(p)] = t[p * target.strides[0]] == opt.ignore_index ? opt.ignore_index : 0;
+  problem pr = make_problem(logits, view(local.data(), {N}), opt, out, grad, upstream);
+  pr.classes = classes;
+  pr.target_index = t;
+  for (auto& st : pr.target_position_strides) st *= target.strides[0];
+  return pr;
+}
+
+}  // namespace
+
+namespace mpi {
+
+void cross_entropy_shard(const tensor_view& logits, const tensor_view& target, std::int64_t first_class,
+                         std::int64_t classes, const tensor_view& out, const tensor_view* grad, const options& opt,
+                         const tensor_view* upstream) {
+  // Validate here, then tell every rank whether all are valid and where
+  // each shard lies, before anything is written.
+  problem pr;
+  std::exception_ptr invalid;
+  try {
+    pr = shard_problem(logits, target, first_class, classes, out, grad, opt, upstream);
+  } catch (...) {
+    invalid = std::current_exception();
+  }
+  const bool alone = !launched() || single_rank();
+  const MPI_Comm c = alone ? MPI_COMM_NULL : comm();
+  if (c != MPI_COMM_NULL) {
+    int main_thread = 0;
+    MPI_Is_thread_main(&main_thread);
+    if (!main_thread)
+      throw error("mpi", "cross_entropy_shard was called from a thread other than the one that started MPI");
+  }
+  const int ranks = alone ? 1 : size();
+  const std::int64_t Cr = logits.ndim() == 2 ? logits.shape[1] : 0, N = logits.ndim() == 2 ? logits.shape[0] : 0;
+  const std::int64_t mine[4] = {invalid ? 0 : 1, first_class, first_class + Cr, classes};
+  std::vector<std::int64_t> all(static_cast<std::size_t>(4 * ranks));
+  // The largest N and the largest -N: equal magnitudes when every rank has the same N.
+  const std::int64_t rows[2] = {N, -N};
+  std::int64_t rows_all[2] = {N, -N};
+  if (c == MPI_COMM_NULL) {
+    std::copy(mine, mine + 4, all.begin());
+  } else {
+    MPI_Allgather(mine, 4, MPI_INT64_T, all.data(), 4, MPI_INT64_T, c);
+    MPI_Allreduce(rows, rows_all, 2, MPI_INT64_T, MPI_MAX, c);
+  }
+  if (invalid) std::rethrow_exception(invalid);
+  std::vector<class_range> ranges;
+  for (int r = 0; r < ranks; ++r) {
+    const std::int64_t* a = all.data() + 4 * r;
+    if (a[0] == 0) throw error("mpi", "rank " + std::to_string(r) + " rejected its arguments (its error says why)");
+    ranges.push_back({a[1], a[2]});
+    const std::int64_t expected_first = r == 0 ? 0 : ranges[static_cast<std::size_t>(r) - 1].last;
+    if (a[3] != classes || a[1] != expected_first || (r == ranks - 1 && a[2] != classes)) {
+      std::string m = "the shards must follow one another in rank order over the same classes: rank ";
+      m += std::to_string(r);
+      m += " holds [" + std::to_string(a[1]) + ", " + std::to_string(a[2]) + ") of " + std::to_string(a[3]);
+      m += " classes, expected to start at " + std::to_string(expected_first) + " of " + std::to_string(classes);
+      throw error("first_class", m);
+    }
+  }
+  if (rows_all[0] != -rows_all[1])
+    throw error("logits", "the ranks' logits have different numbers of rows (N must be the same on every rank)");
+  last = {};
+  try {
+    sharded_run(pr, grad != nullptr, c, last, &ranges).run();
+  } catch (const std::bad_alloc&) {
+    throw error("mpi", "cannot allocate the statistics of " + std::to_string(pr.positions) + " rows");
+  }
+}
+
+}  // namespace mpi
+
+namespace {
+
 class mpi_kernel final : public implementation {
  public:
   std::string name() const override { return "mpi"; }
   std::string description() const override {
     std::string d = "vocabulary-parallel simd rows over MPI ranks (class shards on openmp's fixed chunks, "
                     "per-row statistics by Allgatherv folded in class order; bitwise openmp's)";
-    if (!mpi::launched()) d += "; one rank (not started by mpirun)";
+    if (!mpi::launched() || mpi::single_rank()) d += "; one rank here (a process of its own)";
     return d;
   }
   xent::tier tier() const override { return tier::fast; }
