@@ -104,7 +104,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_ASSERT(!(d.modes & XENT_PLUGIN_MODE_IN_PLACE) || (d.modes & XENT_PLUGIN_MODE_GRADIENT), "in-place mode");
   }
   FUZZ_ASSERT(d.forward && d.forward_backward, "entry points");
-  FUZZ_ASSERT(d.tier >= 0 && d.tier <= 3 && (d.thread_count_independent == 0 || d.thread_count_independent == 1),
+  FUZZ_ASSERT(d.tier >= 0 && d.tier <= 4 && (d.thread_count_independent == 0 || d.thread_count_independent == 1),
               "tier or flag");
   const std::size_t n = strnlen(d.name, xent::plugins::max_name_length + 1);
   FUZZ_ASSERT(n >= 1 && n <= xent::plugins::max_name_length, "name length");
