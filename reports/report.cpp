@@ -50,7 +50,7 @@ int run_report(const report_args& a) {
   const std::vector<std::string> all_targets = simd_targets();
   if (!a.simd_target.empty()) {
     pin_simd_target(a.simd_target);
-    if (!a.quiet) std::cerr << "report: simd and openmp pinned to Highway " << a.simd_target << "\n";
+    if (!a.quiet) std::cerr << "report: simd, openmp and throughput pinned to Highway " << a.simd_target << "\n";
   }
 
   sweep_options so;
