@@ -74,9 +74,10 @@ std::string one_line_text(std::string s) {
 
 std::optional<tier> parse_tier(const std::string& s) {
   if (s.empty()) return std::nullopt;
-  for (tier t : {tier::correctly_rounded, tier::accurate, tier::fast, tier::standard, tier::naive})
+  for (tier t : {tier::correctly_rounded, tier::accurate, tier::fast, tier::relaxed, tier::standard, tier::naive})
     if (to_string(t) == s) return t;
-  throw input_error("--tier", "unknown tier '" + s + "' (correctly_rounded, accurate, fast, standard, naive)");
+  throw input_error("--tier",
+                    "unknown tier '" + s + "' (correctly_rounded, accurate, fast, relaxed, standard, naive)");
 }
 
 // What the tier table (properties/tiers.hpp) needs about each position of
@@ -479,9 +480,9 @@ CLI::App* add_check_command(CLI::App& app, check_args& a) {
                 "more than this many ulps from the reference")
       ->check(CLI::NonNegativeNumber);
   c->add_option("--tier", a.tier,
-                "exit 1 when any checked result exceeds this tier's bounds (accurate, fast, standard, naive; "
+                "exit 1 when any checked result exceeds this tier's bounds (accurate, fast, relaxed, standard, naive; "
                 "the table of docs/design.md section 3)")
-      ->check(CLI::IsMember({"accurate", "fast", "standard", "naive"}));
+      ->check(CLI::IsMember({"accurate", "fast", "relaxed", "standard", "naive"}));
   c->add_option("--grad-out", a.grad_out,
                 "write d(loss)/d(logits) of the first --impl (else the default implementation), upstream 1, to "
                 "this float32 .npy");

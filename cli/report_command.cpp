@@ -24,7 +24,7 @@ CLI::App* add_report_command(CLI::App& app, reports::report_args& a) {
   c->add_option("--plugin", a.plugins, "add this plug-in library (xent/kernel/plugin.h) to the report (repeatable)");
   c->add_flag("--no-torch", a.no_torch, "leave LibTorch out of the accuracy sweep");
   c->add_option("--simd-target", a.simd_target,
-                "pin simd and openmp to this Highway target in the accuracy sweep (e.g. AVX2; default: the best "
+                "pin simd, openmp and throughput to this Highway target in the accuracy sweep (e.g. AVX2; default: the best "
                 "this CPU has)");
   c->add_flag("--merge-baseline", a.merge_baseline,
               "with --write-baseline: keep, per entry, the larger of the file's and the measured value (a baseline "

@@ -50,8 +50,8 @@ CLI::App* add_verify_command(CLI::App& app, verify_args& a) {
                 "registered implementations to verify instead, comma-separated (see xent list; e.g. torch, stable)")
       ->delimiter(',');
   c->add_option("--tier", a.tier,
-                "judge it as if it declared this tier (correctly_rounded, accurate, fast, standard, naive)")
-      ->check(CLI::IsMember({"correctly_rounded", "accurate", "fast", "standard", "naive"}));
+                "judge it as if it declared this tier (correctly_rounded, accurate, fast, relaxed, standard, naive)")
+      ->check(CLI::IsMember({"correctly_rounded", "accurate", "fast", "relaxed", "standard", "naive"}));
   c->add_option("--property", a.only, "run only this property (name or suite/name; repeatable)");
   c->add_option("--scale", a.scale, "multiply every property's case budget (default 1)")
       ->check(CLI::PositiveNumber);
@@ -85,9 +85,10 @@ tier parse_tier(const std::string& s) {
   if (s == "correctly_rounded") return tier::correctly_rounded;
   if (s == "accurate") return tier::accurate;
   if (s == "fast") return tier::fast;
+  if (s == "relaxed") return tier::relaxed;
   if (s == "standard") return tier::standard;
   if (s == "naive") return tier::naive;
-  throw error("tier", "unknown tier '" + s + "' (correctly_rounded, accurate, fast, standard, naive)");
+  throw error("tier", "unknown tier '" + s + "' (correctly_rounded, accurate, fast, relaxed, standard, naive)");
 }
 
 // A registered implementation judged at another tier (--tier with --impl).

@@ -73,7 +73,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   d.modes = mask(4);
   d.dtypes = mask(5);
   d.reserved_capabilities = cap_flags & 0x40 ? in.ConsumeIntegral<std::uint32_t>() : 0;
-  d.tier = flags & 4 ? in.ConsumeIntegral<std::int32_t>() : in.ConsumeIntegralInRange<std::int32_t>(0, 3);
+  d.tier = flags & 4 ? in.ConsumeIntegral<std::int32_t>() : in.ConsumeIntegralInRange<std::int32_t>(0, 4);
   d.thread_count_independent = flags & 8 ? in.ConsumeIntegral<std::int32_t>() : in.ConsumeBool();
   d.forward = flags & 16 ? nullptr : fwd;
   d.forward_backward = flags & 32 ? nullptr : fwd_bwd;
@@ -104,7 +104,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_ASSERT(!(d.modes & XENT_PLUGIN_MODE_IN_PLACE) || (d.modes & XENT_PLUGIN_MODE_GRADIENT), "in-place mode");
   }
   FUZZ_ASSERT(d.forward && d.forward_backward, "entry points");
-  FUZZ_ASSERT(d.tier >= 0 && d.tier <= 3 && (d.thread_count_independent == 0 || d.thread_count_independent == 1),
+  FUZZ_ASSERT(d.tier >= 0 && d.tier <= 4 && (d.thread_count_independent == 0 || d.thread_count_independent == 1),
               "tier or flag");
   const std::size_t n = strnlen(d.name, xent::plugins::max_name_length + 1);
   FUZZ_ASSERT(n >= 1 && n <= xent::plugins::max_name_length, "name length");

@@ -244,6 +244,8 @@ rc::Gen<test_case> gen_case(case_spec spec) {
     std::int64_t C;
     if (spec.vocab) {
       C = *rc::gen::element<std::int64_t>(32000, 50257, 128256, 256000);
+    } else if (spec.mid_vocab) {
+      C = *inRange<std::int64_t>(2049, 6145);
     } else {
       C = *rc::gen::weightedOneOf<std::int64_t>({
           {6, just<std::int64_t>(1)},
@@ -253,7 +255,7 @@ rc::Gen<test_case> gen_case(case_spec spec) {
           {20, inRange<std::int64_t>(65, 1025)},
       });
     }
-    if (!spec.vocab) C = std::clamp(C, spec.min_classes, std::max(spec.min_classes, spec.max_classes));
+    if (!spec.vocab && !spec.mid_vocab) C = std::clamp(C, spec.min_classes, std::max(spec.min_classes, spec.max_classes));
 
     std::vector<layout> layouts;
     if (spec.contiguous_layout) layouts.push_back(layout::contiguous);

@@ -54,6 +54,7 @@ struct case_spec {
   std::int64_t max_rows = 48;
   std::int64_t max_elements = 3000;  // N·C·d: the reference costs ~3e5 exp/s
   bool vocab = false;              // C from LLM vocabularies (32000 … 256000), 1–2 rows
+  bool mid_vocab = false;          // C in (2048, 6144]: rows past the column paths' limit
   bool grid = false;               // logits k/4096 with |k| < 2^24: shifts by grid values are exact
 };
 

@@ -27,6 +27,9 @@ enum class flaw {
   no_rounding_test,      // claims correct rounding but rounds its float64 value without a
                          // rounding test: one ulp off when that value is on the wrong side
                          // of a nearby float32 midpoint
+  relaxed_pt_minus_one,  // pt_minus_one, declared at the relaxed tier (256 ulp)
+  relaxed_f32_log,       // relaxed tier: log of the float32 sum 1 + rest instead of
+                         // log1p(rest): the dominant-target loss rounds to m - x_t
 };
 
 constexpr double nan = std::numeric_limits<double>::quiet_NaN();
@@ -38,6 +41,7 @@ class mutant final : public implementation {
   std::string description() const override { return "planted mutant: " + what_; }
   xent::tier tier() const override {
     if (f_ == flaw::f32_sequential_sum) return tier::fast;
+    if (f_ == flaw::relaxed_pt_minus_one || f_ == flaw::relaxed_f32_log) return tier::relaxed;
     return f_ == flaw::no_rounding_test ? tier::correctly_rounded : tier::accurate;
   }
   std::string domain() const override { return "all inputs"; }
@@ -73,6 +77,7 @@ class mutant final : public implementation {
         if (j != k) rest += std::exp(X(j) - m);
     }
     double log_sum = std::log1p(rest), sum = 1.0 + rest;
+    if (f_ == flaw::relaxed_f32_log) log_sum = std::log(static_cast<float>(sum));
     if (f_ == flaw::no_max_shift) {  // lse = log Σ e^{x_j}; written as m + log_sum below
       double s = 0.0;
       for (std::int64_t j = 0; j < C; ++j) s += std::exp(X(j));
@@ -113,7 +118,8 @@ class mutant final : public implementation {
       for (std::int64_t j = 0; j < C; ++j) {
         const double pj = std::exp(-gap(j)) / sum;
         double v;
-        if (j == t) v = f_ == flaw::pt_minus_one ? (1 - eps) * wt * (pj - 1.0) : -(1 - eps) * wt * (others / sum);
+        const bool minus_one = f_ == flaw::pt_minus_one || f_ == flaw::relaxed_pt_minus_one;
+        if (j == t) v = minus_one ? (1 - eps) * wt * (pj - 1.0) : -(1 - eps) * wt * (others / sum);
         else v = (1 - eps) * wt * pj;
         if (eps > 0.0) v += eps_c * (pj * weight_total - w(j));
         g[j * gs] = static_cast<float>(scale * v);
@@ -177,6 +183,10 @@ const std::vector<mutant_info>& register_mutants() {
          {"mutant_skips_ignored_writes", "ignored rows' zero loss and gradient left unwritten"}},
         {flaw::no_rounding_test,
          {"mutant_no_rounding_test", "declares correct rounding, rounds float64 values without a rounding test"}},
+        {flaw::relaxed_pt_minus_one,
+         {"mutant_relaxed_pt_minus_one", "target gradient as p_t - 1 (cancellation; tier relaxed)"}},
+        {flaw::relaxed_f32_log,
+         {"mutant_relaxed_f32_log", "log of the float32 sum instead of log1p of the rest (tier relaxed)"}},
     };
     std::vector<mutant_info> v;
     for (const auto& [f, info] : all) {

@@ -1,7 +1,8 @@
-// The `simd` kernel pinned to each other Highway target this CPU supports
-// (AVX2, SSE4, ... when AVX-512 is the best; the best one is plain `simd`),
-// registered in the property suite only, so that every property runs on every
-// instruction set: simd_avx2, simd_sse4, ... in the test names.
+// The `simd` and `throughput` kernels pinned to each other Highway target this
+// CPU supports (AVX2, SSE4, ... when AVX-512 is the best; the best one is the
+// plain kernel), registered in the property suite only, so that every
+// property runs on every instruction set: simd_avx2, throughput_sse4, ... in
+// the test names.
 #include <cctype>
 #include <memory>
 #include <string>
@@ -23,7 +24,7 @@ struct pinned {
 class simd_on_target final : public xent::implementation {
  public:
   simd_on_target(const xent::implementation& simd, std::int64_t target) : simd_(simd), target_(target) {
-    name_ = "simd_";
+    name_ = simd.name() + "_";
     for (const char* c = hwy::TargetName(target); *c; ++c)
       name_ += static_cast<char>(std::tolower(static_cast<unsigned char>(*c)));
   }
@@ -55,11 +56,13 @@ class simd_on_target final : public xent::implementation {
 };
 
 const bool registered = [] {
-  const xent::implementation* simd = xent::find_implementation("simd");
-  if (!simd) return false;
   const auto targets = hwy::SupportedAndGeneratedTargets();  // best first
-  for (std::size_t i = 1; i < targets.size(); ++i)
-    xent::register_implementation(std::make_unique<simd_on_target>(*simd, targets[i]));
+  for (const char* kernel : {"simd", "throughput"}) {
+    const xent::implementation* impl = xent::find_implementation(kernel);
+    if (!impl) return false;
+    for (std::size_t i = 1; i < targets.size(); ++i)
+      xent::register_implementation(std::make_unique<simd_on_target>(*impl, targets[i]));
+  }
   return true;
 }();
 

@@ -35,6 +35,8 @@ bound bound_for(tier t, quantity q, const row_context& ctx) {
       return {bound::ulps, q == quantity::loss ? 0.501 : 1.0};
     case tier::fast:
       return {bound::ulps, q == quantity::reduction ? 1.0 : 2.0};
+    case tier::relaxed:
+      return {bound::ulps, relaxed_tier_ulps};
     case tier::standard: {
       const double lse = std::max(1.0, std::fabs(ctx.lse));
       if (q == quantity::loss) return {bound::absolute, 4 * u * lse * ctx.coeff};

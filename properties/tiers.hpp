@@ -5,6 +5,7 @@
 // | correctly_rounded | RN(reference)       | RN(reference)                | RN(ref.) |
 // | accurate | 0.501 ulp                    | 1 ulp                        | 1 ulp    |
 // | fast     | 2 ulp                        | 2 ulp                        | 1 ulp    |
+// | relaxed  | 256 ulp                      | 256 ulp                      | 256 ulp  |
 // | standard | |y-r| <= 4u max(1,|lse|) K   | |y-r| <= 4u max(1,|lse|) K S | 2 ulp    |
 //   (standard: plus one ulp of the result for its own rounding; reductions
 //    also carry the per-sample bounds: + Σ_p bound_p / D)

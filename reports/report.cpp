@@ -77,7 +77,7 @@ int run_report(const report_args& a, const std::function<void()>& setup) {
     all_targets = simd_targets();
     if (!a.simd_target.empty()) {
       pin_simd_target(a.simd_target);
-      if (root && !a.quiet) std::cerr << "report: simd and openmp pinned to Highway " << a.simd_target << "\n";
+      if (root && !a.quiet) std::cerr << "report: simd, openmp and throughput pinned to Highway " << a.simd_target << "\n";
     }
     so.scenarios = a.filter.empty() ? report_scenarios(a.quick) : matching_scenarios(a.filter);
     if (so.scenarios.empty()) throw input_error("no scenario id contains '" + a.filter + "'");

@@ -115,8 +115,8 @@ std::string format_baseline(const baseline& b, const sweep_result& s) {
        "# quantity, the maximum error in float32 ulps allowed over the cells of\n"
        "# `xent report --quick` inside the implementation's declared domain.\n"
        "# `xent report --check-baseline FILE` fails when a measured maximum exceeds it\n"
-       "# and prints this table when errors shrink. simd and openmp hold the maximum\n"
-       "# over every Highway target (AVX3, AVX2, SSE4, ...), so that the gate holds on\n"
+       "# and prints this table when errors shrink. simd, openmp and throughput hold the\n"
+       "# maximum over every Highway target (AVX3, AVX2, SSE4, ...), so that the gate holds on\n"
        "# any host: regenerate with `./run baseline` (one `xent report --quick\n"
        "# --simd-target T --write-baseline FILE --merge-baseline` per target) on a host\n"
        "# with the most targets; review the diff before committing.\n";

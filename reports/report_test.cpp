@@ -142,7 +142,7 @@ TEST(report_gate, a_malformed_baseline_is_an_input_error) {
 
 TEST(report_gate, the_committed_baseline_parses_and_names_our_kernels) {
   const baseline b = read_baseline(std::string(XENT_SOURCE_DIR) + "/reports/accuracy-baseline.txt");
-  for (const char* impl : {"stable", "simd", "openmp"}) {
+  for (const char* impl : {"stable", "simd", "openmp", "throughput"}) {
     ASSERT_TRUE(b.count(impl)) << impl;
     EXPECT_EQ(b.at(impl).size(), 5u) << impl;
   }

@@ -12,6 +12,7 @@ std::unique_ptr<implementation> make_stable_kernel();
 std::unique_ptr<implementation> make_naive_kernel();
 std::unique_ptr<implementation> make_simd_kernel();
 std::unique_ptr<implementation> make_openmp_kernel();
+std::unique_ptr<implementation> make_throughput_kernel();
 #ifdef XENT_HAVE_MPI
 std::unique_ptr<implementation> make_mpi_kernel();  // mpi_kernel.cpp (XENT_WITH_MPI)
 #endif
@@ -22,6 +23,7 @@ inline std::vector<std::unique_ptr<implementation>> make_builtin_kernels() {
   v.push_back(make_naive_kernel());
   v.push_back(make_simd_kernel());
   v.push_back(make_openmp_kernel());
+  v.push_back(make_throughput_kernel());
 #ifdef XENT_HAVE_MPI
   v.push_back(make_mpi_kernel());
 #endif

@@ -14,6 +14,7 @@
 #include <exception>
 
 #include "kernels.hpp"
+#include "openmp_run.hpp"
 #include "row_driver.hpp"
 #include "simd_column.hpp"
 #include "simd_row.hpp"
@@ -70,7 +71,9 @@ struct omp_loop {
   }
 };
 
-void run(const problem& pr, bool with_grad) {
+}  // namespace
+
+void run_openmp(const problem& pr, bool with_grad, simd::numerics num) {
   const std::int64_t threads = omp_get_max_threads();
   const bool parallel = threads > 1 && pr.positions * pr.classes >= kMinParallel;
   if (const auto mode = simd::column_path(pr, with_grad); mode != simd::column_mode::none) {
@@ -78,7 +81,7 @@ void run(const problem& pr, bool with_grad) {
     else simd::run_columns(pr, with_grad, mode, serial_loop{});
     return;
   }
-  const simd::row_engine engine(pr, with_grad);
+  const simd::row_engine engine(pr, with_grad, num);
   auto reserve = [&] { engine.reserve(with_grad); };
   // A row's chunks on the calling thread (serial_loop) or on the team (omp_loop).
   auto row_with = [&engine](auto chunk_loop) {
@@ -93,6 +96,8 @@ void run(const problem& pr, bool with_grad) {
   }
 }
 
+namespace {
+
 class openmp_kernel final : public implementation {
  public:
   std::string name() const override { return "openmp"; }
@@ -104,8 +109,8 @@ class openmp_kernel final : public implementation {
   xent::tier tier() const override { return tier::fast; }
   std::string domain() const override { return "all inputs"; }
   bool thread_count_independent() const override { return true; }
-  void forward(const problem& p) const override { run(p, false); }
-  void forward_backward(const problem& p) const override { run(p, true); }
+  void forward(const problem& p) const override { run_openmp(p, false, simd::numerics::fast); }
+  void forward_backward(const problem& p) const override { run_openmp(p, true, simd::numerics::fast); }
 };
 
 }  // namespace

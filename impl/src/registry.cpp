@@ -46,6 +46,7 @@ std::string to_string(tier t) {
     case tier::correctly_rounded: return "correctly_rounded";
     case tier::accurate: return "accurate";
     case tier::fast: return "fast";
+    case tier::relaxed: return "relaxed";
     case tier::standard: return "standard";
     case tier::naive: return "naive";
   }

@@ -27,6 +27,9 @@ namespace xent::simd {
 // g != nullptr, g[k + c*gs]. Results are bitwise those of row_engine on the
 // same row: the same operations in the same order.
 constexpr std::int64_t kColumnMaxClasses = kStatsBlock;
+// The column paths compute the fast numerics only; rows they may take keep
+// them under `throughput` too (simd_row.hpp), so any layout gives one result.
+static_assert(kColumnMaxClasses <= kRelaxedAbove, "column rows never take relaxed numerics");
 struct column_group {
   const float* x = nullptr;
   std::int64_t xs = 0;

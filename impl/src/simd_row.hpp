@@ -31,9 +31,18 @@ static_assert(kChunk % kStatsBlock == 0, "chunks hold whole blocks");
 // Separate gradient buffers at least this large get non-temporal stores.
 constexpr std::int64_t kStreamBytes = std::int64_t{8} << 20;
 
+// The row numerics: `fast` (simd, openmp: the exponential's errors carried,
+// float64 sums) or `relaxed` (throughput, docs/throughput_kernel.md: a
+// value-only exponential, float32 runs flushed into float64 sums). Relaxed
+// numerics apply to index targets without smoothing and C > kRelaxedAbove;
+// other rows keep the fast numerics, so the column paths (C <= kStatsBlock,
+// simd_column.hpp) and the row path give one result for a row in any layout.
+enum class numerics { fast, relaxed };
+constexpr std::int64_t kRelaxedAbove = kStatsBlock;
+
 class row_engine {
  public:
-  row_engine(const problem& pr, bool with_grad) : pr_(pr) {
+  row_engine(const problem& pr, bool with_grad, numerics num = numerics::fast) : pr_(pr) {
     const std::int64_t C = pr.classes;
     // An empty batch may have any C (its weight a stride-0 view of one float):
     // no copy of the weights and no walk over them without a row.
@@ -48,6 +57,8 @@ class row_engine {
     }
     chunk_ = C >= kLongRow ? kChunk : (C > 0 ? C : 1);
     chunks_ = C >= kLongRow ? (C + kChunk - 1) / kChunk : 1;
+    relaxed_ = num == numerics::relaxed && pr.target == target_kind::index && pr.label_smoothing == 0.0 &&
+               C > kRelaxedAbove;
     const bool in_place = pr.grad == pr.logits;
     stream_ = with_grad && !in_place && pr.grad_class_stride == 1 &&
               pr.positions * C * static_cast<std::int64_t>(sizeof(float)) >= kStreamBytes;
@@ -68,7 +79,7 @@ class row_engine {
     if (with_grad && pr.grad_class_stride != 1) row_scratch(kRowG, C);
     if (with_grad && pr.target == target_kind::index && pr.label_smoothing == 0.0) {
       row_scratch(kRowV, C);
-      row_scratch(kRowE, C);
+      if (!relaxed_) row_scratch(kRowE, C);
       row_scratch(kRowBlockMax, (C + kStatsBlock - 1) / kStatsBlock);
     }
   }
@@ -102,7 +113,7 @@ class row_engine {
     // for the gradient (grad_stored), which then needs no second exponential.
     const bool stored = g && pr.target == target_kind::index && pr.label_smoothing == 0.0;
     float* ev_v = stored ? row_scratch(kRowV, C) : nullptr;
-    float* ev_e = stored ? row_scratch(kRowE, C) : nullptr;
+    float* ev_e = stored && !relaxed_ ? row_scratch(kRowE, C) : nullptr;
     float* bmax = stored ? row_scratch(kRowBlockMax, (C + kStatsBlock - 1) / kStatsBlock) : nullptr;
     const bool stream = stream_ && !scatter;
     auto len = [&](std::int64_t i) { return std::min(chunk_, C - i * chunk_); };
@@ -110,6 +121,9 @@ class row_engine {
     // Pass 1: max and rest, chunk statistics merged in chunk order.
     chunk_stats st;
     auto chunk = [&](std::int64_t off, std::int64_t n) {
+      if (relaxed_)
+        return stored ? scan_chunk_store_relaxed(x + off, n, ev_v + off, bmax + off / kStatsBlock)
+                      : scan_chunk_relaxed(x + off, n);
       return stored ? scan_chunk_store(x + off, n, ev_v + off, ev_e + off, bmax + off / kStatsBlock)
                     : scan_chunk(x + off, n);
     };
@@ -204,8 +218,12 @@ class row_engine {
           const double a = scale * (wt / sum);
           par(chunks_, [&](std::int64_t i) {
             const std::int64_t off = i * chunk_;
-            grad_stored(x + off, ev_v + off, ev_e + off, bmax + off / kStatsBlock, gout + off, len(i), M, a,
-                        t - off, gt, stream);
+            if (relaxed_)
+              grad_stored_relaxed(x + off, ev_v + off, bmax + off / kStatsBlock, gout + off, len(i), M, a,
+                                  t - off, gt, stream);
+            else
+              grad_stored(x + off, ev_v + off, ev_e + off, bmax + off / kStatsBlock, gout + off, len(i), M, a,
+                          t - off, gt, stream);
           });
         }
       }
@@ -236,6 +254,7 @@ class row_engine {
   double wtot_ = 0.0;  // Σ_c w_c (index targets with smoothing)
   std::int64_t chunk_ = 1, chunks_ = 1;
   bool stream_ = false;
+  bool relaxed_ = false;  // relaxed numerics for this problem's rows
 };
 
 }  // namespace xent::simd

@@ -113,6 +113,149 @@ chunk_stats ScanChunkT(const float* x, std::int64_t n, float* v, float* e, float
   return total;
 }
 
+// The relaxed tier's exponential (`throughput`, docs/throughput_kernel.md):
+// e^s for s = x - m rounded (no carried error of the subtraction, no error
+// term of the result), Cody-Waite reduction and the same polynomial. Lanes
+// outside kLowest < s <= 0 give garbage (never inf or NaN reaches a sum: the
+// caller selects, never multiplies, with its masks).
+HWY_INLINE VF ExpValue(DF d, VF s) {
+  const hn::RebindToSigned<DF> di;
+  const VF shifter = hn::Set(d, kShifter);
+  const VF tn = hn::MulAdd(s, hn::Set(d, kLog2e), shifter);
+  const VF kn = hn::Sub(tn, shifter);
+#if HWY_NATIVE_FMA
+  const VF r = hn::MulAdd(kn, hn::Set(d, -kLn2Lo), hn::MulAdd(kn, hn::Set(d, -kLn2Hi), s));
+#else
+  const VF r1 = hn::Sub(s, hn::Mul(kn, hn::Set(d, kLn2A)));  // exact
+  const VF r = hn::Sub(hn::Sub(r1, hn::Mul(kn, hn::Set(d, kLn2B))), hn::Mul(kn, hn::Set(d, kLn2C)));
+#endif
+  const VF r2 = hn::Mul(r, r);
+  const VF qa = hn::MulAdd(hn::Set(d, kP1), r, hn::Set(d, kP0));
+  const VF qb = hn::MulAdd(hn::Set(d, kP3), r, hn::Set(d, kP2));
+  const VF qc = hn::MulAdd(hn::Set(d, kP5), r, hn::Set(d, kP4));
+  const VF q = hn::MulAdd(hn::MulAdd(qc, r2, qb), r2, qa);
+  const VF t = hn::MulAdd(r2, q, r);  // e^r - 1
+  const VF pow2 = hn::BitCast(d, hn::ShiftLeft<23>(hn::BitCast(di, tn)));
+  return hn::MulAdd(t, pow2, pow2);
+}
+
+// Float sums of the relaxed scan run over at most this many vectors per
+// accumulator before they are added to the float64 sum: each float partial
+// then carries at most (kRelaxedRun - 1) roundings (docs/throughput_kernel.md).
+constexpr int kRelaxedRun = 32;
+
+// ScanChunkT with the relaxed tier's numerics: ExpValue, four float32
+// accumulators (independent chains) flushed into the float64 sum every
+// kRelaxedRun steps and at every block end, ties counted in integer lanes.
+// kStore: v[j] = e^{x_j - bm} (0 where not kept, 1 at ties) and bmax, as
+// ScanChunkT stores, without the error terms.
+template <bool kStore>
+chunk_stats ScanChunkRelaxedT(const float* x, std::int64_t n, float* v, float* bmax) {
+  const DF d;
+  const hn::RebindToSigned<DF> di;
+  const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(d));
+  const float ninf = -std::numeric_limits<float>::infinity();
+  chunk_stats total;
+  MaxScan cur(d);
+  cur.scan(d, x, 0, std::min(kBlock, n));
+  for (std::int64_t start = 0; start < n; start += kBlock) {
+    const float* xb = x + start;
+    const float* xn = xb + kBlock;
+    const std::int64_t len = std::min(kBlock, n - start);
+    const std::int64_t len_next = start + kBlock < n ? std::min(kBlock, n - start - kBlock) : 0;
+    if (!hn::AllFalse(d, cur.nan)) {
+      total.nan = true;
+      return total;
+    }
+    const float bm = hn::GetLane(hn::MaxOfLanes(d, cur.vmax));
+    MaxScan next(d);
+    if (kStore) bmax[start / kBlock] = bm;
+    if (bm == ninf) {
+      if (kStore)
+        for (std::int64_t j = 0; j < len; ++j) v[start + j] = 0.0f;
+      next.scan(d, xn, 0, len_next);
+      cur = next;
+      continue;
+    }
+    chunk_stats b;
+    b.max = bm;
+    if (bm == std::numeric_limits<float>::infinity()) {
+      merge_chunk_stats(total, b);
+      return total;
+    }
+    const VF m = hn::Set(d, bm);
+    Acc acc;
+    VF a0 = hn::Zero(d), a1 = a0, a2 = a0, a3 = a0;
+    auto ties = hn::Zero(di);
+    int run = 0;
+    auto flush = [&]() HWY_ATTR {
+      acc.add(a0);
+      acc.add(a1);
+      acc.add(a2);
+      acc.add(a3);
+      a0 = a1 = a2 = a3 = hn::Zero(d);
+      run = 0;
+    };
+    // e^{x - bm} of the kept lanes (0 elsewhere, 1 at ties); counts ties.
+    auto term = [&](VF xv, std::int64_t i, std::int64_t cnt) HWY_ATTR {
+      const VF s = hn::Sub(xv, m);
+      const auto tie = hn::Eq(xv, m);
+      const auto keep = hn::AndNot(tie, Kept(d, s));
+      const VF val = ExpValue(d, s);
+      ties = hn::Sub(ties, hn::VecFromMask(di, hn::RebindMask(di, tie)));
+      if constexpr (kStore) {
+        const VF vv = hn::IfThenElseZero(hn::Or(keep, tie), val);
+        if (cnt == N) {
+          hn::StoreU(vv, d, v + start + i);
+        } else {
+          HWY_ALIGN float bv[kTargetMaxLanes];
+          hn::Store(vv, d, bv);
+          std::memcpy(v + start + i, bv, static_cast<std::size_t>(cnt) * sizeof(float));
+        }
+      } else {
+        (void)i, (void)cnt;
+      }
+      return hn::IfThenElseZero(keep, val);
+    };
+    auto step4 = [&](std::int64_t i) HWY_ATTR {
+      a0 = hn::Add(a0, term(hn::LoadU(d, xb + i), i, N));
+      a1 = hn::Add(a1, term(hn::LoadU(d, xb + i + N), i + N, N));
+      a2 = hn::Add(a2, term(hn::LoadU(d, xb + i + 2 * N), i + 2 * N, N));
+      a3 = hn::Add(a3, term(hn::LoadU(d, xb + i + 3 * N), i + 3 * N, N));
+      if (++run == kRelaxedRun) flush();
+    };
+    std::int64_t i = 0;
+    for (; i + 4 * N <= len && i + 4 * N <= len_next; i += 4 * N) {
+      for (int k = 0; k < 4; ++k) hwy::Prefetch(xb + i + k * N + 2 * kBlock);
+      next.add(hn::LoadU(d, xn + i));
+      next.add(hn::LoadU(d, xn + i + N));
+      next.add(hn::LoadU(d, xn + i + 2 * N));
+      next.add(hn::LoadU(d, xn + i + 3 * N));
+      step4(i);
+    }
+    next.scan(d, xn, i, len_next);
+    for (; i + 4 * N <= len; i += 4 * N) step4(i);
+    for (; i + N <= len; i += N) {
+      a0 = hn::Add(a0, term(hn::LoadU(d, xb + i), i, N));
+      if (++run == kRelaxedRun) flush();
+    }
+    if (i < len) a0 = hn::Add(a0, term(LoadPartial(d, xb + i, len - i, ninf), i, len - i));
+    flush();
+    b.rest = acc.sum();
+    b.ties = static_cast<double>(hn::GetLane(hn::SumOfLanes(di, ties)));
+    merge_chunk_stats(total, b);
+    cur = next;
+  }
+  return total;
+}
+
+chunk_stats ScanChunkRelaxedImpl(const float* x, std::int64_t n) {
+  return ScanChunkRelaxedT<false>(x, n, nullptr, nullptr);
+}
+chunk_stats ScanChunkStoreRelaxedImpl(const float* x, std::int64_t n, float* v, float* bmax) {
+  return ScanChunkRelaxedT<true>(x, n, v, bmax);
+}
+
 chunk_stats ScanChunkImpl(const float* x, std::int64_t n) { return ScanChunkT<false>(x, n, nullptr, nullptr, nullptr); }
 chunk_stats ScanChunkStoreImpl(const float* x, std::int64_t n, float* v, float* e, float* bmax) {
   return ScanChunkT<true>(x, n, v, e, bmax);
@@ -176,9 +319,11 @@ void ProbSumsImpl(const float* x, const float* q, const float* w, std::int64_t n
 // v_j = 0 (x_j - bm below kLowest, or -inf) give a signed zero, or float64
 // from x_j where the result is subnormal but not negligible. special >= 0:
 // g[special] = special_value. stream: non-temporal stores (g must not alias x).
-void GradStoredImpl(const float* x, const float* v, const float* e, const float* bmax, float* g,
-                    std::int64_t n, float M, double a, std::int64_t special, float special_value,
-                    bool stream) {
+// kErr = false (the relaxed scan's output): no error terms, e is not read.
+template <bool kErr>
+void GradStoredT(const float* x, const float* v, const float* e, const float* bmax, float* g,
+                 std::int64_t n, float M, double a, std::int64_t special, float special_value,
+                 bool stream) {
   const DF d;
   const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(d));
   const double Md = static_cast<double>(M);
@@ -205,7 +350,8 @@ void GradStoredImpl(const float* x, const float* v, const float* e, const float*
     const VF va_hi = hn::Set(d, ab_hi), va_lo = hn::Set(d, ab_lo), vtiny = hn::Set(d, TinyBelow(ab));
     // Gradient of lanes [i, i + cnt) of the block.
     auto compute = [&](VF vv, VF ev, std::int64_t i, std::int64_t cnt) HWY_ATTR {
-      VF gv = hn::MulAdd(va_hi, vv, hn::MulAdd(va_lo, vv, hn::Mul(va_hi, ev)));
+      VF gv = kErr ? hn::MulAdd(va_hi, vv, hn::MulAdd(va_lo, vv, hn::Mul(va_hi, ev)))
+                   : hn::MulAdd(va_hi, vv, hn::Mul(va_lo, vv));
       const auto small = hn::Eq(vv, vzero);
       gv = hn::IfThenElse(small, zero, gv);
       const auto tiny = hn::AndNot(small, hn::Lt(vv, vtiny));
@@ -220,7 +366,7 @@ void GradStoredImpl(const float* x, const float* v, const float* e, const float*
           HWY_ALIGN float tl[kTargetMaxLanes], vl[kTargetMaxLanes], el[kTargetMaxLanes];
           hn::Store(hn::VecFromMask(d, tiny), d, tl);
           hn::Store(vv, d, vl);
-          hn::Store(ev, d, el);
+          hn::Store(kErr ? ev : vzero, d, el);
           for (std::int64_t k = 0; k < cnt; ++k)
             if (tl[k] != 0.0f) buf[k] = TinyProduct(ab, vl[k], el[k]);
         }
@@ -238,19 +384,30 @@ void GradStoredImpl(const float* x, const float* v, const float* e, const float*
     };
     std::int64_t i = 0;
     for (; i + N <= len; i += N) {
-      const VF gv = compute(hn::LoadU(d, v + start + i), hn::LoadU(d, e + start + i), i, N);
+      const VF gv = compute(hn::LoadU(d, v + start + i), kErr ? hn::LoadU(d, e + start + i) : vzero, i, N);
       if (nt) hn::Stream(gv, d, g + start + i);
       else hn::StoreU(gv, d, g + start + i);
     }
     if (i < len) {
       const std::int64_t cnt = len - i;
-      const VF gv = compute(LoadPartial(d, v + start + i, cnt, 0.0f), LoadPartial(d, e + start + i, cnt, 0.0f), i, cnt);
+      const VF gv = compute(LoadPartial(d, v + start + i, cnt, 0.0f),
+                            kErr ? LoadPartial(d, e + start + i, cnt, 0.0f) : vzero, i, cnt);
       HWY_ALIGN float buf[kTargetMaxLanes];
       hn::Store(gv, d, buf);
       std::memcpy(g + start + i, buf, static_cast<std::size_t>(cnt) * sizeof(float));
     }
   }
   if (nt) hwy::FlushStream();
+}
+
+void GradStoredImpl(const float* x, const float* v, const float* e, const float* bmax, float* g,
+                    std::int64_t n, float M, double a, std::int64_t special, float special_value,
+                    bool stream) {
+  GradStoredT<true>(x, v, e, bmax, g, n, M, a, special, special_value, stream);
+}
+void GradStoredRelaxedImpl(const float* x, const float* v, const float* bmax, float* g, std::int64_t n,
+                           float M, double a, std::int64_t special, float special_value, bool stream) {
+  GradStoredT<false>(x, v, nullptr, bmax, g, n, M, a, special, special_value, stream);
 }
 
 // b_j of target_mass for lanes [i, i + N) (see simd_row_passes.hpp).
@@ -405,6 +562,9 @@ HWY_EXPORT(ProbSumsImpl);
 HWY_EXPORT(GradStoredImpl);
 HWY_EXPORT(ScanChunkStoreImpl);
 HWY_EXPORT(TargetMassImpl);
+HWY_EXPORT(ScanChunkRelaxedImpl);
+HWY_EXPORT(ScanChunkStoreRelaxedImpl);
+HWY_EXPORT(GradStoredRelaxedImpl);
 HWY_EXPORT(GradSmoothedImpl);
 HWY_EXPORT(TargetImpl);
 HWY_EXPORT(Log1pF64Impl);
@@ -455,6 +615,19 @@ chunk_stats scan_chunk_store(const float* x, std::int64_t n, float* v, float* e,
 void grad_stored(const float* x, const float* v, const float* e, const float* bmax, float* g,
                  std::int64_t n, float M, double a, std::int64_t special, float special_value, bool stream) {
   HWY_DYNAMIC_DISPATCH(GradStoredImpl)(x, v, e, bmax, g, n, M, a, special, special_value, stream);
+}
+
+chunk_stats scan_chunk_relaxed(const float* x, std::int64_t n) {
+  return HWY_DYNAMIC_DISPATCH(ScanChunkRelaxedImpl)(x, n);
+}
+
+chunk_stats scan_chunk_store_relaxed(const float* x, std::int64_t n, float* v, float* bmax) {
+  return HWY_DYNAMIC_DISPATCH(ScanChunkStoreRelaxedImpl)(x, n, v, bmax);
+}
+
+void grad_stored_relaxed(const float* x, const float* v, const float* bmax, float* g, std::int64_t n,
+                         float M, double a, std::int64_t special, float special_value, bool stream) {
+  HWY_DYNAMIC_DISPATCH(GradStoredRelaxedImpl)(x, v, bmax, g, n, M, a, special, special_value, stream);
 }
 
 void merge_mass_stats(mass_stats& a, const mass_stats& b) {

@@ -74,6 +74,16 @@ chunk_stats scan_chunk_store(const float* x, std::int64_t n, float* v, float* e,
 void grad_stored(const float* x, const float* v, const float* e, const float* bmax, float* g,
                  std::int64_t n, float M, double a, std::int64_t special, float special_value, bool stream);
 
+// The relaxed tier's versions (`throughput`, docs/throughput_kernel.md):
+// e^{x - bm} by a value-only exponential (x - bm rounded, no error terms),
+// float32 sums in runs of at most 32 vectors per accumulator added to a
+// float64 sum. scan_chunk_store_relaxed writes only v (no error terms);
+// grad_stored_relaxed reads only v. Same contracts otherwise.
+chunk_stats scan_chunk_relaxed(const float* x, std::int64_t n);
+chunk_stats scan_chunk_store_relaxed(const float* x, std::int64_t n, float* v, float* bmax);
+void grad_stored_relaxed(const float* x, const float* v, const float* bmax, float* g, std::int64_t n,
+                         float M, double a, std::int64_t special, float special_value, bool stream);
+
 // Target masses of a smoothed or probability row (a piece of it):
 // b_j = w_j (omeps q_j + epsc) (w null: w_j = 1; q null: q_j = 0), except
 // b[special] = special_b when special is in [0, n) (index targets: the target).

@@ -106,8 +106,9 @@ void validate_descriptor(const xent_plugin* d, const std::string& path) {
     }
   }
   if (!d->forward || !d->forward_backward) fail("descriptor lacks forward or forward_backward");
-  if (d->tier < XENT_PLUGIN_TIER_ACCURATE || d->tier > XENT_PLUGIN_TIER_NAIVE)
-    fail("declares an unknown tier " + std::to_string(d->tier) + " (0 accurate, 1 fast, 2 standard, 3 naive)");
+  if (d->tier < XENT_PLUGIN_TIER_ACCURATE || d->tier > XENT_PLUGIN_TIER_RELAXED)
+    fail("declares an unknown tier " + std::to_string(d->tier) +
+         " (0 accurate, 1 fast, 4 relaxed, 2 standard, 3 naive)");
   if (d->thread_count_independent != 0 && d->thread_count_independent != 1)
     fail("declares thread_count_independent = " + std::to_string(d->thread_count_independent) +
          " (0 or 1)");

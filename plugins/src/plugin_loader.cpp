@@ -175,7 +175,13 @@ class plugin_implementation final : public implementation {
   }
   xent::tier tier() const override {
     if (options_.tier_override) return *options_.tier_override;
-    return static_cast<xent::tier>(d_->tier);
+    switch (d_->tier) {  // checked by validate_descriptor
+      case XENT_PLUGIN_TIER_ACCURATE: return xent::tier::accurate;
+      case XENT_PLUGIN_TIER_FAST: return xent::tier::fast;
+      case XENT_PLUGIN_TIER_RELAXED: return xent::tier::relaxed;
+      case XENT_PLUGIN_TIER_STANDARD: return xent::tier::standard;
+      default: return xent::tier::naive;
+    }
   }
   std::string domain() const override { return "all inputs"; }
   bool thread_count_independent() const override { return d_->thread_count_independent != 0; }

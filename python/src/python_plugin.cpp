@@ -135,6 +135,7 @@ int32_t forward_backward(const DLTensor* logits, const DLTensor* target, const D
 int32_t tier_of(const std::string& t) {
   if (t == "accurate") return XENT_PLUGIN_TIER_ACCURATE;
   if (t == "fast") return XENT_PLUGIN_TIER_FAST;
+  if (t == "relaxed") return XENT_PLUGIN_TIER_RELAXED;
   if (t == "naive") return XENT_PLUGIN_TIER_NAIVE;
   return XENT_PLUGIN_TIER_STANDARD;
 }

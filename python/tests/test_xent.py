@@ -427,11 +427,13 @@ class ReferenceAndUlps(unittest.TestCase):
 class Registry(unittest.TestCase):
     def test_implementations(self):
         names = [i.name for i in xent.implementations()]
-        for n in ["stable", "simd", "openmp", "naive"]:
+        for n in ["stable", "simd", "openmp", "throughput", "naive"]:
             self.assertIn(n, names)
         self.assertIn(xent.default_implementation(), names)
         stable = next(i for i in xent.implementations() if i.name == "stable")
         self.assertEqual(stable.tier, "correctly_rounded")
+        throughput = next(i for i in xent.implementations() if i.name == "throughput")
+        self.assertEqual(throughput.tier, "relaxed")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import sys
 from dataclasses import dataclass, field
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_TIERS = ("accurate", "fast", "standard", "naive")
+_TIERS = ("accurate", "fast", "relaxed", "standard", "naive")
 
 
 @dataclass

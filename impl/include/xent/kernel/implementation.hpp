@@ -14,12 +14,17 @@
 
 namespace xent {
 
-// Accuracy tiers (docs/design.md §3), strictest first. Every implementation declares
-// one; the property suite enforces it. correctly_rounded: every result is the
-// exact value rounded once (docs/correct_rounding.md). The values of the
-// others are the plug-in ABI's (xent/kernel/plugin.h).
-enum class tier { correctly_rounded = -1, accurate = 0, fast = 1, standard = 2, naive = 3 };
+// Accuracy tiers (docs/design.md §3), strictest first (the order compares
+// them). Every implementation declares one; the property suite enforces it.
+// correctly_rounded: every result is the exact value rounded once
+// (docs/correct_rounding.md). relaxed: loss and each gradient entry within
+// 256 ulp (docs/throughput_kernel.md). The plug-in ABI numbers them apart
+// (xent_plugin_tier in xent/kernel/plugin.h; plugins/ converts).
+enum class tier { correctly_rounded = -1, accurate = 0, fast = 1, relaxed = 2, standard = 3, naive = 4 };
 std::string to_string(tier t);
+// The relaxed tier's bound on the loss, each gradient entry and the mean/sum,
+// in ulps of the float32 result (the proof: docs/throughput_kernel.md).
+inline constexpr double relaxed_tier_ulps = 256.0;
 
 class implementation {
  public:

@@ -83,7 +83,8 @@ typedef enum xent_plugin_tier {
   XENT_PLUGIN_TIER_ACCURATE = 0, /* loss <= 0.5 ulp + tiny, gradient <= 1 ulp */
   XENT_PLUGIN_TIER_FAST = 1,     /* <= 2 ulp in every regime */
   XENT_PLUGIN_TIER_STANDARD = 2, /* absolute 4u max(1, |lse|) (PyTorch's level) */
-  XENT_PLUGIN_TIER_NAIVE = 3     /* no promise outside a narrow domain */
+  XENT_PLUGIN_TIER_NAIVE = 3,    /* no promise outside a narrow domain */
+  XENT_PLUGIN_TIER_RELAXED = 4   /* <= 256 ulp in every regime (between fast and standard) */
 } xent_plugin_tier;
 
 typedef enum xent_plugin_reduction {
