@@ -47,8 +47,8 @@ struct settings {
 };
 
 // Per-call time above which an implementation at under a quarter of the
-// fastest one's rate is treated as slow on a shape: one thread, loss and
-// fused modes only.
+// fastest one's rate (and not dispatching on Highway) is treated as slow on a
+// shape: one thread, loss and fused modes only.
 constexpr double slow_call_s = 0.25;
 // Above this a case is not run at all (listed in the context as skipped).
 constexpr double max_call_s = 20.0;
@@ -362,9 +362,11 @@ registration register_all(const settings& s) {
         // Slow is relative to the kernels under test, not an absolute time:
         // on a slower host the fast kernels (and the peers) are still
         // measured at every thread count on the LLM shapes; only those at
-        // less than a quarter of the fastest rate are cut down.
+        // less than a quarter of the fastest rate are cut down. The Highway
+        // kernels never are: a faster kernel joining the registry must not
+        // push them off the fused two-thread LLM cases.
         const double best = writes_grad(m) ? best_fused : best_fwd;
-        const bool slow = est > slow_call_s && rate < 0.25 * best;
+        const bool slow = !ip.highway && est > slow_call_s && rate < 0.25 * best;
         if (est > max_call_s || (slow && (m == mode::fwd_sum || m == mode::fwd_none || m == mode::fwdbwd_inplace))) {
           char secs[32];
           std::snprintf(secs, sizeof secs, " (~%.2f s per call)", est);
