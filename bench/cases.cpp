@@ -668,31 +668,6 @@ std::string floor_suffix(std::int64_t target) {
   return s;
 }
 
-bool dispatches_on_highway(const xent::implementation& impl) {
-  const auto targets = hwy::SupportedAndGeneratedTargets();  // best first
-  if (targets.size() < 2) return false;  // nothing to pin to
-  const shape_spec s = make_shape({4, 256});
-  std::vector<float> x(static_cast<std::size_t>(s.elements()));
-  std::vector<std::int64_t> t(static_cast<std::size_t>(s.positions()));
-  fill_normal(x.data(), x.size(), seed, logit_sigma);
-  fill_targets(t.data(), t.size(), s.classes(), seed);
-  float loss = 0.0f;
-  omp_set_num_threads(1);
-  // Pinning to the best target changes no result; it leaves the chosen
-  // target uninitialised until the next dynamic dispatch.
-  hwy::SetSupportedTargetsForTest(targets.front());
-  hwy::GetChosenTarget().DeInit();
-  bool dispatched = false;
-  try {
-    xent::cross_entropy(xent::view(x.data(), s.dims), xent::view(t.data(), {4}), xent::view(&loss, {}), {}, &impl);
-    dispatched = hwy::GetChosenTarget().IsInitialized();
-  } catch (const std::exception&) {
-    // The cases themselves will report the error.
-  }
-  hwy::SetSupportedTargetsForTest(0);
-  return dispatched;
-}
-
 double calibrate(const xent::implementation& impl, bool grad) {
   const shape_spec s = make_shape({256, 4096});
   std::vector<float> x(static_cast<std::size_t>(s.elements())), g(grad ? x.size() : 0);

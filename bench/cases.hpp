@@ -80,14 +80,6 @@ void run_floor_probe(benchmark::State& state, std::int64_t target, int threads);
 std::vector<std::int64_t> floor_targets();
 std::string floor_suffix(std::int64_t target);
 
-// Whether an implementation dispatches on Highway targets, found by calling
-// it: after hwy::SetSupportedTargetsForTest, Highway's chosen target is
-// uninitialised until some HWY_DYNAMIC_DISPATCH runs (the check Highway's own
-// per-target tests make). Such an implementation follows a pinned target, so
-// the bench measures it on every target; the others (scalar kernels, peers)
-// are not. One untimed call on a small problem.
-bool dispatches_on_highway(const xent::implementation& impl);
-
 // Elements per second of one untimed call on a [256, 4096] problem, one
 // thread: used to keep the scalar kernels off shapes they would need minutes
 // for.

@@ -20,6 +20,7 @@
 
 #include "bench_config.hpp"
 #include "cases.hpp"
+#include "highway_dispatch.hpp"
 #include "memory.hpp"
 #include "xent/build_info.hpp"
 #include "xent/xent.hpp"

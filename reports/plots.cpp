@@ -116,7 +116,7 @@ std::string bandwidth_script(const bench_data& b, int threads) {
   std::map<std::string, std::map<std::string, std::vector<std::pair<std::int64_t, double>>>> series;
   std::vector<std::string> families;
   for (const auto& p : b.points)
-    if (p.mode == "fwd" && p.threads == threads && p.classes > 0) {
+    if (p.mode == "fwd" && p.threads == threads && p.classes > 0 && !p.pinned) {  // best targets only
       series[p.impl][family_of(p)].push_back({p.classes, p.bytes_per_second / 1e9});
       if (std::find(families.begin(), families.end(), family_of(p)) == families.end()) families.push_back(family_of(p));
     }
@@ -158,7 +158,7 @@ std::string bandwidth_script(const bench_data& b, int threads) {
 std::string scaling_script(const bench_data& b, const std::string& shape) {
   std::map<std::string, std::vector<std::pair<int, double>>> series;
   for (const auto& p : b.points)
-    if (p.mode == "fwd" && p.shape == shape) series[p.impl].push_back({p.threads, p.bytes_per_second / 1e9});
+    if (p.mode == "fwd" && p.shape == shape && !p.pinned) series[p.impl].push_back({p.threads, p.bytes_per_second / 1e9});
   std::ostringstream o;
   std::vector<std::string> names;
   for (auto& [impl, v] : series) {

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <algorithm>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
 #include <nlohmann/json.hpp>
@@ -256,6 +257,11 @@ TEST(report_output, performance_section_and_accuracy_vs_speed_from_the_bench_jso
     EXPECT_TRUE(has(md, "gnuplot is not installed")) << md;
     return;
   }
+  // The throughput plots show the kernels on their best target only.
+  std::ifstream bw(out + "/bandwidth_vs_classes.gp");
+  const std::string bw_script((std::istreambuf_iterator<char>(bw)), std::istreambuf_iterator<char>());
+  EXPECT_TRUE(has(bw_script, "title 'simd'")) << bw_script;
+  EXPECT_FALSE(has(bw_script, "simd_avx2")) << bw_script;
   ASSERT_TRUE(fs::exists(out + "/accuracy_vs_speed.svg"));
   EXPECT_TRUE(has(md, "(accuracy_vs_speed.svg)")) << md;
   // The plotted points: (CE roofline fraction, worst ulp, name) per mode; simd
