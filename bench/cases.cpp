@@ -290,8 +290,7 @@ void measure(benchmark::State& st, const bench_case& c, Call&& call, Check&& che
   if (!rec.done) {
     rec.done = true;
     try {
-      roofline(c);  // run a missing probe now, not between timings
-      compute_floor(c.threads);
+      roofline(c);  // run a missing probe now, not between timings (run_case measured the floor)
       const auto t0 = clock_type::now();
       auto measured_call = [&] {
         clear();
@@ -339,7 +338,9 @@ void measure(benchmark::State& st, const bench_case& c, Call&& call, Check&& che
   st.counters["roofline_fraction"] = bytes / per_call / roofline(c);
   // The CE roofline in elements/s: the memory roofline or the compute floor,
   // whichever is lower (compute_floor.hpp).
-  const double ce_roofline = std::min(roofline(c) / (bytes / elements), compute_floor(c.threads));
+  // A pinned case is held to the floor on its own target: what a CPU whose
+  // best target that is could reach.
+  const double ce_roofline = std::min(roofline(c) / (bytes / elements), compute_floor(c.threads, c.target));
   st.counters["ce_roofline_fraction"] = elements / per_call / ce_roofline;
   st.counters["peak_extra_bytes"] = static_cast<double>(rec.peak_extra);
   st.counters["extra_per_NxC"] = static_cast<double>(rec.peak_extra) / (4.0 * elements);
@@ -521,6 +522,7 @@ std::vector<shape_plan> read_shape_list(std::string_view text, std::string_view 
     for (std::string option; words >> option;) {
       if (option == "reductions") p.reductions = true;
       else if (option == "inplace") p.inplace = true;
+      else if (option == "targets") p.targets = true;
       else {
         std::string why = "unknown option '";
         why += option;
@@ -546,7 +548,7 @@ std::string to_string(mode m) {
 
 bool writes_grad(mode m) { return m == mode::fwdbwd || m == mode::fwdbwd_inplace; }
 
-std::string bench_case::impl_name() const { return libtorch ? "libtorch" : impl->name(); }
+std::string bench_case::impl_name() const { return libtorch ? "libtorch" : impl->name() + floor_suffix(target); }
 
 std::string bench_case::name() const {
   return impl_name() + "/" + shape.name + "/" + to_string(m) + "/t" + std::to_string(threads);
@@ -584,11 +586,30 @@ const xent::implementation& reference_implementation() {
   return r ? *r : xent::default_implementation();
 }
 
+// Highway dispatch pinned to one target for the duration of a case (as the
+// property suite pins it); 0 leaves the CPU's best.
+class pinned_target {
+ public:
+  explicit pinned_target(std::int64_t target) : target_(target) {
+    if (target_) hwy::SetSupportedTargetsForTest(target_);
+  }
+  ~pinned_target() {
+    if (target_) hwy::SetSupportedTargetsForTest(0);
+  }
+  pinned_target(const pinned_target&) = delete;
+  pinned_target& operator=(const pinned_target&) = delete;
+
+ private:
+  std::int64_t target_;
+};
+
 void run_case(benchmark::State& st, const bench_case& c) {
   peer_keys()[c.name()].shape = c.shape.name;  // also for a case that fails: the reporter groups by shape
   workspace& ws = workspace_for(c.shape);
+  compute_floor(c.threads, c.target);  // measured unpinned (it pins itself), before any timing
   omp_set_num_threads(c.threads);
   if (!c.libtorch) {
+    const pinned_target pin(c.target);
     run_xent(st, c, ws);
     return;
   }
@@ -629,7 +650,7 @@ void run_floor_probe(benchmark::State& st, std::int64_t target, int threads) {
   double rate = 0.0;
   for (auto _ : st) rate = compute_floor_pass(threads, 0.3);
   if (target) hwy::SetSupportedTargetsForTest(0);
-  else record_floor(threads, rate);
+  record_floor(threads, rate, target);
   st.counters["elements_per_second"] = rate;
   st.counters["elements_per_second_per_thread"] = rate / threads;
 }

@@ -1,6 +1,8 @@
 // What is measured: shapes, modes and one benchmark case per
-// (implementation | LibTorch, shape, mode, threads), named
-// `impl/shape/mode/tN` (e.g. `stable/n4096c32000/fwd/t2`).
+// (implementation | LibTorch, shape, mode, threads[, Highway target]), named
+// `impl/shape/mode/tN` (e.g. `stable/n4096c32000/fwd/t2`); a case pinned to a
+// Highway target other than the CPU's best names it after the implementation,
+// as the property suite does: `simd_avx2/n4096c32000/fwd/t2`.
 #pragma once
 
 #include <benchmark/benchmark.h>
@@ -33,6 +35,7 @@ struct shape_plan {
   shape_spec shape;
   bool reductions = false;  // also fwd_sum and fwd_none
   bool inplace = false;     // also fwdbwd_inplace
+  bool targets = false;     // also on every other Highway target (fwd, fwdbwd)
 };
 // The shapes of one set ("quick", "default") in a shape list (the format of
 // bench/shapes.txt), in order. Throws std::runtime_error naming the line of
@@ -52,7 +55,8 @@ struct bench_case {
   shape_spec shape;
   mode m = mode::fwd;
   int threads = 1;
-  std::string impl_name() const;  // "libtorch" for the peer
+  std::int64_t target = 0;  // a Highway target the call is pinned to; 0: the CPU's best
+  std::string impl_name() const;  // "libtorch" for the peer; "simd_avx2" when pinned
   std::string name() const;
 };
 

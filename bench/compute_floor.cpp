@@ -71,6 +71,7 @@ HWY_AFTER_NAMESPACE();
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <utility>
 #include <vector>
 
 #include "compute_floor.hpp"
@@ -112,22 +113,26 @@ double compute_floor_pass(int threads, double seconds) {
 }
 
 namespace {
-std::map<int, double>& floors() {
-  static std::map<int, double> m;
+// By (target, threads); target 0 is the best one.
+std::map<std::pair<std::int64_t, int>, double>& floors() {
+  static std::map<std::pair<std::int64_t, int>, double> m;
   return m;
 }
 }  // namespace
 
-void record_floor(int threads, double elements_per_second) {
-  double& v = floors()[threads];
+void record_floor(int threads, double elements_per_second, std::int64_t target) {
+  double& v = floors()[{target, threads}];
   v = std::max(v, elements_per_second);
 }
 
-double compute_floor(int threads) {
-  auto it = floors().find(threads);
+double compute_floor(int threads, std::int64_t target) {
+  auto it = floors().find({target, threads});
   if (it != floors().end() && it->second > 0.0) return it->second;
+  // Pins and unpins: call it outside a pinned case.
+  if (target) hwy::SetSupportedTargetsForTest(target);
   const double r = compute_floor_pass(threads, 0.2);
-  record_floor(threads, r);
+  if (target) hwy::SetSupportedTargetsForTest(0);
+  record_floor(threads, r, target);
   return r;
 }
 

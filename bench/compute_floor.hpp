@@ -19,8 +19,9 @@ float compute_floor_row(const float* x, std::size_t n);
 double compute_floor_pass(int threads, double seconds);
 
 // The best rate recorded for `threads` (by the probe benchmarks), or a short
-// measurement made on the spot, on the best Highway target.
-void record_floor(int threads, double elements_per_second);
-double compute_floor(int threads);
+// measurement made on the spot, on the best Highway target (target 0) or
+// pinned to `target`.
+void record_floor(int threads, double elements_per_second, std::int64_t target = 0);
+double compute_floor(int threads, std::int64_t target = 0);
 
 }  // namespace xent_bench

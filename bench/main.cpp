@@ -20,6 +20,7 @@
 
 #include "bench_config.hpp"
 #include "cases.hpp"
+#include "highway_dispatch.hpp"
 #include "memory.hpp"
 #include "xent/build_info.hpp"
 #include "xent/kernel.hpp"
@@ -48,8 +49,8 @@ struct settings {
 };
 
 // Per-call time above which an implementation at under a quarter of the
-// fastest one's rate is treated as slow on a shape: one thread, loss and
-// fused modes only.
+// fastest one's rate (and not dispatching on Highway) is treated as slow on a
+// shape: one thread, loss and fused modes only.
 constexpr double slow_call_s = 0.25;
 // Above this a case is not run at all (listed in the context as skipped).
 constexpr double max_call_s = 20.0;
@@ -61,6 +62,7 @@ void usage() {
                "  --no-onednn leave the oneDNN peer (implementation onednn) out\n"
                "  default     all shapes of docs/design.md §6 (bench/shapes.txt), 3 repetitions (medians), min time 0.2 s\n"
                "  names       impl/shape/mode/tN, e.g. stable/n4096c32000/fwd/t2;\n"
+               "              simd_avx2/n4096c32000/fwd/t2: pinned to a Highway target (shapes marked 'targets')\n"
                "              probe/{read,ntwrite,rmw}/tN for the bandwidth probes\n"
                "  JSON        --benchmark_out=FILE --benchmark_out_format=json\n\n";
 }
@@ -116,7 +118,7 @@ double cpus_busy_elsewhere() {
   return static_cast<double>((b1 - b0) - (s1 - s0)) / hz / 0.5;
 }
 
-void add_context(const settings& s, const std::string& skipped) {
+void add_context(const settings& s, const std::string& skipped, const std::string& highway) {
   using benchmark::AddCustomContext;
   AddCustomContext("xent_version", XENT_BENCH_XENT_VERSION);
   AddCustomContext("git_revision", git_revision());
@@ -161,6 +163,12 @@ void add_context(const settings& s, const std::string& skipped) {
                                               "; " + i->description());
   }
   AddCustomContext("implementations", impls);
+  AddCustomContext("highway_implementations", highway.empty() ? "none" : highway);
+  AddCustomContext("pinned_cases",
+                   "IMPL_<target>/shape/mode/tN: IMPL pinned to that Highway target (hwy::SetSupportedTargetsForTest) "
+                   "for the implementations in highway_implementations, fwd and fwdbwd with the most threads on the "
+                   "shapes marked 'targets' in shapes.txt; ce_roofline_fraction against the floor on that target "
+                   "(probe/floor_<target>/tN); unpinned cases run on the best target (first of hwy_cpu_targets)");
   AddCustomContext("skipped", skipped.empty() ? "none" : skipped);
 #ifdef XENT_HAVE_TORCH
   AddCustomContext("libtorch", s.torch ? xent::peers::torch_version() + "; " + xent::peers::libtorch::parallel_info() : "disabled");
@@ -265,7 +273,13 @@ std::unique_ptr<benchmark::BenchmarkReporter> make_reporter(const std::string& f
       static_cast<benchmark::ConsoleReporter::OutputOptions>(opts));
 }
 
-std::string register_all(const settings& s) {
+// What register_all leaves for the context: the cases left out and why, the
+// implementations that dispatch on Highway.
+struct registration {
+  std::string skipped, highway;
+};
+
+registration register_all(const settings& s) {
   std::vector<int> threads{1};
   if (std::thread::hardware_concurrency() >= 2 || omp_get_num_procs() >= 2) threads.push_back(2);
 
@@ -292,6 +306,7 @@ std::string register_all(const settings& s) {
   struct impl_plan {
     const xent::implementation* impl;
     double fwd_rate, fused_rate;  // elements/s, one thread, cache-resident
+    bool highway;                 // follows a pinned Highway target
   };
   std::vector<impl_plan> impls;
   std::string skipped;
@@ -305,7 +320,7 @@ std::string register_all(const settings& s) {
       note(i->name() + " (not supported by this CPU)");
       continue;
     }
-    impls.push_back({i, calibrate(*i, false), calibrate(*i, true)});
+    impls.push_back({i, calibrate(*i, false), calibrate(*i, true), !i->peer() && dispatches_on_highway(*i)});
   }
   double best_fwd = 0.0, best_fused = 0.0;
   for (const impl_plan& ip : impls) {
@@ -325,33 +340,55 @@ std::string register_all(const settings& s) {
         if (m != mode::fwdbwd_inplace)
           for (int t : threads) add({.libtorch = true, .shape = p.shape, .m = m, .threads = t}, false);
 #endif
-    for (const impl_plan& ip : impls)
+    // Pinned to every other Highway target (the best one is the unpinned
+    // case): loss and fused modes with the most threads, on the shapes
+    // marked `targets`.
+    struct variant {
+      const impl_plan* ip;
+      std::int64_t target;
+    };
+    std::vector<variant> variants;
+    for (const impl_plan& ip : impls) variants.push_back({&ip, 0});
+    if (p.targets)
+      for (const impl_plan& ip : impls)
+        if (ip.highway)
+          for (std::int64_t target : floor_targets())
+            if (target) variants.push_back({&ip, target});
+    for (const auto& [ipp, target] : variants)
       for (mode m : modes) {
+        const impl_plan& ip = *ipp;
+        if (target && m != mode::fwd && m != mode::fwdbwd) continue;
+        const std::string what = ip.impl->name() + floor_suffix(target) + "/" + p.shape.name + "/" + to_string(m);
         const double rate = writes_grad(m) ? ip.fused_rate : ip.fwd_rate;
         const double est = rate > 0.0 ? static_cast<double>(p.shape.elements()) / rate : 0.0;
         // Slow is relative to the kernels under test, not an absolute time:
         // on a slower host the fast kernels (and the peers) are still
         // measured at every thread count on the LLM shapes; only those at
-        // less than a quarter of the fastest rate are cut down.
+        // less than a quarter of the fastest rate are cut down. The Highway
+        // kernels never are: a faster kernel joining the registry must not
+        // push them off the fused two-thread LLM cases.
         const double best = writes_grad(m) ? best_fused : best_fwd;
-        const bool slow = est > slow_call_s && rate < 0.25 * best;
+        const bool slow = !ip.highway && est > slow_call_s && rate < 0.25 * best;
         if (est > max_call_s || (slow && (m == mode::fwd_sum || m == mode::fwd_none || m == mode::fwdbwd_inplace))) {
           char secs[32];
           std::snprintf(secs, sizeof secs, " (~%.2f s per call)", est);
-          note(ip.impl->name() + "/" + p.shape.name + "/" + to_string(m) + secs);
+          note(what + secs);
           continue;
         }
         for (int t : threads) {
+          if (target && t != threads.back()) continue;  // pinned: the most threads only (the time budget)
           if (slow && t != 1) {
-            note(ip.impl->name() + "/" + p.shape.name + "/" + to_string(m) + "/t" + std::to_string(t) +
-                 " (slow: one thread only)");
+            note(what + "/t" + std::to_string(t) + " (slow: one thread only)");
             continue;
           }
-          add({.impl = ip.impl, .shape = p.shape, .m = m, .threads = t}, slow);
+          add({.impl = ip.impl, .shape = p.shape, .m = m, .threads = t, .target = target}, slow);
         }
       }
   }
-  return skipped;
+  std::string highway;
+  for (const impl_plan& ip : impls)
+    if (ip.highway) append(highway, ip.impl->name());
+  return {skipped, highway};
 }
 
 bool has_flag(const std::vector<std::string>& args, std::string_view flag) {
@@ -400,8 +437,8 @@ int main(int argc, char** argv) {
 #ifdef XENT_BENCH_HAVE_ONEDNN
   if (s.onednn) xent::peers::register_onednn();
 #endif
-  const std::string skipped = register_all(s);
-  add_context(s, skipped);
+  const registration r = register_all(s);
+  add_context(s, r.skipped, r.highway);
   auto display = make_reporter(flag_value(args, "--benchmark_format", "console"), true, args);
   std::unique_ptr<benchmark::BenchmarkReporter> file;
   if (!flag_value(args, "--benchmark_out", "").empty())

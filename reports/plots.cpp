@@ -116,7 +116,7 @@ std::string bandwidth_script(const bench_data& b, int threads) {
   std::map<std::string, std::map<std::string, std::vector<std::pair<std::int64_t, double>>>> series;
   std::vector<std::string> families;
   for (const auto& p : b.points)
-    if (p.mode == "fwd" && p.threads == threads && p.classes > 0) {
+    if (p.mode == "fwd" && p.threads == threads && p.classes > 0 && !p.pinned) {  // best targets only
       series[p.impl][family_of(p)].push_back({p.classes, p.bytes_per_second / 1e9});
       if (std::find(families.begin(), families.end(), family_of(p)) == families.end()) families.push_back(family_of(p));
     }
@@ -158,7 +158,7 @@ std::string bandwidth_script(const bench_data& b, int threads) {
 std::string scaling_script(const bench_data& b, const std::string& shape) {
   std::map<std::string, std::vector<std::pair<int, double>>> series;
   for (const auto& p : b.points)
-    if (p.mode == "fwd" && p.shape == shape) series[p.impl].push_back({p.threads, p.bytes_per_second / 1e9});
+    if (p.mode == "fwd" && p.shape == shape && !p.pinned) series[p.impl].push_back({p.threads, p.bytes_per_second / 1e9});
   std::ostringstream o;
   std::vector<std::string> names;
   for (auto& [impl, v] : series) {
@@ -177,6 +177,60 @@ std::string scaling_script(const bench_data& b, const std::string& shape) {
     o << "$d" << i << " using 1:2 with linespoints lw 2 lc " << colour(i) << " pt " << marker(i) << " ps 1.3 title '"
       << names[i] << "', ";
   o << "$probe using 1:2 with linespoints lw 2 dt 2 lc rgb 'black' title 'read probe (roofline)'\n";
+  return o.str();
+}
+
+// Accuracy against speed, one point per implementation and mode: the worst
+// error inside the declared domain over the whole sweep (loss for the loss,
+// the worse of loss and gradient entries for loss + gradient) against the
+// fraction of the CE roofline reached on the headline shape with the most
+// threads. Empty when no implementation has both figures.
+std::string tradeoff_script(const sweep_result& s, const bench_data& b, const std::string& shape, int threads) {
+  struct point {
+    std::string impl;
+    double loss_ulp = -1.0, grad_ulp = -1.0;  // -1: no figure
+  };
+  std::vector<point> points;
+  for (const cell& c : s.cells) {
+    if (c.failure || c.skipped || c.outside) continue;
+    auto it = std::find_if(points.begin(), points.end(), [&](const point& p) { return p.impl == c.impl; });
+    if (it == points.end()) it = points.insert(points.end(), point{c.impl});
+    if (c[quantity::loss].count) it->loss_ulp = std::max(it->loss_ulp, c[quantity::loss].max);
+    for (quantity q : {quantity::loss, quantity::grad_target, quantity::grad_other})
+      if (c[q].count) it->grad_ulp = std::max(it->grad_ulp, c[q].max);
+  }
+  std::ostringstream data[2];  // loss, loss + gradient: x y label
+  std::size_t drawn = 0;
+  std::vector<std::string> plots;
+  for (std::size_t i = 0; i < points.size(); ++i) {
+    const point& p = points[i];
+    const std::string name = p.impl == "torch" ? "libtorch" : p.impl;  // the bench's name of the peer
+    bool any = false;
+    for (int k = 0; k < 2; ++k) {
+      const bench_point* bp = b.find(name, shape, k ? "fwdbwd" : "fwd", threads);
+      const double ulp = k ? p.grad_ulp : p.loss_ulp;
+      if (!bp || std::isnan(bp->ce_roofline_fraction) || ulp < 0.0) continue;
+      data[k] << num(bp->ce_roofline_fraction) << " " << num(std::max(clamp_ulp(ulp), 0.1)) << " \"" << name << "\"\n";
+      any = true;
+    }
+    if (any) ++drawn;
+  }
+  if (!drawn) return {};
+  std::ostringstream o;
+  for (int k = 0; k < 2; ++k) o << "$m" << k << " << EOD\n" << data[k].str() << "EOD\n";
+  o << "set title 'accuracy against speed: " << shape << ", " << threads << " thread(s); better is down and right'\n"
+       "set logscale xy\nset format y '10^{%L}'\nset format x '%g'\n"
+       "set xlabel 'speed: fraction of the CE roofline (min of memory probe and compute floor; 1 = the limit)'\n"
+       "set ylabel 'worst error over the sweep (float32 ulps, inside the declared domain)'\n"
+       "set ytics add ('≥10^{10} or inf' " << num(ulp_ceiling) << ")\n"
+       "set label 'CE roofline' at 1, graph 0.97 right offset -0.5,0 font ',10'\n"
+       "set yrange [0.1:*]\nset xrange [0.003:2]\n"
+       "set arrow from 1, graph 0 to 1, graph 1 nohead dt 2 lc rgb 'black'\n"
+       "set key below\n"
+       "plot $m0 using 1:2 with points pt 7 ps 1.6 lc rgb '" << palette[0] << "' title 'loss (fwd)', "
+       "$m0 using 1:2:3 with labels offset 0.8,0.7 left font ',10' tc rgb '" << palette[0] << "' notitle, "
+       "$m1 using 1:2 with points pt 9 ps 1.6 lc rgb '" << palette[1] << "' title 'loss + gradient (fwdbwd)', "
+       "$m1 using 1:2:3 with labels offset 0.8,-0.7 left font ',10' tc rgb '" << palette[1] << "' notitle\n";
   return o.str();
 }
 
@@ -203,6 +257,11 @@ plot_set make_plots(const std::string& out_dir, const sweep_result& sweep, const
   const std::string shape = bench.headline_shape();
   if (!shape.empty() && draw(dir, "thread_scaling", scaling_script(bench, shape), ps.notes))
     ps.plots.push_back({"thread_scaling.svg", "Thread scaling on " + shape + " (fwd)"});
+  if (const std::string script = shape.empty() ? "" : tradeoff_script(sweep, bench, shape, t); script.empty())
+    ps.notes.push_back("accuracy_vs_speed.svg: no implementation has both a sweep error and a CE roofline fraction");
+  else if (draw(dir, "accuracy_vs_speed", script, ps.notes))
+    ps.plots.push_back({"accuracy_vs_speed.svg", "Worst ulp error vs fraction of the CE roofline on " + shape +
+                                                     " (" + std::to_string(t) + " threads), per implementation"});
   return ps;
 }
 

@@ -1,6 +1,7 @@
 // The report's plots, drawn by gnuplot (a subprocess running a generated
 // script; the .gp files stay next to the SVGs): ulp error vs logit scale per
-// implementation, GB/s vs C with the roofline, thread scaling.
+// implementation, GB/s vs C with the roofline, thread scaling, and worst ulp
+// error against the fraction of the CE roofline (accuracy against speed).
 #pragma once
 
 #include <string>

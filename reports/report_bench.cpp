@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -46,6 +47,40 @@ std::pair<std::int64_t, std::int64_t> parse_shape(const std::string& s) {
     i = j;
   }
   return {classes, elements};
+}
+
+// A context entry as a list ("a,b,c"); empty for "none" or when absent.
+std::vector<std::string> context_list_of(const nlohmann::ordered_json& ctx, const char* key) {
+  const auto it = ctx.find(key);
+  if (it == ctx.end() || !it->is_string() || it->get<std::string>().empty() || it->get<std::string>() == "none")
+    return {};
+  return split(it->get<std::string>(), ',');
+}
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// The kernel and Highway target of a case from its implementation name: a
+// Highway implementation runs on the best target, IMPL_<target> pinned to
+// that one; anything else on none.
+void set_target(bench_point& p, const bench_data& d) {
+  p.kernel = p.impl;
+  if (d.targets.empty()) return;
+  for (const std::string& h : d.highway_impls) {
+    if (p.impl == h) {
+      p.target = d.targets.front();
+      return;
+    }
+    for (std::size_t i = 1; i < d.targets.size(); ++i)
+      if (p.impl == h + "_" + lower(d.targets[i])) {
+        p.kernel = h;
+        p.target = d.targets[i];
+        p.pinned = true;
+        return;
+      }
+  }
 }
 
 double number(const nlohmann::json& b, const char* key) {
@@ -95,6 +130,8 @@ bench_data read_bench(const std::string& path) {
   if (!j.contains("benchmarks") || !j["benchmarks"].is_array())
     throw input_error(path + ": not a Google Benchmark JSON (no \"benchmarks\" array)");
   if (j.contains("context")) d.context = j["context"];
+  d.targets = context_list_of(d.context, "hwy_cpu_targets");
+  d.highway_impls = context_list_of(d.context, "highway_implementations");
 
   // Median aggregates where there are repetitions, else the single run (or
   // the median of the runs).
@@ -142,6 +179,9 @@ bench_data read_bench(const std::string& path) {
     p.vs_torch = number(b, "vs_torch");
     p.vs_onednn = number(b, "vs_onednn");
     p.vs_t1 = number(b, "vs_t1");
+    p.peak_extra_bytes = number(b, "peak_extra_bytes");
+    p.extra_per_nxc = number(b, "extra_per_NxC");
+    set_target(p, d);
     if (!std::isnan(p.bytes_per_second)) d.points.push_back(p);
   }
   d.available = !d.points.empty();

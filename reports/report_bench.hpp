@@ -1,7 +1,8 @@
 // Benchmark results for `xent report`: runs bench/xent_bench (or reads the
 // JSON of an earlier run) and extracts what the report shows: GB/s, the
 // fraction of the bandwidth probe, the ratio to LibTorch, thread scaling.
-// Names are bench/README.md's impl/shape/mode/tN.
+// Names are bench/README.md's impl/shape/mode/tN; a case pinned to a Highway
+// target names it after the implementation (simd_avx2/...).
 #pragma once
 
 #include <cstdint>
@@ -15,12 +16,16 @@
 namespace xent::reports {
 
 struct bench_point {
-  std::string impl, shape, mode;  // "simd", "n4096c32000", "fwd"
+  std::string impl, shape, mode;  // "simd", "n4096c32000", "fwd"; "simd_avx2" when pinned
+  std::string kernel;             // the implementation without a target suffix: "simd"
+  std::string target;             // the Highway target it ran on ("AVX2"); empty: it does not dispatch on Highway
+  bool pinned = false;            // run pinned to a target other than the CPU's best
   int threads = 1;
   std::int64_t classes = 0, elements = 0;
   double bytes_per_second = 0.0;
   double roofline_fraction = 0.0, ce_roofline_fraction = 0.0, vs_torch = 0.0, vs_onednn = 0.0,
          vs_t1 = 0.0;  // NaN when absent
+  double peak_extra_bytes = 0.0, extra_per_nxc = 0.0;  // NaN when absent
 };
 
 struct bench_data {
@@ -30,6 +35,8 @@ struct bench_data {
   std::vector<bench_point> points;  // medians where there are repetitions
   std::map<int, double> probe_read;  // bytes/s by thread count
   nlohmann::ordered_json context;    // the JSON's context block
+  std::vector<std::string> targets;  // the CPU's Highway targets, best first (context hwy_cpu_targets)
+  std::vector<std::string> highway_impls;  // implementations that dispatch on Highway (measured per target)
 
   // The point for (impl, shape, mode, threads), or nullptr.
   const bench_point* find(const std::string& impl, const std::string& shape, const std::string& mode,

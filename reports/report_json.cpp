@@ -42,6 +42,8 @@ json bench_json(const bench_data& b) {
   for (const auto& [t, v] : b.probe_read) probes["t" + std::to_string(t)] = v;
   j["probe_read_bytes_per_second"] = probes;
   j["headline_shape"] = b.headline_shape();
+  j["highway_targets"] = b.targets;
+  j["highway_implementations"] = b.highway_impls;
   json pts = json::array();
   for (const auto& p : b.points)
     pts.push_back({{"impl", p.impl},
@@ -54,7 +56,12 @@ json bench_json(const bench_data& b) {
                    {"ce_roofline_fraction", json_number(p.ce_roofline_fraction)},
                    {"vs_torch", json_number(p.vs_torch)},
                    {"vs_onednn", json_number(p.vs_onednn)},
-                   {"vs_t1", json_number(p.vs_t1)}});
+                   {"vs_t1", json_number(p.vs_t1)},
+                   {"kernel", p.kernel},
+                   {"target", p.target},
+                   {"pinned", p.pinned},
+                   {"peak_extra_bytes", json_number(p.peak_extra_bytes)},
+                   {"extra_per_NxC", json_number(p.extra_per_nxc)}});
   j["results"] = pts;
   return j;
 }

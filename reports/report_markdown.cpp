@@ -263,6 +263,7 @@ std::string report_markdown(const report_data& d) {
   tier_violations(md, d);
   worst_inputs(md, d);
   plots(md, d);
+  performance_section(md, d);
   details(md, d);
   scenarios(md, d);
   md << "\n## Context\n\n| | |\n|---|---|\n";

@@ -12,6 +12,8 @@
 #include <bit>
 #include <cmath>
 #include <fstream>
+#include <iterator>
+#include <map>
 #include <set>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -292,6 +294,119 @@ TEST(report_ranks, the_merge_restores_the_order_of_one_process) {
     EXPECT_FALSE(e.own());
     EXPECT_TRUE(has(e.what(), "rank 1 failed on its share of the accuracy sweep: cannot read x.npy")) << e.what();
   }
+}
+
+// The performance section: every case of the JSON in a table of its shape
+// (kernel and Highway target split from a pinned case's name), the per-target
+// table, what was not measured; the accuracy-against-speed plot's points are
+// the sweep's worst errors at the bench's CE roofline fractions.
+TEST(report_output, performance_section_and_accuracy_vs_speed_from_the_bench_json) {
+  const std::string bench = write("bench_targets.json", R"js({"context": {"set": "default",
+      "hwy_cpu_targets": "AVX3,AVX2,SSE4", "highway_implementations": "simd",
+      "skipped": "stable/n4096c32000/fwd_sum (~2.42 s per call)"}, "benchmarks": [
+    {"name": "probe/read/t2", "run_type": "iteration", "bytes_per_second": 1.8e10},
+    {"name": "libtorch/n4096c32000/fwd/t2", "run_type": "iteration", "bytes_per_second": 2.1e9, "ce_roofline_fraction": 0.1, "vs_onednn": 0.5},
+    {"name": "onednn/n4096c32000/fwd/t2", "run_type": "iteration", "bytes_per_second": 4.2e9, "ce_roofline_fraction": 0.2, "vs_torch": 2.0},
+    {"name": "stable/n4096c32000/fwd/t2", "run_type": "iteration", "bytes_per_second": 3.0e8, "ce_roofline_fraction": 0.02, "vs_torch": 0.14, "vs_onednn": 0.07, "peak_extra_bytes": 1073741824, "extra_per_NxC": 2.0},
+    {"name": "simd/n4096c32000/fwd/t1", "run_type": "iteration", "bytes_per_second": 5.0e9, "ce_roofline_fraction": 0.35},
+    {"name": "simd/n4096c32000/fwd/t2", "run_type": "iteration", "bytes_per_second": 9.0e9, "ce_roofline_fraction": 0.61, "vs_torch": 4.29, "vs_onednn": 2.14, "vs_t1": 1.8, "peak_extra_bytes": 65536, "extra_per_NxC": 0.000125},
+    {"name": "simd/n4096c32000/fwdbwd/t2", "run_type": "iteration", "bytes_per_second": 1.2e10, "ce_roofline_fraction": 0.7, "vs_torch": 6.5},
+    {"name": "simd_avx2/n4096c32000/fwd/t2", "run_type": "iteration", "bytes_per_second": 6.0e9, "ce_roofline_fraction": 0.55, "vs_torch": 2.86},
+    {"name": "simd_sse4/n4096c32000/fwd/t2", "run_type": "iteration", "bytes_per_second": 3.0e9, "ce_roofline_fraction": 0.5, "vs_torch": 1.43},
+    {"name": "simd/n64c8192/fwd/t1", "run_type": "iteration", "bytes_per_second": 7.0e9, "ce_roofline_fraction": 0.9}]})js");
+  const std::string out = (temp_dir() / "perf").string();
+  const auto r = run("report --quiet --no-examples --filter n512c10_normal_s1 --impl stable --impl simd --bench-json " +
+                     bench + " --out " + out);
+  ASSERT_EQ(r.status, 0) << r.err;
+  const std::string& md = r.out;
+  ASSERT_TRUE(has(md, "## Performance")) << md;
+  // Per target: the unpinned case is the best target's row, then the pinned ones.
+  EXPECT_TRUE(has(md, "| kernel | target | `n4096c32000` fwd |")) << md;
+  EXPECT_TRUE(has(md, "| simd | AVX3 | 9.00 · 0.61 · 4.29x |\n| simd | AVX2 | 6.00 · 0.55 · 2.86x |\n"
+                      "| simd | SSE4 | 3.00 · 0.50 · 1.43x |"))
+      << md;
+  // Every case in its shape's table, peers first, targets best first.
+  const auto big = md.find("### `n4096c32000`: [4096, 32000], C = 32000");
+  const auto small = md.find("### `n64c8192`: [64, 8192], C = 8192");
+  ASSERT_NE(big, std::string::npos) << md;
+  ASSERT_NE(small, std::string::npos) << md;
+  EXPECT_LT(big, small);
+  const std::string table = md.substr(big, small - big);
+  const std::vector<std::string> rows = {
+      "| loss (mean) | libtorch | — | 2 | 2.10 | 0.10 | 1 | 0.50x | — | — |",
+      "| loss (mean) | onednn | — | 2 | 4.20 | 0.20 | 2.00x | 1 | — | — |",
+      "| loss (mean) | stable | — | 2 | 0.30 | 0.02 | 0.14x | 0.07x | 1.00 GiB (2.00 N×C) | — |",
+      "| loss (mean) | simd | AVX3 | 1 | 5.00 | 0.35 | — | — | — | 1 |",
+      "| loss (mean) | simd | AVX3 | 2 | 9.00 | 0.61 | 4.29x | 2.14x | 64.0 KiB | 1.80x |",
+      "| loss (mean) | simd | AVX2 | 2 | 6.00 | 0.55 | 2.86x | — | — | — |",
+      "| loss (mean) | simd | SSE4 | 2 | 3.00 | 0.50 | 1.43x | — | — | — |",
+      "| loss + gradient | simd | AVX3 | 2 | 12.00 | 0.70 | 6.50x | — | — | — |"};
+  std::size_t at = 0;
+  for (const std::string& row : rows) {
+    const auto pos = table.find(row);
+    EXPECT_NE(pos, std::string::npos) << row << "\n" << table;
+    if (pos != std::string::npos) {
+      EXPECT_GE(pos, at) << "out of order: " << row;
+      at = pos;
+    }
+  }
+  EXPECT_TRUE(has(md.substr(small), "| loss (mean) | simd | AVX3 | 1 | 7.00 | 0.90 |")) << md;
+  EXPECT_TRUE(has(md, "Not measured in this run: stable/n4096c32000/fwd_sum (~2.42 s per call).")) << md;
+
+  std::ifstream js(out + "/report.json");
+  const json j = json::parse(js);
+  EXPECT_EQ(j.at("benchmarks").at("highway_targets"), json({"AVX3", "AVX2", "SSE4"}));
+  int pinned = 0;
+  for (const auto& p : j.at("benchmarks").at("results"))
+    if (p.at("impl") == "simd_avx2") {
+      ++pinned;
+      EXPECT_EQ(p.at("kernel"), "simd");
+      EXPECT_EQ(p.at("target"), "AVX2");
+      EXPECT_EQ(p.at("pinned"), true);
+    }
+  EXPECT_EQ(pinned, 1);
+
+  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
+    EXPECT_TRUE(has(md, "gnuplot is not installed")) << md;
+    return;
+  }
+  // The throughput plots show the kernels on their best target only.
+  std::ifstream bw(out + "/bandwidth_vs_classes.gp");
+  const std::string bw_script((std::istreambuf_iterator<char>(bw)), std::istreambuf_iterator<char>());
+  EXPECT_TRUE(has(bw_script, "title 'simd'")) << bw_script;
+  EXPECT_FALSE(has(bw_script, "simd_avx2")) << bw_script;
+  ASSERT_TRUE(fs::exists(out + "/accuracy_vs_speed.svg"));
+  EXPECT_TRUE(has(md, "(accuracy_vs_speed.svg)")) << md;
+  // The plotted points: (CE roofline fraction, worst ulp, name) per mode; simd
+  // has loss and loss + gradient, stable the loss only (no fwdbwd case).
+  std::ifstream gp(out + "/accuracy_vs_speed.gp");
+  std::map<std::string, std::pair<double, double>> loss, fused;
+  std::map<std::string, std::pair<double, double>>* block = nullptr;
+  for (std::string line; std::getline(gp, line);) {
+    if (line == "$m0 << EOD") block = &loss;
+    else if (line == "$m1 << EOD") block = &fused;
+    else if (line == "EOD") block = nullptr;
+    else if (block) {
+      std::istringstream in(line);
+      double x = 0.0, y = 0.0;
+      std::string name;
+      in >> x >> y >> name;
+      (*block)[name] = {x, y};
+    }
+  }
+  ASSERT_TRUE(loss.count("\"simd\"") && loss.count("\"stable\"") && fused.count("\"simd\"")) << "points missing";
+  EXPECT_EQ(fused.size(), 1u);
+  EXPECT_DOUBLE_EQ(loss["\"simd\""].first, 0.61);
+  EXPECT_DOUBLE_EQ(fused["\"simd\""].first, 0.7);
+  EXPECT_DOUBLE_EQ(loss["\"stable\""].first, 0.02);
+  // stable rounds correctly: at most half an ulp (drawn no lower than 0.1);
+  // simd's fast tier bounds its loss by 2 ulp, and the gradient is included
+  // in the fused point's worst error.
+  EXPECT_GE(loss["\"stable\""].second, 0.1);
+  EXPECT_LE(loss["\"stable\""].second, 0.5);
+  EXPECT_GT(loss["\"simd\""].second, 0.0);
+  EXPECT_LE(loss["\"simd\""].second, 2.0);
+  EXPECT_GE(fused["\"simd\""].second, loss["\"simd\""].second);
 }
 
 }  // namespace

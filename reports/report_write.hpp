@@ -2,6 +2,7 @@
 // details, plots, context and examples) and report.json (everything).
 #pragma once
 
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,9 @@ struct report_data {
 };
 
 std::string report_markdown(const report_data& d);
+// report.md's performance section (report_performance.cpp): every benchmark
+// case by shape, the Highway kernels per target.
+void performance_section(std::ostringstream& md, const report_data& d);
 nlohmann::ordered_json report_json(const report_data& d);
 
 }  // namespace xent::reports
