@@ -18,11 +18,10 @@ namespace {
 using namespace xent::props;
 using xent::reduction;
 
-// A random float in [lo, hi) on the grid of multiples of 2^-17 (floats of [64, 128)).
-float grid_value(float lo, float hi) {
-  const auto k = *rc::gen::inRange<std::int64_t>(static_cast<std::int64_t>(lo * 131072.0f),
-                                                  static_cast<std::int64_t>(hi * 131072.0f));
-  return static_cast<float>(static_cast<double>(k) * 0x1p-17);
+// A random float of the binade [2^e, 2^(e+1)) (on its grid of multiples of 2^(e-23)).
+float binade_value(int e) {
+  const auto k = *rc::gen::inRange<std::int64_t>(std::int64_t{1} << 23, std::int64_t{1} << 24);
+  return static_cast<float>(std::ldexp(static_cast<double>(k), e - 23));
 }
 
 // Is the double v (exact) a float32 midpoint?
@@ -34,12 +33,16 @@ bool is_midpoint(double v) {
 }
 
 // Losses: row p is [-b_p, a_p, a_p - M_1, ...] with target 0, so the loss is
-// a_p + b_p (exact in double, in [128, 256)) plus log1p(e^{-(a+b)} +
-// Σ e^{-M_i}) with every M_i >= 35: the log1p term is below 2^-40 of the loss.
-// `none`: every a_p + b_p is a midpoint; `sum`/`mean` (N a power of two,
-// weights 1): the total Σ (a_p + b_p) is.
+// a_p + b_p (exact in double) plus log1p(e^{-(a+b)} + Σ e^{-M_i}) with every
+// M_i >= 35: the log1p term is below 2^-40 of the loss. a and b are floats
+// of one binade [2^e, 2^(e+1)): margins a + b from 128 to 2^22, so at C = 2
+// the log1p term runs from e^-128 down past the double range (e^-745)
+// where it underflows. `none`: every a_p + b_p is a midpoint; `sum`/`mean`
+// (N a power of two, weights 1): the total Σ (a_p + b_p) is.
 XENT_PROPERTY(reference_props, near_midpoint_losses_round_to_the_exact_side, 200) {
   const auto reduce = *rc::gen::element(reduction::none, reduction::sum, reduction::mean);
+  const int e = *rc::gen::element(6, 7, 8, 9, 20);
+  const double step_b = std::ldexp(1.0, e - 23);
   const std::int64_t n = std::int64_t{1} << *rc::gen::inRange(0, 3);
   const std::int64_t c = *rc::gen::inRange<std::int64_t>(2, 6);
   test_case t = test_case::shaped(layout::contiguous, n, c);
@@ -47,15 +50,15 @@ XENT_PROPERTY(reference_props, near_midpoint_losses_round_to_the_exact_side, 200
   t.regime = "near_midpoint_loss";
   double total = 0.0;
   for (std::int64_t p = 0; p < n; ++p) {
-    float a = grid_value(64.0f, 127.0f), b = grid_value(64.0f, 127.0f);
+    float a = binade_value(e), b = binade_value(e);
     const bool last = p == n - 1;
-    // Step b by 2^-17 until the planted value is a midpoint (one in two or
+    // Step b by its grid until the planted value is a midpoint (one in two or
     // four steps): the row's loss for `none`, the running total otherwise.
     for (int step = 0; step < 8; ++step) {
       const double planted = reduce == reduction::none ? double(a) + b : total + a + b;
       if (reduce != reduction::none && !last) break;
       if (is_midpoint(planted)) break;
-      b = static_cast<float>(double(b) + 0x1p-17);
+      b = static_cast<float>(double(b) + step_b);
     }
     total += double(a) + b;
     t.x(p, 0) = -b;

@@ -1,5 +1,6 @@
 #include "expansion.hpp"
 
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -11,12 +12,27 @@ namespace xent::exact {
 
 namespace {
 
-// TwoProduct is exact when the product's exponent leaves room for its 106
-// bits: |a b| >= 2^-960 is well above the 2^-969 limit. Overflow is caught
-// by the finiteness checks.
+// The exponent of the lowest set bit of a finite nonzero double.
+int lowest_bit(double a) {
+  std::uint64_t bits;
+  std::memcpy(&bits, &a, sizeof bits);
+  const int biased = static_cast<int>((bits >> 52) & 0x7ff);
+  std::uint64_t significand = bits & ((std::uint64_t{1} << 52) - 1);
+  if (biased != 0) significand |= std::uint64_t{1} << 52;
+  return (biased == 0 ? -1074 : biased - 1075) + std::countr_zero(significand);
+}
+
+// TwoProduct (hi = RN(ab), lo = ab - hi by an FMA) is exact exactly when ab
+// is a multiple of 2^-1074, the smallest subnormal: the product of two odd
+// significands is odd, so the lowest set bit of ab is the product of the
+// operands' lowest bits, and ab (at most 106 bits) then splits into two
+// doubles (below 2^-1022 it has at most 52 bits and hi holds all of it).
+// This admits subnormal products of coarse operands (a bound r ~ 2^-1070
+// times an integer C) that a plain magnitude threshold would refuse.
+// Overflow is caught by the finiteness checks.
 bool product_exact(double a, double b, double p) {
   if (a == 0.0 || b == 0.0) return true;
-  return std::fabs(p) >= 0x1p-960 && std::isfinite(p);
+  return std::isfinite(p) && lowest_bit(a) + lowest_bit(b) >= -1074;
 }
 
 }  // namespace

@@ -124,6 +124,8 @@ class row_model {
   T log_term() const { return L_; }
   double log_term_error() const { return E_L_; }
   bool log_underflowed() const { return finite_other_ && hi(rest_) == 0.0; }
+  // The exact L is > 0: some logit other than the max is finite.
+  bool log_positive() const { return finite_other_; }
 
   T loss(double& err) {
     coef_L_ = plain_ ? w(t_) : 0.0;
@@ -689,7 +691,10 @@ struct loss_parts {
   // L underflowed in double-double: A L lies in sign(A) (0, err], strictly
   // off zero (every e^{x_j - m} < 2^-1075 but positive).
   bool one_sided = false;
+  // The sign of A L when L > 0 is known (0 otherwise), whether or not L
+  // underflowed: A L then lies in side (0, bound()] (§5.1).
   int side = 0;
+  double bound() const { return (std::fabs(al.hi) + std::fabs(al.lo) + err) * (1 + 0x1p-50); }
 };
 template <class Model>
 bool split_loss(const problem& pr, std::int64_t p, const float* x, std::int64_t xs, const Model& r2,
@@ -707,14 +712,19 @@ bool split_loss(const problem& pr, std::int64_t p, const float* x, std::int64_t 
   }
   const double Cd = static_cast<double>(pr.classes);
   const dd A = mass.ca().to_dd() / Cd;
+  out.side = r2.log_positive() ? mass.ca().sign() : 0;
+  if (out.side == 0) {  // A = 0 or L = 0 (no other logit, C = 1): A L is exactly 0
+    out.al = dd(0.0);
+    out.err = 0.0;
+    return out.num.exact();
+  }
   if (r2.log_underflowed()) {
     // 0 < L <= Σ_{j≠k} e^{x_j - m} < C 2^-1075 (ddm::exp gives 0 only below that).
     out.one_sided = true;
-    out.side = mass.ca().sign();
     out.al = dd(0.0);
     // |A| C 2^-1075 with margin; ldexp may round the subnormal down by half a unit.
     out.err = std::ldexp(std::fabs(A.hi) * Cd * 2 + 2, -1074) + 0x1p-1074;
-    return out.num.exact() && out.side != 0;
+    return out.num.exact();
   }
   const dd L = r2.log_term();
   out.al = A * L;
@@ -772,7 +782,11 @@ class stable_kernel final : public implementation {
     const exact::expansion c_exp(static_cast<double>(pr.classes));
     if (split_loss(pr, p, x, xs, r2, parts) &&
         (parts.one_sided ? exact::round_one_sided(parts.num, c_exp, parts.side, parts.err, out)
-                         : exact::round_interval(parts.num, c_exp, parts.al.hi, parts.al.lo, parts.err, out))) {
+                         : exact::round_interval(parts.num, c_exp, parts.al.hi, parts.al.lo, parts.err, out) ||
+                               // A tiny L (margin > ~415) is below its bound's absolute floor eta, so the
+                               // interval reaches past zero; the sign of A L still decides (§5.1).
+                               (parts.side != 0 &&
+                                exact::round_one_sided(parts.num, c_exp, parts.side, parts.bound(), out)))) {
       ++counts.exact;
       return out;
     }
@@ -963,6 +977,8 @@ class stable_kernel final : public implementation {
     loss_parts sum_parts;
     bool split_ok = true;
     double al_abs = 0.0;
+    int all_side = 0;  // the common sign of the rows' nonzero A L (0: none, or mixed signs)
+    bool mixed = false;
     for (std::int64_t p = 0; p < P; ++p) {
       if (!pr.counted(p)) continue;
       row_model<dd> r2(pr, p, pr.logits_row(p), pr.logits_class_stride, b.e2);
@@ -980,6 +996,8 @@ class stable_kernel final : public implementation {
         parts.err *= 1 + 0x1p-50;
       }
       if (split_ok) {
+        if (parts.side != 0 && all_side != 0 && parts.side != all_side) mixed = true;
+        if (parts.side != 0) all_side = parts.side;
         sum_parts.num.add(parts.num);
         sum_parts.al = sum_parts.al + parts.al;
         sum_parts.err += parts.err;
@@ -999,8 +1017,14 @@ class stable_kernel final : public implementation {
       const double r = 2 * ((sum_parts.err + n * 0x1p-101 * al_abs) / std::fabs(d_dd.hi) +
                             std::fabs(c.hi) * (0x1p-98 + 0x1p-101)) + eta;
       float split_out;
-      if (exact::round_interval(sum_parts.num, d_exact.scaled(static_cast<double>(pr.classes)), c.hi, c.lo, r,
-                                split_out)) {
+      const exact::expansion den = d_exact.scaled(static_cast<double>(pr.classes));
+      // As for one row: when every A_p L_p has the same sign, their sum lies
+      // in that side (0, Σ bound] / D, however small the L_p.
+      const double one_sided_r =
+          (al_abs + sum_parts.err + n * 0x1p-101 * al_abs) * (1 + 0x1p-40) / std::fabs(d_dd.hi) * (1 + 0x1p-40);
+      const int side = mixed ? 0 : all_side * (d_dd.hi > 0 ? 1 : -1);
+      if (exact::round_interval(sum_parts.num, den, c.hi, c.lo, r, split_out) ||
+          (side != 0 && exact::round_one_sided(sum_parts.num, den, side, one_sided_r, split_out))) {
         ++counts.exact;
         *pr.loss = split_out;
         return;
