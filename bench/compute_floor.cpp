@@ -4,10 +4,16 @@
 // that computes a softmax denominator from the logits can beat its rate, so
 // the CE roofline of a case is min(memory roofline, this floor).
 //
-// The exponential is the short kind XNNPACK's raddexpminusmax kernels use:
-// n = round(x log2 e), r = x - n ln 2 in two parts (Cody-Waite), a degree-5
-// polynomial for e^r, times 2^n assembled in the exponent bits, flushed to 0
-// below -87.3 (where e^x is subnormal or 0).
+// The exponential is the short kind XNNPACK's raddexpminusmax kernels use
+// (rr2_p5): n = round(x log2 e) by the shifter trick (adding 1.5 2^23 + 127
+// leaves n + 127 in the low mantissa bits, so 2^n is those bits shifted into
+// the exponent: no Round, no conversion), r = x - n ln 2 in two parts
+// (Cody-Waite), a degree-5 polynomial for e^r evaluated by Estrin's scheme
+// (short dependency chains), times 2^n, flushed to 0 below -87.3 (where e^x
+// is subnormal or 0). It is the same trick and scheme as the kernels' own
+// exponential, so no kernel's exponential is cheaper on any target; an
+// earlier form (Round + ConvertTo, Horner) ran well below the kernels on
+// SCALAR and SSE4, where those operations are emulated.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "compute_floor.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
@@ -22,17 +28,17 @@ template <class D, class V = hn::Vec<D>>
 HWY_INLINE V exp_value(D d, V x) {
   const hn::RebindToSigned<D> di;
   const V log2e = hn::Set(d, 1.44269504f), ln2_hi = hn::Set(d, 0.693145752f), ln2_lo = hn::Set(d, 1.42860677e-6f);
-  const V n = hn::Round(hn::Mul(x, log2e));
+  const V shifter = hn::Set(d, 12583039.0f);  // 1.5 2^23 + 127
+  const V tn = hn::MulAdd(x, log2e, shifter);
+  const V n = hn::Sub(tn, shifter);  // n + 127 - 127, rounded to an integer
   V r = hn::NegMulAdd(n, ln2_hi, x);
   r = hn::NegMulAdd(n, ln2_lo, r);
-  // e^r on [-ln2/2, ln2/2]: 1 + r + r^2 (c2 + r (c3 + r (c4 + r c5))).
-  V p = hn::Set(d, 8.33333377e-3f);
-  p = hn::MulAdd(p, r, hn::Set(d, 4.16666418e-2f));
-  p = hn::MulAdd(p, r, hn::Set(d, 1.66666672e-1f));
-  p = hn::MulAdd(p, r, hn::Set(d, 0.5f));
-  p = hn::MulAdd(p, hn::Mul(r, r), r);
-  p = hn::Add(p, hn::Set(d, 1.0f));
-  const auto scale = hn::BitCast(d, hn::ShiftLeft<23>(hn::Add(hn::ConvertTo(di, n), hn::Set(di, 127))));
+  // e^r on [-ln2/2, ln2/2]: 1 + r + r^2 ((c2 + r c3) + r^2 (c4 + r c5)).
+  const V r2 = hn::Mul(r, r);
+  const V qa = hn::MulAdd(hn::Set(d, 1.66666672e-1f), r, hn::Set(d, 0.5f));
+  const V qb = hn::MulAdd(hn::Set(d, 8.33333377e-3f), r, hn::Set(d, 4.16666418e-2f));
+  const V p = hn::Add(hn::MulAdd(hn::MulAdd(qb, r2, qa), r2, r), hn::Set(d, 1.0f));
+  const V scale = hn::BitCast(d, hn::ShiftLeft<23>(hn::BitCast(di, tn)));
   const V e = hn::Mul(p, scale);
   return hn::IfThenElseZero(hn::Ge(x, hn::Set(d, -87.3f)), e);
 }
