@@ -74,6 +74,28 @@ TEST_P(stable_last_resort, large_margin_midpoint_losses_are_proven) {
   }
 }
 
+// The weighted mean: D = 2 w with w = 0.1f (not a dyadic fraction of few
+// bits), so the bound on the remainder over D is scaled to a power of two
+// before it meets D exactly; the mean is d + L again.
+TEST_P(stable_last_resort, weighted_mean_of_large_margin_midpoints_is_proven) {
+  const margin_case mc = GetParam();
+  const double d = static_cast<double>(mc.a) + static_cast<double>(mc.b);
+  const xent::implementation* stable = xent::find_implementation("stable");
+  ASSERT_NE(stable, nullptr);
+  const std::vector<float> x = {-mc.b, mc.a, -mc.b, mc.a}, w = {0.1f, 0.1f};
+  const std::vector<std::int64_t> t = {0, 0};
+  xent::options o;
+  o.reduce = reduction::mean;
+  o.weight = xent::view(w.data(), {2});
+  float loss = 0.0f;
+  xent::reset_stable_rounding_statistics();
+  xent::cross_entropy(xent::view(x.data(), {2, 2}), xent::view(t.data(), {2}), xent::view(&loss, {}), o, stable);
+  const xent::rounding_statistics s = xent::stable_rounding_statistics();
+  EXPECT_EQ(loss, above(d)) << loss;
+  EXPECT_EQ(s.unresolved, 0u) << "of " << s.results << " results, " << s.retried << " retried";
+  EXPECT_GT(s.exact, 0u);
+}
+
 INSTANTIATE_TEST_SUITE_P(margins, stable_last_resort, ::testing::ValuesIn(cases));
 
 }  // namespace

@@ -9,6 +9,7 @@
 // and tested again; what still fails is resolved as an exact boundary (§5).
 // The batch reduction is the exact sum of the per-position losses (not of
 // their float32 roundings), accumulated in double-double in position order.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -1014,14 +1015,22 @@ class stable_kernel final : public implementation {
       exact::expansion d_exact = exact_denominator(pr).get();
       const dd d_dd = d_exact.to_dd();
       const dd c = sum_parts.al / d_dd;
-      const double r = 2 * ((sum_parts.err + n * 0x1p-101 * al_abs) / std::fabs(d_dd.hi) +
-                            std::fabs(c.hi) * (0x1p-98 + 0x1p-101)) + eta;
+      // Every A_p L_p exactly 0 (A_p = 0, or C = 1): the total is N / (C D) exactly.
+      const bool all_zero = !mixed && all_side == 0;
+      const double r = all_zero ? 0.0
+                                : 2 * ((sum_parts.err + n * 0x1p-101 * al_abs) / std::fabs(d_dd.hi) +
+                                       std::fabs(c.hi) * (0x1p-98 + 0x1p-101)) + eta;
       float split_out;
       const exact::expansion den = d_exact.scaled(static_cast<double>(pr.classes));
       // As for one row: when every A_p L_p has the same sign, their sum lies
-      // in that side (0, Σ bound] / D, however small the L_p.
+      // in that side (0, Σ bound] / D, however small the L_p. The factor 2
+      // covers the rounding of the two plain sums (n u relative) and of the
+      // division; the bound is then widened to a power of two of at least
+      // 2^-900, which keeps it (the far end only moves further out) and makes
+      // den r exact whatever den's lowest bit (a non-dyadic D of weights).
+      const double bound = 2 * (al_abs + sum_parts.err) / std::fabs(d_dd.hi);
       const double one_sided_r =
-          (al_abs + sum_parts.err + n * 0x1p-101 * al_abs) * (1 + 0x1p-40) / std::fabs(d_dd.hi) * (1 + 0x1p-40);
+          std::isfinite(bound) ? std::ldexp(1.0, std::max(bound > 0 ? std::ilogb(bound) + 1 : -900, -900)) : bound;
       const int side = mixed ? 0 : all_side * (d_dd.hi > 0 ? 1 : -1);
       if (exact::round_interval(sum_parts.num, den, c.hi, c.lo, r, split_out) ||
           (side != 0 && exact::round_one_sided(sum_parts.num, den, side, one_sided_r, split_out))) {
