@@ -11,7 +11,8 @@ namespace xent {
 double* position_scratch(int slot, std::int64_t n);
 
 // The stable kernel's row buffers: slot 0 the exponentials (double), slot 1
-// their double-double form (2n doubles).
+// their double-double form (2n doubles), slot 2 the indices of gradient
+// entries the vector rounding test left undecided (n int64 in n doubles).
 double* stable_row_scratch(int slot, std::int64_t n);
 
 namespace simd {

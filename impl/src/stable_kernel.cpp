@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <type_traits>
 #include <vector>
 
 #include "double_double.hpp"
@@ -21,6 +22,7 @@
 #include "kernels.hpp"
 #include "row_driver.hpp"
 #include "scratch.hpp"
+#include "stable_vector.hpp"
 #include "xent/kernel/statistics.hpp"
 
 namespace xent {
@@ -120,6 +122,8 @@ class row_model {
     return finite_other_ && hi(rest_) == 0.0 ? coef_L_ : 0.0;
   }
   bool plain() const { return plain_; }
+  bool vectorized() const { return vector_; }
+  std::int64_t target_class() const { return t_; }
   // L = log1p(Σ_{j≠k} e^{x_j - m}) and its error bound; whether every term
   // underflowed while the exact L is positive.
   T log_term() const { return L_; }
@@ -199,6 +203,18 @@ class row_model {
     E_mass_rest_ = k * b0_rest;
   }
 
+  // A plain row's gradient entries but the target's, in double lanes
+  // (vectorized() rows only; docs/correct_rounding.md §3.4): v_j = F e_j with
+  // F = RN(RN(s1 w_t) / S), relative error rel_e(j) + E_S/S + rel1 (that of
+  // s1) + 3 roundings, doubled as every bound here. Writes what its rounding
+  // test decides; returns how many entries it left in `undecided`.
+  std::int64_t vector_gradient(double s1, double rel1, float* g, std::int64_t* undecided) const {
+    const double S = hi(S_);
+    const double F = (s1 * w(t_)) / S;
+    const double a = 2 * (stable_vector::kExpError + E_S_ / S + rel1 + 4 * P::op);
+    return stable_vector::plain_gradient(e_, x_, C_, m_, F, a, 2 * 1.01 * P::gap, g, undecided);
+  }
+
   // d l / d x_j before the scale (upstream / D).
   T gradient(std::int64_t j, double& err) const {
     const double s = hi(S_), rs = E_S_ / s;
@@ -242,10 +258,11 @@ class row_model {
   T gap(std::int64_t c) const { return P::difference(m_, xf(c)); }
   // m - x_j in double for bounds; beyond 2^11 e^{-d} is below every floor.
   double gap_d(std::int64_t c) const {
-    return std::fmin(static_cast<double>(m_) - static_cast<double>(xf(c)), 0x1p11);
+    const double d = static_cast<double>(m_) - static_cast<double>(xf(c));  // not NaN: m is finite
+    return d < 0x1p11 ? d : 0x1p11;
   }
   // Relative error of the computed e_j (exact 1 for the max).
-  double rel_e(std::int64_t j) const { return j == k_ ? 0.0 : P::fexp + 1.01 * P::gap * gap_d(j); }
+  double rel_e(std::int64_t j) const { return j == k_ ? 0.0 : fexp_ + 1.01 * P::gap * gap_d(j); }
   double qv(std::int64_t c) const {
     return index_ ? (c == t_ ? 1.0 : 0.0) : static_cast<double>(q_[c * qs_]);
   }
@@ -263,6 +280,8 @@ class row_model {
   }
 
   bool stats() {
+    if constexpr (std::is_same_v<T, double>)
+      if (xs_ == 1) return vector_stats();
     float m = -std::numeric_limits<float>::infinity();
     std::int64_t k = 0;
     for (std::int64_t j = 0; j < C_; ++j) {
@@ -291,13 +310,35 @@ class row_model {
       if constexpr (P::gap != 0.0) rho += hi(e) * gap_d(j);
     }
     rest_ = rest.value();
+    finish_stats(P::sum(static_cast<double>(C_)), rho);
+    return true;
+  }
+
+  // The same in double lanes (contiguous rows): Highway's exponential with
+  // its own bound, and a lane-wise compensated sum (stable_vector.hpp).
+  bool vector_stats() {
+    float m;
+    std::int64_t k;
+    if (!stable_vector::row_max(x_, C_, m, k) || std::isinf(m)) return false;
+    m_ = m;
+    k_ = k;
+    vector_ = true;
+    fexp_ = stable_vector::kExpError;
+    const stable_vector::row_exponentials r = stable_vector::exponentials(x_, C_, m, k, e_);
+    finite_other_ = r.finite_other;
+    rest_ = r.rest;
+    finish_stats(stable_vector::sum_error(static_cast<double>(C_)), r.rho);
+    return true;
+  }
+
+  // E_rest (sum_bound: the summation's relative bound), S, L and their bounds.
+  void finish_stats(double sum_bound, double rho) {
     const double r = hi(rest_), n = static_cast<double>(C_);
-    E_rest_ = 2 * ((P::sum(n) + P::fexp) * r + 1.01 * P::gap * rho) + n * 0x1p-1070;
+    E_rest_ = 2 * ((sum_bound + fexp_) * r + 1.01 * P::gap * rho) + n * 0x1p-1070;
     S_ = rest_ + 1.0;
     E_S_ = E_rest_ + P::op * hi(S_);
     L_ = P::log1p(rest_);
     E_L_ = E_rest_ < 0.25 ? 2 * (E_rest_ / (hi(S_) * (1 - E_rest_)) + P::flog * hi(L_)) : inf;
-    return true;
   }
 
   const problem& pr_;
@@ -305,6 +346,8 @@ class row_model {
   std::int64_t xs_, C_;
   T* e_;
   bool index_ = true, plain_ = true, defined_ = false, finite_other_ = false;
+  bool vector_ = false;      // the exponentials came from stable_vector
+  double fexp_ = P::fexp;    // their relative error
   double coef_L_ = 0.0;
   std::int64_t t_ = -1;
   const float* q_ = nullptr;
@@ -765,6 +808,7 @@ class stable_kernel final : public implementation {
     double* e = nullptr;   // C doubles
     dd* e2 = nullptr;      // C double-doubles
     float* copy = nullptr; // C floats: the row, kept while its gradient is written (in place)
+    std::int64_t* undecided = nullptr;  // C indices: entries the vector rounding test left
   };
 
   static float rounded_loss(const problem& pr, std::int64_t p, row_model<double>& r1,
@@ -806,19 +850,19 @@ class stable_kernel final : public implementation {
     std::optional<row_model<dd>> r2;
     std::optional<split_gradient> split;
     counts.results += static_cast<std::uint64_t>(C);
-    for (std::int64_t j = 0; j < C; ++j) {
+    auto entry = [&](std::int64_t j) {
       double e0;
       const double v0 = r1.gradient(j, e0);
       float out;
       if (!sc.finite) {  // D = 0 or a non-finite upstream: the scale's inf/NaN decides
         g[j * gs] = static_cast<float>(s1 * v0);
-        continue;
+        return;
       }
       const double v = s1 * v0;
       const double e = 2 * (std::fabs(s1) * e0 + std::fabs(v) * (rel1 + prec<double>::op));
       if (try_round(v, e, out)) {
         g[j * gs] = out;
-        continue;
+        return;
       }
       ++counts.retried;
       if (!r2) {
@@ -831,17 +875,27 @@ class stable_kernel final : public implementation {
       const double f = 2 * (std::fabs(sc.value.hi) * f0 + std::fabs(w.hi) * (sc.rel + prec<dd>::op));
       if (try_round(w, f, out)) {
         g[j * gs] = out;
-        continue;
+        return;
       }
       if (!split) split.emplace(pr, p, x, sc, exact_d.get());
       if (split->round(j, out)) {
         ++counts.exact;
         g[j * gs] = out;
-        continue;
+        return;
       }
       ++counts.unresolved;
       g[j * gs] = ddm::resolve(w.hi, w.lo);
+    };
+    if (r1.plain() && r1.vectorized() && sc.finite && gs == 1) {
+      // The vector pass first; the target entry and what it left undecided
+      // take the scalar path below.
+      const std::int64_t n = r1.vector_gradient(s1, rel1, g, b.undecided);
+      for (std::int64_t i = 0; i < n; ++i)
+        if (b.undecided[i] != r1.target_class()) entry(b.undecided[i]);
+      entry(r1.target_class());
+      return;
     }
+    for (std::int64_t j = 0; j < C; ++j) entry(j);
   }
 
   static void run(const problem& pr, bool with_grad) {
@@ -853,17 +907,20 @@ class stable_kernel final : public implementation {
     buffers b;
     b.e = stable_row_scratch(0, row);
     b.e2 = reinterpret_cast<dd*>(stable_row_scratch(1, 2 * row));
-    if (with_grad) b.copy = simd::row_scratch(simd::kRowX, row);
+    b.copy = simd::row_scratch(simd::kRowX, row);
+    if (with_grad) b.undecided = reinterpret_cast<std::int64_t*>(stable_row_scratch(2, row));
     double* losses = none ? nullptr : position_scratch(0, P);
     double* bounds = none ? nullptr : position_scratch(1, P);
     const denominator_t D = denominator(pr);
     exact_denominator exact_d(pr);
 
-    // Copies row p (the gradient may overwrite the logits) and returns it.
+    // Row p, copied when the gradient overwrites the logits (in place) or
+    // the row is strided (the vector path reads contiguous rows).
+    const bool in_place = with_grad && pr.grad == pr.logits;
     auto row_of = [&](std::int64_t p, std::int64_t& xs) -> const float* {
       const float* x = pr.logits_row(p);
       xs = pr.logits_class_stride;
-      if (!with_grad) return x;
+      if (!in_place && xs == 1) return x;
       for (std::int64_t c = 0; c < C; ++c) b.copy[c] = x[c * xs];
       xs = 1;
       return b.copy;
@@ -895,22 +952,32 @@ class stable_kernel final : public implementation {
       return;
     }
 
-    // mean/sum: the losses first (the reduction may need the rows again in
-    // double-double before an in-place gradient overwrites them).
+    // mean/sum: the reduction may need the rows again in double-double, so
+    // an in-place gradient waits for it (a second pass); otherwise each row's
+    // gradient is written with its loss (the scale upstream / D is known).
+    const scale_t sc = make_scale(static_cast<double>(pr.upstream_scalar), D);
+    const bool one_pass = with_grad && !in_place;
     for (std::int64_t p = 0; p < P; ++p) {
       losses[p] = 0.0;
       bounds[p] = 0.0;
-      if (!pr.counted(p)) continue;
-      row_model<double> r1(pr, p, pr.logits_row(p), pr.logits_class_stride, b.e);
+      float* g = one_pass ? pr.grad_row(p) : nullptr;
+      if (!pr.counted(p)) {
+        if (g) zero_row(pr, g);
+        continue;
+      }
+      std::int64_t xs;
+      const float* x = row_of(p, xs);
+      row_model<double> r1(pr, p, x, xs, b.e);
       if (!r1.defined()) {
         losses[p] = nan;
+        if (g) nan_row(g);
         continue;
       }
       losses[p] = r1.loss(bounds[p]);
+      if (g) write_gradient(pr, p, r1, x, sc, g, b, exact_d);
     }
     write_reduction(pr, losses, bounds, D, b);
-    if (!with_grad) return;
-    const scale_t sc = make_scale(static_cast<double>(pr.upstream_scalar), D);
+    if (!with_grad || one_pass) return;
     for (std::int64_t p = 0; p < P; ++p) {
       float* g = pr.grad_row(p);
       if (!pr.counted(p)) {

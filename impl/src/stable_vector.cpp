@@ -1,0 +1,272 @@
+// The `stable` kernel's float64 common path in double lanes (contract in
+// stable_vector.hpp, bounds in docs/correct_rounding.md §3). Highway
+// compiles the HWY_NAMESPACE part once per target (foreach_target.h
+// re-includes this file); HWY_DYNAMIC_DISPATCH picks the best one.
+#include "stable_vector.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "stable_vector.cpp"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+
+#include "double_double.hpp"
+#include "hwy/highway.h"
+#include "simd_vector_ops-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace xent {
+namespace stable_vector {
+namespace HWY_NAMESPACE {
+
+namespace hn = hwy::HWY_NAMESPACE;
+using simd::HWY_NAMESPACE::DD2;
+using simd::HWY_NAMESPACE::DFH;
+using simd::HWY_NAMESPACE::ToFloat;
+using DF = hn::ScalableTag<float>;
+using DI = hn::RebindToSigned<DD2>;
+using VD = hn::Vec<DD2>;
+
+// Lanes of the widest double vector of any target (SVE: up to 32): the
+// size of the padded tail buffers.
+constexpr std::int64_t kTail = 64;
+
+// e^{-d} for d >= 0 (docs/correct_rounding.md §3.1): x = -d = k ln2 + r with
+// k by the shifter trick, r = (x - k kLn2Hi) - k kLn2Lo (k kLn2Hi is exact;
+// each difference rounds at most once),
+// e^r by its Taylor polynomial of degree 13 (Horner), times 2^k as two
+// exact powers of two (k down to -1077: the second product is the only
+// rounding into the subnormal range). 0 where d > 745.2 (e^-d < 2^-1075).
+HWY_INLINE VD ExpNeg(DD2 dd, VD d) {
+  const DI di;
+  constexpr double kShifter = 0x1.8p52;  // t = x log2e + kShifter: k in t's low bits
+  constexpr double kLn2Hi = 0x1.62e42fefp-1;         // 33 bits: k kLn2Hi exact for |k| < 2^20
+  constexpr double kLn2Lo = 0x1.473de6af278edp-34;  // ln2 - kLn2Hi, within 2^-89
+  const VD x = hn::Neg(hn::Min(d, hn::Set(dd, 745.5)));
+  const VD shifter = hn::Set(dd, kShifter);
+  const VD t = hn::MulAdd(x, hn::Set(dd, 1.4426950408889634), shifter);
+  const VD kf = hn::Sub(t, shifter);
+  VD r = hn::NegMulAdd(kf, hn::Set(dd, kLn2Hi), x);
+  r = hn::NegMulAdd(kf, hn::Set(dd, kLn2Lo), r);
+  // 1/i!, i = 13 .. 0 (rounded to double).
+  VD p = hn::Set(dd, 1.6059043836821613e-10);
+  p = hn::MulAdd(p, r, hn::Set(dd, 2.08767569878681e-09));
+  p = hn::MulAdd(p, r, hn::Set(dd, 2.505210838544172e-08));
+  p = hn::MulAdd(p, r, hn::Set(dd, 2.755731922398589e-07));
+  p = hn::MulAdd(p, r, hn::Set(dd, 2.7557319223985893e-06));
+  p = hn::MulAdd(p, r, hn::Set(dd, 2.48015873015873e-05));
+  p = hn::MulAdd(p, r, hn::Set(dd, 0.0001984126984126984));
+  p = hn::MulAdd(p, r, hn::Set(dd, 0.001388888888888889));
+  p = hn::MulAdd(p, r, hn::Set(dd, 0.008333333333333333));
+  p = hn::MulAdd(p, r, hn::Set(dd, 0.041666666666666664));
+  p = hn::MulAdd(p, r, hn::Set(dd, 0.16666666666666666));
+  p = hn::MulAdd(p, r, hn::Set(dd, 0.5));
+  p = hn::MulAdd(p, r, hn::Set(dd, 1.0));
+  p = hn::MulAdd(p, r, hn::Set(dd, 1.0));
+  // k exactly: t and kShifter share their exponent, so their bits differ by k.
+  const auto k = hn::Sub(hn::BitCast(di, t), hn::BitCast(di, shifter));
+  const auto ka = hn::ShiftRight<1>(k);  // floor(k / 2) >= -539
+  const auto kb = hn::Sub(k, ka);        // >= -539
+  const auto bias = hn::Set(di, 1023);
+  const VD sa = hn::BitCast(dd, hn::ShiftLeft<52>(hn::Add(ka, bias)));
+  const VD sb = hn::BitCast(dd, hn::ShiftLeft<52>(hn::Add(kb, bias)));
+  const VD e = hn::Mul(hn::Mul(p, sa), sb);
+  return hn::IfThenZeroElse(hn::Gt(d, hn::Set(dd, 745.2)), e);
+}
+
+bool RowMaxImpl(const float* x, std::int64_t C, float& m, std::int64_t& k) {
+  const DF df;
+  const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(df));
+  auto vmax = hn::Set(df, -std::numeric_limits<float>::infinity());
+  auto nan = hn::FirstN(df, 0);  // no NaN yet
+  std::int64_t j = 0;
+  for (; j + N <= C; j += N) {
+    const auto v = hn::LoadU(df, x + j);
+    vmax = hn::Max(vmax, v);
+    nan = hn::Or(nan, hn::Not(hn::Eq(v, v)));  // (Ne is an ordered compare on some targets)
+  }
+  if (!hn::AllFalse(df, nan)) return false;
+  float best = hn::GetLane(hn::MaxOfLanes(df, vmax));
+  for (std::int64_t i = j; i < C; ++i) {
+    if (std::isnan(x[i])) return false;
+    best = std::max(best, x[i]);
+  }
+  // The first index holding the max (== treats -0 and +0 alike, as the
+  // scalar scan's > does); m is that element itself.
+  const auto target = hn::Set(df, best);
+  for (j = 0; j + N <= C; j += N) {
+    const intptr_t first = hn::FindFirstTrue(df, hn::Eq(hn::LoadU(df, x + j), target));
+    if (first >= 0) {
+      k = j + first;
+      m = x[k];
+      return true;
+    }
+  }
+  for (; j < C; ++j)
+    if (x[j] == best) {
+      k = j;
+      m = x[j];
+      return true;
+    }
+  k = 0;  // unreachable for C >= 1: the max is in the row
+  m = best;
+  return true;
+}
+
+struct ExpState {
+  VD s, c, rho, md, k;
+  std::int64_t finite = 0;
+};
+
+// e = e^{-(m - x)} of N lanes starting at class i (x, e already offset),
+// accumulated into the state (lane k excluded from the sums).
+HWY_INLINE VD ExpStep(DD2 dd, DFH dfh, const float* x, double i, ExpState& st) {
+  const VD xd = hn::PromoteTo(dd, hn::LoadU(dfh, x));
+  const VD d = hn::Sub(st.md, xd);  // >= 0; +inf for x = -inf
+  st.finite += static_cast<std::int64_t>(hn::CountTrue(dd, hn::Lt(d, hn::Set(dd, HUGE_VAL))));
+  VD e = ExpNeg(dd, d);
+  const VD in_sum = hn::IfThenZeroElse(hn::Eq(hn::Iota(dd, i), st.k), e);
+  // TwoSum into (s, c), lane by lane.
+  const VD t = hn::Add(st.s, in_sum);
+  const VD z = hn::Sub(t, st.s);
+  st.c = hn::Add(st.c, hn::Add(hn::Sub(st.s, hn::Sub(t, z)), hn::Sub(in_sum, z)));
+  st.s = t;
+  st.rho = hn::MulAdd(in_sum, hn::Min(d, hn::Set(dd, 2048.0)), st.rho);
+  return e;
+}
+
+void ExponentialsImpl(const float* x, std::int64_t C, float m, std::int64_t k, double* e, double* sums,
+                      bool* finite_other) {
+  const DD2 dd;
+  const DFH dfh;
+  const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(dd));
+  ExpState st{hn::Zero(dd), hn::Zero(dd), hn::Zero(dd), hn::Set(dd, static_cast<double>(m)),
+              hn::Set(dd, static_cast<double>(k))};
+  std::int64_t j = 0;
+  for (; j + N <= C; j += N) hn::StoreU(ExpStep(dd, dfh, x + j, static_cast<double>(j), st), dd, e + j);
+  if (j < C) {  // the tail, padded with -inf (e = 0, not finite)
+    HWY_ALIGN float xt[kTail];
+    HWY_ALIGN double et[kTail];
+    std::fill(xt, xt + N, -std::numeric_limits<float>::infinity());
+    std::copy(x + j, x + C, xt);
+    hn::Store(ExpStep(dd, dfh, xt, static_cast<double>(j), st), dd, et);
+    std::copy(et, et + (C - j), e + j);
+  }
+  e[k] = 1.0;
+  // The lanes' (s, c) pairs summed once more, compensated, in lane order.
+  HWY_ALIGN double s[kTail], c[kTail], rho[kTail];
+  hn::Store(st.s, dd, s);
+  hn::Store(st.c, dd, c);
+  hn::Store(st.rho, dd, rho);
+  double hi = 0.0, lo = 0.0, r = 0.0;
+  for (std::int64_t l = 0; l < N; ++l) {
+    for (const double v : {s[l], c[l]}) {
+      const ddm::dd t = ddm::two_sum(hi, v);
+      hi = t.hi;
+      lo += t.lo;
+    }
+    r += rho[l];
+  }
+  sums[0] = hi + lo;
+  sums[1] = r;
+  *finite_other = st.finite >= 2;  // x_k is finite
+}
+
+// One vector of gradient entries: stores RN_f32(F e) to g and returns
+// whether the rounding test decided every lane.
+HWY_INLINE bool GradStep(DD2 dd, DFH dfh, const double* e, const float* x, VD md, VD F, VD a, VD b, float* g) {
+  using DU = hn::RebindToUnsigned<DFH>;
+  const DU du;
+  const VD d = hn::Min(hn::Sub(md, hn::PromoteTo(dd, hn::LoadU(dfh, x))), hn::Set(dd, 2048.0));
+  const VD v = hn::Mul(hn::LoadU(dd, e), F);
+  const VD av = hn::Abs(v);
+  // The bound, plus the absolute floor eta every test adds, widened by
+  // 2^-50 to cover the roundings of the distances below.
+  const VD err = hn::Mul(hn::MulAdd(av, hn::MulAdd(b, d, a), hn::Set(dd, 0x1p-600)), hn::Set(dd, 1.0 + 0x1p-50));
+  const auto f = ToFloat(dfh, v);
+  hn::StoreU(f, dfh, g);
+  const auto fa = hn::Abs(f);
+  const VD fd = hn::PromoteTo(dd, fa);
+  const VD up = hn::PromoteTo(dd, hn::BitCast(dfh, hn::Add(hn::BitCast(du, fa), hn::Set(du, 1u))));
+  // Below 0 the neighbour is -2^-149 (fa - 1 would not be a float).
+  const auto zero = hn::Eq(fd, hn::Zero(dd));
+  const VD dn = hn::IfThenElse(zero, hn::Set(dd, -0x1p-149),
+                               hn::PromoteTo(dd, hn::BitCast(dfh, hn::Sub(hn::BitCast(du, fa), hn::Set(du, 1u)))));
+  // The boundaries of RN_f32 around |v|: exact midpoints (26 bits at most).
+  // A result that rounds to 0 keeps v's sign, as the scalar test does.
+  const VD half = hn::Set(dd, 0.5);
+  const VD b_hi = hn::Mul(hn::Add(fd, up), half);
+  const VD b_lo = hn::Mul(hn::Add(fd, dn), half);
+  const auto ok = hn::And(hn::And(hn::Gt(hn::Sub(av, b_lo), err), hn::Gt(hn::Sub(b_hi, av), err)),
+                          hn::Lt(fd, hn::Set(dd, 0x1.fffffep127)));
+  return hn::AllTrue(dd, ok);
+}
+
+std::int64_t PlainGradientImpl(const double* e, const float* x, std::int64_t C, float m, double F, double a,
+                               double b, float* g, std::int64_t* undecided) {
+  const DD2 dd;
+  const DFH dfh;
+  const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(dd));
+  const VD md = hn::Set(dd, static_cast<double>(m)), vF = hn::Set(dd, F), va = hn::Set(dd, a),
+           vb = hn::Set(dd, b);
+  std::int64_t n = 0;
+  auto undecide = [&](std::int64_t from, std::int64_t to) {
+    for (std::int64_t i = from; i < to; ++i) undecided[n++] = i;
+  };
+  std::int64_t j = 0;
+  for (; j + N <= C; j += N)
+    if (!GradStep(dd, dfh, e + j, x + j, md, vF, va, vb, g + j)) undecide(j, j + N);
+  if (j < C) {
+    HWY_ALIGN float xt[kTail], gt[kTail];
+    HWY_ALIGN double et[kTail];
+    std::fill(xt, xt + N, m);
+    std::fill(et, et + N, 1.0);
+    std::copy(x + j, x + C, xt);
+    std::copy(e + j, e + C, et);
+    if (!GradStep(dd, dfh, et, xt, md, vF, va, vb, gt)) undecide(j, C);
+    std::copy(gt, gt + (C - j), g + j);
+  }
+  return n;
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace stable_vector
+}  // namespace xent
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace xent::stable_vector {
+
+HWY_EXPORT(RowMaxImpl);
+HWY_EXPORT(ExponentialsImpl);
+HWY_EXPORT(PlainGradientImpl);
+
+double sum_error(double n) {
+  const double t = (n + 128.0) * 0x1p-53;
+  return 0x1p-53 + 2.0 * t * t;
+}
+
+bool row_max(const float* x, std::int64_t C, float& m, std::int64_t& k) {
+  return HWY_DYNAMIC_DISPATCH(RowMaxImpl)(x, C, m, k);
+}
+
+row_exponentials exponentials(const float* x, std::int64_t C, float m, std::int64_t k, double* e) {
+  double sums[2];
+  row_exponentials r;
+  HWY_DYNAMIC_DISPATCH(ExponentialsImpl)(x, C, m, k, e, sums, &r.finite_other);
+  r.rest = sums[0];
+  r.rho = sums[1];
+  return r;
+}
+
+std::int64_t plain_gradient(const double* e, const float* x, std::int64_t C, float m, double F, double a,
+                            double b, float* g, std::int64_t* undecided) {
+  return HWY_DYNAMIC_DISPATCH(PlainGradientImpl)(e, x, C, m, F, a, b, g, undecided);
+}
+
+}  // namespace xent::stable_vector
+#endif  // HWY_ONCE

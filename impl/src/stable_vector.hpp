@@ -1,0 +1,47 @@
+// The float64 common path of the `stable` kernel in Highway's double lanes
+// (stable_vector.cpp, compiled once per instruction set and dispatched at
+// run time): the row's exponentials and their compensated sum, and the
+// gradient entries of index targets without smoothing with their rounding
+// test. Every value comes with the rigorous error bound that the rounding
+// test of docs/correct_rounding.md §1 needs; what a vector cannot decide is
+// left to the kernel's scalar path, so the results are the same correctly
+// rounded bits on every target.
+#pragma once
+
+#include <cstdint>
+
+namespace xent::stable_vector {
+
+// Relative error of the vector e^{-d} (d >= 0) where the result is normal;
+// where it is subnormal or flushed to 0 (d > 745.2), the absolute error is
+// at most 2^-1074 (docs/correct_rounding.md §3.1).
+constexpr double kExpError = 0x1p-46;
+
+// Bound of the lane-wise compensated sum of n nonnegative terms, relative to
+// the sum: u + 2 ((n + 128) u)^2 (§3.2).
+double sum_error(double n);
+
+struct row_exponentials {
+  double rest = 0.0;          // Σ_{j≠k} e_j, compensated
+  double rho = 0.0;           // Σ_{j≠k} e_j min(m - x_j, 2^11): the gaps' rounding in the bound
+  bool finite_other = false;  // some x_j, j ≠ k, is finite
+};
+
+// x: the row (C contiguous floats, no NaN, max m = x[k] finite). Writes
+// e[j] = e^{-(m - x_j)} (e[k] = 1, 0 for x_j = -inf) and returns their sums.
+row_exponentials exponentials(const float* x, std::int64_t C, float m, std::int64_t k, double* e);
+
+// The row's max m and the first index k of it; false when the row holds a
+// NaN (then m and k are unspecified).
+bool row_max(const float* x, std::int64_t C, float& m, std::int64_t& k);
+
+// Gradient entries v_j = F e_j of a row (index target, no smoothing, the
+// target entry excepted), each within |v_j| (a + b min(m - x_j, 2^11)) of the
+// exact value: g[j] = RN_f32(v_j) where the rounding test proves it. The
+// entries it cannot decide (an interval that holds a float32 boundary, a
+// result near the overflow threshold, a NaN: whole vectors of them) are
+// listed in `undecided` (room for C) for the scalar path; returns how many.
+std::int64_t plain_gradient(const double* e, const float* x, std::int64_t C, float m, double F, double a,
+                            double b, float* g, std::int64_t* undecided);
+
+}  // namespace xent::stable_vector
