@@ -208,17 +208,43 @@ std::vector<row_case> cases() {
   return all;
 }
 
+// Index targets without smoothing (the plain vector pass), with smoothing,
+// and probability targets with and without (the mass vector pass).
+struct target_kind {
+  const char* name;
+  bool probability;
+  double smoothing;
+};
+constexpr target_kind kinds[] = {
+    {"index", false, 0.0}, {"index_eps0.1", false, 0.1}, {"prob", true, 0.0}, {"prob_eps0.2", true, 0.2}};
+
 TEST(stable_vector, gradients_and_losses_are_correctly_rounded_on_every_target) {
   for (const row_case& rc : cases()) {
-    SCOPED_TRACE(rc.name);
+    // Probability rows: random (normalised in float) for random logits,
+    // uniform for the rows of ties (p_j A - b_j cancels there).
+    std::vector<float> q(rc.x.size());
+    std::mt19937 rng(9);
+    std::uniform_real_distribution<float> unit(0.0f, 1.0f);
+    for (std::int64_t p = 0; p < rc.n; ++p) {
+      float sum = 0.0f;
+      for (std::int64_t j = 0; j < rc.c; ++j) sum += (q[p * rc.c + j] = rc.weight == 1.0f ? unit(rng) : 1.0f);
+      for (std::int64_t j = 0; j < rc.c; ++j) q[p * rc.c + j] /= sum;
+    }
+    // Weights: varied, or the ties rows' uniform 3.
+    std::vector<float> w(static_cast<std::size_t>(rc.c), rc.weight);
+    if (rc.weight == 1.0f)
+      for (std::int64_t c = 0; c < rc.c; ++c) w[c] = 0.5f + 0.25f * static_cast<float>(c % 3);
+    for (const target_kind& kind : kinds)
     for (const xent::reduction red : {xent::reduction::none, xent::reduction::mean}) {
+      SCOPED_TRACE(rc.name + "/" + kind.name + (red == xent::reduction::none ? "/none" : "/mean"));
       xent::options o;
       o.reduce = red;
-      const std::vector<float> w(static_cast<std::size_t>(rc.c), rc.weight);
+      o.label_smoothing = kind.smoothing;
       o.weight = xent::view(w.data(), {rc.c});
       const bool none = red == xent::reduction::none;
       const xent::tensor_view xv = xent::view(rc.x.data(), {rc.n, rc.c});
-      const xent::tensor_view tv = xent::view(rc.t.data(), {rc.n});
+      const xent::tensor_view tv =
+          kind.probability ? xent::view(q.data(), {rc.n, rc.c}) : xent::view(rc.t.data(), {rc.n});
       std::vector<float> up(static_cast<std::size_t>(rc.n), rc.upstream);
       std::vector<float> out(static_cast<std::size_t>(none ? rc.n : 1));
       std::vector<float> g(rc.x.size());

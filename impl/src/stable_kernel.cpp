@@ -124,6 +124,30 @@ class row_model {
   bool plain() const { return plain_; }
   bool vectorized() const { return vector_; }
   std::int64_t target_class() const { return t_; }
+  std::int64_t max_class() const { return k_; }
+  std::int64_t mass_max_class() const { return kb_; }
+  const float* target_probabilities() const { return q_; }
+  std::int64_t target_stride() const { return qs_; }
+
+  // A smoothed or probability-target row's constants for the vector pass
+  // (after prepare_masses; stable_vector::mass_gradient).
+  stable_vector::mass_row mass_constants(double s1, double rel1) const {
+    stable_vector::mass_row r;
+    r.m = m_;
+    r.S = hi(S_);
+    r.E_S = E_S_;
+    r.mass = hi(mass_);
+    r.E_mass = E_mass_;
+    r.one_m = hi(one_m_);
+    r.ec = hi(ec_);
+    r.one_m_d = one_m_d_;
+    r.ec_d = ec_d_;
+    r.fexp = fexp_;
+    r.t = index_ ? t_ : -1;
+    r.s1 = s1;
+    r.rel1 = rel1;
+    return r;
+  }
   // L = log1p(Σ_{j≠k} e^{x_j - m}) and its error bound; whether every term
   // underflowed while the exact L is positive.
   T log_term() const { return L_; }
@@ -809,6 +833,8 @@ class stable_kernel final : public implementation {
     dd* e2 = nullptr;      // C double-doubles
     float* copy = nullptr; // C floats: the row, kept while its gradient is written (in place)
     std::int64_t* undecided = nullptr;  // C indices: entries the vector rounding test left
+    float* q = nullptr;                 // C floats: a strided target row, gathered
+    const float* w = nullptr;           // the class weights, contiguous (null: every weight 1)
   };
 
   static float rounded_loss(const problem& pr, std::int64_t p, row_model<double>& r1,
@@ -895,6 +921,23 @@ class stable_kernel final : public implementation {
       entry(r1.target_class());
       return;
     }
+    if (!r1.plain() && r1.vectorized() && sc.finite && gs == 1) {
+      // The same for smoothed and probability targets; the max k and the
+      // largest mass kb have their own formulas (scalar).
+      const float* q = r1.target_probabilities();
+      if (q && r1.target_stride() != 1) {
+        for (std::int64_t c = 0; c < C; ++c) b.q[c] = q[c * r1.target_stride()];
+        q = b.q;
+      }
+      const std::int64_t k = r1.max_class(), kb = r1.mass_max_class();
+      const std::int64_t n =
+          stable_vector::mass_gradient(b.e, x, q, b.w, C, r1.mass_constants(s1, rel1), g, b.undecided);
+      for (std::int64_t i = 0; i < n; ++i)
+        if (b.undecided[i] != k && b.undecided[i] != kb) entry(b.undecided[i]);
+      entry(k);
+      if (kb != k) entry(kb);
+      return;
+    }
     for (std::int64_t j = 0; j < C; ++j) entry(j);
   }
 
@@ -908,7 +951,16 @@ class stable_kernel final : public implementation {
     b.e = stable_row_scratch(0, row);
     b.e2 = reinterpret_cast<dd*>(stable_row_scratch(1, 2 * row));
     b.copy = simd::row_scratch(simd::kRowX, row);
-    if (with_grad) b.undecided = reinterpret_cast<std::int64_t*>(stable_row_scratch(2, row));
+    if (with_grad) {
+      b.undecided = reinterpret_cast<std::int64_t*>(stable_row_scratch(2, row));
+      b.q = simd::row_scratch(simd::kRowQ, row);
+      b.w = pr.weight;
+      if (pr.weight && pr.weight_stride != 1) {
+        float* w = simd::row_scratch(simd::kRowG, row);
+        for (std::int64_t c = 0; c < row; ++c) w[c] = pr.weight[c * pr.weight_stride];
+        b.w = w;
+      }
+    }
     double* losses = none ? nullptr : position_scratch(0, P);
     double* bounds = none ? nullptr : position_scratch(1, P);
     const denominator_t D = denominator(pr);

@@ -176,17 +176,15 @@ void ExponentialsImpl(const float* x, std::int64_t C, float m, std::int64_t k, d
   *finite_other = st.finite >= 2;  // x_k is finite
 }
 
-// One vector of gradient entries: stores RN_f32(F e) to g and returns
-// whether the rounding test decided every lane.
-HWY_INLINE bool GradStep(DD2 dd, DFH dfh, const double* e, const float* x, VD md, VD F, VD a, VD b, float* g) {
+// The rounding test of a vector of values v within err of the exact ones:
+// stores RN_f32(v) to g and returns whether it decided every lane.
+HWY_INLINE bool RoundStore(DD2 dd, DFH dfh, VD v, VD bound, float* g) {
   using DU = hn::RebindToUnsigned<DFH>;
   const DU du;
-  const VD d = hn::Min(hn::Sub(md, hn::PromoteTo(dd, hn::LoadU(dfh, x))), hn::Set(dd, 2048.0));
-  const VD v = hn::Mul(hn::LoadU(dd, e), F);
   const VD av = hn::Abs(v);
   // The bound, plus the absolute floor eta every test adds, widened by
   // 2^-50 to cover the roundings of the distances below.
-  const VD err = hn::Mul(hn::MulAdd(av, hn::MulAdd(b, d, a), hn::Set(dd, 0x1p-600)), hn::Set(dd, 1.0 + 0x1p-50));
+  const VD err = hn::Mul(hn::Add(bound, hn::Set(dd, 0x1p-600)), hn::Set(dd, 1.0 + 0x1p-50));
   const auto f = ToFloat(dfh, v);
   hn::StoreU(f, dfh, g);
   const auto fa = hn::Abs(f);
@@ -204,6 +202,84 @@ HWY_INLINE bool GradStep(DD2 dd, DFH dfh, const double* e, const float* x, VD md
   const auto ok = hn::And(hn::And(hn::Gt(hn::Sub(av, b_lo), err), hn::Gt(hn::Sub(b_hi, av), err)),
                           hn::Lt(fd, hn::Set(dd, 0x1.fffffep127)));
   return hn::AllTrue(dd, ok);
+}
+
+// One vector of plain entries F e_j, bound |v| (a + b d_j).
+HWY_INLINE bool GradStep(DD2 dd, DFH dfh, const double* e, const float* x, VD md, VD F, VD a, VD b, float* g) {
+  const VD d = hn::Min(hn::Sub(md, hn::PromoteTo(dd, hn::LoadU(dfh, x))), hn::Set(dd, 2048.0));
+  const VD v = hn::Mul(hn::LoadU(dd, e), F);
+  return RoundStore(dd, dfh, v, hn::Mul(hn::Abs(v), hn::MulAdd(b, d, a)), g);
+}
+
+// One vector of entries of a smoothed or probability-target row, the
+// formulas and bounds of row_model<double>::gradient (docs/correct_rounding.md
+// §3.4) lane by lane, scaled by s1 as write_gradient does. Lanes j = k and
+// j = kb hold values the caller recomputes; the row's other inputs: q (or
+// the one-hot of t where q is null), w (1 where null).
+HWY_INLINE bool MassStep(DD2 dd, DFH dfh, const double* e, const float* x, const float* q, const float* w,
+                         double j0, const mass_row& r, float* g) {
+  constexpr double u = 0x1p-53;
+  const VD vu = hn::Set(dd, u), two = hn::Set(dd, 2.0);
+  const VD d = hn::Min(hn::Sub(hn::Set(dd, static_cast<double>(r.m)), hn::PromoteTo(dd, hn::LoadU(dfh, x))),
+                       hn::Set(dd, 2048.0));
+  const VD ej = hn::LoadU(dd, e);
+  const VD S = hn::Set(dd, r.S);
+  const VD re = hn::MulAdd(hn::Set(dd, 1.01 * u), d, hn::Set(dd, r.fexp));
+  const VD nj = hn::Sub(S, ej);
+  const VD e_nj = hn::Add(hn::Add(hn::Set(dd, r.E_S), hn::Mul(re, ej)), hn::Mul(vu, hn::Abs(nj)));
+  const VD qv = q ? hn::PromoteTo(dd, hn::LoadU(dfh, q))
+                  : hn::IfThenElseZero(hn::Eq(hn::Iota(dd, j0), hn::Set(dd, static_cast<double>(r.t))),
+                                       hn::Set(dd, 1.0));
+  const VD wv = w ? hn::PromoteTo(dd, hn::LoadU(dfh, w)) : hn::Set(dd, 1.0);
+  const VD bj = hn::Mul(wv, hn::Add(hn::Mul(hn::Set(dd, r.one_m), qv), hn::Set(dd, r.ec)));
+  const VD be = hn::Mul(hn::Abs(wv), hn::Add(hn::Abs(hn::Mul(hn::Set(dd, r.one_m_d), qv)), hn::Set(dd, r.ec_d)));
+  const VD anj = hn::Sub(hn::Set(dd, r.mass), bj);
+  const VD e_anj = hn::Add(hn::Add(hn::Set(dd, r.E_mass), hn::Mul(vu, hn::Abs(anj))), hn::Mul(hn::Set(dd, 5 * u), be));
+  const VD rs = hn::Set(dd, r.E_S / r.S);
+  const VD pj = hn::Div(ej, S);
+  const VD t1 = hn::Mul(pj, anj);
+  const VD e1 = hn::Add(hn::Mul(pj, e_anj), hn::Mul(hn::Abs(t1), hn::Add(hn::Add(re, rs), hn::Set(dd, 2 * u))));
+  const VD t2 = hn::Mul(bj, hn::Div(nj, S));
+  const VD e2 = hn::Add(hn::Div(hn::Add(hn::Mul(hn::Mul(hn::Set(dd, 5 * u), be), hn::Abs(nj)),
+                                        hn::Mul(hn::Abs(bj), e_nj)),
+                                S),
+                        hn::Mul(hn::Abs(t2), hn::Add(rs, hn::Set(dd, 2 * u))));
+  const VD v0 = hn::Sub(t1, t2);
+  const VD err0 = hn::Mul(two, hn::Add(hn::Add(e1, e2), hn::Mul(vu, hn::Abs(v0))));
+  const VD s1 = hn::Set(dd, r.s1);
+  const VD v = hn::Mul(s1, v0);
+  const VD err = hn::Mul(two, hn::Add(hn::Mul(hn::Abs(s1), err0),
+                                      hn::Mul(hn::Abs(v), hn::Set(dd, r.rel1 + u))));
+  return RoundStore(dd, dfh, v, err, g);
+}
+
+std::int64_t MassGradientImpl(const double* e, const float* x, const float* q, const float* w, std::int64_t C,
+                              const mass_row& r, float* g, std::int64_t* undecided) {
+  const DD2 dd;
+  const DFH dfh;
+  const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(dd));
+  std::int64_t n = 0;
+  std::int64_t j = 0;
+  for (; j + N <= C; j += N)
+    if (!MassStep(dd, dfh, e + j, x + j, q ? q + j : nullptr, w ? w + j : nullptr, static_cast<double>(j), r,
+                  g + j))
+      for (std::int64_t i = j; i < j + N; ++i) undecided[n++] = i;
+  if (j < C) {
+    HWY_ALIGN float xt[kTail], qt[kTail], wt[kTail], gt[kTail];
+    HWY_ALIGN double et[kTail];
+    std::fill(xt, xt + N, r.m);
+    std::fill(et, et + N, 1.0);
+    std::fill(qt, qt + N, 0.0f);
+    std::fill(wt, wt + N, 1.0f);
+    std::copy(x + j, x + C, xt);
+    std::copy(e + j, e + C, et);
+    if (q) std::copy(q + j, q + C, qt);
+    if (w) std::copy(w + j, w + C, wt);
+    if (!MassStep(dd, dfh, et, xt, q ? qt : nullptr, w ? wt : nullptr, static_cast<double>(j), r, gt))
+      for (std::int64_t i = j; i < C; ++i) undecided[n++] = i;
+    std::copy(gt, gt + (C - j), g + j);
+  }
+  return n;
 }
 
 std::int64_t PlainGradientImpl(const double* e, const float* x, std::int64_t C, float m, double F, double a,
@@ -244,6 +320,7 @@ namespace xent::stable_vector {
 HWY_EXPORT(RowMaxImpl);
 HWY_EXPORT(ExponentialsImpl);
 HWY_EXPORT(PlainGradientImpl);
+HWY_EXPORT(MassGradientImpl);
 
 double sum_error(double n) {
   const double t = (n + 128.0) * 0x1p-53;
@@ -266,6 +343,11 @@ row_exponentials exponentials(const float* x, std::int64_t C, float m, std::int6
 std::int64_t plain_gradient(const double* e, const float* x, std::int64_t C, float m, double F, double a,
                             double b, float* g, std::int64_t* undecided) {
   return HWY_DYNAMIC_DISPATCH(PlainGradientImpl)(e, x, C, m, F, a, b, g, undecided);
+}
+
+std::int64_t mass_gradient(const double* e, const float* x, const float* q, const float* w, std::int64_t C,
+                           const mass_row& r, float* g, std::int64_t* undecided) {
+  return HWY_DYNAMIC_DISPATCH(MassGradientImpl)(e, x, q, w, C, r, g, undecided);
 }
 
 }  // namespace xent::stable_vector

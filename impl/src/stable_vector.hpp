@@ -44,4 +44,27 @@ bool row_max(const float* x, std::int64_t C, float& m, std::int64_t& k);
 std::int64_t plain_gradient(const double* e, const float* x, std::int64_t C, float m, double F, double a,
                             double b, float* g, std::int64_t* undecided);
 
+// A smoothed or probability-target row's constants for mass_gradient: the
+// row model's (docs/correct_rounding.md §3.4) and the scale's.
+struct mass_row {
+  float m = 0.0f;          // the row max
+  double S = 1.0, E_S = 0.0;
+  double mass = 0.0, E_mass = 0.0;      // A = Σ b_c and its bound
+  double one_m = 1.0, ec = 0.0;         // 1 - eps and eps / C as computed
+  double one_m_d = 1.0, ec_d = 0.0;     // their magnitudes for the bounds
+  double fexp = kExpError;              // the exponentials' relative error
+  std::int64_t t = -1;                  // the index target where q is null
+  double s1 = 1.0, rel1 = 0.0;          // the scale's high part, its relative error
+};
+
+// Gradient entries s1 (p_j (A - b_j) - b_j (1 - p_j)) of such a row with
+// row_model's bounds, tested and written as plain_gradient does. q: the
+// row's target probabilities (contiguous), or null for index targets; w:
+// the class weights (contiguous), or null for 1. The entries of the max k
+// and of the largest mass kb are written with placeholder values and must
+// be recomputed by the caller (their formulas differ); what the test left
+// undecided is listed.
+std::int64_t mass_gradient(const double* e, const float* x, const float* q, const float* w, std::int64_t C,
+                           const mass_row& r, float* g, std::int64_t* undecided);
+
 }  // namespace xent::stable_vector
