@@ -4,7 +4,7 @@
 // xent::stable_rounding_statistics; best of N by thread CPU time. Not built
 // by default:
 //   cmake --build --preset release --target stable_rounding
-//   build/release/bench/stable_rounding [repetitions]
+//   build/release/bench/stable_rounding [repetitions [scenario substring]]
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -205,6 +205,7 @@ double seconds(const xent::implementation& impl, const scenario& s, const std::v
 
 int main(int argc, char** argv) {
   const int reps = argc > 1 ? std::atoi(argv[1]) : 5;
+  const std::string filter = argc > 2 ? argv[2] : "";
   const xent::implementation& now = *xent::find_implementation("stable");
   const old_stable::kernel before;
   const scenario all[] = {
@@ -226,6 +227,7 @@ int main(int argc, char** argv) {
   std::printf("|---|--:|--:|--:|--:|--:|--:|--:|--:|\n");
   double total_old = 0.0, total_new = 0.0;
   for (const scenario& s : all) {
+    if (std::string(s.name).find(filter) == std::string::npos) continue;
     std::mt19937_64 rng(42);
     std::normal_distribution<float> nd(0.0f, static_cast<float>(s.spread > 0.0 ? s.spread : 1.0));
     std::uniform_real_distribution<float> ud(0.0f, 1.0f);

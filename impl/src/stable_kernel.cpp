@@ -1,8 +1,9 @@
-// `stable`: scalar, max-shifted, correctly rounded (docs/correct_rounding.md;
+// `stable`: max-shifted, correctly rounded (docs/correct_rounding.md;
 // formulas of docs/design.md §3, Blanchard, Higham & Higham 2021):
 //   loss   = (m - x_t) + log1p(Σ_{j≠k} e^{x_j - m}),  m = x_k the row max
 //   1 - p_t = Σ_{j≠t} p_j, never computed as a difference
-// Ziv's strategy: every float32 result is first evaluated in double together
+// Ziv's strategy: every float32 result is first evaluated in double (in
+// Highway's double lanes where it can: stable_vector.hpp) together
 // with a rigorous bound on its error; when the interval [v - err, v + err]
 // holds no float32 rounding boundary, RN(v) is the exact value rounded once.
 // Otherwise the row is re-evaluated in double-double (bound ~2^-90 relative)
@@ -818,8 +819,8 @@ class stable_kernel final : public implementation {
  public:
   std::string name() const override { return "stable"; }
   std::string description() const override {
-    return "scalar, max-shifted, log1p form; correctly rounded (float64 with error bounds, "
-           "double-double fallback), exact-sum batch reduction";
+    return "max-shifted, log1p form; correctly rounded (float64 in Highway's double lanes with error "
+           "bounds, double-double fallback, exact last resort), exact-sum batch reduction";
   }
   // Every result is the exact value rounded once (docs/correct_rounding.md).
   xent::tier tier() const override { return tier::correctly_rounded; }
