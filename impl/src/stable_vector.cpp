@@ -14,7 +14,6 @@
 #define HWY_TARGET_INCLUDE "stable_vector.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 
-#include "double_double.hpp"
 #include "hwy/highway.h"
 #include "simd_vector_ops-inl.h"
 
@@ -34,6 +33,24 @@ using VD = hn::Vec<DD2>;
 // Lanes of the widest double vector of any target (SVE: up to 32): the
 // size of the padded tail buffers.
 constexpr std::int64_t kTail = 64;
+
+// The first n < Lanes(d) elements of p, the other lanes `fill`. AVX2 and
+// AVX-512 have masked loads that never touch the masked-off lanes; other
+// targets go through a padded copy (a vector load right after narrow
+// stores stalls on store forwarding, which the masked load avoids, and a
+// row of C = 10 pays it on every call).
+template <class D, typename T = hn::TFromD<D>>
+HWY_INLINE hn::Vec<D> LoadTail(D d, const T* p, std::int64_t n, T fill) {
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  const auto m = hn::FirstN(d, static_cast<std::size_t>(n));
+  return hn::IfThenElse(m, hn::MaskedLoad(m, d, p), hn::Set(d, fill));
+#else
+  HWY_ALIGN T t[kTail];
+  std::fill(t, t + hn::Lanes(d), fill);
+  std::copy(p, p + n, t);
+  return hn::Load(d, t);
+#endif
+}
 
 // e^{-d} for d >= 0 (docs/correct_rounding.md §3.1): x = -d = k ln2 + r with
 // k by the shifter trick, r = (x - k kLn2Hi) - k kLn2Lo (k kLn2Hi is exact;
@@ -124,8 +141,8 @@ struct ExpState {
 
 // e = e^{-(m - x)} of N lanes starting at class i (x, e already offset),
 // accumulated into the state (lane k excluded from the sums).
-HWY_INLINE VD ExpStep(DD2 dd, DFH dfh, const float* x, double i, ExpState& st) {
-  const VD xd = hn::PromoteTo(dd, hn::LoadU(dfh, x));
+HWY_INLINE VD ExpStep(DD2 dd, hn::Vec<DFH> xf, double i, ExpState& st) {
+  const VD xd = hn::PromoteTo(dd, xf);
   const VD d = hn::Sub(st.md, xd);  // >= 0; +inf for x = -inf
   st.finite += static_cast<std::int64_t>(hn::CountTrue(dd, hn::Lt(d, hn::Set(dd, HUGE_VAL))));
   VD e = ExpNeg(dd, d);
@@ -147,32 +164,19 @@ void ExponentialsImpl(const float* x, std::int64_t C, float m, std::int64_t k, d
   ExpState st{hn::Zero(dd), hn::Zero(dd), hn::Zero(dd), hn::Set(dd, static_cast<double>(m)),
               hn::Set(dd, static_cast<double>(k))};
   std::int64_t j = 0;
-  for (; j + N <= C; j += N) hn::StoreU(ExpStep(dd, dfh, x + j, static_cast<double>(j), st), dd, e + j);
+  for (; j + N <= C; j += N)
+    hn::StoreU(ExpStep(dd, hn::LoadU(dfh, x + j), static_cast<double>(j), st), dd, e + j);
   if (j < C) {  // the tail, padded with -inf (e = 0, not finite)
-    HWY_ALIGN float xt[kTail];
     HWY_ALIGN double et[kTail];
-    std::fill(xt, xt + N, -std::numeric_limits<float>::infinity());
-    std::copy(x + j, x + C, xt);
-    hn::Store(ExpStep(dd, dfh, xt, static_cast<double>(j), st), dd, et);
+    const auto xf = LoadTail(dfh, x + j, C - j, -std::numeric_limits<float>::infinity());
+    hn::Store(ExpStep(dd, xf, static_cast<double>(j), st), dd, et);
     std::copy(et, et + (C - j), e + j);
   }
   e[k] = 1.0;
-  // The lanes' (s, c) pairs summed once more, compensated, in lane order.
-  HWY_ALIGN double s[kTail], c[kTail], rho[kTail];
-  hn::Store(st.s, dd, s);
-  hn::Store(st.c, dd, c);
-  hn::Store(st.rho, dd, rho);
-  double hi = 0.0, lo = 0.0, r = 0.0;
-  for (std::int64_t l = 0; l < N; ++l) {
-    for (const double v : {s[l], c[l]}) {
-      const ddm::dd t = ddm::two_sum(hi, v);
-      hi = t.hi;
-      lo += t.lo;
-    }
-    r += rho[l];
-  }
-  sums[0] = hi + lo;
-  sums[1] = r;
+  // The lanes' s and c added up plainly (Highway's fixed order per target):
+  // at most (2L - 1) u of the total (sum_error).
+  sums[0] = hn::GetLane(hn::SumOfLanes(dd, st.s)) + hn::GetLane(hn::SumOfLanes(dd, st.c));
+  sums[1] = hn::GetLane(hn::SumOfLanes(dd, st.rho));
   *finite_other = st.finite >= 2;  // x_k is finite
 }
 
@@ -205,9 +209,9 @@ HWY_INLINE bool RoundStore(DD2 dd, DFH dfh, VD v, VD bound, float* g) {
 }
 
 // One vector of plain entries F e_j, bound |v| (a + b d_j).
-HWY_INLINE bool GradStep(DD2 dd, DFH dfh, const double* e, const float* x, VD md, VD F, VD a, VD b, float* g) {
-  const VD d = hn::Min(hn::Sub(md, hn::PromoteTo(dd, hn::LoadU(dfh, x))), hn::Set(dd, 2048.0));
-  const VD v = hn::Mul(hn::LoadU(dd, e), F);
+HWY_INLINE bool GradStep(DD2 dd, DFH dfh, VD e, hn::Vec<DFH> x, VD md, VD F, VD a, VD b, float* g) {
+  const VD d = hn::Min(hn::Sub(md, hn::PromoteTo(dd, x)), hn::Set(dd, 2048.0));
+  const VD v = hn::Mul(e, F);
   return RoundStore(dd, dfh, v, hn::Mul(hn::Abs(v), hn::MulAdd(b, d, a)), g);
 }
 
@@ -216,21 +220,20 @@ HWY_INLINE bool GradStep(DD2 dd, DFH dfh, const double* e, const float* x, VD md
 // §3.4) lane by lane, scaled by s1 as write_gradient does. Lanes j = k and
 // j = kb hold values the caller recomputes; the row's other inputs: q (or
 // the one-hot of t where q is null), w (1 where null).
-HWY_INLINE bool MassStep(DD2 dd, DFH dfh, const double* e, const float* x, const float* q, const float* w,
-                         double j0, const mass_row& r, float* g) {
+// q_is_index: the one-hot of r.t instead of q; w_is_one: weight 1.
+HWY_INLINE bool MassStep(DD2 dd, DFH dfh, VD ej, hn::Vec<DFH> x, hn::Vec<DFH> q, hn::Vec<DFH> w, bool q_is_index,
+                         bool w_is_one, double j0, const mass_row& r, float* g) {
   constexpr double u = 0x1p-53;
   const VD vu = hn::Set(dd, u), two = hn::Set(dd, 2.0);
-  const VD d = hn::Min(hn::Sub(hn::Set(dd, static_cast<double>(r.m)), hn::PromoteTo(dd, hn::LoadU(dfh, x))),
-                       hn::Set(dd, 2048.0));
-  const VD ej = hn::LoadU(dd, e);
+  const VD d = hn::Min(hn::Sub(hn::Set(dd, static_cast<double>(r.m)), hn::PromoteTo(dd, x)), hn::Set(dd, 2048.0));
   const VD S = hn::Set(dd, r.S);
   const VD re = hn::MulAdd(hn::Set(dd, 1.01 * u), d, hn::Set(dd, r.fexp));
   const VD nj = hn::Sub(S, ej);
   const VD e_nj = hn::Add(hn::Add(hn::Set(dd, r.E_S), hn::Mul(re, ej)), hn::Mul(vu, hn::Abs(nj)));
-  const VD qv = q ? hn::PromoteTo(dd, hn::LoadU(dfh, q))
-                  : hn::IfThenElseZero(hn::Eq(hn::Iota(dd, j0), hn::Set(dd, static_cast<double>(r.t))),
-                                       hn::Set(dd, 1.0));
-  const VD wv = w ? hn::PromoteTo(dd, hn::LoadU(dfh, w)) : hn::Set(dd, 1.0);
+  const VD qv = !q_is_index ? hn::PromoteTo(dd, q)
+                            : hn::IfThenElseZero(hn::Eq(hn::Iota(dd, j0), hn::Set(dd, static_cast<double>(r.t))),
+                                                 hn::Set(dd, 1.0));
+  const VD wv = !w_is_one ? hn::PromoteTo(dd, w) : hn::Set(dd, 1.0);
   const VD bj = hn::Mul(wv, hn::Add(hn::Mul(hn::Set(dd, r.one_m), qv), hn::Set(dd, r.ec)));
   const VD be = hn::Mul(hn::Abs(wv), hn::Add(hn::Abs(hn::Mul(hn::Set(dd, r.one_m_d), qv)), hn::Set(dd, r.ec_d)));
   const VD anj = hn::Sub(hn::Set(dd, r.mass), bj);
@@ -258,26 +261,21 @@ std::int64_t MassGradientImpl(const double* e, const float* x, const float* q, c
   const DD2 dd;
   const DFH dfh;
   const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(dd));
+  const auto none = hn::Zero(dfh);
   std::int64_t n = 0;
   std::int64_t j = 0;
   for (; j + N <= C; j += N)
-    if (!MassStep(dd, dfh, e + j, x + j, q ? q + j : nullptr, w ? w + j : nullptr, static_cast<double>(j), r,
-                  g + j))
+    if (!MassStep(dd, dfh, hn::LoadU(dd, e + j), hn::LoadU(dfh, x + j), q ? hn::LoadU(dfh, q + j) : none,
+                  w ? hn::LoadU(dfh, w + j) : none, !q, !w, static_cast<double>(j), r, g + j))
       for (std::int64_t i = j; i < j + N; ++i) undecided[n++] = i;
   if (j < C) {
-    HWY_ALIGN float xt[kTail], qt[kTail], wt[kTail], gt[kTail];
-    HWY_ALIGN double et[kTail];
-    std::fill(xt, xt + N, r.m);
-    std::fill(et, et + N, 1.0);
-    std::fill(qt, qt + N, 0.0f);
-    std::fill(wt, wt + N, 1.0f);
-    std::copy(x + j, x + C, xt);
-    std::copy(e + j, e + C, et);
-    if (q) std::copy(q + j, q + C, qt);
-    if (w) std::copy(w + j, w + C, wt);
-    if (!MassStep(dd, dfh, et, xt, q ? qt : nullptr, w ? wt : nullptr, static_cast<double>(j), r, gt))
+    HWY_ALIGN float gt[kTail];
+    const std::int64_t len = C - j;
+    if (!MassStep(dd, dfh, LoadTail(dd, e + j, len, 1.0), LoadTail(dfh, x + j, len, r.m),
+                  q ? LoadTail(dfh, q + j, len, 0.0f) : none, w ? LoadTail(dfh, w + j, len, 1.0f) : none, !q, !w,
+                  static_cast<double>(j), r, gt))
       for (std::int64_t i = j; i < C; ++i) undecided[n++] = i;
-    std::copy(gt, gt + (C - j), g + j);
+    std::copy(gt, gt + len, g + j);
   }
   return n;
 }
@@ -295,15 +293,11 @@ std::int64_t PlainGradientImpl(const double* e, const float* x, std::int64_t C, 
   };
   std::int64_t j = 0;
   for (; j + N <= C; j += N)
-    if (!GradStep(dd, dfh, e + j, x + j, md, vF, va, vb, g + j)) undecide(j, j + N);
+    if (!GradStep(dd, dfh, hn::LoadU(dd, e + j), hn::LoadU(dfh, x + j), md, vF, va, vb, g + j)) undecide(j, j + N);
   if (j < C) {
-    HWY_ALIGN float xt[kTail], gt[kTail];
-    HWY_ALIGN double et[kTail];
-    std::fill(xt, xt + N, m);
-    std::fill(et, et + N, 1.0);
-    std::copy(x + j, x + C, xt);
-    std::copy(e + j, e + C, et);
-    if (!GradStep(dd, dfh, et, xt, md, vF, va, vb, gt)) undecide(j, C);
+    HWY_ALIGN float gt[kTail];
+    if (!GradStep(dd, dfh, LoadTail(dd, e + j, C - j, 1.0), LoadTail(dfh, x + j, C - j, m), md, vF, va, vb, gt))
+      undecide(j, C);
     std::copy(gt, gt + (C - j), g + j);
   }
   return n;
@@ -324,7 +318,7 @@ HWY_EXPORT(MassGradientImpl);
 
 double sum_error(double n) {
   const double t = (n + 128.0) * 0x1p-53;
-  return 0x1p-53 + 2.0 * t * t;
+  return 128.0 * 0x1p-53 + 2.0 * t * t;
 }
 
 bool row_max(const float* x, std::int64_t C, float& m, std::int64_t& k) {

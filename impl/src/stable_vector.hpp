@@ -18,7 +18,7 @@ namespace xent::stable_vector {
 constexpr double kExpError = 0x1p-46;
 
 // Bound of the lane-wise compensated sum of n nonnegative terms, relative to
-// the sum: u + 2 ((n + 128) u)^2 (§3.2).
+// the sum: 128 u + 2 ((n + 128) u)^2 (§3.1a).
 double sum_error(double n);
 
 struct row_exponentials {
