@@ -12,6 +12,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <time.h>
@@ -221,32 +222,44 @@ int main(int argc, char** argv) {
       {"[4096,1000] equal logits eps 0.1 loss+grad", 4096, 1000, true, false, 0.1, xent::reduction::mean, 0.0},
       {"[4096,100] equal logits prob loss+grad none", 4096, 100, true, true, 0.0, xent::reduction::none, 0.0},
   };
-  std::printf("stable's vector path on %s (the best Highway target of this CPU)\n\n",
-              hwy::TargetName(hwy::SupportedAndGeneratedTargets().front()));
-  std::printf("| scenario | results | float64 test failed | double-double test failed | exact (§5) | unresolved | old stable ms | stable ms | ratio |\n");
-  std::printf("|---|--:|--:|--:|--:|--:|--:|--:|--:|\n");
-  double total_old = 0.0, total_new = 0.0;
+  struct inputs {
+    const scenario* s;
+    std::vector<float> x, q;
+    std::vector<std::int64_t> t;
+  };
+  std::vector<inputs> runs;
   for (const scenario& s : all) {
     if (std::string(s.name).find(filter) == std::string::npos) continue;
+    inputs in{&s, {}, {}, {}};
     std::mt19937_64 rng(42);
     std::normal_distribution<float> nd(0.0f, static_cast<float>(s.spread > 0.0 ? s.spread : 1.0));
     std::uniform_real_distribution<float> ud(0.0f, 1.0f);
-    std::vector<float> x(static_cast<std::size_t>(s.n * s.c)), q;
-    for (auto& v : x) v = s.spread > 0.0 ? nd(rng) : 0.0f;
-    std::vector<std::int64_t> t(static_cast<std::size_t>(s.n));
-    for (auto& v : t) v = static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(s.c));
+    in.x.resize(static_cast<std::size_t>(s.n * s.c));
+    for (auto& v : in.x) v = s.spread > 0.0 ? nd(rng) : 0.0f;
+    in.t.resize(static_cast<std::size_t>(s.n));
+    for (auto& v : in.t) v = static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(s.c));
     if (s.prob) {
-      q.resize(x.size());
+      in.q.resize(in.x.size());
       for (std::int64_t p = 0; p < s.n; ++p) {
         float sum = 0.0f;
-        for (std::int64_t j = 0; j < s.c; ++j) sum += (q[p * s.c + j] = ud(rng));
-        for (std::int64_t j = 0; j < s.c; ++j) q[p * s.c + j] /= sum;
+        for (std::int64_t j = 0; j < s.c; ++j) sum += (in.q[p * s.c + j] = ud(rng));
+        for (std::int64_t j = 0; j < s.c; ++j) in.q[p * s.c + j] /= sum;
       }
     }
+    runs.push_back(std::move(in));
+  }
+
+  const std::vector<std::int64_t> targets = hwy::SupportedAndGeneratedTargets();  // best first
+  std::printf("stable's vector path on %s (the best Highway target of this CPU)\n\n", hwy::TargetName(targets.front()));
+  std::printf("| scenario | results | float64 test failed | double-double test failed | exact (§5) | unresolved | old stable ms | stable ms | ratio |\n");
+  std::printf("|---|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+  double total_old = 0.0, total_new = 0.0;
+  for (const inputs& in : runs) {
+    const scenario& s = *in.s;
     xent::reset_stable_rounding_statistics();
-    seconds(now, s, x, t, q, 1);
+    seconds(now, s, in.x, in.t, in.q, 1);
     const xent::rounding_statistics st = xent::stable_rounding_statistics();
-    const double a = seconds(before, s, x, t, q, reps), b = seconds(now, s, x, t, q, reps);
+    const double a = seconds(before, s, in.x, in.t, in.q, reps), b = seconds(now, s, in.x, in.t, in.q, reps);
     total_old += a;
     total_new += b;
     const double n = static_cast<double>(std::max<std::uint64_t>(st.results, 1));
@@ -257,5 +270,31 @@ int main(int argc, char** argv) {
                 1e3 * b, b / a);
   }
   std::printf("| all | | | | | | %.2f | %.2f | %.2f |\n", 1e3 * total_old, 1e3 * total_new, total_new / total_old);
+
+  // The same ratios with stable pinned to each Highway target of this CPU
+  // (what a machine whose best target that is would see; old stable is
+  // scalar and measured again beside it).
+  std::printf("\nstable / old stable, pinned to each target:\n\n| scenario |");
+  for (const std::int64_t target : targets) std::printf(" %s |", hwy::TargetName(target));
+  std::printf("\n|---|");
+  for (std::size_t i = 0; i < targets.size(); ++i) std::printf("--:|");
+  std::printf("\n");
+  std::vector<double> old_sum(targets.size()), new_sum(targets.size());
+  for (const inputs& in : runs) {
+    std::printf("| %s |", in.s->name);
+    for (std::size_t i = 0; i < targets.size(); ++i) {
+      hwy::SetSupportedTargetsForTest(targets[i]);
+      const double a = seconds(before, *in.s, in.x, in.t, in.q, reps), b = seconds(now, *in.s, in.x, in.t, in.q, reps);
+      old_sum[i] += a;
+      new_sum[i] += b;
+      std::printf(" %.2f |", b / a);
+      std::fflush(stdout);
+    }
+    std::printf("\n");
+  }
+  hwy::SetSupportedTargetsForTest(0);
+  std::printf("| all |");
+  for (std::size_t i = 0; i < targets.size(); ++i) std::printf(" %.2f |", new_sum[i] / old_sum[i]);
+  std::printf("\n");
   return 0;
 }

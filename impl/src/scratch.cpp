@@ -26,7 +26,7 @@ namespace {
 struct thread_scratch {
   std::vector<double> positions[2];  // position_scratch
   std::vector<float> rows[simd::kRowSlots];  // simd::row_scratch
-  std::vector<double> stable_rows[3];        // stable_row_scratch
+  std::vector<double> stable_rows[4];        // stable_row_scratch
 };
 
 std::mutex registry_mutex;
@@ -56,9 +56,10 @@ const char* const row_names[simd::kRowSlots] = {
     "a gathered logits row", "a gathered target row", "a gradient row",
     "a row's stored exponentials (values)", "a row's stored exponentials (rounding errors)",
     "a row's block maxima"};
-const char* const stable_row_names[3] = {"a row's exponentials (double)",
+const char* const stable_row_names[4] = {"a row's exponentials (double)",
                                          "a row's exponentials (double-double)",
-                                         "a row's undecided gradient entries (indices)"};
+                                         "a row's undecided gradient entries (indices)",
+                                         "a row's exponentials (double, libm)"};
 
 std::size_t held_bytes(const thread_scratch& t) {
   std::size_t bytes = 0;

@@ -12,7 +12,8 @@ double* position_scratch(int slot, std::int64_t n);
 
 // The stable kernel's row buffers: slot 0 the exponentials (double), slot 1
 // their double-double form (2n doubles), slot 2 the indices of gradient
-// entries the vector rounding test left undecided (n int64 in n doubles).
+// entries the vector rounding test left undecided (n int64 in n doubles),
+// slot 3 the exponentials again from libm (their retry).
 double* stable_row_scratch(int slot, std::int64_t n);
 
 namespace simd {

@@ -100,8 +100,10 @@ class row_model {
 
  public:
   // x: the row (stride xs); e: scratch for C exponentials.
-  row_model(const problem& pr, std::int64_t p, const float* x, std::int64_t xs, T* e)
-      : pr_(pr), x_(x), xs_(xs), C_(pr.classes), e_(e) {
+  // libm: the exponentials from libm even where the vector path would
+  // take them (a tighter bound for the results the vector one leaves).
+  row_model(const problem& pr, std::int64_t p, const float* x, std::int64_t xs, T* e, bool libm = false)
+      : pr_(pr), x_(x), xs_(xs), C_(pr.classes), e_(e), libm_(libm) {
     index_ = pr.target == target_kind::index;
     t_ = index_ ? pr.target_at(p) : -1;
     q_ = index_ ? nullptr : pr.target_row(p);
@@ -124,6 +126,8 @@ class row_model {
   }
   bool plain() const { return plain_; }
   bool vectorized() const { return vector_; }
+  // The exponentials came from the vector path (bound kExpError).
+  bool vector_exponentials() const { return vector_ && fexp_ == stable_vector::kExpError; }
   std::int64_t target_class() const { return t_; }
   std::int64_t max_class() const { return k_; }
   std::int64_t mass_max_class() const { return kb_; }
@@ -236,7 +240,7 @@ class row_model {
   std::int64_t vector_gradient(double s1, double rel1, float* g, std::int64_t* undecided) const {
     const double S = hi(S_);
     const double F = (s1 * w(t_)) / S;
-    const double a = 2 * (stable_vector::kExpError + E_S_ / S + rel1 + 4 * P::op);
+    const double a = 2 * (fexp_ + E_S_ / S + rel1 + 4 * P::op);
     return stable_vector::plain_gradient(e_, x_, C_, m_, F, a, 2 * 1.01 * P::gap, g, undecided);
   }
 
@@ -305,8 +309,13 @@ class row_model {
   }
 
   bool stats() {
-    if constexpr (std::is_same_v<T, double>)
-      if (xs_ == 1) return vector_stats();
+    if constexpr (std::is_same_v<T, double>) {
+      // Contiguous rows take the vector gradient passes; their exponentials
+      // come from the vector path where it has 4 or more double lanes, from
+      // libm below that (on SSE4 and scalar targets libm's exp is faster).
+      vector_ = xs_ == 1;
+      if (vector_ && !libm_ && stable_vector::vector_exponentials_pay()) return vector_stats();
+    }
     float m = -std::numeric_limits<float>::infinity();
     std::int64_t k = 0;
     for (std::int64_t j = 0; j < C_; ++j) {
@@ -347,7 +356,6 @@ class row_model {
     if (!stable_vector::row_max(x_, C_, m, k) || std::isinf(m)) return false;
     m_ = m;
     k_ = k;
-    vector_ = true;
     fexp_ = stable_vector::kExpError;
     const stable_vector::row_exponentials r = stable_vector::exponentials(x_, C_, m, k, e_);
     finite_other_ = r.finite_other;
@@ -371,7 +379,8 @@ class row_model {
   std::int64_t xs_, C_;
   T* e_;
   bool index_ = true, plain_ = true, defined_ = false, finite_other_ = false;
-  bool vector_ = false;      // the exponentials came from stable_vector
+  bool vector_ = false;      // a contiguous row in double: the vector gradient passes apply
+  bool libm_ = false;        // libm's exponentials were asked for
   double fexp_ = P::fexp;    // their relative error
   double coef_L_ = 0.0;
   std::int64_t t_ = -1;
@@ -834,6 +843,7 @@ class stable_kernel final : public implementation {
     dd* e2 = nullptr;      // C double-doubles
     float* copy = nullptr; // C floats: the row, kept while its gradient is written (in place)
     std::int64_t* undecided = nullptr;  // C indices: entries the vector rounding test left
+    double* e_libm = nullptr;           // C doubles: the row's exponentials from libm (their retry)
     float* q = nullptr;                 // C floats: a strided target row, gathered
     const float* w = nullptr;           // the class weights, contiguous (null: every weight 1)
   };
@@ -874,6 +884,7 @@ class stable_kernel final : public implementation {
     if (!r1.plain()) r1.prepare_masses();
     const double s1 = sc.value.hi;
     const double rel1 = sc.rel + prec<double>::op;
+    std::optional<row_model<double>> r1b;
     std::optional<row_model<dd>> r2;
     std::optional<split_gradient> split;
     counts.results += static_cast<std::uint64_t>(C);
@@ -892,6 +903,21 @@ class stable_kernel final : public implementation {
         return;
       }
       ++counts.retried;
+      if (r1.vector_exponentials()) {
+        // The row again in double with libm's exponentials (bound 2^-51
+        // instead of 2^-47): a few times cheaper than double-double, and it
+        // decides most of what the vector bound left.
+        if (!r1b) {
+          r1b.emplace(pr, p, x, 1, b.e_libm, true);
+          if (!r1b->plain()) r1b->prepare_masses();
+        }
+        double e1;
+        const double v1 = s1 * r1b->gradient(j, e1);
+        if (try_round(v1, 2 * (std::fabs(s1) * e1 + std::fabs(v1) * (rel1 + prec<double>::op)), out)) {
+          g[j * gs] = out;
+          return;
+        }
+      }
       if (!r2) {
         r2.emplace(pr, p, x, 1, b.e2);
         if (!r2->plain()) r2->prepare_masses();
@@ -954,6 +980,7 @@ class stable_kernel final : public implementation {
     b.copy = simd::row_scratch(simd::kRowX, row);
     if (with_grad) {
       b.undecided = reinterpret_cast<std::int64_t*>(stable_row_scratch(2, row));
+      b.e_libm = stable_row_scratch(3, row);
       b.q = simd::row_scratch(simd::kRowQ, row);
       b.w = pr.weight;
       if (pr.weight && pr.weight_stride != 1) {

@@ -95,6 +95,8 @@ HWY_INLINE VD ExpNeg(DD2 dd, VD d) {
   return hn::IfThenZeroElse(hn::Gt(d, hn::Set(dd, 745.2)), e);
 }
 
+bool VectorExponentialsPayImpl() { return hn::Lanes(DD2()) >= 4; }
+
 bool RowMaxImpl(const float* x, std::int64_t C, float& m, std::int64_t& k) {
   const DF df;
   const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(df));
@@ -173,9 +175,20 @@ void ExponentialsImpl(const float* x, std::int64_t C, float m, std::int64_t k, d
     std::copy(et, et + (C - j), e + j);
   }
   e[k] = 1.0;
-  // The lanes' s and c added up plainly (Highway's fixed order per target):
-  // at most (2L - 1) u of the total (sum_error).
-  sums[0] = hn::GetLane(hn::SumOfLanes(dd, st.s)) + hn::GetLane(hn::SumOfLanes(dd, st.c));
+  // The lanes' (s, c) pairs summed once more, compensated, in lane order
+  // (a plain sum would add (2L - 1) u to the bound, and a wider bound sends
+  // more results to the costly fallbacks).
+  HWY_ALIGN double s[kTail], c[kTail];
+  hn::Store(st.s, dd, s);
+  hn::Store(st.c, dd, c);
+  double hi = 0.0, lo = 0.0;
+  for (std::int64_t l = 0; l < N; ++l)
+    for (const double v : {s[l], c[l]}) {
+      const double t = hi + v, z = t - hi;  // TwoSum
+      lo += (hi - (t - z)) + (v - z);
+      hi = t;
+    }
+  sums[0] = hi + lo;
   sums[1] = hn::GetLane(hn::SumOfLanes(dd, st.rho));
   *finite_other = st.finite >= 2;  // x_k is finite
 }
@@ -311,6 +324,7 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 namespace xent::stable_vector {
 
+HWY_EXPORT(VectorExponentialsPayImpl);
 HWY_EXPORT(RowMaxImpl);
 HWY_EXPORT(ExponentialsImpl);
 HWY_EXPORT(PlainGradientImpl);
@@ -318,8 +332,10 @@ HWY_EXPORT(MassGradientImpl);
 
 double sum_error(double n) {
   const double t = (n + 128.0) * 0x1p-53;
-  return 128.0 * 0x1p-53 + 2.0 * t * t;
+  return 0x1p-53 + 2.0 * t * t;
 }
+
+bool vector_exponentials_pay() { return HWY_DYNAMIC_DISPATCH(VectorExponentialsPayImpl)(); }
 
 bool row_max(const float* x, std::int64_t C, float& m, std::int64_t& k) {
   return HWY_DYNAMIC_DISPATCH(RowMaxImpl)(x, C, m, k);

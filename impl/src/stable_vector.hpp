@@ -15,10 +15,10 @@ namespace xent::stable_vector {
 // Relative error of the vector e^{-d} (d >= 0) where the result is normal;
 // where it is subnormal or flushed to 0 (d > 745.2), the absolute error is
 // at most 2^-1074 (docs/correct_rounding.md §3.1).
-constexpr double kExpError = 0x1p-46;
+constexpr double kExpError = 0x1p-47;
 
 // Bound of the lane-wise compensated sum of n nonnegative terms, relative to
-// the sum: 128 u + 2 ((n + 128) u)^2 (§3.1a).
+// the sum: u + 2 ((n + 128) u)^2 (§3.1a).
 double sum_error(double n);
 
 struct row_exponentials {
@@ -26,6 +26,10 @@ struct row_exponentials {
   double rho = 0.0;           // Σ_{j≠k} e_j min(m - x_j, 2^11): the gaps' rounding in the bound
   bool finite_other = false;  // some x_j, j ≠ k, is finite
 };
+
+// Whether this CPU's target has 4 or more double lanes, where the vector
+// exponential beats libm's (on SSE4 and scalar targets it does not).
+bool vector_exponentials_pay();
 
 // x: the row (C contiguous floats, no NaN, max m = x[k] finite). Writes
 // e[j] = e^{-(m - x_j)} (e[k] = 1, 0 for x_j = -inf) and returns their sums.
