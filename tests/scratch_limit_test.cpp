@@ -59,8 +59,8 @@ struct problem_case {
   xent::reduction reduce;
 };
 
-// Scratch far above the headroom: 16 bytes per position for a mean (losses
-// and weights: every kernel; 2^21 positions, 16 MiB a buffer); 8 bytes per
+// Scratch far above the headroom: 8 bytes per position for a mean (the
+// losses: every kernel; 2^21 positions, 16 MiB); 8 bytes per
 // class of a row for loss + gradient (the simd kernels, 4 for throughput;
 // 2^21 classes, 8 MiB a buffer): rows on two threads for openmp, then one long row whose chunks
 // are spread over the threads. Inputs and outputs stay below 32 MiB each.

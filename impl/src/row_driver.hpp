@@ -25,6 +25,13 @@ namespace xent {
 inline double reduction_denominator(const problem& pr) {
   if (pr.reduce != reduction::mean) return 1.0;
   if (pr.target == target_kind::probability) return static_cast<double>(pr.positions);
+  if (!pr.weight) {  // a count of ones: exact in any order, no buffer and no pairwise pass
+    std::int64_t counted = 0;
+    pr.for_each_offset(pr.target_position_strides, [&](std::int64_t, std::int64_t off) {
+      counted += pr.target_index[off] != pr.ignore_index;
+    });
+    return static_cast<double>(counted);
+  }
   double* w = position_scratch(1, pr.positions);
   pr.for_each_offset(pr.target_position_strides, [&](std::int64_t p, std::int64_t off) {
     const std::int64_t t = pr.target_index[off];

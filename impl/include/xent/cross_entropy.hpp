@@ -38,11 +38,11 @@ void cross_entropy_forward_backward(const tensor_view& logits, const tensor_view
                                     const implementation* impl = nullptr);
 
 // Our kernels keep scratch between calls on every thread that ran one, so
-// that repeated calls do not pay page faults on fresh buffers: 16 bytes per
-// position (losses and weights for the batch reduction) on the calling
-// thread, and up to 52 bytes per class (a row's copy and exponentials; the
-// stable kernel's double-double row and its retry buffers) on each thread
-// that computed rows. scratch_bytes() is the total held;
+// that repeated calls do not pay page faults on fresh buffers: up to 16
+// bytes per position (losses, and weights when class weights are given, for
+// the batch reduction) on the calling thread, and up to 52 bytes per class (a
+// row's copy and exponentials; the stable kernel's double-double row and its
+// retry buffers) on each thread that computed rows. scratch_bytes() is the total held;
 // release_scratch() frees all of it (not while a kernel is running). Scratch
 // that cannot be allocated is an xent::error (argument "scratch", naming the
 // buffer and its bytes), thrown before any output is written.

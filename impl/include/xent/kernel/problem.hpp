@@ -62,6 +62,9 @@ struct problem {
 
   // Offset of position p in a tensor with the given position strides.
   std::int64_t offset(std::int64_t p, const std::vector<std::int64_t>& strides) const {
+    // One position dimension (every (N, C) problem after merging): no
+    // divisions, which cost more than a short row's arithmetic.
+    if (position_shape.size() == 1) return p * strides[0];
     std::int64_t off = 0;
     for (std::size_t d = position_shape.size(); d-- > 0;) {
       const std::int64_t extent = position_shape[d];
