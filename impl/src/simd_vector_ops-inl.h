@@ -200,10 +200,32 @@ struct MaxScan {
     vmax = hn::Max(vmax, v);
     nan = hn::Or(nan, hn::IsNaN(v));
   }
-  // Lanes [from, len) of p (from a multiple of the vector length).
+  // Lanes [from, len) of p (from a multiple of the vector length). Four
+  // independent max chains: one chain is bound by Max's latency (a row's
+  // first block waits for its max before any exponential), and the max of a
+  // set does not depend on the order it is taken in (NaN is flagged apart;
+  // which zero a -0/+0 tie keeps changes no result, as a zero max ties).
   HWY_INLINE void scan(DF d, const float* p, std::int64_t from, std::int64_t len) {
     const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(d));
     std::int64_t i = from;
+    if (i + 4 * N <= len) {
+      VF m1 = vmax, m2 = vmax, m3 = vmax;
+      auto n1 = nan, n2 = nan, n3 = nan;
+      for (; i + 4 * N <= len; i += 4 * N) {
+        const VF v0 = hn::LoadU(d, p + i), v1 = hn::LoadU(d, p + i + N);
+        const VF v2 = hn::LoadU(d, p + i + 2 * N), v3 = hn::LoadU(d, p + i + 3 * N);
+        vmax = hn::Max(vmax, v0);
+        m1 = hn::Max(m1, v1);
+        m2 = hn::Max(m2, v2);
+        m3 = hn::Max(m3, v3);
+        nan = hn::Or(nan, hn::IsNaN(v0));
+        n1 = hn::Or(n1, hn::IsNaN(v1));
+        n2 = hn::Or(n2, hn::IsNaN(v2));
+        n3 = hn::Or(n3, hn::IsNaN(v3));
+      }
+      vmax = hn::Max(hn::Max(vmax, m1), hn::Max(m2, m3));
+      nan = hn::Or(hn::Or(nan, n1), hn::Or(n2, n3));
+    }
     for (; i + N <= len; i += N) add(hn::LoadU(d, p + i));
     if (i < len) add(LoadPartial(d, p + i, len - i, -std::numeric_limits<float>::infinity()));
   }
