@@ -311,10 +311,11 @@ class row_model {
   bool stats() {
     if constexpr (std::is_same_v<T, double>) {
       // Contiguous rows take the vector gradient passes; their exponentials
-      // come from the vector path where it has 4 or more double lanes, from
-      // libm below that (on SSE4 and scalar targets libm's exp is faster).
+      // come from the vector path where it has 4 or more double lanes and
+      // the row 16 classes or more, from libm otherwise (on SSE4 and scalar
+      // targets, and on short rows, libm's exp is faster).
       vector_ = xs_ == 1;
-      if (vector_ && !libm_ && stable_vector::vector_exponentials_pay()) return vector_stats();
+      if (vector_ && !libm_ && stable_vector::vector_exponentials_pay(C_)) return vector_stats();
     }
     float m = -std::numeric_limits<float>::infinity();
     std::int64_t k = 0;
