@@ -218,6 +218,14 @@ std::vector<case_t> hard_cases() {
     cs.push_back(c);
   }
   {
+    // The max scan runs four chains of vectors, then single vectors, then a
+    // tail: a NaN in any of them must make the row NaN (80 distinct positions
+    // of 200, on every target's vector length).
+    case_t c = dense("nan_in_every_scan_chain", 80, 200, 16, 2.0f);
+    for (std::int64_t n = 0; n < 80; ++n) c.x[n * 200 + (n * 41) % 200] = nan_f;
+    cs.push_back(c);
+  }
+  {
     case_t c = dense("special_rows", 6, 100, 12, 2.0f);
     c.x[0 * 100 + 17] = nan_f;
     c.x[1 * 100 + 3] = inf;
