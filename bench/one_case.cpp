@@ -1,0 +1,70 @@
+// One implementation on one problem, timed the way A/B comparisons of a
+// kernel change need on a shared, noisy machine: the best of `calls` calls by
+// thread CPU time (WALL=1: wall time, for thread counts above 1), printed as
+// ms, ns per row and logits per second. Build two libraries (before, after),
+// link this against each and alternate the two binaries a few times, taking
+// each one's best: Google Benchmark's medians of back-to-back repetitions
+// moved by +-30 % between runs of one binary on such hosts.
+//
+//   one_case IMPL N C [f|g|i] [calls]     f loss, g loss + gradient, i in place
+//   XD=D one_case ...                     logits [N, C, D], targets [N, D]
+#include <time.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "xent/kernel/implementation.hpp"
+#include "xent/xent.hpp"
+
+namespace {
+
+double now() {
+  timespec t;
+  clock_gettime(std::getenv("WALL") ? CLOCK_MONOTONIC : CLOCK_THREAD_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 4) {
+    std::fprintf(stderr, "usage: one_case IMPL N C [f|g|i] [calls]\n");
+    return 2;
+  }
+  const std::string name = argv[1], mode = argc > 4 ? argv[4] : "f";
+  const std::int64_t N = std::atoll(argv[2]), C = std::atoll(argv[3]);
+  const std::int64_t D = std::getenv("XD") ? std::atoll(std::getenv("XD")) : 1;
+  const int calls = argc > 5 ? std::atoi(argv[5]) : 30;
+  const xent::implementation* impl = xent::find_implementation(name);
+  if (!impl || N < 1 || C < 1 || D < 1 || calls < 1 || (mode != "f" && mode != "g" && mode != "i")) {
+    std::fprintf(stderr, "one_case: bad arguments (unknown implementation or non-positive size)\n");
+    return 2;
+  }
+  std::vector<float> x(static_cast<std::size_t>(N * C * D)), g(x.size());
+  std::vector<std::int64_t> t(static_cast<std::size_t>(N * D));
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 2.0f);
+  for (auto& v : x) v = normal(rng);
+  for (auto& v : t) v = static_cast<std::int64_t>(rng() % static_cast<std::uint32_t>(C));
+  std::vector<std::int64_t> ls{N, C}, ts{N};
+  if (D > 1) ls.push_back(D), ts.push_back(D);
+  float out = 0.0f;
+  const auto L = xent::view(x.data(), ls), G = xent::view(mode == "i" ? x.data() : g.data(), ls);
+  const auto T = xent::view(t.data(), ts);
+  const auto O = xent::view(&out, {});
+  double best = 1e30;
+  for (int i = 0; i < calls; ++i) {
+    const double t0 = now();
+    if (mode == "f") xent::cross_entropy(L, T, O, {}, impl);
+    else xent::cross_entropy_forward_backward(L, T, O, G, {}, nullptr, impl);
+    best = std::min(best, now() - t0);
+  }
+  const double rows = static_cast<double>(N * D);
+  std::printf("%s [%lld,%lld,%lld] %s: %.3f ms  %.2f ns/row  %.3f G logits/s\n", name.c_str(),
+              static_cast<long long>(N), static_cast<long long>(C), static_cast<long long>(D), mode.c_str(),
+              best * 1e3, best * 1e9 / rows, rows * static_cast<double>(C) / best / 1e9);
+}
