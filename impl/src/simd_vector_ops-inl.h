@@ -17,6 +17,7 @@
 #include <cstring>
 #include <limits>
 
+#include "hwy/cache_control.h"
 #include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
 #include "simd_row_passes.hpp"
@@ -205,13 +206,16 @@ struct MaxScan {
   // first block waits for its max before any exponential), and the max of a
   // set does not depend on the order it is taken in (NaN is flagged apart;
   // which zero a -0/+0 tie keeps changes no result, as a zero max ties).
-  HWY_INLINE void scan(DF d, const float* p, std::int64_t from, std::int64_t len) {
+  // ahead > 0: also prefetch each line that many floats ahead.
+  HWY_INLINE void scan(DF d, const float* p, std::int64_t from, std::int64_t len, std::int64_t ahead = 0) {
     const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(d));
     std::int64_t i = from;
     if (i + 4 * N <= len) {
       VF m1 = vmax, m2 = vmax, m3 = vmax;
       auto n1 = nan, n2 = nan, n3 = nan;
       for (; i + 4 * N <= len; i += 4 * N) {
+        if (ahead > 0)
+          for (std::int64_t k = 0; k < 4 * N; k += 16) hwy::Prefetch(p + i + k + ahead);
         const VF v0 = hn::LoadU(d, p + i), v1 = hn::LoadU(d, p + i + N);
         const VF v2 = hn::LoadU(d, p + i + 2 * N), v3 = hn::LoadU(d, p + i + 3 * N);
         vmax = hn::Max(vmax, v0);

@@ -101,48 +101,20 @@ bool VectorExponentialsPayImpl() { return hn::Lanes(DD2()) >= 4; }
 bool RowMaxImpl(const float* x, std::int64_t C, float& m, std::int64_t& k) {
   const DF df;
   const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(df));
-  auto vmax = hn::Set(df, -std::numeric_limits<float>::infinity());
-  auto nan = hn::FirstN(df, 0);  // no NaN yet
-  std::int64_t j = 0;
-  // Four max chains (one is bound by Max's latency; the max of a set is the
-  // same in any order, and m below is the row's own element), and a prefetch
-  // 16 KiB ahead, into the rows that follow: the first pass over a row is
-  // the one that reads memory, and a row of a few KiB is about a page, where
-  // the hardware's stream prefetch stops.
-  if (j + 4 * N <= C) {
-    auto m1 = vmax, m2 = vmax, m3 = vmax;
-    auto n1 = nan, n2 = nan, n3 = nan;
-    for (; j + 4 * N <= C; j += 4 * N) {
-      for (std::int64_t i = 0; i < 4 * N; i += 16) hwy::Prefetch(x + j + i + 4096);
-      const auto v0 = hn::LoadU(df, x + j), v1 = hn::LoadU(df, x + j + N);
-      const auto v2 = hn::LoadU(df, x + j + 2 * N), v3 = hn::LoadU(df, x + j + 3 * N);
-      vmax = hn::Max(vmax, v0);
-      m1 = hn::Max(m1, v1);
-      m2 = hn::Max(m2, v2);
-      m3 = hn::Max(m3, v3);
-      nan = hn::Or(nan, hn::Not(hn::Eq(v0, v0)));
-      n1 = hn::Or(n1, hn::Not(hn::Eq(v1, v1)));
-      n2 = hn::Or(n2, hn::Not(hn::Eq(v2, v2)));
-      n3 = hn::Or(n3, hn::Not(hn::Eq(v3, v3)));
-    }
-    vmax = hn::Max(hn::Max(vmax, m1), hn::Max(m2, m3));
-    nan = hn::Or(hn::Or(nan, n1), hn::Or(n2, n3));
-  }
-  for (; j + N <= C; j += N) {
-    const auto v = hn::LoadU(df, x + j);
-    vmax = hn::Max(vmax, v);
-    nan = hn::Or(nan, hn::Not(hn::Eq(v, v)));  // (Ne is an ordered compare on some targets)
-  }
-  if (!hn::AllFalse(df, nan)) return false;
-  float best = hn::GetLane(hn::MaxOfLanes(df, vmax));
-  for (std::int64_t i = j; i < C; ++i) {
-    if (std::isnan(x[i])) return false;
-    best = std::max(best, x[i]);
-  }
+  // The max and NaN scan of the simd kernel's blocks (four max chains; the
+  // max of a set is the same in any order, and m below is the row's own
+  // element), prefetching 16 KiB ahead, into the rows that follow: this
+  // first pass over a row is the one that reads memory, and a row of a few
+  // KiB is about a page, where the hardware's stream prefetch stops.
+  simd::HWY_NAMESPACE::MaxScan scan(df);
+  scan.scan(df, x, 0, C, 4096);
+  if (!hn::AllFalse(df, scan.nan)) return false;
+  const float best = hn::GetLane(hn::MaxOfLanes(df, scan.vmax));
   // The first index holding the max (== treats -0 and +0 alike, as the
   // scalar scan's > does); m is that element itself.
   const auto target = hn::Set(df, best);
-  for (j = 0; j + N <= C; j += N) {
+  std::int64_t j = 0;
+  for (; j + N <= C; j += N) {
     const intptr_t first = hn::FindFirstTrue(df, hn::Eq(hn::LoadU(df, x + j), target));
     if (first >= 0) {
       k = j + first;
