@@ -14,7 +14,6 @@
 #define HWY_TARGET_INCLUDE "stable_vector.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 
-#include "hwy/cache_control.h"
 #include "hwy/highway.h"
 #include "simd_vector_ops-inl.h"
 

@@ -42,10 +42,11 @@ void cross_entropy_forward_backward(const tensor_view& logits, const tensor_view
 // bytes per position (losses, and weights when class weights are given, for
 // the batch reduction) on the calling thread, and up to 52 bytes per class (a
 // row's copy and exponentials; the stable kernel's double-double row and its
-// retry buffers) on each thread that computed rows. scratch_bytes() is the total held;
-// release_scratch() frees all of it (not while a kernel is running). Scratch
-// that cannot be allocated is an xent::error (argument "scratch", naming the
-// buffer and its bytes), thrown before any output is written.
+// retry buffers) on each thread that computed rows. scratch_bytes() is the
+// total held; release_scratch() frees all of it (not while a kernel is
+// running). Scratch that cannot be allocated is an xent::error (argument
+// "scratch", naming the buffer and its bytes), thrown before any output is
+// written.
 std::size_t scratch_bytes();
 void release_scratch();
 
