@@ -49,6 +49,7 @@ void buffer<T>::deleter::operator()(T* p) const {
 template class buffer<float>;
 template class buffer<std::int64_t>;
 template class buffer<double>;
+template class buffer<std::uint16_t>;
 
 void fill_normal(float* x, std::size_t n, std::uint64_t seed, float sigma) {
   const std::uint64_t key = splitmix64(seed);

@@ -30,6 +30,7 @@ class buffer {
 extern template class buffer<float>;
 extern template class buffer<std::int64_t>;
 extern template class buffer<double>;
+extern template class buffer<std::uint16_t>;  // bfloat16 / float16 patterns
 
 // Element i is a pure function of (seed, i), so fills are identical for any
 // thread count: logits ~ Normal(0, sigma) rounded to float, targets uniform

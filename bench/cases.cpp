@@ -61,6 +61,11 @@ struct workspace {
   std::vector<float> ref_rows;
   double ref_mean = 0.0, ref_sum = 0.0, ref_grad_max = 0.0;
 
+  // 16-bit shapes: the logits rounded to the dtype live in `logits` (what the
+  // reference computes from) and, as 16-bit patterns, in logits16 (what the
+  // kernels read); the gradient goes to grad16.
+  buffer<std::uint16_t> logits16, grad16;
+
   explicit workspace(const shape_spec& s)
       : shape(s),
         logits(static_cast<std::size_t>(s.elements())),
@@ -69,9 +74,38 @@ struct workspace {
         rows(static_cast<std::size_t>(s.positions())) {
     fill_normal(logits.data(), logits.size(), seed, logit_sigma);
     fill_targets(target.data(), target.size(), s.classes(), seed);
+    if (s.type != xent::dtype::f32) {
+      logits16 = buffer<std::uint16_t>(logits.size());
+      grad16 = buffer<std::uint16_t>(logits.size());
+      const auto n = static_cast<std::ptrdiff_t>(logits.size());
+      float* x = logits.data();
+      std::uint16_t* x16 = logits16.data();
+#pragma omp parallel for
+      for (std::ptrdiff_t i = 0; i < n; ++i) {
+        x16[i] = xent::narrow(x[i], s.type);
+        x[i] = xent::widen(x16[i], s.type);
+      }
+    }
   }
 
-  xent::tensor_view logits_view() const { return xent::view(logits.data(), shape.dims); }
+  // What the kernels read and write: float32, or the 16-bit buffers.
+  xent::tensor_view logits_view() const {
+    return shape.type == xent::dtype::f32 ? xent::view(logits.data(), shape.dims)
+                                          : xent::view(logits16.data(), shape.type, shape.dims);
+  }
+  xent::tensor_view grad_view() const {
+    return shape.type == xent::dtype::f32 ? xent::view(grad.data(), shape.dims)
+                                          : xent::view(grad16.data(), shape.type, shape.dims);
+  }
+  // The gradient just written, as float32 (16-bit: widened into grad).
+  const float* grad_values() {
+    if (shape.type != xent::dtype::f32) {
+      const auto n = static_cast<std::ptrdiff_t>(grad.size());
+#pragma omp parallel for
+      for (std::ptrdiff_t i = 0; i < n; ++i) grad.data()[i] = xent::widen(grad16.data()[i], shape.type);
+    }
+    return grad.data();
+  }
   xent::tensor_view target_view() const { return xent::view(target.data(), shape.target_dims()); }
 };
 
@@ -150,8 +184,14 @@ std::string repro(const bench_case& c) {
          ", logits ~ N(0, " + std::to_string(logit_sigma).substr(0, 3) + "), targets uniform]";
 }
 
+// 16-bit shapes: LibTorch returns a loss of the logits' dtype, within a few
+// of its ulps (2^-8 relative for bfloat16); ours return float32.
+double loss_rtol_of(const bench_case& c) {
+  return c.shape.type == xent::dtype::bf16 ? 0x1p-6 : c.shape.type == xent::dtype::f16 ? 0x1p-9 : loss_rtol;
+}
+
 std::string check_scalar(const char* what, double got, double want, const bench_case& c) {
-  if (std::fabs(got - want) <= loss_rtol * std::fabs(want) + loss_atol) return {};
+  if (std::fabs(got - want) <= loss_rtol_of(c) * std::fabs(want) + loss_atol) return {};
   std::ostringstream m;
   m.precision(9);
   m << "mismatch vs reference " << reference_implementation().name() << ": " << what << " = " << got
@@ -162,7 +202,7 @@ std::string check_scalar(const char* what, double got, double want, const bench_
 std::string check_rows(const std::vector<float>& got, const workspace& ws, const bench_case& c) {
   for (std::size_t i = 0; i < got.size(); ++i) {
     const double y = got[i], r = ws.ref_rows[i];
-    if (!(std::fabs(y - r) <= loss_rtol * std::fabs(r) + loss_atol)) {
+    if (!(std::fabs(y - r) <= loss_rtol_of(c) * std::fabs(r) + loss_atol)) {
       std::ostringstream m;
       m.precision(9);
       m << "mismatch vs reference " << reference_implementation().name() << ": loss[" << i << "] = " << y
@@ -175,13 +215,23 @@ std::string check_rows(const std::vector<float>& got, const workspace& ws, const
 
 std::string check_grad(const float* g, const workspace& ws, const bench_case& c) {
   const float* r = ws.ref_grad.data();
-  const double atol = grad_atol_of_max * ws.ref_grad_max;
+  // 16-bit gradients: ours are within half an ulp of the dtype (2^-9,
+  // 2^-12 relative), but LibTorch's bfloat16 gradient is the exponential of a
+  // log-probability rounded to bfloat16: a few % off on small entries
+  // (measured: 2 % at C = 8192). The check only has to catch gross errors
+  // (a wrong scale, a missing row, a wrong target): 1/16 relative for
+  // bfloat16, 2^-7 for float16, plus 2^-8 of the largest entry.
+  const bool b16 = ws.shape.type != xent::dtype::f32;
+  const double atol = (b16 ? 0x1p-8 : grad_atol_of_max) * ws.ref_grad_max;
+  const double rtol = ws.shape.type == xent::dtype::bf16 ? 0x1p-4
+                      : ws.shape.type == xent::dtype::f16 ? 0x1p-7
+                                                           : grad_rtol;
   const auto e = static_cast<std::ptrdiff_t>(ws.shape.elements());
   std::ptrdiff_t first_bad = e;
 #pragma omp parallel for reduction(min : first_bad)
   for (std::ptrdiff_t i = 0; i < e; ++i) {
     const double d = std::fabs(static_cast<double>(g[i]) - r[i]);
-    if (!(d <= grad_rtol * std::fabs(static_cast<double>(r[i])) + atol)) first_bad = std::min(first_bad, i);
+    if (!(d <= rtol * std::fabs(static_cast<double>(r[i])) + atol)) first_bad = std::min(first_bad, i);
   }
   if (first_bad == e) return {};
   std::ostringstream m;
@@ -277,7 +327,7 @@ double roofline(const bench_case& c) {
 // The bytes a mode must move (docs/design.md §6): the logits once, plus the
 // gradient once when it is written. Targets and losses (O(N)) are left out.
 double bytes_per_call(const bench_case& c) {
-  const double b = 4.0 * static_cast<double>(c.shape.elements());
+  const double b = static_cast<double>(c.shape.element_bytes()) * static_cast<double>(c.shape.elements());
   return writes_grad(c.m) ? 2.0 * b : b;
 }
 
@@ -343,7 +393,8 @@ void measure(benchmark::State& st, const bench_case& c, Call&& call, Check&& che
   const double ce_roofline = std::min(roofline(c) / (bytes / elements), compute_floor(c.threads, c.target));
   st.counters["ce_roofline_fraction"] = elements / per_call / ce_roofline;
   st.counters["peak_extra_bytes"] = static_cast<double>(rec.peak_extra);
-  st.counters["extra_per_NxC"] = static_cast<double>(rec.peak_extra) / (4.0 * elements);
+  st.counters["extra_per_NxC"] =
+      static_cast<double>(rec.peak_extra) / (static_cast<double>(c.shape.element_bytes()) * elements);
   const auto iterations = static_cast<std::int64_t>(st.iterations());
   case_times()[c.name()].add(iterations, per_call);
   if (c.threads > 1) {
@@ -372,14 +423,15 @@ void run_xent(benchmark::State& st, const bench_case& c, workspace& ws) {
   const xent::tensor_view x = ws.logits_view(), t = ws.target_view();
   const xent::tensor_view scalar = xent::view(&loss, {});
   const xent::tensor_view rows = xent::view(ws.rows.data(), c.shape.target_dims());
-  const xent::tensor_view g = xent::view(ws.grad.data(), c.shape.dims);
+  const xent::tensor_view g = ws.grad_view();
   // The untimed calls get poisoned outputs (xent/poison.hpp): an element the
   // kernel does not write fails the case before anything is timed.
   poison::sentinel loss_s, rows_s, grad_s;
   auto unwritten = [&](bool rows_too, bool grad_too) {
     std::string m = rows_too ? "" : poison::unwritten_message("loss", {&loss, 1}, loss_s);
     if (rows_too) m += poison::unwritten_message("per-position losses", ws.rows, rows_s);
-    if (grad_too) m += poison::unwritten_message("gradient elements", {ws.grad.data(), ws.grad.size()}, grad_s);
+    if (grad_too && ws.shape.type == xent::dtype::f32)  // (16-bit gradients: filled with NaN, checked below)
+      m += poison::unwritten_message("gradient elements", {ws.grad.data(), ws.grad.size()}, grad_s);
     return m.empty() ? m : "output never written: " + m + repro(c);
   };
   switch (c.m) {
@@ -412,11 +464,14 @@ void run_xent(benchmark::State& st, const bench_case& c, workspace& ws) {
             if (std::string e = unwritten(false, true); !e.empty()) return e;
             compute_reference(ws);
             std::string e = check_scalar("loss (mean)", loss, ws.ref_mean, c);
-            return e.empty() ? check_grad(ws.grad.data(), ws, c) : e;
+            return e.empty() ? check_grad(ws.grad_values(), ws, c) : e;
           },
           [&] {
             loss_s = poison::fill({&loss, 1});
-            grad_s = poison::fill({ws.grad.data(), ws.grad.size()});
+            // 16-bit: a NaN pattern no kernel writes for these finite logits,
+            // so an unwritten element fails check_grad.
+            if (ws.shape.type != xent::dtype::f32) std::fill_n(ws.grad16.data(), ws.grad16.size(), std::uint16_t{0x7e01});
+            else grad_s = poison::fill({ws.grad.data(), ws.grad.size()});
           });
       break;
     case mode::fwdbwd_inplace: {
@@ -442,7 +497,8 @@ void run_xent(benchmark::State& st, const bench_case& c, workspace& ws) {
 #ifdef XENT_HAVE_TORCH
 void run_torch(benchmark::State& st, const bench_case& c, workspace& ws) {
   const std::string red = c.m == mode::fwd_sum ? "sum" : c.m == mode::fwd_none ? "none" : "mean";
-  xent::peers::libtorch::session s(ws.logits.data(), c.shape.dims, ws.target.data(), red, writes_grad(c.m));
+  xent::peers::libtorch::session s(ws.logits_view().data, c.shape.type, c.shape.dims, ws.target.data(), red,
+                                   writes_grad(c.m));
   measure(
       st, c, [&] { s.run(); },
       [&]() -> std::string {
@@ -476,6 +532,13 @@ std::vector<std::int64_t> shape_spec::target_dims() const {
   std::vector<std::int64_t> t(dims);
   t.erase(t.begin() + 1);
   return t;
+}
+
+shape_spec with_dtype(const shape_spec& s, xent::dtype t) {
+  shape_spec r = s;
+  r.type = t;
+  r.name += t == xent::dtype::bf16 ? "_bf16" : "_f16";
+  return r;
 }
 
 shape_spec make_shape(std::vector<std::int64_t> dims) {
@@ -518,11 +581,14 @@ std::vector<shape_plan> read_shape_list(std::string_view text, std::string_view 
       pos = x + 1;
     }
     if (dims.size() < 2) throw bad(not_dims);
-    shape_plan p{make_shape(std::move(dims))};
+    shape_plan p;
+    p.shape = make_shape(std::move(dims));
     for (std::string option; words >> option;) {
       if (option == "reductions") p.reductions = true;
       else if (option == "inplace") p.inplace = true;
       else if (option == "targets") p.targets = true;
+      else if (option == "bf16") p.dtypes.push_back(xent::dtype::bf16);
+      else if (option == "f16") p.dtypes.push_back(xent::dtype::f16);
       else {
         std::string why = "unknown option '";
         why += option;

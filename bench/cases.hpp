@@ -14,6 +14,7 @@
 
 #include "probes.hpp"
 #include "xent/kernel/implementation.hpp"
+#include "xent/tensor.hpp"
 
 namespace xent_bench {
 
@@ -21,8 +22,13 @@ inline constexpr std::uint64_t seed = 7;
 inline constexpr float logit_sigma = 2.0f;
 
 struct shape_spec {
-  std::string name;                // oneDNN benchdnn style: n4096c32000, n8c21h256w256
+  std::string name;                // oneDNN benchdnn style: n4096c32000, n8c21h256w256; n4096c32000_bf16
   std::vector<std::int64_t> dims;  // logits, class axis 1
+  // The logits' dtype: float32, or bfloat16/float16 (the gradient too; the
+  // loss is float32, the extension for 16-bit logits, so that every case's
+  // loss is checked alike).
+  xent::dtype type = xent::dtype::f32;
+  std::size_t element_bytes() const { return xent::size_of(type); }
   std::int64_t classes() const { return dims[1]; }
   std::int64_t elements() const;
   std::int64_t positions() const { return elements() / classes(); }
@@ -30,12 +36,16 @@ struct shape_spec {
 };
 shape_spec make_shape(std::vector<std::int64_t> dims);
 
+// The same shape with 16-bit logits ("_bf16", "_f16" appended to the name).
+shape_spec with_dtype(const shape_spec& s, xent::dtype t);
+
 // A shape of bench/shapes.txt and the modes it adds to fwd and fwdbwd.
 struct shape_plan {
   shape_spec shape;
   bool reductions = false;  // also fwd_sum and fwd_none
   bool inplace = false;     // also fwdbwd_inplace
   bool targets = false;     // also on every other Highway target (fwd, fwdbwd)
+  std::vector<xent::dtype> dtypes;  // also fwd and fwdbwd with logits of these 16-bit dtypes
 };
 // The shapes of one set ("quick", "default") in a shape list (the format of
 // bench/shapes.txt), in order. Throws std::runtime_error naming the line of

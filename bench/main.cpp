@@ -328,14 +328,28 @@ registration register_all(const settings& s) {
     best_fused = std::max(best_fused, ip.fused_rate);
   }
 
+  // Each shape in float32 with its modes, then in each 16-bit dtype it
+  // lists: loss and fused loss + gradient, by the kernels that compute it.
+  std::vector<std::pair<shape_plan, bool>> typed_plan;  // (shape, float32)
   for (const shape_plan& p : plan) {
+    typed_plan.push_back({p, true});
+    for (xent::dtype t : p.dtypes) {
+      shape_plan q;
+      q.shape = with_dtype(p.shape, t);
+      typed_plan.push_back({q, false});
+    }
+  }
+  for (const auto& [p, float32] : typed_plan) {
     std::vector<mode> modes{mode::fwd};
     if (p.reductions) modes.insert(modes.end(), {mode::fwd_sum, mode::fwd_none});
     modes.push_back(mode::fwdbwd);
     if (p.inplace) modes.push_back(mode::fwdbwd_inplace);
+    const std::uint32_t wanted = xent::dtype_bit(p.shape.type);
 #ifdef XENT_HAVE_TORCH
-    // The peer first (the ratios are set once the whole shape has run).
-    if (s.torch)
+    // The peer first (the ratios are set once the whole shape has run);
+    // LibTorch computes float32 and bfloat16 (float16's log_softmax is not
+    // implemented on the CPU).
+    if (s.torch && p.shape.type != xent::dtype::f16)
       for (mode m : modes)
         if (m != mode::fwdbwd_inplace)
           for (int t : threads) add({.libtorch = true, .shape = p.shape, .m = m, .threads = t}, false);
@@ -348,7 +362,9 @@ registration register_all(const settings& s) {
       std::int64_t target;
     };
     std::vector<variant> variants;
-    for (const impl_plan& ip : impls) variants.push_back({&ip, 0});
+    for (const impl_plan& ip : impls)
+      if (ip.impl->dtypes() & wanted) variants.push_back({&ip, 0});
+      else if (!float32) note(ip.impl->name() + "/" + p.shape.name + " (computes float32 logits only)");
     if (p.targets)
       for (const impl_plan& ip : impls)
         if (ip.highway)

@@ -492,6 +492,58 @@ CLI::App* add_check_command(CLI::App& app, check_args& a) {
   return c;
 }
 
+// 16-bit logits as given: kernels that compute the dtype get 16-bit views
+// and a loss of that dtype (PyTorch's semantics); the others get the same
+// values widened to float32 (exact) and return float32. Only when every
+// floating input (probabilities, weights) is a value of the logits' dtype:
+// otherwise narrowing would change the problem, and every kernel gets the
+// widened values (with a note).
+struct sixteen_bit_inputs {
+  dtype type = dtype::f32;  // f32: not in use
+  std::vector<std::uint16_t> logits, prob, weight;
+  tensor_view x, t;
+  options opt;
+
+  sixteen_bit_inputs(const inputs& in, const options& widened, std::vector<std::string>& notes) {
+    const dtype d = in.logits_type;
+    if (d != dtype::bf16 && d != dtype::f16) return;
+    auto exact = [d](const std::vector<float>& v) {
+      for (float e : v)
+        if (!std::isnan(e) && round_to(e, d) != static_cast<double>(e)) return false;
+      return true;
+    };
+    if (!exact(in.target_prob) || (in.weight && !exact(*in.weight))) {
+      notes.push_back("the probabilities or weights are not all " + to_string(d) +
+                      " values: every implementation gets the float32 values (none computes in " + to_string(d) + ")");
+      return;
+    }
+    type = d;
+    auto narrowed = [d](const std::vector<float>& v) {
+      std::vector<std::uint16_t> r(v.size());
+      for (std::size_t i = 0; i < v.size(); ++i) r[i] = narrow(v[i], d);
+      return r;
+    };
+    logits = narrowed(in.logits);
+    prob = narrowed(in.target_prob);
+    x = view(logits.data(), d, in.logits_shape);
+    t = in.probability ? view(prob.data(), d, in.target_shape) : in.target_view();
+    opt = widened;
+    if (in.weight) {
+      weight = narrowed(*in.weight);
+      opt.weight = view(weight.data(), d, {static_cast<std::int64_t>(weight.size())});
+    }
+  }
+  // Does `impl` get the 16-bit inputs?
+  bool native_for(const implementation& impl) const {
+    return type != dtype::f32 && (impl.dtypes() & dtype_bit(type)) != 0;
+  }
+  static std::vector<float> widened(const std::vector<std::uint16_t>& v, dtype d) {
+    std::vector<float> r(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i) r[i] = widen(v[i], d);
+    return r;
+  }
+};
+
 int run_check(const check_args& a) {
   // Everything is read and validated before anything is computed.
   const reduction red = parse_reduction(a.reduction);
@@ -506,6 +558,7 @@ int run_check(const check_args& a) {
   const inputs in = load_inputs(a.logits, a.target, a.weight, bf16);
   std::vector<std::string> notes = in.notes;
   const options opt = in.make_options(red, a.ignore_index, a.label_smoothing);
+  const sixteen_bit_inputs s16(in, opt, notes);
   const tensor_view x = in.logits_view(), t = in.target_view();
   // Validates shapes, bounds and options.
   const problem pr = make_problem(x, t, opt);
@@ -599,11 +652,18 @@ int run_check(const check_args& a) {
               {}, impl->outside_domain(pr), {}, {}};
     c.values.assign(none ? static_cast<std::size_t>(pr.positions) : 1, 0.0f);
     try {
-      cross_entropy(x, t, view(c.values.data(), c.shape), opt, impl);
+      if (s16.native_for(*impl)) {
+        std::vector<std::uint16_t> out(c.values.size());
+        cross_entropy(s16.x, s16.t, view(out.data(), s16.type, c.shape), s16.opt, impl);
+        c.values = sixteen_bit_inputs::widened(out, s16.type);
+        c.type = s16.type;
+      } else {
+        cross_entropy(x, t, view(c.values.data(), c.shape), opt, impl);
+      }
     } catch (const std::exception& e) {
       c.failed = e.what();
     }
-    collector col(bound, loss_q, a.worst);
+    collector col(bound, loss_q, a.worst, c.type);
     if (!c.failed) {
       if (none)
         for (std::int64_t p = 0; p < pr.positions; ++p)
@@ -620,20 +680,32 @@ int run_check(const check_args& a) {
     checked c{grad_impl->name(), origin_of(*grad_impl), to_string(grad_impl->tier()), quantity::gradient,
               in.logits_shape, std::vector<float>(in.logits.size(), 0.0f), {}, {}, {}};
     std::vector<float> loss(none ? static_cast<std::size_t>(pr.positions) : 1, 0.0f);
+    std::vector<std::uint16_t> g16;
     try {
-      cross_entropy_forward_backward(x, t, view(loss.data(), none ? positions : shape_t{}),
-                                     view(c.values.data(), in.logits_shape), opt, nullptr, grad_impl);
+      if (s16.native_for(*grad_impl)) {
+        g16.resize(c.values.size());
+        cross_entropy_forward_backward(s16.x, s16.t, view(loss.data(), none ? positions : shape_t{}),
+                                       view(g16.data(), s16.type, in.logits_shape), s16.opt, nullptr, grad_impl);
+        c.values = sixteen_bit_inputs::widened(g16, s16.type);
+        c.type = s16.type;
+      } else {
+        cross_entropy_forward_backward(x, t, view(loss.data(), none ? positions : shape_t{}),
+                                       view(c.values.data(), in.logits_shape), opt, nullptr, grad_impl);
+      }
     } catch (const std::exception& e) {
       c.failed = e.what();
     }
-    collector col(bound, quantity::gradient, a.worst);
+    collector col(bound, quantity::gradient, a.worst, c.type);
     if (!c.failed) {
       for (std::int64_t p = 0; p < pr.positions; ++p)
         for (std::int64_t j = 0; j < pr.classes; ++j) {
           const std::int64_t i = element_index(in.logits_shape, p, j);
           col.add(i, c.values[static_cast<std::size_t>(i)], r.grad[static_cast<std::size_t>(p * pr.classes + j)], p, j);
         }
-      if (mpi::rank() == 0) npy::write(a.grad_out, npy::make(c.values, in.logits_shape));  // one writer under mpirun
+      if (mpi::rank() == 0)  // one writer under mpirun; a 16-bit gradient in its dtype (bfloat16: uint16 bit patterns)
+        npy::write(a.grad_out, c.type == dtype::f32 ? npy::make(c.values, in.logits_shape)
+                                                    : npy::make(g16, in.logits_shape,
+                                                                c.type == dtype::bf16 ? npy::dtype::u16 : npy::dtype::f16));
     }
     c.s = col.finish();
     grad_out = std::move(c);
@@ -663,9 +735,10 @@ int run_check(const check_args& a) {
     j["label_smoothing"] = a.label_smoothing;
     j["reference"] = none ? numbers(r.loss) : json(json_number(ref::to_double(r.reduced)));
     j["reference_text"] = none ? json(nullptr) : json(ref::to_string(r.reduced));
-    j["ulp"] = "errors are in units in the last place (ulp) of each result's dtype (float32 for the "
-               "implementations; yours as given): |y - r| / ulp(RN(r)), r the multiprecision reference rounded "
-               "once to that dtype; at most 0.5 means correctly rounded";
+    j["ulp"] = "errors are in units in the last place (ulp) of each result's dtype (an implementation's "
+               "`dtype`: the logits' for kernels that compute 16-bit logits, float32 for the others, which get "
+               "the widened values; yours as given): |y - r| / ulp(RN(r)), r the multiprecision reference "
+               "rounded once to that dtype; at most 0.5 means correctly rounded";
     if (user_loss || user_grad) {
       json yours = json::object();
       for (std::size_t i = 0; i < first_impl; ++i) {
@@ -680,7 +753,7 @@ int run_check(const check_args& a) {
     json impls = json::object();
     for (std::size_t i = first_impl; i < results.size(); ++i) {
       const checked& c = results[i];
-      json e = {{"tier", c.tier}, {"origin", c.origin}};
+      json e = {{"tier", c.tier}, {"origin", c.origin}, {"dtype", to_string(c.type)}};
       e["loss"] = c.failed ? json(nullptr) : none ? numbers(c.values) : json_number(static_cast<double>(c.values[0]));
       e["max_ulp"] = json_number(c.s.max);
       e["outside_domain"] = c.outside ? json(*c.outside) : json(nullptr);
@@ -768,6 +841,9 @@ int run_check(const check_args& a) {
       }
       std::cout << pad(ulp_text(c.s.max), 9) << (none ? values_text(c.values) : float_text(c.values[0]));
       if (c.origin != "implementation") std::cout << "  (" << c.origin << ")";
+      if (in.logits_type != dtype::f32)
+        std::cout << (c.type == in.logits_type ? "  [" + to_string(c.type) + " out, " + to_string(c.type) + " ulps]"
+                                               : std::string("  [float32: computes float32 logits only]"));
       if (c.outside) std::cout << "  (outside its domain: " << *c.outside << ")";
       std::cout << bound_mark(c) << "\n";
     }
@@ -778,7 +854,9 @@ int run_check(const check_args& a) {
       std::cout << "gradient of " << grad_out->name << ": FAILED: " << one_line_text(*grad_out->failed) << "\n";
     else
       std::cout << "gradient of " << grad_out->name << " (upstream 1) written to " << a.grad_out << " "
-                << shape_str(in.logits_shape) << " float32, max ulp " << ulp_text(grad_out->s.max)
+                << shape_str(in.logits_shape) << " " << to_string(grad_out->type)
+                << (grad_out->type == dtype::bf16 ? " (uint16 bit patterns)" : "") << ", max ulp "
+                << ulp_text(grad_out->s.max)
                 << bound_mark(*grad_out) << "\n";
   }
   std::cout << "ulp: units in the last place of the result's dtype (float32 unless said), |y - r| / ulp(RN(r)) "

@@ -383,8 +383,9 @@ TEST_F(cli, check_your_scalar_loss) {
   EXPECT_EQ(json::parse(tf.out).at("yours").at("loss").at("beyond_bound"), 1);
 }
 
-// float16 and bfloat16 inputs: widened exactly, your results measured in
-// ulps of their own dtype, the kernels' in float32 ulps.
+// float16 and bfloat16 inputs: your results measured in ulps of their own
+// dtype; kernels that compute the dtype get it as given and return it, the
+// others get the values widened to float32 (exact) and return float32.
 TEST_F(cli, check_half_dtypes) {
   using xent::npy::dtype;
   const std::string t = targets();
@@ -413,7 +414,21 @@ TEST_F(cli, check_half_dtypes) {
   const auto text = run("check --impl stable --logits " + x16 + " --target " + t);
   EXPECT_EQ(text.status, 0) << text.err;
   EXPECT_NE(text.out.find("logits [3, 5] float16"), std::string::npos) << text.out;
-  EXPECT_NE(text.err.find("float16 logits widened to float32 (exact)"), std::string::npos) << text.err;
+  EXPECT_NE(text.err.find("the others get them widened to float32 (exact)"), std::string::npos) << text.err;
+  EXPECT_NE(text.out.find("[float32: computes float32 logits only]"), std::string::npos) << text.out;
+  // simd computes float16: a float16 loss (ln 5 rounded once: 0x3e70), measured in float16 ulps, and a
+  // float16 gradient file.
+  const std::string g16 = path("g16.npy");
+  const auto s = run("check --json --impl simd --impl stable --max-ulp 0.5 --logits " + x16 + " --target " + t +
+                     " --grad-out " + g16);
+  ASSERT_EQ(s.status, 0) << s.out << s.err;
+  const json js = json::parse(s.out);
+  EXPECT_EQ(js.at("implementations").at("simd").at("dtype"), "float16");
+  EXPECT_EQ(js.at("implementations").at("simd").at("loss").get<double>(), 1.609375);
+  EXPECT_EQ(js.at("implementations").at("stable").at("dtype"), "float32");
+  const xent::npy::array g = xent::npy::read(g16);
+  EXPECT_EQ(g.type, dtype::f16);
+  EXPECT_EQ(g.shape, (std::vector<std::int64_t>{3, 5}));
   // bfloat16: uint16 bit patterns with --logits-dtype bfloat16; ln 5 rounds to 0x3fce = 1.609375 there too.
   const std::string xb = save16("xb.npy", std::vector<std::uint16_t>(15, 0), {3, 5}, dtype::u16);
   const std::string lb = save16("lb.npy", {0x3fce}, {}, dtype::u16);

@@ -116,8 +116,10 @@ inputs load_inputs(const std::string& logits_path, const std::string& target_pat
                                         "bfloat16 bit patterns, but the logits are " + npy::to_string(x.type));
   if (in.logits_type != dtype::f32)
     in.notes.push_back(logits_path + ": " + to_string(in.logits_type) +
-                       " logits widened to float32 (exact): the reference is that of these values, and the "
-                       "kernels compute and return float32 (a float32 out for half inputs)");
+                       " logits: the reference is that of these values; kernels that compute " +
+                       to_string(in.logits_type) + " logits (simd, openmp, throughput) get them as given and return " +
+                       to_string(in.logits_type) + ", the others get them widened to float32 (exact) and return "
+                       "float32");
 
   const npy::array t = read_for("--target", target_path, "target");
   in.target_shape = t.shape;

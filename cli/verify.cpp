@@ -105,6 +105,7 @@ class tier_override final : public implementation {
   bool layout_independent() const override { return base_.layout_independent(); }
   bool peer() const override { return base_.peer(); }
   std::optional<capabilities> declared_capabilities() const override { return base_.declared_capabilities(); }
+  std::uint32_t dtypes() const override { return base_.dtypes(); }
   void forward(const problem& p) const override { base_.forward(p); }
   void forward_backward(const problem& p) const override { base_.forward_backward(p); }
 

@@ -36,6 +36,11 @@ inline const std::map<std::string, std::string>& torch_known_deviations() {
        "float32 overflow (losses near FLT_MAX come out inf) and NaN gradient in ignored positions whose logits "
        "hold NaN/inf"},
       {"all_ignored_and_empty", "NaN gradient in ignored positions whose logits hold NaN/inf"},
+      // bfloat16 (docs/dtypes.md): the float32 deviations again, in bfloat16;
+      // sixteen_bit_ordinary_values_within_tier judges the rest.
+      {"sixteen_bit_within_tier",
+       "bfloat16 as float32: NaN gradient in ignored positions whose logits hold NaN/inf, and overflow "
+       "(a mean near the largest finite value comes out inf)"},
       {"class_permutation", "ignored positions with NaN/inf logits (NaN gradient there)"},
       // C = 1 with label smoothing or probability targets: -0.0 (sign bit).
       {"loss_nonnegative", "C = 1 with probability targets returns -0.0, not +0"},

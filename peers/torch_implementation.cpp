@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "xent/error.hpp"
+#include "xent/kernel/capabilities.hpp"
 #include "xent/kernel/implementation.hpp"
 #include "xent/kernel/problem.hpp"
 #include "xent/tensor.hpp"
@@ -77,13 +78,28 @@ torch::Tensor input(const T* data, const shape_t& shape, const shape_t& strides,
   for (auto s : strides) negative = negative || s < 0;
   if (!negative) return torch::from_blob(const_cast<T*>(data), shape, strides, opts);
   torch::Tensor t = torch::empty(shape, opts);
-  copy_strided(data, strides, t.data_ptr<T>(), contiguous(shape), shape);
+  copy_strided(data, strides, static_cast<T*>(t.data_ptr()), contiguous(shape), shape);
   return t;
 }
 
-void output(const torch::Tensor& r, float* dst, const shape_t& dst_strides, const shape_t& shape) {
-  const torch::Tensor c = r.detach().to(torch::kFloat32).contiguous();
-  copy_strided(c.data_ptr<float>(), contiguous(shape), dst, dst_strides, shape);
+// A floating input of the problem's dtype `t` (float32 or bfloat16: the
+// 16-bit patterns are LibTorch's kBFloat16 elements as they are).
+torch::Tensor floating_input(const float* data, const shape_t& shape, const shape_t& strides, dtype t) {
+  if (t == dtype::f32) return input(data, shape, strides, torch::kFloat32);
+  return input(reinterpret_cast<const std::uint16_t*>(data), shape, strides, torch::kBFloat16);
+}
+
+torch::Dtype torch_type(dtype t) { return t == dtype::f32 ? torch::kFloat32 : torch::kBFloat16; }
+
+// r converted to `t` (exact for LibTorch's own results of that dtype) into dst.
+void output(const torch::Tensor& r, float* dst, const shape_t& dst_strides, const shape_t& shape, dtype t) {
+  const torch::Tensor c = r.detach().to(torch_type(t)).contiguous();
+  if (t == dtype::f32) {
+    copy_strided(c.data_ptr<float>(), contiguous(shape), dst, dst_strides, shape);
+  } else {
+    copy_strided(static_cast<const std::uint16_t*>(c.data_ptr()), contiguous(shape),
+                 reinterpret_cast<std::uint16_t*>(dst), dst_strides, shape);
+  }
 }
 
 class torch_implementation final : public implementation {
@@ -99,6 +115,9 @@ class torch_implementation final : public implementation {
   // A strided view and its .contiguous() copy differ in the last bits.
   bool layout_independent() const override { return false; }
   bool peer() const override { return true; }
+  // bfloat16 as PyTorch computes it (a bfloat16 loss); float16's
+  // log_softmax is not implemented on the CPU (docs/dtypes.md).
+  std::uint32_t dtypes() const override { return XENT_PLUGIN_DTYPE_FLOAT32 | dtype_bfloat16_bit; }
   void forward(const problem& p) const override { run(p, false); }
   void forward_backward(const problem& p) const override { run(p, true); }
 
@@ -116,42 +135,45 @@ class torch_implementation final : public implementation {
   static void compute(const problem& p, bool with_grad) {
     const shape_t& ps = p.position_shape;
     const shape_t xs = with_class(ps, ps, p.classes);
-    torch::Tensor x = input(p.logits, xs, with_class(ps, p.logits_position_strides, p.logits_class_stride),
-                            torch::kFloat32);
+    if (p.out_type != p.type)
+      throw std::runtime_error("LibTorch computes the loss in the logits' dtype (" + to_string(p.type) +
+                               "): a " + to_string(p.out_type) + " out is not a PyTorch option");
+    torch::Tensor x = floating_input(p.logits, xs, with_class(ps, p.logits_position_strides, p.logits_class_stride),
+                                     p.type);
     torch::Tensor t =
         p.target == target_kind::index
             ? input(p.target_index, ps, p.target_position_strides, torch::kInt64)
-            : input(p.target_prob, xs, with_class(ps, p.target_position_strides, p.target_class_stride),
-                    torch::kFloat32);
+            : floating_input(p.target_prob, xs, with_class(ps, p.target_position_strides, p.target_class_stride),
+                             p.type);
     auto opt = F::CrossEntropyFuncOptions().ignore_index(p.ignore_index).label_smoothing(p.label_smoothing);
     switch (p.reduce) {
       case reduction::none: opt.reduction(torch::kNone); break;
       case reduction::mean: opt.reduction(torch::kMean); break;
       case reduction::sum: opt.reduction(torch::kSum); break;
     }
-    if (p.weight) opt.weight(input(p.weight, {p.classes}, {p.weight_stride}, torch::kFloat32));
+    if (p.weight) opt.weight(floating_input(p.weight, {p.classes}, {p.weight_stride}, p.type));
     const bool none = p.reduce == reduction::none;
 
     if (!with_grad) {
       torch::NoGradGuard no_grad;
       const torch::Tensor out = F::cross_entropy(x, t, opt);
-      if (none) output(out, p.loss, p.loss_position_strides, ps);
-      else *p.loss = out.item<float>();
+      if (none) output(out, p.loss, p.loss_position_strides, ps, p.out_type);
+      else p.store_reduced(out.to(torch::kFloat64).item<double>());  // exact: a value of the dtype
       return;
     }
     torch::Tensor leaf = x.detach().requires_grad_(true);
     torch::Tensor out = F::cross_entropy(leaf, t, opt);
     torch::Tensor up;
-    if (!none) up = torch::full({}, p.upstream_scalar, torch::kFloat32);
-    else if (p.upstream) up = input(p.upstream, ps, p.upstream_position_strides, torch::kFloat32);
-    else up = torch::full(ps, p.upstream_scalar, torch::kFloat32);
+    if (!none) up = torch::full({}, p.upstream_scalar, torch_type(p.type));
+    else if (p.upstream) up = floating_input(p.upstream, ps, p.upstream_position_strides, p.type);
+    else up = torch::full(ps, p.upstream_scalar, torch_type(p.type));
     out.backward(up);
     // The loss first: the gradient may overwrite the logits (in-place), which
     // `out` does not read any more.
-    if (none) output(out, p.loss, p.loss_position_strides, ps);
-    else *p.loss = out.detach().item<float>();
-    const torch::Tensor g = leaf.grad().defined() ? leaf.grad() : torch::zeros(xs, torch::kFloat32);
-    output(g, p.grad, with_class(ps, p.grad_position_strides, p.grad_class_stride), xs);
+    if (none) output(out, p.loss, p.loss_position_strides, ps, p.out_type);
+    else p.store_reduced(out.detach().to(torch::kFloat64).item<double>());
+    const torch::Tensor g = leaf.grad().defined() ? leaf.grad() : torch::zeros(xs, torch_type(p.type));
+    output(g, p.grad, with_class(ps, p.grad_position_strides, p.grad_class_stride), xs, p.type);
   }
 };
 
@@ -229,7 +251,7 @@ struct session::state {
   bool none = false;
 };
 
-session::session(const float* logits, std::vector<std::int64_t> shape, const std::int64_t* target,
+session::session(const void* logits, xent::dtype type, std::vector<std::int64_t> shape, const std::int64_t* target,
                  const std::string& reduction, bool backward)
     : s_(std::make_unique<state>()) {
   install_allocator();
@@ -238,7 +260,7 @@ session::session(const float* logits, std::vector<std::int64_t> shape, const std
   s.none = reduction == "none";
   // Views of our buffers, no copy (the logits are never written), made as the
   // implementation makes them.
-  s.x = input(logits, shape, contiguous(shape), torch::kFloat32);
+  s.x = floating_input(static_cast<const float*>(logits), shape, contiguous(shape), type);
   std::vector<std::int64_t> tshape(shape);
   tshape.erase(tshape.begin() + 1);  // class axis
   s.t = input(target, tshape, contiguous(tshape), torch::kInt64);
@@ -276,12 +298,12 @@ void session::run() {
 std::int64_t session::loss_numel() const { return s_->out.defined() ? s_->out.numel() : 0; }
 
 void session::loss(float* out) const {
-  const torch::Tensor o = s_->out.detach().contiguous();
+  const torch::Tensor o = s_->out.detach().to(torch::kFloat32).contiguous();
   std::memcpy(out, o.data_ptr<float>(), static_cast<std::size_t>(o.numel()) * sizeof(float));
 }
 
 void session::grad(float* out) const {
-  const torch::Tensor g = s_->grad.contiguous();
+  const torch::Tensor g = s_->grad.to(torch::kFloat32).contiguous();
   std::memcpy(out, g.data_ptr<float>(), static_cast<std::size_t>(g.numel()) * sizeof(float));
 }
 

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "xent/tensor.hpp"
+
 namespace xent::peers {
 
 // Adds "torch" to the registry (idempotent). Available only when the
@@ -21,14 +23,15 @@ std::string torch_version();
 // step, on the same adapter as the implementation above.
 namespace libtorch {
 
-// One LibTorch cross_entropy call on caller-owned float32 logits (shape
-// (N,C) or (N,C,d..), class axis 1) and int64 targets, viewed without a copy.
+// One LibTorch cross_entropy call on caller-owned float32 or bfloat16 logits
+// (shape (N,C) or (N,C,d..), class axis 1) and int64 targets, viewed without
+// a copy. LibTorch computes a bfloat16 loss and gradient for bfloat16 logits.
 class session {
  public:
   // reduction: "none" | "mean" | "sum". backward: run forward + backward()
   // through autograd; the gradient is whatever autograd allocates, as in a
   // training step.
-  session(const float* logits, std::vector<std::int64_t> shape, const std::int64_t* target,
+  session(const void* logits, xent::dtype type, std::vector<std::int64_t> shape, const std::int64_t* target,
           const std::string& reduction, bool backward);
   ~session();
   session(const session&) = delete;
@@ -36,8 +39,8 @@ class session {
 
   void run();                        // one call (timed)
   void clear();                      // drop the last results
-  void loss(float* out) const;       // last loss: 1 value, or one per position for none
-  void grad(float* out) const;       // last gradient (backward only), logits' shape
+  void loss(float* out) const;       // last loss: 1 value, or one per position for none (widened)
+  void grad(float* out) const;       // last gradient (backward only), logits' shape (widened)
   std::int64_t loss_numel() const;
 
  private:

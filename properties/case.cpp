@@ -89,25 +89,57 @@ std::vector<std::int64_t> test_case::position_shape() const {
   }
 }
 
+namespace {
+// A view of `values` in dtype t: the values themselves for float32, else
+// their 16-bit copy in `copy`.
+tensor_view typed_view(const std::vector<float>& values, std::vector<std::uint16_t>& copy, dtype t,
+                       std::vector<std::int64_t> shape) {
+  if (t == dtype::f32) return view(values.data(), std::move(shape));
+  copy.resize(values.size());
+  for (std::size_t i = 0; i < values.size(); ++i) copy[i] = narrow(values[i], t);
+  return view(copy.data(), t, std::move(shape));
+}
+}  // namespace
+
+void test_case::to_dtype(dtype t, bool f32_out) {
+  type = t;
+  out_type = f32_out ? dtype::f32 : t;
+  auto round_all = [&](std::vector<float>& v) {
+    for (float& e : v) e = static_cast<float>(round_to(e, t));
+  };
+  // Padding keeps its sentinel pattern's role: only logical elements change.
+  for (std::int64_t p = 0; p < positions(); ++p)
+    for (std::int64_t j = 0; j < c; ++j) x(p, j) = static_cast<float>(round_to(x(p, j), t));
+  round_all(q);
+  round_all(weight);
+  for (float& e : upstream) e = static_cast<float>(round_to(e, out_type));
+}
+
+void test_case::widen_logits_from_view() {
+  if (type == dtype::f32) return;
+  for (std::size_t i = 0; i < storage.size(); ++i) storage[i] = widen(storage16_[i], type);
+}
+
 tensor_view test_case::logits_view() const {
-  tensor_view v = view(storage.data(), logits_shape());
+  tensor_view v = typed_view(storage, storage16_, type, logits_shape());
   if (lay == layout::strided) v.strides = {c + pad, 1};
   return v;
 }
 
 tensor_view test_case::target_view() const {
-  return prob ? view(q.data(), logits_shape()) : view(index.data(), position_shape());
+  return prob ? typed_view(q, q16_, type, logits_shape()) : view(index.data(), position_shape());
 }
 
 const tensor_view* test_case::upstream_view(tensor_view& s) const {
   if (upstream.empty()) return nullptr;
-  s = upstream.size() == 1 ? view(upstream.data(), {}) : view(upstream.data(), position_shape());
+  s = typed_view(upstream, upstream16_, out_type,
+                 upstream.size() == 1 ? std::vector<std::int64_t>{} : position_shape());
   return &s;
 }
 
 options test_case::opts() const {
   options o;
-  if (!weight.empty()) o.weight = view(weight.data(), {c});
+  if (!weight.empty()) o.weight = typed_view(weight, weight16_, type, {c});
   o.ignore_index = ignore_index;
   o.reduce = reduce;
   o.label_smoothing = eps;
@@ -134,6 +166,7 @@ std::string test_case::shape_tag() const {
   if (ignore_index != -100) s << "_ii" << ignore_index;
   if (!upstream.empty()) s << "_g";
   if (!regime.empty()) s << "_r" << regime;
+  if (type != dtype::f32) s << '_' << to_string(type) << (out_type != type ? "_out" + to_string(out_type) : "");
   return s.str();
 }
 

@@ -41,6 +41,17 @@ struct test_case {
   double eps = 0.0;
   std::vector<float> upstream;      // empty: none; one value, or one per position (none)
   std::string regime;               // which logit generator filled the rows
+  // The logits' dtype (probability targets and weights share it) and the
+  // loss's (out_type: the same, or float32 for 16-bit logits). The values
+  // above are float32 holding values of the dtype (to_dtype); the views of a
+  // 16-bit case are 16-bit copies of them.
+  dtype type = dtype::f32;
+  dtype out_type = dtype::f32;
+
+  // Rounds every value (logits, padding excepted, probability targets,
+  // weights, upstream) once to t and makes t the case's dtype; out_type is t,
+  // or float32 when f32_out.
+  void to_dtype(dtype t, bool f32_out = false);
 
   // Allocates storage for the shape; logits 0, targets 0, no options.
   static test_case shaped(layout l, std::int64_t n, std::int64_t c, std::int64_t d = 1,
@@ -73,6 +84,15 @@ struct test_case {
 
   std::string repro() const;  // one line + values when small
   std::string shape_tag() const;  // just the compact line
+
+  // After an in-place call on a 16-bit case: the gradient the kernel wrote
+  // over logits_view(), widened into storage.
+  void widen_logits_from_view();
+
+ private:
+  // The 16-bit copies the views of a 16-bit case point into (rebuilt by each
+  // view call; a case is used by one thread).
+  mutable std::vector<std::uint16_t> storage16_, q16_, weight16_, upstream16_;
 };
 
 void showValue(const test_case& c, std::ostream& os);

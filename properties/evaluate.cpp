@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <limits>
 #include <sstream>
 
@@ -40,24 +41,6 @@ std::string position_name(const test_case& c, std::size_t i) {
   return "loss[" + (c.reduce == reduction::none ? std::to_string(i) : to_string(c.reduce)) + "]";
 }
 
-// Throws unwritten_output when a poisoned element came back with its sentinel.
-void require_written(const implementation& impl, const test_case& c, const std::vector<float>& loss,
-                     poison::sentinel ls, const std::vector<float>* grad, poison::sentinel gs) {
-  std::string m = poison::unwritten_message("loss elements", loss, ls,
-                                            [&](std::size_t i) { return position_name(c, i); });
-  if (grad) {
-    const std::string g = poison::unwritten_message("gradient elements", *grad, gs, [&](std::size_t i) {
-      return "grad[" + std::to_string(i / static_cast<std::size_t>(c.c)) + "," +
-             std::to_string(i % static_cast<std::size_t>(c.c)) + "]";
-    });
-    if (!g.empty()) m += (m.empty() ? "" : "; ") + g;
-  }
-  if (!m.empty())
-    throw unwritten_output(impl.name() + (grad ? " (forward_backward)" : " (forward)") + ": " + m +
-                           " -- the output buffers were poisoned before the call; a kernel must write "
-                           "every element (real buffers are not zeroed)");
-}
-
 // A call that returned: its needs join the tracker's coverage. One position
 // reaches a kernel declaring rows but not (C) as (1, C) rows (plugin.h).
 void record_exercised(const implementation& impl, capabilities needs) {
@@ -67,29 +50,100 @@ void record_exercised(const implementation& impl, capabilities needs) {
   tracker::get().exercised(needs);
 }
 
+
+// Output buffers of a case's dtype, poisoned: float32 ones through
+// xent/poison.hpp; 16-bit ones with a signalling-NaN pattern of the dtype
+// that no kernel computes (computed NaNs are quiet), varied per call.
+class output_buffer {
+ public:
+  output_buffer(dtype t, std::size_t n) : type_(t) {
+    if (t == dtype::f32) {
+      f32_.resize(n);
+      sentinel_ = poison::fill(f32_);
+    } else {
+      const std::uint32_t bits = poison::next().bits;
+      // bfloat16 signalling NaNs 0x7f81..0x7fbf, float16's 0x7c01..0x7dff.
+      pattern_ = static_cast<std::uint16_t>(t == dtype::bf16 ? 0x7f81u + bits % 0x3fu : 0x7c01u + bits % 0x1ffu);
+      if (bits & 0x100000u) pattern_ |= 0x8000u;
+      b16_.assign(n, pattern_);
+    }
+  }
+  tensor_view make_view(std::vector<std::int64_t> shape) {
+    return type_ == dtype::f32 ? view(f32_.data(), std::move(shape)) : view(b16_.data(), type_, std::move(shape));
+  }
+  // The values widened to float32 (exact).
+  std::vector<float> values() const {
+    if (type_ == dtype::f32) return f32_;
+    std::vector<float> v(b16_.size());
+    for (std::size_t i = 0; i < v.size(); ++i) v[i] = widen(b16_[i], type_);
+    return v;
+  }
+  // Indices whose bits are still the sentinel's, as poison::unwritten_message
+  // words them.
+  std::string unwritten(const std::string& what, const std::function<std::string(std::size_t)>& name_of) const {
+    if (type_ == dtype::f32) return poison::unwritten_message(what, f32_, sentinel_, name_of);
+    std::vector<std::size_t> idx;
+    for (std::size_t i = 0; i < b16_.size(); ++i)
+      if (b16_[i] == pattern_) idx.push_back(i);
+    if (idx.empty()) return {};
+    char hex[16];
+    std::snprintf(hex, sizeof hex, "0x%04x", pattern_);
+    std::string m = std::to_string(idx.size()) + " of " + std::to_string(b16_.size()) + " " + what +
+                    " never written (still the " + to_string(type_) + " sentinel NaN " + hex + "): ";
+    for (std::size_t k = 0; k < idx.size() && k < 8; ++k) m += (k ? ", " : "") + name_of(idx[k]);
+    return m;
+  }
+
+ private:
+  dtype type_;
+  std::vector<float> f32_;
+  poison::sentinel sentinel_;
+  std::vector<std::uint16_t> b16_;
+  std::uint16_t pattern_ = 0;
+};
+
+void require_written(const implementation& impl, const test_case& c, const output_buffer& loss,
+                     const output_buffer* grad) {
+  std::string m = loss.unwritten("loss elements", [&](std::size_t i) { return position_name(c, i); });
+  if (grad) {
+    const test_case shape =
+        test_case::shaped(c.lay == layout::strided ? layout::contiguous : c.lay, c.n, c.c, c.d);
+    std::vector<std::string> names(static_cast<std::size_t>(c.elements()));
+    for (std::int64_t p = 0; p < c.positions(); ++p)
+      for (std::int64_t j = 0; j < c.c; ++j)
+        names[static_cast<std::size_t>(shape.x_offset(p, j))] = "grad[" + std::to_string(p) + "," + std::to_string(j) + "]";
+    const std::string g = grad->unwritten("gradient elements", [&](std::size_t i) { return names[i]; });
+    if (!g.empty()) m += (m.empty() ? "" : "; ") + g;
+  }
+  if (!m.empty())
+    throw unwritten_output(impl.name() + (grad ? " (forward_backward)" : " (forward)") + ": " + m +
+                           " -- the output buffers were poisoned before the call; a kernel must write "
+                           "every element (real buffers are not zeroed)");
+}
+
 }  // namespace
 
 outputs run(const implementation& impl, const test_case& c, bool with_grad) {
   outputs o;
   const bool none = c.reduce == reduction::none;
-  o.loss.resize(static_cast<std::size_t>(none ? c.positions() : 1));
-  const poison::sentinel ls = poison::fill(o.loss);
-  const tensor_view out = none ? view(o.loss.data(), c.position_shape()) : view(o.loss.data(), {});
+  output_buffer loss(c.out_type, static_cast<std::size_t>(none ? c.positions() : 1));
+  const tensor_view out = none ? loss.make_view(c.position_shape()) : loss.make_view({});
   const options opt = c.opts();
   if (!with_grad) {
     cross_entropy(c.logits_view(), c.target_view(), out, opt, &impl);
-    require_written(impl, c, o.loss, ls, nullptr, {});
+    require_written(impl, c, loss, nullptr);
+    o.loss = loss.values();
     record_exercised(impl, needs_of(inspect(c), false));
     return o;
   }
-  std::vector<float> g(static_cast<std::size_t>(c.elements()));
-  const poison::sentinel gs = poison::fill(g);
+  output_buffer g(c.type, static_cast<std::size_t>(c.elements()));
   tensor_view up;
-  cross_entropy_forward_backward(c.logits_view(), c.target_view(), out,
-                                 view(g.data(), c.logits_shape()), opt, c.upstream_view(up), &impl);
+  cross_entropy_forward_backward(c.logits_view(), c.target_view(), out, g.make_view(c.logits_shape()), opt,
+                                 c.upstream_view(up), &impl);
+  require_written(impl, c, loss, &g);
+  o.loss = loss.values();
   // Back to logical (p, c) order; the grad buffer is contiguous in the logits' shape.
-  o.grad = logical_grad(c, g);
-  require_written(impl, c, o.loss, ls, &o.grad, gs);
+  o.grad = logical_grad(c, g.values());
   record_exercised(impl, needs_of(inspect(c), true));
   return o;
 }
@@ -98,14 +152,15 @@ outputs run_in_place(const implementation& impl, const test_case& c) {
   test_case k = c;  // its logits become the gradient
   outputs o;
   const bool none = c.reduce == reduction::none;
-  o.loss.resize(static_cast<std::size_t>(none ? c.positions() : 1));
-  const poison::sentinel ls = poison::fill(o.loss);
-  const tensor_view out = none ? view(o.loss.data(), c.position_shape()) : view(o.loss.data(), {});
+  output_buffer loss(c.out_type, static_cast<std::size_t>(none ? c.positions() : 1));
+  const tensor_view out = none ? loss.make_view(c.position_shape()) : loss.make_view({});
   const options opt = k.opts();
   tensor_view up;
   const tensor_view x = k.logits_view();
   cross_entropy_forward_backward(x, k.target_view(), out, x, opt, k.upstream_view(up), &impl);
-  require_written(impl, c, o.loss, ls, nullptr, {});
+  require_written(impl, c, loss, nullptr);
+  o.loss = loss.values();
+  k.widen_logits_from_view();
   capabilities needs = needs_of(inspect(c), true);
   needs.modes |= XENT_PLUGIN_MODE_IN_PLACE;
   record_exercised(impl, needs);
@@ -120,10 +175,10 @@ problem inspect(const test_case& c) { return make_problem(c.logits_view(), c.tar
 ref::result reference(const test_case& c, bool with_grad, unsigned bits) {
   // The full make_problem (scratch outputs) carries the upstream gradient.
   const bool none = c.reduce == reduction::none;
-  std::vector<float> out(static_cast<std::size_t>(none ? c.positions() : 1));
-  std::vector<float> g(static_cast<std::size_t>(c.elements()));
-  const tensor_view o = none ? view(out.data(), c.position_shape()) : view(out.data(), {});
-  const tensor_view gv = view(g.data(), c.logits_shape());
+  output_buffer out(c.out_type, static_cast<std::size_t>(none ? c.positions() : 1));
+  output_buffer g(c.type, static_cast<std::size_t>(c.elements()));
+  const tensor_view o = none ? out.make_view(c.position_shape()) : out.make_view({});
+  const tensor_view gv = g.make_view(c.logits_shape());
   tensor_view up;
   const problem pr = make_problem(c.logits_view(), c.target_view(), c.opts(), o, with_grad ? &gv : nullptr,
                                   c.upstream_view(up));
@@ -148,13 +203,13 @@ bool disagrees(const ref::result& r, const std::vector<outputs>& outs, const tes
     const outputs& o = outs[pass];
     if (c.reduce == reduction::none) {
       for (std::size_t p = 0; p < o.loss.size() && p < r.loss.size(); ++p)
-        if (!ref::correctly_rounded(o.loss[p], r.loss[p])) return true;
-    } else if (!o.loss.empty() && !ref::correctly_rounded(o.loss[0], r.reduced)) {
+        if (!ref::correctly_rounded(static_cast<double>(o.loss[p]), r.loss[p], c.out_type)) return true;
+    } else if (!o.loss.empty() && !ref::correctly_rounded(static_cast<double>(o.loss[0]), r.reduced, c.out_type)) {
       return true;
     }
     if (pass == 1)
       for (std::size_t i = 0; i < o.grad.size() && i < r.grad.size(); ++i)
-        if (!ref::correctly_rounded(o.grad[i], r.grad[i])) return true;
+        if (!ref::correctly_rounded(static_cast<double>(o.grad[i]), r.grad[i], c.type)) return true;
   }
   return false;
 }
@@ -201,13 +256,19 @@ row_context context(const test_case& c, std::int64_t p) {
     if (k != 0.0) ctx.gap = std::max(ctx.gap, ctx.lse - static_cast<double>(c.x(p, j)));
   }
   ctx.scale = c.counted(p) ? grad_scale(c, p) : 0.0;
+  ctx.unit = c.type == dtype::bf16 ? 0x1p-8 : c.type == dtype::f16 ? 0x1p-11 : unit_roundoff;
   return ctx;
 }
 
-double ulp_of(double y) {
+double ulp_of(double y) { return ulp_of(y, dtype::f32); }
+
+double ulp_of(double y, dtype t) {
+  // significant bits and the exponent of the smallest normal number
+  const int digits = t == dtype::bf16 ? 8 : t == dtype::f16 ? 11 : 24;
+  const int min_exp = t == dtype::f16 ? -14 : -126;
   y = std::fabs(y);
-  if (!(y >= static_cast<double>(std::numeric_limits<float>::min()))) return 0x1p-149;
-  return std::ldexp(1.0, std::ilogb(y) - 23);
+  if (!(y >= std::ldexp(1.0, min_exp))) return std::ldexp(1.0, min_exp - digits + 1);
+  return std::ldexp(1.0, std::ilogb(y) - digits + 1);
 }
 
 double cancellation_allowance(const test_case& c, std::int64_t p, std::int64_t j,
@@ -231,15 +292,16 @@ double reduction_allowance(tier t, const test_case& c, const std::vector<row_con
 }
 
 comparison compare(tier t, quantity q, float y, const ref::exact& r, const row_context& ctx,
-                   double cancellation) {
+                   double cancellation, dtype type) {
   comparison cmp;
-  cmp.ulps = ref::ulp_error(y, r);
+  const bool f32 = type == dtype::f32;
+  cmp.ulps = f32 ? ref::ulp_error(y, r) : ref::ulp_error(static_cast<double>(y), r, type);
   cmp.limit = bound_for(t, q, ctx);
   if (cmp.limit.kind == bound::none) return cmp;
   if (!std::isfinite(y) || !std::isfinite(r.hi)) {
     cmp.ok = cmp.ulps == 0.0;
   } else if (cmp.limit.kind == bound::rounded) {
-    cmp.ok = ref::correctly_rounded(y, r);
+    cmp.ok = f32 ? ref::correctly_rounded(y, r) : ref::correctly_rounded(static_cast<double>(y), r, type);
   } else if (cmp.limit.kind == bound::ulps) {
     cmp.ok = cmp.ulps <= cmp.limit.value ||
              std::fabs((static_cast<double>(y) - r.hi) - r.lo) <= cancellation;
@@ -247,7 +309,7 @@ comparison compare(tier t, quantity q, float y, const ref::exact& r, const row_c
     // The absolute criterion bounds the error of the computed lse and x_t;
     // the result's own rounding comes on top (one ulp of the result).
     const double err = std::fabs((static_cast<double>(y) - r.hi) - r.lo);
-    cmp.ok = cmp.ulps <= 1.0 || err <= cmp.limit.value + ulp_of(r.hi);
+    cmp.ok = cmp.ulps <= 1.0 || err <= cmp.limit.value + ulp_of(r.hi, type);
   }
   return cmp;
 }
@@ -316,7 +378,7 @@ findings against_reference(const implementation& impl, const test_case& c, bool 
     worst_in_case wl, wr, wg;
     if (c.reduce == reduction::none) {
       for (std::int64_t p = 0; p < P; ++p) {
-        const auto cmp = compare(t, quantity::loss, o.loss[p], r.loss[p], ctx[p]);
+        const auto cmp = compare(t, quantity::loss, o.loss[p], r.loss[p], ctx[p], 0.0, c.out_type);
         const std::string where = "loss[" + std::to_string(p) + "]" + via;
         wl.see(cmp.ulps, where);
         if (!cmp.ok) f.fail(describe(where.c_str(), o.loss[p], r.loss[p], cmp));
@@ -324,7 +386,7 @@ findings against_reference(const implementation& impl, const test_case& c, bool 
     } else {
       row_context rc;  // reductions are judged in ulps (or not at all)
       const auto cmp = compare(t, quantity::reduction, o.loss[0], r.reduced, rc,
-                               reduction_allowance(t, c, ctx));
+                               reduction_allowance(t, c, ctx), c.out_type);
       const std::string where = to_string(c.reduce) + via;
       wr.see(cmp.ulps, where);
       if (!cmp.ok) f.fail(describe(where.c_str(), o.loss[0], r.reduced, cmp));
@@ -336,7 +398,7 @@ findings against_reference(const implementation& impl, const test_case& c, bool 
         for (std::int64_t j = 0; j < C; ++j) {
           const std::size_t i = static_cast<std::size_t>(p * C + j);
           const auto cmp = compare(t, quantity::gradient, o.grad[i], r.grad[i], ctx[p],
-                                   cancellation_allowance(c, p, j, ctx[p]));
+                                   cancellation_allowance(c, p, j, ctx[p]), c.type);
           const bool is_target = !c.prob && c.index[p] == j;
           if (cmp.ulps > wg.ulps)
             wg.see(cmp.ulps, "grad[" + std::to_string(p) + "," + std::to_string(j) + "]" +
@@ -348,9 +410,11 @@ findings against_reference(const implementation& impl, const test_case& c, bool 
           }
         }
     }
-    if (wl.ulps >= 0) tr.note("loss", wl.ulps, c, wl.where);
-    if (wr.ulps >= 0) tr.note("reduction", wr.ulps, c, wr.where);
-    if (wg.ulps >= 0) tr.note("gradient", wg.ulps, c, wg.where);
+    // 16-bit cases are measured in their dtype's ulps: kept apart.
+    const std::string in = c.type == dtype::f32 ? "" : " (" + to_string(c.type) + ")";
+    if (wl.ulps >= 0) tr.note("loss" + in, wl.ulps, c, wl.where);
+    if (wr.ulps >= 0) tr.note("reduction" + in, wr.ulps, c, wr.where);
+    if (wg.ulps >= 0) tr.note("gradient" + in, wg.ulps, c, wg.where);
   }
   return f;
 }

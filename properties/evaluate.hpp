@@ -14,6 +14,7 @@
 namespace xent::props {
 
 struct outputs {
+  // Values of the case's dtypes (out_type, type), widened to float32 (exact).
   std::vector<float> loss;  // `none`: one per position; mean/sum: one value
   std::vector<float> grad;  // positions x C in logical (p, c) order; empty for forward
 };
@@ -46,6 +47,8 @@ double grad_scale(const test_case& c, std::int64_t p);
 
 // The spacing of float32 numbers at |y| (subnormal spacing at and below FLT_MIN).
 double ulp_of(double y);
+// The same for a floating dtype (f32, bf16, f16).
+double ulp_of(double y, dtype t);
 
 struct comparison {
   double ulps = 0.0;  // error against the reference in float32 ulps
@@ -55,8 +58,10 @@ struct comparison {
 // `cancellation`: an absolute error the tier's ulp bound is allowed on top
 // (gradient entries that are a true difference of two terms; see
 // cancellation_allowance), 0 for none.
+// `type`: the result's dtype; ulps and roundings are that dtype's (values
+// of 16-bit dtypes arrive widened to float32, exactly).
 comparison compare(tier t, quantity q, float y, const ref::exact& r, const row_context& ctx,
-                   double cancellation = 0.0);
+                   double cancellation = 0.0, dtype type = dtype::f32);
 
 // With label smoothing or probability targets each gradient entry is
 // S (p_j A - b_j), b_j = w_j q'_j, A = Σ b: a difference of two terms that

@@ -30,6 +30,8 @@ enum class flaw {
   relaxed_pt_minus_one,  // pt_minus_one, declared at the relaxed tier (256 ulp)
   relaxed_f32_log,       // relaxed tier: log of the float32 sum 1 + rest instead of
                          // log1p(rest): the dominant-target loss rounds to m - x_t
+  narrows_toward_zero,   // 16-bit results truncated instead of rounded to nearest
+  float16_saturates,     // float16 results beyond 65504 clamped to 65504 instead of inf
 };
 
 constexpr double nan = std::numeric_limits<double>::quiet_NaN();
@@ -45,15 +47,31 @@ class mutant final : public implementation {
     return f_ == flaw::no_rounding_test ? tier::correctly_rounded : tier::accurate;
   }
   std::string domain() const override { return "all inputs"; }
+  std::uint32_t dtypes() const override {
+    return XENT_PLUGIN_DTYPE_FLOAT32 | dtype_bfloat16_bit | dtype_float16_bit;
+  }
   void forward(const problem& p) const override { run(p, false); }
   void forward_backward(const problem& p) const override { run(p, true); }
 
  private:
+  // v rounded to t into element i past base, with the 16-bit flaws.
+  void put(void* base, std::int64_t i, double v, dtype t) const {
+    problem::store(base, i, v, t);
+    if (t == dtype::f32 || std::isnan(v)) return;
+    auto& bits = static_cast<std::uint16_t*>(base)[i];
+    if (f_ == flaw::narrows_toward_zero && (bits & 0x7fffu) != 0 && std::fabs(widen(bits, t)) > std::fabs(v))
+      --bits;  // one step toward zero (sign and magnitude)
+    if (f_ == flaw::float16_saturates && t == dtype::f16 && (bits & 0x7fffu) == 0x7c00u) --bits;  // 65504
+  }
+  void put_grad(const problem& pr, float* g, std::int64_t j, double v) const {
+    put(g, j * pr.grad_class_stride, v, pr.type);
+  }
+
   // Loss of position p (weights and smoothing included); writes scale * dl/dx.
   double row(const problem& pr, std::int64_t p, float* g, double scale, bool ignored) const {
-    const std::int64_t C = pr.classes, xs = pr.logits_class_stride, gs = pr.grad_class_stride;
+    const std::int64_t C = pr.classes, xs = pr.logits_class_stride;
     const float* x = pr.logits_row(p);
-    auto X = [&](std::int64_t j) { return static_cast<double>(x[j * xs]); };
+    auto X = [&](std::int64_t j) { return static_cast<double>(pr.load_class(x, j, xs)); };
     double m = -std::numeric_limits<double>::infinity();
     std::int64_t k = 0;
     bool undefined = false;
@@ -63,7 +81,7 @@ class mutant final : public implementation {
     }
     if (undefined || std::isinf(m)) {
       if (g)
-        for (std::int64_t j = 0; j < C; ++j) g[j * gs] = static_cast<float>(nan);
+        for (std::int64_t j = 0; j < C; ++j) put_grad(pr, g, j, nan);
       return nan;
     }
     double rest = 0.0;
@@ -94,13 +112,15 @@ class mutant final : public implementation {
 
     if (pr.target == target_kind::probability) {
       const float* q = pr.target_row(p);
-      auto qp = [&](std::int64_t j) { return (1 - eps) * static_cast<double>(q[j * pr.target_class_stride]) + eps_c; };
+      auto qp = [&](std::int64_t j) {
+        return (1 - eps) * static_cast<double>(pr.load_class(q, j, pr.target_class_stride)) + eps_c;
+      };
       double loss = 0.0, mass = 0.0;
       for (std::int64_t j = 0; j < C; ++j) loss += w(j) * qp(j) * gap(j), mass += w(j) * qp(j);
       loss += mass * log_sum;
       if (g)
         for (std::int64_t j = 0; j < C; ++j)
-          g[j * gs] = static_cast<float>(scale * (std::exp(-gap(j)) / sum * mass - w(j) * qp(j)));
+          put_grad(pr, g, j, static_cast<float>(scale * (std::exp(-gap(j)) / sum * mass - w(j) * qp(j))));
       return loss;
     }
     double smooth = 0.0;
@@ -122,7 +142,7 @@ class mutant final : public implementation {
         if (j == t) v = minus_one ? (1 - eps) * wt * (pj - 1.0) : -(1 - eps) * wt * (others / sum);
         else v = (1 - eps) * wt * pj;
         if (eps > 0.0) v += eps_c * (pj * weight_total - w(j));
-        g[j * gs] = static_cast<float>(scale * v);
+        put_grad(pr, g, j, static_cast<float>(scale * v));
       }
     }
     return loss;
@@ -147,18 +167,18 @@ class mutant final : public implementation {
         l = row(pr, p, g, static_cast<double>(pr.upstream_at(p)) * inv, false);
       } else {
         if (g && f_ != flaw::skips_ignored_writes)
-          for (std::int64_t j = 0; j < pr.classes; ++j) g[j * pr.grad_class_stride] = 0.0f;
+          for (std::int64_t j = 0; j < pr.classes; ++j) put_grad(pr, g, j, 0.0);
         if (f_ == flaw::smoothing_on_ignored && pr.label_smoothing > 0.0) l = row(pr, p, nullptr, 0.0, true);
       }
       if (pr.reduce == reduction::none) {
         // The planted bug trusts the caller's buffer to hold zeros already.
-        if (pr.counted(p) || f_ != flaw::skips_ignored_writes) *pr.loss_at(p) = static_cast<float>(l);
+        if (pr.counted(p) || f_ != flaw::skips_ignored_writes) put(pr.loss_at(p), 0, l, pr.out_type);
       } else {
         total += l;
       }
     }
-    if (pr.reduce == reduction::sum) *pr.loss = static_cast<float>(total);
-    if (pr.reduce == reduction::mean) *pr.loss = static_cast<float>(total / D);
+    if (pr.reduce == reduction::sum) put(pr.loss, 0, total, pr.out_type);
+    if (pr.reduce == reduction::mean) put(pr.loss, 0, total / D, pr.out_type);
   }
 
   flaw f_;
@@ -187,6 +207,10 @@ const std::vector<mutant_info>& register_mutants() {
          {"mutant_relaxed_pt_minus_one", "target gradient as p_t - 1 (cancellation; tier relaxed)"}},
         {flaw::relaxed_f32_log,
          {"mutant_relaxed_f32_log", "log of the float32 sum instead of log1p of the rest (tier relaxed)"}},
+        {flaw::narrows_toward_zero,
+         {"mutant_narrows_toward_zero", "bfloat16/float16 results truncated instead of rounded to nearest"}},
+        {flaw::float16_saturates,
+         {"mutant_float16_saturates", "float16 results beyond 65504 clamped to 65504 instead of inf"}},
     };
     std::vector<mutant_info> v;
     for (const auto& [f, info] : all) {

@@ -40,6 +40,7 @@ class simd_on_target final : public xent::implementation {
   }
   bool thread_count_independent() const override { return simd_.thread_count_independent(); }
   bool layout_independent() const override { return simd_.layout_independent(); }
+  std::uint32_t dtypes() const override { return simd_.dtypes(); }
   void forward(const xent::problem& p) const override {
     const pinned pin(target_);
     simd_.forward(p);

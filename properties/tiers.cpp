@@ -27,7 +27,7 @@ std::string bound::describe() const {
 }
 
 bound bound_for(tier t, quantity q, const row_context& ctx) {
-  const double u = unit_roundoff;
+  const double u = ctx.unit;
   switch (t) {
     case tier::correctly_rounded:
       return {bound::rounded, 0.5};

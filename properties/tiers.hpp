@@ -54,6 +54,9 @@ struct row_context {
   double coeff = 1.0;  // K
   double scale = 1.0;  // S (gradient only)
   std::int64_t classes = 1;
+  // The unit roundoff of the computation's dtype (2^-24 for float32; 2^-8
+  // bfloat16, 2^-11 float16): the absolute criteria scale with it.
+  double unit = 0x1p-24;
 };
 
 struct bound {

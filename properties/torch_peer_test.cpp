@@ -111,6 +111,7 @@ class judged_at final : public xent::implementation {
   xent::tier tier() const override { return tier_; }
   std::string domain() const override { return base_.domain(); }
   bool thread_count_independent() const override { return base_.thread_count_independent(); }
+  std::uint32_t dtypes() const override { return base_.dtypes(); }
   void forward(const xent::problem& p) const override { base_.forward(p); }
   void forward_backward(const xent::problem& p) const override { base_.forward_backward(p); }
 

@@ -33,8 +33,10 @@ std::vector<std::string> split(const std::string& s, char sep) {
   return out;
 }
 
-// "n4096c32000" -> (C, N*C); "n8c21h256w256" -> (21, 8*21*256*256).
-std::pair<std::int64_t, std::int64_t> parse_shape(const std::string& s) {
+// "n4096c32000" -> (C, N*C); "n8c21h256w256" -> (21, 8*21*256*256); a
+// dtype suffix ("n4096c32000_bf16") is not part of the extents.
+std::pair<std::int64_t, std::int64_t> parse_shape(const std::string& name) {
+  const std::string s = name.substr(0, name.find('_'));
   std::int64_t classes = 0, elements = 1;
   for (std::size_t i = 0; i < s.size();) {
     const char key = s[i++];

@@ -116,7 +116,7 @@ capabilities needs_of(const problem& p, bool with_grad) {
   if (with_grad) n.modes = XENT_PLUGIN_MODE_GRADIENT;
   // An empty batch addresses no element: equal pointers mean nothing there.
   if (with_grad && p.positions > 0 && p.grad && p.grad == p.logits) n.modes |= XENT_PLUGIN_MODE_IN_PLACE;
-  n.dtypes = XENT_PLUGIN_DTYPE_FLOAT32;  // the only logits dtype the front door accepts
+  n.dtypes = dtype_bit(p.type);
   return n;
 }
 
@@ -139,7 +139,18 @@ std::string mode_names(std::uint32_t bits) {
   if (bits & XENT_PLUGIN_MODE_IN_PLACE) s += ", in-place gradient";
   return s;
 }
-std::string dtype_names(std::uint32_t bits) { return names(bits, {"float32"}, "no dtype"); }
+std::string dtype_names(std::uint32_t bits) {
+  return names(bits, {"float32", "bfloat16", "float16"}, "no dtype");
+}
+
+std::uint32_t dtype_bit(dtype t) {
+  switch (t) {
+    case dtype::f32: return XENT_PLUGIN_DTYPE_FLOAT32;
+    case dtype::bf16: return dtype_bfloat16_bit;
+    case dtype::f16: return dtype_float16_bit;
+    default: return 0;
+  }
+}
 
 std::string describe(const capabilities& c) {
   std::string s = layout_names(c.layouts);

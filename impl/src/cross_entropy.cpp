@@ -3,6 +3,7 @@
 #include <new>
 
 #include "xent/error.hpp"
+#include "xent/kernel/capabilities.hpp"
 #include "xent/kernel/implementation.hpp"
 #include "xent/kernel/problem.hpp"
 
@@ -26,12 +27,24 @@ const implementation& pick(const implementation* impl) {
     throw error("implementation", "implementation '" + i.name() + "' is not supported on this CPU");
   return i;
 }
+
+// Before anything is written: a kernel sees only the dtypes it computes.
+void check_dtype(const implementation& i, const problem& p) {
+  if (i.dtypes() & dtype_bit(p.type)) return;
+  std::string takers;
+  for (const implementation* k : implementations())
+    if (k->dtypes() & dtype_bit(p.type)) takers += (takers.empty() ? "" : ", ") + k->name();
+  throw error("logits", "implementation '" + i.name() + "' does not compute " + to_string(p.type) +
+                            " logits (it takes " + dtype_names(i.dtypes()) + ")" +
+                            (takers.empty() ? std::string() : "; " + to_string(p.type) + " logits: " + takers));
+}
 }  // namespace
 
 void cross_entropy(const tensor_view& logits, const tensor_view& target, const tensor_view& out,
                    const options& opt, const implementation* impl) {
   const implementation& i = pick(impl);
   const problem p = make_problem(logits, target, opt, out);
+  check_dtype(i, p);
   guarded(i, [&] { i.forward(p); });
 }
 
@@ -50,6 +63,7 @@ void cross_entropy_forward_backward(const tensor_view& logits, const tensor_view
                                     const implementation* impl) {
   const implementation& i = pick(impl);
   const problem p = make_problem(logits, target, opt, out, &grad, upstream);
+  check_dtype(i, p);
   guarded(i, [&] { i.forward_backward(p); });
 }
 

@@ -107,6 +107,11 @@ class openmp_kernel final : public implementation {
            "thread-count-independent results";
   }
   xent::tier tier() const override { return tier::fast; }
+  // 16-bit logits: rows widened into float32 buffers, the loss and gradient
+  // rounded once to their dtype (docs/dtypes.md).
+  std::uint32_t dtypes() const override {
+    return XENT_PLUGIN_DTYPE_FLOAT32 | dtype_bfloat16_bit | dtype_float16_bit;
+  }
   std::string domain() const override { return "all inputs"; }
   bool thread_count_independent() const override { return true; }
   void forward(const problem& p) const override { run_openmp(p, false, simd::numerics::fast); }

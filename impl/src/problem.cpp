@@ -198,11 +198,15 @@ struct checked_inputs {
 checked_inputs check_inputs(const tensor_view& logits, const tensor_view& target, const options& opt) {
   check_view(logits, "logits");
   check_view(target, "target");
-  check_type(logits, dtype::f32, "logits");
+  if (logits.type != dtype::f32 && logits.type != dtype::bf16 && logits.type != dtype::f16)
+    throw error("logits", "logits must be float32, bfloat16 or float16, got " + to_string(logits.type) +
+                              (logits.type == dtype::f64 ? " (float64 logits are not supported yet)" : ""));
   if (logits.ndim() == 0)
     throw error("logits", "logits must have at least 1 dimension (the classes), got a 0-d tensor");
 
   problem pr;
+  pr.type = logits.type;
+  pr.out_type = logits.type;
   const std::size_t class_axis = logits.ndim() == 1 ? 0 : 1;
   pr.classes = logits.shape[class_axis];
   pr.logits = static_cast<const float*>(logits.data);
@@ -231,7 +235,7 @@ checked_inputs check_inputs(const tensor_view& logits, const tensor_view& target
   if (opt.weight) {
     const tensor_view& w = *opt.weight;
     check_view(w, "weight");
-    check_type(w, dtype::f32, "weight");
+    check_type(w, pr.type, "weight");  // PyTorch: the logits' dtype
     if (w.ndim() != 1 || w.shape[0] != pr.classes)
       throw error("weight", "weight must be a 1-D tensor of length " + std::to_string(pr.classes) +
                                 " (the number of classes), got shape " + str(w.shape));
@@ -244,7 +248,7 @@ checked_inputs check_inputs(const tensor_view& logits, const tensor_view& target
   const bool floating = target.type == dtype::f32 || target.type == dtype::f64 ||
                         target.type == dtype::bf16 || target.type == dtype::f16;
   if (floating && target.shape == logits.shape) {
-    check_type(target, dtype::f32, "target");  // PyTorch: same dtype as the logits
+    check_type(target, pr.type, "target");  // PyTorch: same dtype as the logits
     if (opt.ignore_index >= 0)
       throw error("ignore_index", "ignore_index (" + std::to_string(opt.ignore_index) +
                                       ") is not supported with class-probability targets");
@@ -258,7 +262,7 @@ checked_inputs check_inputs(const tensor_view& logits, const tensor_view& target
       throw error("target", "target shape " + str(target.shape) + " does not match logits " +
                                 str(logits.shape) + ": expected " + str(positions) +
                                 " (class indices, int64) or " + str(prob_hint) +
-                                " (class probabilities, float32)");
+                                " (class probabilities, " + to_string(pr.type) + ")");
     }
     if (target.type != dtype::i64)
       throw error("target", "class-index target must be int64, got " + to_string(target.type));
@@ -292,7 +296,12 @@ problem make_problem(const tensor_view& logits, const tensor_view& target, const
   auto [pr, positions] = check_inputs(logits, target, opt);
 
   check_view(out, "out");
-  check_type(out, dtype::f32, "out");
+  // A float32 loss for 16-bit logits: the loss rounded once to float32.
+  if (out.type != pr.type && !(out.type == dtype::f32 && pr.type != dtype::f32))
+    throw error("out", "out must be " + to_string(pr.type) + " (the logits' dtype)" +
+                           (pr.type != dtype::f32 ? std::string(" or float32") : std::string()) + ", got " +
+                           to_string(out.type));
+  pr.out_type = out.type;
   if (pr.reduce == reduction::none) {
     if (out.shape != positions)
       throw error("out", "out must have the target's position shape " + str(positions) +
@@ -309,7 +318,7 @@ problem make_problem(const tensor_view& logits, const tensor_view& target, const
 
   if (grad) {
     check_view(*grad, "grad");
-    check_type(*grad, dtype::f32, "grad");
+    check_type(*grad, pr.type, "grad");
     if (grad->shape != logits.shape)
       throw error("grad", "grad must have the logits' shape " + str(logits.shape) + ", got " +
                               str(grad->shape));
@@ -331,12 +340,14 @@ problem make_problem(const tensor_view& logits, const tensor_view& target, const
   pr.upstream_position_strides.assign(positions.size(), 0);
   if (upstream) {
     check_view(*upstream, "upstream");
-    check_type(*upstream, dtype::f32, "upstream");
+    if (upstream->type != pr.out_type)
+      throw error("upstream", "upstream must be " + to_string(pr.out_type) + " (out's dtype), got " +
+                                  to_string(upstream->type));
     // Kernels read upstream values while writing rows: they must not share memory.
     if (overlap(*upstream, out) || (grad && overlap(*upstream, *grad)))
       throw error("upstream", "upstream overlaps out or grad");
     if (upstream->numel() == 1) {
-      pr.upstream_scalar = *static_cast<const float*>(upstream->data);
+      pr.upstream_scalar = problem::load(upstream->data, 0, pr.out_type);
     } else if (pr.reduce == reduction::none && upstream->shape == positions) {
       pr.upstream = static_cast<const float*>(upstream->data);
       pr.upstream_position_strides = upstream->strides;

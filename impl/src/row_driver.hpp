@@ -41,7 +41,7 @@ inline double reduction_denominator(const problem& pr) {
 }
 
 inline void zero_row(const problem& pr, float* g) {
-  for (std::int64_t c = 0; c < pr.classes; ++c) g[c * pr.grad_class_stride] = 0.0f;
+  for (std::int64_t c = 0; c < pr.classes; ++c) pr.store_grad(g, c, 0.0);
 }
 
 // Writes the mean or sum of the per-position losses (fixed pairwise order).
@@ -49,7 +49,7 @@ inline void zero_row(const problem& pr, float* g) {
 inline void write_reduction(const problem& pr, const double* losses, double denominator) {
   const double total = pairwise_sum(losses, static_cast<std::size_t>(pr.positions));
   if (pr.reduce == reduction::sum) {
-    *pr.loss = static_cast<float>(total);
+    pr.store_reduced(total);
     return;
   }
   const double d = std::isnan(denominator) ? reduction_denominator(pr) : denominator;
@@ -57,8 +57,7 @@ inline void write_reduction(const problem& pr, const double* losses, double deno
   // (1-eps) part is 0/0 whatever the smoothing part is.
   const bool smoothed_zero_weight =
       d == 0.0 && pr.target == target_kind::index && pr.label_smoothing > 0.0;
-  *pr.loss = smoothed_zero_weight ? std::numeric_limits<float>::quiet_NaN()
-                                  : static_cast<float>(total / d);
+  pr.store_reduced(smoothed_zero_weight ? std::numeric_limits<double>::quiet_NaN() : total / d);
 }
 
 // Runs f(i) for i in [0, n) in order on the calling thread; with a reserve
@@ -92,7 +91,7 @@ class position_losses {
   double denominator() const { return denominator_; }
   bool none() const { return none_; }
   void store(std::int64_t p, double l) const {
-    if (none_) *pr_.loss_at(p) = static_cast<float>(l);
+    if (none_) pr_.store_loss(p, l);
     else losses_[p] = l;
   }
   void finish() const {

@@ -57,6 +57,7 @@ constexpr std::int64_t kGatherMaxClasses = 128;
 
 inline column_mode column_path(const problem& pr, bool with_grad) {
   if (pr.target != target_kind::index || pr.label_smoothing > 0.0) return column_mode::none;
+  if (pr.type != dtype::f32) return column_mode::none;  // 16-bit: the row path widens rows
   if (pr.classes < 1 || pr.classes > kColumnMaxClasses) return column_mode::none;
   if (!pr.position_shape.empty() && pr.position_shape.back() >= 2 &&
       pr.logits_position_strides.back() == 1 && pr.logits_class_stride != 1 &&

@@ -22,6 +22,11 @@ class simd_kernel final : public implementation {
            "classes with positions in vector lanes (same bits)";
   }
   xent::tier tier() const override { return tier::fast; }
+  // 16-bit logits: rows widened into float32 buffers, the loss and gradient
+  // rounded once to their dtype (docs/dtypes.md).
+  std::uint32_t dtypes() const override {
+    return XENT_PLUGIN_DTYPE_FLOAT32 | dtype_bfloat16_bit | dtype_float16_bit;
+  }
   std::string domain() const override { return "all inputs"; }
   void forward(const problem& p) const override { run(p, false); }
   void forward_backward(const problem& p) const override { run(p, true); }

@@ -20,6 +20,7 @@
 
 #include "scratch.hpp"
 #include "simd_row_passes.hpp"
+#include "sixteen_bit.hpp"
 #include "xent/kernel/problem.hpp"
 
 namespace xent::simd {
@@ -60,7 +61,10 @@ class row_engine {
     relaxed_ = num == numerics::relaxed && pr.target == target_kind::index && pr.label_smoothing == 0.0 &&
                C > kRelaxedAbove;
     const bool in_place = pr.grad == pr.logits;
-    stream_ = with_grad && !in_place && pr.grad_class_stride == 1 &&
+    // 16-bit rows are widened into float32 buffers (and their gradient
+    // narrowed back): the same float32 row numerics on exactly the same values.
+    widen_ = pr.type != dtype::f32;
+    stream_ = with_grad && !in_place && !widen_ && pr.grad_class_stride == 1 &&
               pr.positions * C * static_cast<std::int64_t>(sizeof(float)) >= kStreamBytes;
   }
 
@@ -74,9 +78,9 @@ class row_engine {
     const problem& pr = pr_;
     const std::int64_t C = pr.classes;
     if (pr.positions == 0) return;  // no row: C may be any size
-    if (pr.logits_class_stride != 1) row_scratch(kRowX, C);
-    if (pr.target == target_kind::probability && pr.target_class_stride != 1) row_scratch(kRowQ, C);
-    if (with_grad && pr.grad_class_stride != 1) row_scratch(kRowG, C);
+    if (pr.logits_class_stride != 1 || widen_) row_scratch(kRowX, C);
+    if (pr.target == target_kind::probability && (pr.target_class_stride != 1 || widen_)) row_scratch(kRowQ, C);
+    if (with_grad && (pr.grad_class_stride != 1 || widen_)) row_scratch(kRowG, C);
     if (with_grad && pr.target == target_kind::index && pr.label_smoothing == 0.0) {
       row_scratch(kRowV, C);
       if (!relaxed_) row_scratch(kRowE, C);
@@ -91,23 +95,23 @@ class row_engine {
   double row(std::int64_t p, float* g, double scale, Par&& par) const {
     const problem& pr = pr_;
     const std::int64_t C = pr.classes;
+    // A strided or 16-bit row is copied (widened) into a float32 buffer.
+    auto gathered = [&](const float* row, std::int64_t stride, int buffer) {
+      float* buf = row_scratch(buffer, C);
+      if (widen_) sixteen::widen_row(reinterpret_cast<const std::uint16_t*>(row), stride, buf, C, pr.type);
+      else
+        for (std::int64_t c = 0; c < C; ++c) buf[c] = row[c * stride];
+      return static_cast<const float*>(buf);
+    };
     const float* x = pr.logits_row(p);
-    if (pr.logits_class_stride != 1) {
-      float* xbuf = row_scratch(kRowX, C);
-      for (std::int64_t c = 0; c < C; ++c) xbuf[c] = x[c * pr.logits_class_stride];
-      x = xbuf;
-    }
+    if (pr.logits_class_stride != 1 || widen_) x = gathered(x, pr.logits_class_stride, kRowX);
     const float* q = nullptr;
     if (pr.target == target_kind::probability) {
       q = pr.target_row(p);
-      if (pr.target_class_stride != 1) {
-        float* qbuf = row_scratch(kRowQ, C);
-        for (std::int64_t c = 0; c < C; ++c) qbuf[c] = q[c * pr.target_class_stride];
-        q = qbuf;
-      }
+      if (pr.target_class_stride != 1 || widen_) q = gathered(q, pr.target_class_stride, kRowQ);
     }
     float* gout = g;
-    const bool scatter = g && pr.grad_class_stride != 1;
+    const bool scatter = g && (pr.grad_class_stride != 1 || widen_);
     if (scatter) gout = row_scratch(kRowG, C);
     // Index targets without smoothing: the stats pass keeps every e^{x - bm}
     // for the gradient (grad_stored), which then needs no second exponential.
@@ -146,7 +150,7 @@ class row_engine {
     constexpr double nan = std::numeric_limits<double>::quiet_NaN();
     if (st.nan || std::isinf(st.max)) {  // NaN or +inf logit, or every logit -inf
       if (g)
-        for (std::int64_t c = 0; c < C; ++c) g[c * pr.grad_class_stride] = static_cast<float>(nan);
+        for (std::int64_t c = 0; c < C; ++c) pr.store_grad(g, c, nan);
       return nan;
     }
     const float M = st.max;
@@ -242,7 +246,9 @@ class row_engine {
       loss = gap_sum + mass * log_sum;
       if (g) smoothed_grad(-1, 0.0);
     }
-    if (scatter)
+    if (scatter && widen_)
+      sixteen::narrow_row(gout, reinterpret_cast<std::uint16_t*>(g), pr.grad_class_stride, C, pr.type);
+    else if (scatter)
       for (std::int64_t c = 0; c < C; ++c) g[c * pr.grad_class_stride] = gout[c];
     return loss;
   }
@@ -254,6 +260,7 @@ class row_engine {
   double wtot_ = 0.0;  // Σ_c w_c (index targets with smoothing)
   std::int64_t chunk_ = 1, chunks_ = 1;
   bool stream_ = false;
+  bool widen_ = false;    // 16-bit logits: rows widened into float32 buffers
   bool relaxed_ = false;  // relaxed numerics for this problem's rows
 };
 

@@ -2,9 +2,14 @@
 
 #include <dlpack/dlpack.h>
 
+#include <algorithm>
+#include <bit>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <sstream>
 
+#include "sixteen_bit.hpp"
 #include "xent/error.hpp"
 
 namespace xent {
@@ -31,6 +36,49 @@ std::size_t size_of(dtype t) {
     case dtype::f16: return 2;
   }
   return 0;
+}
+
+namespace {
+struct float_format {
+  int digits;      // significant bits
+  int min_exp;     // exponent of the smallest normal number
+  double largest;  // largest finite value
+};
+float_format format_of(dtype t) {
+  switch (t) {
+    case dtype::bf16: return {8, -126, 0x1.fep127};
+    case dtype::f16: return {11, -14, 65504.0};
+    case dtype::f32: return {24, -126, 0x1.fffffep127};
+    default: throw error("dtype", "round_to: " + to_string(t) + " is not a floating dtype");
+  }
+}
+}  // namespace
+
+double round_to(double v, dtype t) {
+  if (t == dtype::f64 || !std::isfinite(v) || v == 0.0) return v;
+  const float_format f = format_of(t);
+  // Scaled so that the format's last significant bit has weight 1, rounded
+  // to an integer (nearest-even: the default mode), scaled back: all exact.
+  const int e = std::max(std::ilogb(v), f.min_exp);
+  const double r = std::ldexp(std::nearbyint(std::ldexp(v, f.digits - 1 - e)), e - f.digits + 1);
+  return std::fabs(r) > f.largest ? std::copysign(HUGE_VAL, v) : r;
+}
+
+float widen(std::uint16_t bits, dtype t) {
+  return t == dtype::bf16 ? sixteen::widen_bf16(bits) : sixteen::widen_f16(bits);
+}
+
+std::uint16_t narrow(double v, dtype t) {
+  const std::uint16_t sign = std::signbit(v) ? 0x8000u : 0u;
+  if (std::isnan(v)) return static_cast<std::uint16_t>(sign | (t == dtype::bf16 ? 0x7fc0u : 0x7e00u));
+  const double r = round_to(v, t);  // exactly a value of t
+  if (t == dtype::bf16) return static_cast<std::uint16_t>(std::bit_cast<std::uint32_t>(static_cast<float>(r)) >> 16);
+  const double a = std::fabs(r);
+  if (std::isinf(a)) return static_cast<std::uint16_t>(sign | 0x7c00u);
+  if (a < 0x1p-14) return static_cast<std::uint16_t>(sign | static_cast<std::uint16_t>(std::ldexp(a, 24)));
+  const int e = std::ilogb(a);
+  const auto mant = static_cast<std::uint16_t>(std::ldexp(a, 10 - e) - 1024.0);
+  return static_cast<std::uint16_t>(sign | ((e + 15) << 10) | mant);
 }
 
 std::int64_t tensor_view::numel() const { return xent::numel(shape); }
@@ -92,6 +140,11 @@ tensor_view view(const double* d, std::vector<std::int64_t> s) {
 tensor_view view(const std::int64_t* d, std::vector<std::int64_t> s) {
   return make(const_cast<std::int64_t*>(d), dtype::i64, std::move(s));
 }
+
+tensor_view view(const std::uint16_t* d, dtype t, std::vector<std::int64_t> s) {
+  return make(const_cast<std::uint16_t*>(d), t, std::move(s));
+}
+tensor_view view(std::uint16_t* d, dtype t, std::vector<std::int64_t> s) { return make(d, t, std::move(s)); }
 
 tensor_view from_dlpack(const DLTensor& t) {
   if (t.device.device_type != kDLCPU)

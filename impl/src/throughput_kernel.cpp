@@ -23,6 +23,11 @@ class throughput_kernel final : public implementation {
            "float64, log1p form, fused gradient (C > 2048 index targets; other rows as openmp)";
   }
   xent::tier tier() const override { return tier::relaxed; }
+  // 16-bit logits: rows widened into float32 buffers, the loss and gradient
+  // rounded once to their dtype (docs/dtypes.md).
+  std::uint32_t dtypes() const override {
+    return XENT_PLUGIN_DTYPE_FLOAT32 | dtype_bfloat16_bit | dtype_float16_bit;
+  }
   std::string domain() const override { return "all inputs"; }
   void forward(const problem& p) const override { run_openmp(p, false, simd::numerics::relaxed); }
   void forward_backward(const problem& p) const override { run_openmp(p, true, simd::numerics::relaxed); }

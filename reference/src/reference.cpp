@@ -107,7 +107,7 @@ class softmax_row {
     const float* row = p_.logits_row(n);
     k_ = -1;
     for (std::size_t c = 0; c < x_.size(); ++c) {
-      const float v = row[static_cast<std::int64_t>(c) * p_.logits_class_stride];
+      const float v = p_.load_class(row, static_cast<std::int64_t>(c), p_.logits_class_stride);
       if (std::isnan(v) || v == std::numeric_limits<float>::infinity()) return false;
       x_[c] = v;
       if (k_ < 0 || v > x_[static_cast<std::size_t>(k_)]) k_ = static_cast<std::int64_t>(c);
@@ -233,7 +233,7 @@ struct engine {
     mpfr_set_zero(raw(a_sum), 1);
     for (std::int64_t c = 0; c < C; ++c) {
       mp& ac = a[static_cast<std::size_t>(c)];
-      odd(raw(ac), mpfr_set_flt(raw(ac), q[c * p.target_class_stride], rz));
+      odd(raw(ac), mpfr_set_flt(raw(ac), p.load_class(q, c, p.target_class_stride), rz));
       if (smooth) {
         odd(raw(ac), mpfr_mul(raw(ac), raw(ac), raw(one_minus_eps), rz));
         odd(raw(ac), mpfr_add(raw(ac), raw(ac), raw(eps_over_c), rz));
@@ -286,7 +286,7 @@ struct engine {
     const float* x = p.logits_row(n);
     const std::int64_t xs = p.logits_class_stride;
     float m = -std::numeric_limits<float>::infinity();
-    for (std::int64_t c = 0; c < C; ++c) m = std::max(m, x[c * xs]);
+    for (std::int64_t c = 0; c < C; ++c) m = std::max(m, p.load_class(x, c, xs));
     if (!std::isfinite(m)) return false;
     const float g_in = p.reduce == reduction::none ? p.upstream_at(n) : p.upstream_scalar;
     if (!std::isfinite(g_in)) return false;
@@ -303,8 +303,8 @@ struct engine {
     mpfr_set_zero(raw(ca), 1);
     for (std::int64_t c = 0; c < C; ++c) {
       const float w_c = p.weight_at(c);
-      const float q_c = probability ? q[c * p.target_class_stride] : (c == tgt ? 1.0f : 0.0f);
-      if (!std::isfinite(w_c) || !std::isfinite(q_c) || std::isnan(x[c * xs])) return false;
+      const float q_c = probability ? p.load_class(q, c, p.target_class_stride) : (c == tgt ? 1.0f : 0.0f);
+      if (!std::isfinite(w_c) || !std::isfinite(q_c) || std::isnan(p.load_class(x, c, xs))) return false;
       cac.push_back(make(hp));
       mpfr_ptr v = raw(cac.back());
       odd(v, mpfr_set_flt(v, q_c, rz));
@@ -315,11 +315,11 @@ struct engine {
       odd(v, mpfr_add_d(v, v, p.label_smoothing, rz));
       odd(v, mpfr_mul_d(v, v, static_cast<double>(w_c), rz));
       odd(raw(ca), mpfr_add(raw(ca), raw(ca), v, rz));
-      if (x[c * xs] == m) {
+      if (p.load_class(x, c, xs) == m) {
         top[static_cast<std::size_t>(c)] = 1;
         k += 1;
       } else {
-        odd(raw(e), mpfr_set_flt(raw(e), x[c * xs], rz));
+        odd(raw(e), mpfr_set_flt(raw(e), p.load_class(x, c, xs), rz));
         odd(raw(e), mpfr_sub_d(raw(e), raw(e), static_cast<double>(m), rz));
         odd(raw(e), mpfr_exp(raw(e), raw(e), rz));
         odd(raw(sum_off), mpfr_add(raw(sum_off), raw(sum_off), raw(e), rz));
@@ -352,7 +352,7 @@ struct engine {
       if (on_top) {
         odd(raw(xs_), mpfr_neg(raw(xs_), raw(sum_off), rz));
       } else {
-        odd(raw(xs_), mpfr_set_flt(raw(xs_), x[j * xs], rz));
+        odd(raw(xs_), mpfr_set_flt(raw(xs_), p.load_class(x, j, xs), rz));
         odd(raw(xs_), mpfr_sub_d(raw(xs_), raw(xs_), static_cast<double>(m), rz));
         odd(raw(xs_), mpfr_exp(raw(xs_), raw(xs_), rz));
         odd(raw(xs_), mpfr_mul_d(raw(xs_), raw(xs_), k, rz));

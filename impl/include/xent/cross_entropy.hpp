@@ -1,9 +1,13 @@
 // The front door: torch.nn.CrossEntropyLoss with PyTorch's semantics.
 //
-//   logits  (C) | (N,C) | (N,C,d1..dK), float32, any strides
-//   target  () | (N) | (N,d1..dK) int64 class indices, or float32
-//           probabilities of the logits' shape
-//   out     float32: one element for mean/sum, the target's position shape for none
+//   logits  (C) | (N,C) | (N,C,d1..dK), float32, bfloat16 or float16, any strides
+//   target  () | (N) | (N,d1..dK) int64 class indices, or probabilities of
+//           the logits' shape and dtype
+//   out     the logits' dtype (or float32 for 16-bit logits): one element for
+//           mean/sum, the target's position shape for none
+//   weight, grad, upstream: the logits' dtype (upstream: out's)
+// 16-bit logits are computed by the kernels whose dtypes() says so (simd,
+// openmp, throughput); the others refuse them (docs/dtypes.md).
 //
 // Everything is validated before anything is written: on xent::error the
 // outputs are untouched.

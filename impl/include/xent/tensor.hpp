@@ -12,13 +12,22 @@
 
 namespace xent {
 
-// Element types. Only f32 logits are computed today; the enum is the place
-// where f64/bf16/f16 logits join without changing any signature (the
-// reference already measures results in each floating type's own ulps).
+// Element types. Logits may be float32, bfloat16 or float16 (docs/dtypes.md);
+// float64 logits are refused for now.
 enum class dtype { f32, f64, i64, i32, bf16, f16 };
 
 std::string to_string(dtype t);
 std::size_t size_of(dtype t);
+
+// The 16-bit floating dtypes. Every bfloat16 and float16 value is a float32
+// value, so widening is exact; narrowing rounds once, to nearest-even, with
+// IEEE 754's subnormals and overflow to infinity (bfloat16: 8 significant
+// bits, float32's exponent range; float16: 11 bits, subnormals from 2^-24,
+// largest finite 65504). NaN stays NaN (quiet), with its sign.
+float widen(std::uint16_t bits, dtype t);           // t: bf16 or f16
+std::uint16_t narrow(double v, dtype t);            // t: bf16 or f16
+// v rounded once to a floating dtype (f32, f64, bf16, f16), as a double.
+double round_to(double v, dtype t);
 
 struct tensor_view {
   void* data = nullptr;
@@ -46,6 +55,9 @@ tensor_view view(const float* data, std::vector<std::int64_t> shape);
 tensor_view view(float* data, std::vector<std::int64_t> shape);
 tensor_view view(const double* data, std::vector<std::int64_t> shape);
 tensor_view view(const std::int64_t* data, std::vector<std::int64_t> shape);
+// bfloat16 or float16 elements, as their 16-bit patterns.
+tensor_view view(const std::uint16_t* data, dtype t, std::vector<std::int64_t> shape);
+tensor_view view(std::uint16_t* data, dtype t, std::vector<std::int64_t> shape);
 
 // A view of a DLPack tensor (CPU only; strides == NULL means contiguous;
 // byte_offset honoured). Throws xent::error for devices or types we cannot read

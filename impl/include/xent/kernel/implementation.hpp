@@ -54,6 +54,10 @@ class implementation {
   // for no declaration: everything is tried. The property suite generates
   // cases inside the declaration; a plug-in's UNSUPPORTED inside it fails.
   virtual std::optional<capabilities> declared_capabilities() const { return std::nullopt; }
+  // The logits dtypes it computes (dtype_bit: XENT_PLUGIN_DTYPE_FLOAT32,
+  // dtype_bfloat16_bit, dtype_float16_bit). The front door refuses a problem
+  // of any other dtype with an error naming the kernels that take it.
+  virtual std::uint32_t dtypes() const { return XENT_PLUGIN_DTYPE_FLOAT32; }
 
   // Loss only: writes p.loss.
   virtual void forward(const problem& p) const = 0;

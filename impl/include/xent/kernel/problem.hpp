@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "xent/options.hpp"
@@ -25,7 +26,17 @@ struct problem {
   // Position space after merging contiguous dims; empty means one position.
   std::vector<std::int64_t> position_shape;
 
-  // Logits, float32.
+  // The logits' dtype (float32, bfloat16 or float16), shared by probability
+  // targets, weights, the gradient and the upstream gradient; the loss's
+  // dtype is out_type: the logits' dtype, or float32 for 16-bit logits. For
+  // 16-bit problems the float pointers below address 16-bit elements: read
+  // and write them only through the typed accessors (load, weight_at,
+  // upstream_at, store_grad, store_loss). Only kernels whose dtypes() has
+  // the bit see such problems (the front door refuses the others).
+  dtype type = dtype::f32;
+  dtype out_type = dtype::f32;
+
+  // Logits.
   const float* logits = nullptr;
   std::int64_t logits_class_stride = 1;
   std::vector<std::int64_t> logits_position_strides;
@@ -89,15 +100,44 @@ struct problem {
       }
     }
   }
-  const float* logits_row(std::int64_t p) const { return logits + offset(p, logits_position_strides); }
-  std::int64_t target_at(std::int64_t p) const { return target_index[offset(p, target_position_strides)]; }
-  const float* target_row(std::int64_t p) const { return target_prob + offset(p, target_position_strides); }
-  float weight_at(std::int64_t c) const { return weight ? weight[c * weight_stride] : 1.0f; }
-  float* loss_at(std::int64_t p) const { return loss + offset(p, loss_position_strides); }
-  float* grad_row(std::int64_t p) const { return grad + offset(p, grad_position_strides); }
-  float upstream_at(std::int64_t p) const {
-    return upstream ? upstream[offset(p, upstream_position_strides)] : upstream_scalar;
+  // Element i (in elements of `t`) past base, widened: exact for every dtype.
+  static float load(const void* base, std::int64_t i, dtype t) {
+    if (t == dtype::f32) return static_cast<const float*>(base)[i];
+    return widen(static_cast<const std::uint16_t*>(base)[i], t);
   }
+  // v rounded once to `t` into element i past base.
+  static void store(void* base, std::int64_t i, double v, dtype t) {
+    if (t == dtype::f32) static_cast<float*>(base)[i] = static_cast<float>(v);
+    else static_cast<std::uint16_t*>(base)[i] = narrow(v, t);
+  }
+  // Element `off` of a tensor of the logits' dtype, as an address.
+  template <class T>
+  T* element(T* base, std::int64_t off) const {
+    if (type == dtype::f32) return base + off;
+    using byte = std::conditional_t<std::is_const_v<T>, const unsigned char, unsigned char>;
+    return reinterpret_cast<T*>(reinterpret_cast<byte*>(base) + off * 2);
+  }
+  const float* logits_row(std::int64_t p) const { return element(logits, offset(p, logits_position_strides)); }
+  std::int64_t target_at(std::int64_t p) const { return target_index[offset(p, target_position_strides)]; }
+  const float* target_row(std::int64_t p) const { return element(target_prob, offset(p, target_position_strides)); }
+  float weight_at(std::int64_t c) const { return weight ? load(weight, c * weight_stride, type) : 1.0f; }
+  float* loss_at(std::int64_t p) const {
+    return out_type == dtype::f32 ? loss + offset(p, loss_position_strides)
+                                  : reinterpret_cast<float*>(reinterpret_cast<std::uint16_t*>(loss) +
+                                                             offset(p, loss_position_strides));
+  }
+  float* grad_row(std::int64_t p) const { return element(grad, offset(p, grad_position_strides)); }
+  float upstream_at(std::int64_t p) const {
+    return upstream ? load(upstream, offset(p, upstream_position_strides), out_type) : upstream_scalar;
+  }
+  // The loss of position p (reduction none) or the reduced loss, rounded once
+  // to out_type.
+  void store_loss(std::int64_t p, double v) const { store(loss_at(p), 0, v, out_type); }
+  void store_reduced(double v) const { store(loss, 0, v, out_type); }
+  // Class c of a gradient row (grad_row), rounded once to the logits' dtype.
+  void store_grad(float* row, std::int64_t c, double v) const { store(row, c * grad_class_stride, v, type); }
+  // Class c of a logits or probability row, widened.
+  float load_class(const float* row, std::int64_t c, std::int64_t stride) const { return load(row, c * stride, type); }
   // Is position p counted (index targets: not ignore_index)?
   bool counted(std::int64_t p) const {
     return target == target_kind::probability || target_at(p) != ignore_index;
@@ -107,11 +147,13 @@ struct problem {
 // Validates everything and builds the problem. Throws xent::error with a
 // message naming the argument, position and value. Reads the targets (bounds
 // check) but writes nothing.
-//   out:      f32; for mean/sum a view with one element (shape () or [1]);
-//             for none a view of the target's position shape.
-//   grad:     nullptr for loss only; else f32 of the logits' shape.
-//   upstream: nullptr means 1; for mean/sum one element; for none one element
-//             or the position shape.
+//   out:      the logits' dtype (or f32 for bf16/f16 logits); for mean/sum a
+//             view with one element (shape () or [1]); for none a view of the
+//             target's position shape.
+//   grad:     nullptr for loss only; else the logits' dtype and shape.
+//   upstream: out's dtype; nullptr means 1; for mean/sum one element; for
+//             none one element or the position shape.
+// Logits f32, bf16 or f16; probability targets and weights in the logits' dtype.
 problem make_problem(const tensor_view& logits, const tensor_view& target, const options& opt,
                      const tensor_view& out, const tensor_view* grad = nullptr,
                      const tensor_view* upstream = nullptr);
