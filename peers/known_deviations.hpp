@@ -41,6 +41,13 @@ inline const std::map<std::string, std::string>& torch_known_deviations() {
       {"sixteen_bit_within_tier",
        "bfloat16 as float32: NaN gradient in ignored positions whose logits hold NaN/inf, and overflow "
        "(a mean near the largest finite value comes out inf)"},
+      // Seen with seed 3 (not the pinned one): probability targets, a row
+      // near exp's limits, loss[22] 85 where the exact value is 85.5596:
+      // 1.12 bfloat16 ulps, beyond the standard tier's 0.0198 + 1 ulp. The
+      // cause (which of LibTorch's bfloat16 roundings) is not analysed yet.
+      {"sixteen_bit_ordinary_values_within_tier",
+       "bfloat16 probability-target loss 1.12 ulp off (85 for 85.5596), beyond the standard tier's absolute "
+       "criterion plus one ulp (seen with RC_PARAMS=seed=3)"},
       {"class_permutation", "ignored positions with NaN/inf logits (NaN gradient there)"},
       // C = 1 with label smoothing or probability targets: -0.0 (sign bit).
       {"loss_nonnegative", "C = 1 with probability targets returns -0.0, not +0"},
