@@ -503,6 +503,19 @@ class sharded_run {
       return;
     }
     const local_row lr = row(p);
+    // Read before an in-place gradient overwrites the shard (row_driver.hpp):
+    // with an infinite scale, the classes whose underflowing p_j A must be ±inf.
+    infinite_scale_row fix;
+    if (std::isinf(scale)) {
+      const double omeps_f = 1.0 - eps_, eps_c_f = eps_ / static_cast<double>(pr.classes);
+      const std::int64_t tg = index_ ? pr.target_at(p) : -1;
+      fix = infinite_scale_classes(
+          L, scale, stored_ ? rs.wt : rs.ms.total, [&](std::int64_t k) { return static_cast<double>(lr.x[k]); },
+          [&](std::int64_t k) {
+            const double qk = lr.q ? static_cast<double>(lr.q[k]) : (mine_.first + k == tg ? 1.0 : 0.0);
+            return (w_ ? static_cast<double>(w_[k]) : 1.0) * (omeps_f * qk + eps_c_f);
+          });
+    }
     float* gout = scatter ? simd::row_scratch(simd::kRowG, L) : g;
     const float M = rs.st.max;
     const double Md = static_cast<double>(M);
@@ -530,6 +543,7 @@ class sharded_run {
     }
     if (scatter)
       for (std::int64_t k = 0; k < L; ++k) g[k * gs] = gout[k];
+    if (!fix.classes.empty()) infinite_scale_fix(pr, fix, g, gs);
   }
 
   // Row p's shard, contiguous: a pointer into the logits, or this thread's copy.

@@ -107,6 +107,60 @@ class position_losses {
   double* losses_;
 };
 
+// The gradient's scale upstream / D is infinite when the mean's denominator
+// is 0 (every counted target has weight 0) or the upstream gradient is. An
+// entry is then that infinity times the exact unscaled value v_j = p_j A -
+// b_j (b_j = w_j q'_j, A = Σ b), NaN only where v_j is exactly 0. Where b_j
+// = 0 and x_j is finite in a row without NaN or +inf, v_j = p_j A is not 0
+// (p_j > 0) even when p_j underflows (x_j far below the max), so the computed
+// 0 · inf = NaN must become sign(scale · A) · inf. infinite_scale_classes
+// lists those classes (read before an in-place gradient overwrites the
+// logits); infinite_scale_fix writes them after the row's gradient.
+struct infinite_scale_row {
+  std::vector<std::int64_t> classes;
+  double sign = 0.0;  // sign(scale · A); 0: nothing to fix
+};
+
+// b_of(j): b_j; x_of(j): x_j; classes [0, n) of a row known to hold no NaN
+// or +inf; mass: A.
+template <class X, class B>
+infinite_scale_row infinite_scale_classes(std::int64_t n, double scale, double mass, X&& x_of, B&& b_of) {
+  infinite_scale_row r;
+  if (!std::isinf(scale) || mass == 0.0 || std::isnan(mass)) return r;
+  r.sign = (scale > 0) == (mass > 0) ? 1.0 : -1.0;
+  for (std::int64_t j = 0; j < n; ++j)
+    if (b_of(j) == 0.0 && x_of(j) > -std::numeric_limits<double>::infinity()) r.classes.push_back(j);
+  return r;
+}
+
+// The same for row p of a problem (every class; weights, targets, smoothing).
+inline infinite_scale_row infinite_scale_classes(const problem& pr, std::int64_t p, double scale) {
+  if (!std::isinf(scale)) return {};
+  const std::int64_t C = pr.classes;
+  const float* x = pr.logits_row(p);
+  auto x_of = [&](std::int64_t j) { return static_cast<double>(pr.load_class(x, j, pr.logits_class_stride)); };
+  for (std::int64_t j = 0; j < C; ++j)
+    if (std::isnan(x_of(j)) || x_of(j) == std::numeric_limits<double>::infinity()) return {};  // a NaN row
+  const double eps_c = pr.label_smoothing / static_cast<double>(C), omeps = 1.0 - pr.label_smoothing;
+  const float* q = pr.target == target_kind::probability ? pr.target_row(p) : nullptr;
+  const std::int64_t t = q ? -1 : pr.target_at(p);
+  auto b_of = [&](std::int64_t j) {
+    const double qj = q ? static_cast<double>(pr.load_class(q, j, pr.target_class_stride)) : (j == t ? 1.0 : 0.0);
+    return static_cast<double>(pr.weight_at(j)) * (omeps * qj + eps_c);
+  };
+  double mass = 0.0;
+  for (std::int64_t j = 0; j < C; ++j) mass += b_of(j);
+  return infinite_scale_classes(C, scale, mass, x_of, b_of);
+}
+
+// g: the gradient entries of the row's classes [0, n) (class stride gs).
+inline void infinite_scale_fix(const problem& pr, const infinite_scale_row& r, float* g, std::int64_t gs) {
+  for (const std::int64_t j : r.classes) {
+    const float v = problem::load(g, j * gs, pr.type);
+    if (std::isnan(v)) problem::store(g, j * gs, r.sign * std::numeric_limits<double>::infinity(), pr.type);
+  }
+}
+
 // The per-position driver: ignored positions get loss 0 and a zero gradient
 // row (NaN logits included); counted ones row(p, grad_row, grad_scale), the
 // scale being the upstream gradient over the mean's denominator; then the
@@ -121,7 +175,10 @@ void run_positions(const problem& pr, bool with_grad, Loop&& loop, Reserve&& res
     if (!pr.counted(p)) {
       if (g) zero_row(pr, g);
     } else {
-      l = row(p, g, g ? static_cast<double>(pr.upstream_at(p)) / out.denominator() : 0.0);
+      const double scale = g ? static_cast<double>(pr.upstream_at(p)) / out.denominator() : 0.0;
+      const infinite_scale_row fix = g ? infinite_scale_classes(pr, p, scale) : infinite_scale_row{};
+      l = row(p, g, scale);
+      if (!fix.classes.empty()) infinite_scale_fix(pr, fix, g, pr.grad_class_stride);
     }
     out.store(p, l);
   }, reserve);

@@ -1027,8 +1027,7 @@ class stable_kernel final : public implementation {
           continue;
         }
         *pr.loss_at(p) = rounded_loss(pr, p, r1, x, xs, b);
-        if (g)
-          write_gradient(pr, p, r1, x, make_scale(static_cast<double>(pr.upstream_at(p)), D), g, b, exact_d);
+        if (g) gradient(pr, p, r1, x, make_scale(static_cast<double>(pr.upstream_at(p)), D), g, b, exact_d);
       }
       return;
     }
@@ -1055,7 +1054,7 @@ class stable_kernel final : public implementation {
         continue;
       }
       losses[p] = r1.loss(bounds[p]);
-      if (g) write_gradient(pr, p, r1, x, sc, g, b, exact_d);
+      if (g) gradient(pr, p, r1, x, sc, g, b, exact_d);
     }
     write_reduction(pr, losses, bounds, D, b);
     if (!with_grad || one_pass) return;
@@ -1072,8 +1071,17 @@ class stable_kernel final : public implementation {
         nan_row(g);
         continue;
       }
-      write_gradient(pr, p, r1, x, sc, g, b, exact_d);
+      gradient(pr, p, r1, x, sc, g, b, exact_d);
     }
+  }
+
+  // write_gradient, then the entries an infinite scale makes ±inf where the
+  // computed unscaled value underflowed (row_driver.hpp).
+  static void gradient(const problem& pr, std::int64_t p, row_model<double>& r1, const float* x, const scale_t& s,
+                       float* g, const buffers& b, exact_denominator& exact_d) {
+    const infinite_scale_row fix = infinite_scale_classes(pr, p, s.value.hi);
+    write_gradient(pr, p, r1, x, s, g, b, exact_d);
+    if (!fix.classes.empty()) infinite_scale_fix(pr, fix, g, pr.grad_class_stride);
   }
 
   // The exact Σ_p l_p (divided by D for mean), rounded once: the float64
