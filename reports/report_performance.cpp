@@ -32,8 +32,16 @@ std::string mode_words(const std::string& m) {
   return m;
 }
 
-// "n8c21h256w256" -> "[8, 21, 256, 256]".
-std::string dims_of(const std::string& shape) {
+// "n8c21h256w256" -> "[8, 21, 256, 256]"; "n64c8192_bf16" -> "[64, 8192]
+// bfloat16 logits" (the 16-bit bench shapes, bench/shapes.txt).
+std::string dims_of(const std::string& name) {
+  const auto u = name.find('_');
+  const std::string shape = name.substr(0, u);
+  std::string suffix;
+  if (u != std::string::npos) {
+    const std::string t = name.substr(u + 1);
+    suffix = " " + (t == "bf16" ? std::string("bfloat16") : t == "f16" ? std::string("float16") : t) + " logits";
+  }
   std::string o = "[";
   bool digits = false;
   for (char c : shape) {
@@ -42,7 +50,7 @@ std::string dims_of(const std::string& shape) {
     if (d) o += c;
     digits = d;
   }
-  return o + "]";
+  return o + "]" + suffix;
 }
 
 std::string maybe(double v, const char* f) { return std::isnan(v) ? std::string("—") : fmt(v, f); }
