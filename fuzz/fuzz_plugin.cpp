@@ -56,7 +56,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   FuzzedDataProvider in(data, size);
   const auto flags = in.ConsumeIntegral<std::uint8_t>();
   xent_plugin d{};
-  d.abi_version = flags & 1 ? in.ConsumeIntegral<std::uint32_t>() : XENT_PLUGIN_ABI_VERSION;
+  d.abi_version = flags & 1          ? in.ConsumeIntegral<std::uint32_t>()
+                  : in.ConsumeBool() ? XENT_PLUGIN_ABI_VERSION_OLDEST
+                                     : XENT_PLUGIN_ABI_VERSION;
   d.struct_size = flags & 2 ? in.ConsumeIntegral<std::uint32_t>()
                   : in.ConsumeBool() ? static_cast<std::uint32_t>(sizeof(xent_plugin))
                                      : static_cast<std::uint32_t>(XENT_PLUGIN_SIZE_WITHOUT_CAPABILITIES);
@@ -91,7 +93,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return 0;
   }
   // Accepted: the promises of validate_descriptor.
-  FUZZ_ASSERT(pd && d.abi_version == XENT_PLUGIN_ABI_VERSION &&
+  FUZZ_ASSERT(pd && d.abi_version >= XENT_PLUGIN_ABI_VERSION_OLDEST && d.abi_version <= XENT_PLUGIN_ABI_VERSION &&
                   (d.struct_size == XENT_PLUGIN_SIZE_WITHOUT_CAPABILITIES || d.struct_size >= sizeof(xent_plugin)),
               "header");
   if (d.struct_size >= sizeof(xent_plugin) && d.declared != 0) {
@@ -102,6 +104,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                     !(d.modes & ~all.modes) && (d.dtypes & XENT_PLUGIN_DTYPE_FLOAT32) && !(d.dtypes & ~all.dtypes),
                 "capability masks");
     FUZZ_ASSERT(!(d.modes & XENT_PLUGIN_MODE_IN_PLACE) || (d.modes & XENT_PLUGIN_MODE_GRADIENT), "in-place mode");
+    FUZZ_ASSERT(d.abi_version != 1 || d.dtypes == XENT_PLUGIN_DTYPE_FLOAT32, "ABI 1 declares float32 only");
   }
   FUZZ_ASSERT(d.forward && d.forward_backward, "entry points");
   FUZZ_ASSERT(d.tier >= 0 && d.tier <= 4 && (d.thread_count_independent == 0 || d.thread_count_independent == 1),

@@ -32,6 +32,9 @@ enum class flaw {
                          // log1p(rest): the dominant-target loss rounds to m - x_t
   narrows_toward_zero,   // 16-bit results truncated instead of rounded to nearest
   float16_saturates,     // float16 results beyond 65504 clamped to 65504 instead of inf
+  rounds_twice,          // claims correct rounding for 16-bit logits: `stable`'s correctly
+                         // rounded float32 results, then rounded to the dtype (wrong when
+                         // the float32 result is a bfloat16/float16 midpoint)
 };
 
 constexpr double nan = std::numeric_limits<double>::quiet_NaN();
@@ -44,7 +47,7 @@ class mutant final : public implementation {
   xent::tier tier() const override {
     if (f_ == flaw::f32_sequential_sum) return tier::fast;
     if (f_ == flaw::relaxed_pt_minus_one || f_ == flaw::relaxed_f32_log) return tier::relaxed;
-    return f_ == flaw::no_rounding_test ? tier::correctly_rounded : tier::accurate;
+    return f_ == flaw::no_rounding_test || f_ == flaw::rounds_twice ? tier::correctly_rounded : tier::accurate;
   }
   std::string domain() const override { return "all inputs"; }
   std::uint32_t dtypes() const override {
@@ -149,6 +152,7 @@ class mutant final : public implementation {
   }
 
   void run(const problem& pr, bool with_grad) const {
+    if (f_ == flaw::rounds_twice) return round_twice(pr, with_grad);
     double D = 1.0;
     if (pr.reduce == reduction::mean) {
       D = 0.0;
@@ -181,6 +185,19 @@ class mutant final : public implementation {
     if (pr.reduce == reduction::mean) put(pr.loss, 0, total / D, pr.out_type);
   }
 
+  // float32 problems go to `stable` as they are; a 16-bit one goes as a
+  // float32 problem whose results are then rounded to the dtype.
+  static void round_twice(const problem& pr, bool with_grad) {
+    const implementation* stable = find_implementation("stable");
+    if (pr.type == dtype::f32) {
+      with_grad ? stable->forward_backward(pr) : stable->forward(pr);
+      return;
+    }
+    const widened_problem w(pr, with_grad);
+    with_grad ? stable->forward_backward(w.get()) : stable->forward(w.get());
+    w.store(pr);
+  }
+
   flaw f_;
   std::string name_, what_;
 };
@@ -211,6 +228,9 @@ const std::vector<mutant_info>& register_mutants() {
          {"mutant_narrows_toward_zero", "bfloat16/float16 results truncated instead of rounded to nearest"}},
         {flaw::float16_saturates,
          {"mutant_float16_saturates", "float16 results beyond 65504 clamped to 65504 instead of inf"}},
+        {flaw::rounds_twice,
+         {"mutant_rounds_twice",
+          "declares correct rounding; 16-bit results rounded to float32 first, then to the dtype"}},
     };
     std::vector<mutant_info> v;
     for (const auto& [f, info] : all) {

@@ -65,7 +65,9 @@ TEST(plugin_descriptor, header_fields) {
   EXPECT_REJECTED(nullptr, "returned NULL");
   xent_plugin d = good();
   d.abi_version = 7;
-  EXPECT_REJECTED(&d, "built for ABI version 7");
+  EXPECT_REJECTED(&d, "built for ABI version 7, this xent speaks 1 to 2");
+  d.abi_version = 0;
+  EXPECT_REJECTED(&d, "built for ABI version 0");
   d = good();
   d.struct_size = 8;
   EXPECT_REJECTED(&d, "descriptor too small (8 bytes");
@@ -177,8 +179,19 @@ TEST(plugin_descriptor, capability_masks) {
   d.dtypes = 0;
   EXPECT_REJECTED(&d, "declares no dtypes");
   d = declaring();
-  d.dtypes = 0x2;
-  EXPECT_REJECTED(&d, "unknown dtypes bits 0x2");
+  d.dtypes = XENT_PLUGIN_DTYPE_BFLOAT16;
+  EXPECT_REJECTED(&d, "declares dtypes without float32 (0x2;");
+  d = declaring();
+  d.dtypes = 0x9;
+  EXPECT_REJECTED(&d, "unknown dtypes bits 0x8");
+  // ABI 2: the 16-bit dtypes; a version-1 descriptor declares float32 alone.
+  d = declaring();
+  d.dtypes = XENT_PLUGIN_DTYPE_FLOAT32 | XENT_PLUGIN_DTYPE_BFLOAT16 | XENT_PLUGIN_DTYPE_FLOAT16;
+  EXPECT_EQ(error_of(&d), "");
+  d.abi_version = 1;
+  EXPECT_REJECTED(&d, "unknown dtypes bits 0x6");
+  d.dtypes = XENT_PLUGIN_DTYPE_FLOAT32;
+  EXPECT_EQ(error_of(&d), "");
   d = declaring();
   d.reserved_capabilities = 1;
   EXPECT_REJECTED(&d, "reserved_capabilities is 1");

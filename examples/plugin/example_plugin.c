@@ -21,6 +21,10 @@
  * reject it too (its output buffers are poisoned).
  * partial_plugin.c refuses everything but contiguous rows with plain index
  * targets and declares that subset (plugin.h, "Declared capabilities").
+ * sixteen_bit_plugin.c declares bfloat16 and float16 logits too (ABI 2):
+ * every element is read and written in the dtype its DLTensor states, so
+ * the same code computes them (each result rounded once from double).
+ * abi1_plugin.c builds this file as a plug-in of ABI version 1.
  */
 #include <math.h>
 #include <stdio.h>
@@ -46,6 +50,76 @@ static int64_t stride_of(const DLTensor* t, int d) {
 
 static void* data_of(const DLTensor* t) { return (char*)t->data + t->byte_offset; }
 
+/* ---- elements: float32, bfloat16 or float16 ------------------------------ */
+
+typedef enum elem_type { ELEM_F32, ELEM_BF16, ELEM_F16, ELEM_OTHER } elem_type;
+
+static elem_type elem_of(const DLTensor* t) {
+  if (t->dtype.lanes != 1) return ELEM_OTHER;
+  if (t->dtype.code == kDLFloat && t->dtype.bits == 32) return ELEM_F32;
+  if (t->dtype.code == kDLBfloat && t->dtype.bits == 16) return ELEM_BF16;
+  if (t->dtype.code == kDLFloat && t->dtype.bits == 16) return ELEM_F16;
+  return ELEM_OTHER;
+}
+
+/* The address of element i (in elements) past base. */
+static void* elem_at(const void* base, int64_t i, elem_type t) {
+  return (char*)base + i * (t == ELEM_F32 ? 4 : 2);
+}
+
+/* Element i, widened (exact). */
+static double get(const void* base, int64_t i, elem_type t) {
+  if (t == ELEM_F32) return ((const float*)base)[i];
+  const uint16_t b = ((const uint16_t*)base)[i];
+  if (t == ELEM_BF16) { /* the high half of a float32 */
+    const uint32_t u = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+  }
+  { /* float16: (-1)^s 2^(e-15) (1 + m/1024); subnormals 2^-24 m */
+    const int e = (b >> 10) & 0x1f, m = b & 0x3ff;
+    const double v = e == 0x1f ? (m ? NAN : INFINITY) : e == 0 ? ldexp(m, -24) : ldexp(1024 + m, e - 25);
+    return (b & 0x8000) ? -v : v;
+  }
+}
+
+/* v rounded once (to nearest, ties to even, subnormals, overflow to inf)
+ * into element i: from double directly, never through float (which would
+ * round twice). */
+static void put(void* base, int64_t i, double v, elem_type t) {
+  if (t == ELEM_F32) {
+    ((float*)base)[i] = (float)v;
+    return;
+  }
+  const int bf = t == ELEM_BF16;
+  const int mbits = bf ? 7 : 10, emin = bf ? -126 : -14, emax = bf ? 127 : 15, bias = bf ? 127 : 15;
+  const uint16_t sign = signbit(v) ? 0x8000 : 0, inf = bf ? 0x7f80 : 0x7c00;
+  uint16_t out;
+  if (isnan(v)) {
+    out = (uint16_t)(inf | (bf ? 0x40 : 0x200)); /* a quiet NaN */
+  } else if (isinf(v)) {
+    out = (uint16_t)(sign | inf);
+  } else if (v == 0.0) {
+    out = sign;
+  } else {
+    const double a = fabs(v);
+    const int e = ilogb(a) < emin ? emin : ilogb(a);
+    const double q = ldexp(1.0, e - mbits);  /* the spacing in a's binade */
+    const double r = nearbyint(a / q) * q;   /* a / q is exact; ties to even */
+    if (r > ldexp(2.0 - ldexp(1.0, -mbits), emax)) {
+      out = (uint16_t)(sign | inf);
+    } else if (r < ldexp(1.0, emin)) {       /* subnormal: exponent field 0 */
+      out = (uint16_t)(sign | (uint16_t)(r / ldexp(1.0, emin - mbits)));
+    } else {
+      const int re = ilogb(r);
+      const int m = (int)(r / ldexp(1.0, re - mbits)) - (1 << mbits);
+      out = (uint16_t)(sign | (uint16_t)((re + bias) << mbits) | (uint16_t)m);
+    }
+  }
+  ((uint16_t*)base)[i] = out;
+}
+
 /* Offset, in elements, of flat position p (row-major over every dim but
  * `skip`, the class axis, or -1 for position-shaped tensors). */
 static int64_t position_offset(const DLTensor* t, int64_t p, int skip) {
@@ -62,28 +136,30 @@ static int64_t position_offset(const DLTensor* t, int64_t p, int skip) {
 /* ---- one row ------------------------------------------------------------ */
 
 typedef struct row_in {
-  const float* x; /* the row's first logit */
-  int64_t xs;     /* class stride */
+  elem_type type;   /* of the logits, probabilities, weights and gradient */
+  const void* x;    /* the row's first logit */
+  int64_t xs;       /* class stride */
   int64_t C;
   int64_t t;        /* index target, or -1 for probability targets */
-  const float* q;   /* probability targets (or NULL) */
+  const void* q;    /* probability targets (or NULL) */
   int64_t qs;
-  const float* w;   /* weights (or NULL) */
+  const void* w;    /* weights (or NULL) */
   int64_t ws;
   double eps;
 } row_in;
 
-static double weight_at(const row_in* r, int64_t c) { return r->w ? (double)r->w[c * r->ws] : 1.0; }
+static double weight_at(const row_in* r, int64_t c) { return r->w ? get(r->w, c * r->ws, r->type) : 1.0; }
+#define X(cls) get(r->x, (cls) * r->xs, r->type)
 
 /* Writes scale * d loss / d x into g (when not NULL); returns the loss. */
-static double row(const row_in* r, float* g, int64_t gs, double scale) {
+static double row(const row_in* r, void* g, int64_t gs, double scale) {
   const int64_t C = r->C;
   /* Row maximum and its index; NaN or +inf anywhere, or all -inf: NaN. */
-  float mf = -INFINITY;
+  double mf = -INFINITY;
   int64_t k = 0, j, c;
   int undefined = 0;
   for (j = 0; j < C; ++j) {
-    const float v = r->x[j * r->xs];
+    const double v = X(j);
     if (isnan(v)) undefined = 1;
     if (v > mf) {
       mf = v;
@@ -92,25 +168,25 @@ static double row(const row_in* r, float* g, int64_t gs, double scale) {
   }
   if (undefined || isinf(mf)) {
     if (g)
-      for (j = 0; j < C; ++j) g[j * gs] = NAN;
+      for (j = 0; j < C; ++j) put(g, j * gs, NAN, r->type);
     return NAN;
   }
 #ifndef XENT_EXAMPLE_NO_MAX_SHIFT
   const double m = mf;
   double rest = 0.0; /* sum_{j != k} e^{x_j - m} */
   for (j = 0; j < C; ++j)
-    if (j != k) rest += exp((double)r->x[j * r->xs] - m);
+    if (j != k) rest += exp(X(j) - m);
   const double sum = 1.0 + rest;
   const double log_sum = log1p(rest); /* lse - m */
 #else
   /* The planted bug: no shift. */
   const double m = 0.0;
   double sum = 0.0;
-  for (j = 0; j < C; ++j) sum += exp((double)r->x[j * r->xs]);
-  const double rest = sum - exp((double)r->x[k * r->xs]);
+  for (j = 0; j < C; ++j) sum += exp(X(j));
+  const double rest = sum - exp(X(k));
   const double log_sum = log(sum);
 #endif
-#define GAP(cls) (m - (double)r->x[(cls) * r->xs]) /* lse - x_c = GAP + log_sum */
+#define GAP(cls) (m - X(cls)) /* lse - x_c = GAP + log_sum */
 
   const double eps = r->eps, eps_c = eps / (double)C;
   if (r->t >= 0 && eps == 0.0) {
@@ -121,7 +197,7 @@ static double row(const row_in* r, float* g, int64_t gs, double scale) {
       const double others = t == k ? rest : sum - exp(-GAP(t)); /* 1 - p_t, times sum */
       for (j = 0; j < C; ++j) {
         const double v = j == t ? -wt * (others / sum) : wt * (exp(-GAP(j)) / sum);
-        g[j * gs] = (float)(scale * v);
+        put(g, j * gs, scale * v, r->type);
       }
     }
     return loss;
@@ -130,7 +206,7 @@ static double row(const row_in* r, float* g, int64_t gs, double scale) {
   /* Smoothed or probability targets: loss = sum_c b_c (lse - x_c) with
    * b_c = w_c q'_c, q' = (1 - eps) q + eps / C. */
 #define B(cls) \
-  (weight_at(r, cls) * ((1.0 - eps) * (r->t >= 0 ? ((cls) == r->t ? 1.0 : 0.0) : (double)r->q[(cls) * r->qs]) + eps_c))
+  (weight_at(r, cls) * ((1.0 - eps) * (r->t >= 0 ? ((cls) == r->t ? 1.0 : 0.0) : get(r->q, (cls) * r->qs, r->type)) + eps_c))
   double loss = 0.0, mass = 0.0, mass_rest = 0.0; /* A = sum b; A - b_kb without cancellation */
   int64_t kb = 0;
   for (c = 0; c < C; ++c) {
@@ -159,13 +235,14 @@ static double row(const row_in* r, float* g, int64_t gs, double scale) {
       const double not_j = j == k ? rest : sum - e_j;
       const double bj = B(j);
       const double mass_not_j = j == kb ? mass_rest : mass - bj;
-      g[j * gs] = (float)(scale * ((e_j / sum) * mass_not_j - bj * (not_j / sum)));
+      put(g, j * gs, scale * ((e_j / sum) * mass_not_j - bj * (not_j / sum)), r->type);
     }
   }
   return loss;
 #undef B
 #undef GAP
 }
+#undef X
 
 /* ---- the whole problem ---------------------------------------------------- */
 
@@ -186,8 +263,11 @@ static int32_t fail(char* message, size_t size, int32_t status, const char* text
 
 static int32_t run(const DLTensor* logits, const DLTensor* target, const DLTensor* loss, const DLTensor* grad,
                    const DLTensor* upstream, const xent_plugin_options* o, char* message, size_t message_size) {
-  if (logits->dtype.code != kDLFloat || logits->dtype.bits != 32)
-    return fail(message, message_size, XENT_PLUGIN_ERROR_UNSUPPORTED, "logits must be float32");
+  /* The host sends only the dtypes a plug-in declares; the check is for
+   * other hosts. */
+  const elem_type xt = elem_of(logits), lt = elem_of(loss);
+  if (xt == ELEM_OTHER || lt == ELEM_OTHER)
+    return fail(message, message_size, XENT_PLUGIN_ERROR_UNSUPPORTED, "logits must be float32, bfloat16 or float16");
   const int class_axis = logits->ndim == 1 ? 0 : 1;
   const int64_t C = logits->shape[class_axis];
   int64_t P = 1, p;
@@ -204,19 +284,20 @@ static int32_t run(const DLTensor* logits, const DLTensor* target, const DLTenso
   }
 #endif
   const int prob = o->probability_targets != 0;
-  const float* x = (const float*)data_of(logits);
+  const void* x = data_of(logits);
   const int64_t* ti = prob ? NULL : (const int64_t*)data_of(target);
-  const float* tq = prob ? (const float*)data_of(target) : NULL;
-  float* out = (float*)data_of(loss);
-  float* gr = grad ? (float*)data_of(grad) : NULL;
-  const float* up = upstream ? (const float*)data_of(upstream) : NULL;
+  const void* tq = prob ? data_of(target) : NULL;
+  void* out = data_of(loss);
+  void* gr = grad ? data_of(grad) : NULL;
+  const void* up = upstream ? data_of(upstream) : NULL;
   const int none = o->reduction == XENT_PLUGIN_REDUCTION_NONE;
 
   row_in r;
+  r.type = xt;
   r.xs = stride_of(logits, class_axis);
   r.C = C;
   r.qs = prob ? stride_of(target, class_axis) : 0;
-  r.w = o->weight ? (const float*)data_of(o->weight) : NULL;
+  r.w = o->weight ? data_of(o->weight) : NULL;
   r.ws = o->weight ? stride_of(o->weight, 0) : 0;
   r.eps = o->label_smoothing;
 
@@ -231,16 +312,16 @@ static int32_t run(const DLTensor* logits, const DLTensor* target, const DLTenso
     } else {
       for (p = 0; p < P; ++p) {
         const int64_t t = ti[position_offset(target, p, -1)];
-        buf[p] = t == o->ignore_index ? 0.0 : (r.w ? (double)r.w[t * r.ws] : 1.0);
+        buf[p] = t == o->ignore_index ? 0.0 : weight_at(&r, t);
       }
       D = pairwise_sum(buf, P);
     }
   }
   for (p = 0; p < P; ++p) {
-    r.x = x + position_offset(logits, p, class_axis);
+    r.x = elem_at(x, position_offset(logits, p, class_axis), xt);
     r.t = prob ? -1 : ti[position_offset(target, p, -1)];
-    r.q = prob ? tq + position_offset(target, p, class_axis) : NULL;
-    float* g = gr ? gr + position_offset(grad, p, class_axis) : NULL;
+    r.q = prob ? elem_at(tq, position_offset(target, p, class_axis), xt) : NULL;
+    void* g = gr ? elem_at(gr, position_offset(grad, p, class_axis), xt) : NULL;
     const int64_t gs = gr ? stride_of(grad, class_axis) : 0;
     double l = 0.0;
     if (!prob && r.t == o->ignore_index) {
@@ -252,21 +333,21 @@ static int32_t run(const DLTensor* logits, const DLTensor* target, const DLTenso
 #else
       int64_t c;
       if (g)
-        for (c = 0; c < C; ++c) g[c * gs] = 0.0f;
+        for (c = 0; c < C; ++c) put(g, c * gs, 0.0, xt);
 #endif
     } else {
-      const double u = up ? (double)up[position_offset(upstream, p, -1)] : 1.0;
+      const double u = up ? get(up, position_offset(upstream, p, -1), lt) : 1.0;
       l = row(&r, g, gs, g ? u / D : 0.0);
     }
-    if (none) out[position_offset(loss, p, -1)] = (float)l;
+    if (none) put(out, position_offset(loss, p, -1), l, lt);
     else buf[p] = l;
   }
   if (!none) {
     const double total = pairwise_sum(buf, P);
-    if (o->reduction == XENT_PLUGIN_REDUCTION_SUM) *out = (float)total;
+    if (o->reduction == XENT_PLUGIN_REDUCTION_SUM) put(out, 0, total, lt);
     /* PyTorch divides the two smoothing terms by W separately: W = 0 gives 0/0. */
-    else if (D == 0.0 && !prob && r.eps > 0.0) *out = NAN;
-    else *out = (float)(total / D);
+    else if (D == 0.0 && !prob && r.eps > 0.0) put(out, 0, NAN, lt);
+    else put(out, 0, total / D, lt);
   }
   free(buf);
   return XENT_PLUGIN_OK;
@@ -283,8 +364,12 @@ static int32_t forward_backward(const DLTensor* logits, const DLTensor* target, 
   return run(logits, target, loss, grad, upstream, options, message, message_size);
 }
 
+#ifndef XENT_EXAMPLE_ABI_VERSION
+#define XENT_EXAMPLE_ABI_VERSION XENT_PLUGIN_ABI_VERSION
+#endif
+
 static const xent_plugin descriptor = {
-    XENT_PLUGIN_ABI_VERSION, sizeof(xent_plugin), XENT_EXAMPLE_NAME, XENT_EXAMPLE_DESCRIPTION,
+    XENT_EXAMPLE_ABI_VERSION, sizeof(xent_plugin), XENT_EXAMPLE_NAME, XENT_EXAMPLE_DESCRIPTION,
     XENT_EXAMPLE_TIER,       1 /* single-threaded: thread-count independent */,
     forward,                 forward_backward,
 #ifdef XENT_EXAMPLE_CAPABILITIES
@@ -295,5 +380,5 @@ static const xent_plugin descriptor = {
 };
 
 __attribute__((visibility("default"))) const xent_plugin* xent_plugin_get(uint32_t host_abi_version) {
-  return host_abi_version == XENT_PLUGIN_ABI_VERSION ? &descriptor : NULL;
+  return host_abi_version == XENT_EXAMPLE_ABI_VERSION ? &descriptor : NULL;
 }

@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <limits>
 
+#include "rounding_format.hpp"
+
 namespace xent::ddm {
 
 struct dd {
@@ -99,25 +101,28 @@ dd expm1(dd y);
 dd log1p(dd x);
 
 // ---------------------------------------------------------------------------
-// The float32 rounding test (Ziv): is RN_f32(v) the same for every real in
-// [v - err, v + err], v = hi + lo? Rounding boundaries are the midpoints
-// between adjacent floats (subnormals included) and the overflow threshold
-// 2^128 - 2^103 (the midpoint between FLT_MAX and 2^128).
+// The rounding test (Ziv): is RN(v) in format `f` (float32, bfloat16,
+// float16: rounding_format.hpp) the same for every real in [v - err,
+// v + err], v = hi + lo? Rounding boundaries are the midpoints between
+// adjacent values of the format (subnormals included) and the overflow
+// threshold (the midpoint between the largest value and 2^(emax+1)).
 
 struct boundaries {
-  double below, above;  // the midpoints around f (±inf where there is none)
+  double below, above;  // the midpoints around x (±inf where there is none)
 };
 
-inline double as_wide(float f) {  // ±inf stand for ±2^128 in midpoint arithmetic
-  return std::isinf(f) ? std::copysign(0x1p128, static_cast<double>(f)) : static_cast<double>(f);
+// ±inf stand for ±2^(emax+1) in midpoint arithmetic.
+inline double as_wide(float x, const format& f = float32) {
+  return std::isinf(x) ? std::copysign(std::ldexp(1.0, f.max_exponent + 1), static_cast<double>(x))
+                       : static_cast<double>(x);
 }
 
-inline boundaries around(float f) {
+inline boundaries around(float x, const format& f = float32) {
   constexpr float inf = std::numeric_limits<float>::infinity();
-  const float up = std::nextafter(f, inf), down = std::nextafter(f, -inf);
-  const double w = as_wide(f);
-  return {f == -inf ? -std::numeric_limits<double>::infinity() : (as_wide(down) + w) / 2,
-          f == inf ? std::numeric_limits<double>::infinity() : (w + as_wide(up)) / 2};
+  const float up = next_up(x, f), down = next_down(x, f);
+  const double w = as_wide(x, f);
+  return {x == -inf ? -std::numeric_limits<double>::infinity() : (as_wide(down, f) + w) / 2,
+          x == inf ? std::numeric_limits<double>::infinity() : (w + as_wide(up, f)) / 2};
 }
 
 // The common case in a few integer operations: v a double in float32's
@@ -125,7 +130,8 @@ inline boundaries around(float f) {
 // boundaries are the doubles whose low 29 significand bits are 2^28 (the
 // float32 midpoints); |low - 2^28| double ulps is v's distance to the
 // nearest one (an interval this narrow cannot reach the next binade's
-// boundaries: 2^e itself is a float). False means "use round_checked".
+// boundaries: 2^e itself is a float). float32 only; false means "use
+// round_checked".
 inline bool round_fast(double v, double err, float& out) {
   const double a = std::fabs(v);
   if (a < 0x1p-126 && err < 0x1p-152) {
@@ -151,27 +157,27 @@ inline bool round_fast(double v, double err, float& out) {
   return true;
 }
 
-// True, with out = RN_f32(v), when the interval holds no boundary. A
-// non-finite hi is an exact special result (NaN, ±inf) and passes.
-inline bool round_checked(double h, double l, double err, float& out) {
+// True, with out = RN(v) in format fmt, when the interval holds no
+// boundary. A non-finite hi is an exact special result (NaN, ±inf) and passes.
+inline bool round_checked(double h, double l, double err, float& out, const format& fmt = float32) {
   if (!std::isfinite(h)) {
     out = static_cast<float>(h);
     return true;
   }
   if (!(err < 0x1p1000)) return false;  // NaN or unusable bound
-  float f = static_cast<float>(h);
+  float f = round(h, fmt);
   for (int step = 0; step < 2; ++step) {
-    const boundaries b = around(f);
+    const boundaries b = around(f, fmt);
     // Distances to the two boundaries. h - boundary is exact when both are
     // within a factor 2 (Sterbenz), else within 2^-53 of itself; adding lo
     // rounds once more: the slacks cover both.
     const double dl = (h - b.below) + l, du = (b.above - h) - l;
     if (dl < 0.0 && step == 0) {  // h is itself a boundary and lo pushes below it
-      f = std::nextafter(f, -std::numeric_limits<float>::infinity());
+      f = next_down(f, fmt);
       continue;
     }
     if (du < 0.0 && step == 0) {
-      f = std::nextafter(f, std::numeric_limits<float>::infinity());
+      f = next_up(f, fmt);
       continue;
     }
     const double sl = 0x1p-52 * (std::fabs(h - b.below) + std::fabs(dl));
@@ -191,13 +197,13 @@ inline bool round_checked(double h, double l, double err, float& out) {
 // (a float difference m - x_t that is itself a midpoint, plus a tiny
 // log1p term that the double-double keeps exactly in its low part): the
 // double-double value rounded correctly, RN(hi + lo).
-inline float resolve(double h, double l) {
+inline float resolve(double h, double l, const format& fmt = float32) {
   float out;
-  if (round_checked(h, l, 0.0, out)) return out;
+  if (round_checked(h, l, 0.0, out, fmt)) return out;
   // hi + lo exactly on a boundary: ties to even (a midpoint) or overflow.
-  const float f = static_cast<float>(h);
-  const boundaries b = around(f);
-  return static_cast<float>(std::fabs(h - b.below) <= std::fabs(b.above - h) ? b.below : b.above);
+  const float f = round(h, fmt);
+  const boundaries b = around(f, fmt);
+  return round(std::fabs(h - b.below) <= std::fabs(b.above - h) ? b.below : b.above, fmt);
 }
 
 }  // namespace xent::ddm

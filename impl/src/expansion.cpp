@@ -117,12 +117,6 @@ ddm::dd expansion::to_dd() const {
 
 namespace {
 
-bool even(float f) {
-  std::uint32_t bits;
-  std::memcpy(&bits, &f, sizeof bits);
-  return (bits & 1u) == 0;
-}
-
 // The sign of num - b den (b a boundary, a double; ±inf when there is none).
 int compare(const expansion& num, const expansion& den, double b, bool& ok) {
   if (std::isinf(b)) return b > 0 ? -1 : 1;
@@ -134,11 +128,12 @@ int compare(const expansion& num, const expansion& den, double b, bool& ok) {
 
 }  // namespace
 
-bool round_quotient(const expansion& num, const expansion& den, float& out) {
-  return round_quotient_past(num, den, 0, out);
+bool round_quotient(const expansion& num, const expansion& den, float& out, const ddm::format& fmt) {
+  return round_quotient_past(num, den, 0, out, fmt);
 }
 
-bool round_quotient_past(const expansion& num_in, const expansion& den_in, int side, float& out) {
+bool round_quotient_past(const expansion& num_in, const expansion& den_in, int side, float& out,
+                         const ddm::format& fmt) {
   if (!num_in.exact() || !den_in.exact() || den_in.sign() == 0) return false;
   // Work with den > 0.
   const bool flip = den_in.sign() < 0;
@@ -149,31 +144,30 @@ bool round_quotient_past(const expansion& num_in, const expansion& den_in, int s
     out = side < 0 ? -0.0f : 0.0f;
     return true;
   }
-  constexpr float finf = std::numeric_limits<float>::infinity();
-  float f = static_cast<float>(num.approx() / den.approx());
+  float f = ddm::round(num.approx() / den.approx(), fmt);
   bool ok = true;
   // The approximation is within a few double ulps: one step at most is
   // needed; a few are allowed.
   for (int step = 0; step < 8 && ok; ++step) {
-    const ddm::boundaries b = ddm::around(f);
+    const ddm::boundaries b = ddm::around(f, fmt);
     const int up = compare(num, den, b.above, ok);
     if (up > 0) {
-      f = std::nextafter(f, finf);
+      f = ddm::next_up(f, fmt);
       continue;
     }
-    if (up == 0) {  // a tie between f and the next float up: the even one (inf past FLT_MAX)
-      const float g = std::nextafter(f, finf);
-      out = side > 0 ? g : side < 0 ? f : even(f) ? f : g;
+    if (up == 0) {  // a tie between f and the next value up: the even one (inf past the largest)
+      const float g = ddm::next_up(f, fmt);
+      out = side > 0 ? g : side < 0 ? f : ddm::even(f, fmt) ? f : g;
       return ok;
     }
     const int down = compare(num, den, b.below, ok);
     if (down < 0) {
-      f = std::nextafter(f, -finf);
+      f = ddm::next_down(f, fmt);
       continue;
     }
     if (down == 0) {
-      const float g = std::nextafter(f, -finf);
-      out = side < 0 ? g : side > 0 ? f : even(f) ? f : g;
+      const float g = ddm::next_down(f, fmt);
+      out = side < 0 ? g : side > 0 ? f : ddm::even(f, fmt) ? f : g;
       return ok;
     }
     out = f;
@@ -182,32 +176,33 @@ bool round_quotient_past(const expansion& num_in, const expansion& den_in, int s
   return false;
 }
 
-bool round_one_sided(const expansion& num, const expansion& den, int side, double r, float& out) {
+bool round_one_sided(const expansion& num, const expansion& den, int side, double r, float& out,
+                     const ddm::format& fmt) {
   if (!(r >= 0.0) || !std::isfinite(r)) return false;
   float near_end, far_end;
-  if (!round_quotient_past(num, den, side, near_end)) return false;  // side: of the value num/den
+  if (!round_quotient_past(num, den, side, near_end, fmt)) return false;  // side: of the value num/den
   expansion far = num;
   far.add(den.scaled(side > 0 ? r : -r));
-  if (!round_quotient(far, den, far_end)) return false;
+  if (!round_quotient(far, den, far_end, fmt)) return false;
   if (near_end != far_end) return false;
   out = near_end;
   return true;
 }
 
 bool round_interval(const expansion& num, const expansion& den, double c_hi, double c_lo, double r,
-                    float& out) {
+                    float& out, const ddm::format& fmt) {
   if (!std::isfinite(c_hi) || !std::isfinite(c_lo) || !(r >= 0.0) || !std::isfinite(r)) return false;
   // num/den + c + t = (num + (c + t) den) / den: both ends exactly.
   expansion mid = num;
   mid.add(den.scaled(c_hi));
   mid.add(den.scaled(c_lo));
-  if (r == 0.0) return round_quotient(mid, den, out);
+  if (r == 0.0) return round_quotient(mid, den, out, fmt);
   const expansion spread = den.scaled(r);
   expansion lo = mid, hi = mid;
   lo.add(spread.negated());
   hi.add(spread);
   float a, b;
-  if (!round_quotient(lo, den, a) || !round_quotient(hi, den, b)) return false;
+  if (!round_quotient(lo, den, a, fmt) || !round_quotient(hi, den, b, fmt)) return false;
   if (a != b) return false;  // -0 and +0 compare equal: both are the zero result
   out = a;
   return true;

@@ -2,8 +2,8 @@
 // Precision Floating-Point Arithmetic and Fast Robust Geometric Predicates",
 // Discrete Comput. Geom. 18, 1997): a value is the exact, unevaluated sum of
 // nonoverlapping doubles. Sums and products by a double are exact, so a
-// rational expression of the inputs and its comparison with a float32
-// rounding boundary are decided without error. Used by `stable` for results
+// rational expression of the inputs and its comparison with a rounding
+// boundary are decided without error. Used by `stable` for results
 // that no finite-precision bound can round: exact ties and exact zeros
 // (docs/correct_rounding.md §5).
 #pragma once
@@ -43,21 +43,24 @@ class expansion {
   bool exact_ = true;
 };
 
-// RN_f32(num / den), ties to even, subnormals and overflow included. False
-// when either operand is not exact (then out is unspecified).
-bool round_quotient(const expansion& num, const expansion& den, float& out);
+// RN(num / den) in format fmt (float32, bfloat16, float16: a value of the
+// format, carried as a float), ties to even, subnormals and overflow
+// included. False when either operand is not exact (then out is unspecified).
+bool round_quotient(const expansion& num, const expansion& den, float& out, const ddm::format& fmt = ddm::float32);
 // The same for num/den + t with t of sign `side` (+1 or -1) and arbitrarily
 // small: an exact tie goes to the neighbour on that side.
-bool round_quotient_past(const expansion& num, const expansion& den, int side, float& out);
+bool round_quotient_past(const expansion& num, const expansion& den, int side, float& out,
+                         const ddm::format& fmt = ddm::float32);
 
-// RN_f32 of every real in num/den + side (0, r]: the value is known to lie
+// RN of every real in num/den + side (0, r]: the value is known to lie
 // strictly on one side of num/den, by at most r.
-bool round_one_sided(const expansion& num, const expansion& den, int side, double r, float& out);
+bool round_one_sided(const expansion& num, const expansion& den, int side, double r, float& out,
+                     const ddm::format& fmt = ddm::float32);
 
-// RN_f32 of every real num / den + c + t, |t| <= r (c = c_hi + c_lo, r >= 0
-// doubles), when they all round to the same float (RN is monotone: the two
+// RN of every real num / den + c + t, |t| <= r (c = c_hi + c_lo, r >= 0
+// doubles), when they all round to the same value (RN is monotone: the two
 // ends decide). False otherwise, or when anything is not exact.
 bool round_interval(const expansion& num, const expansion& den, double c_hi, double c_lo, double r,
-                    float& out);
+                    float& out, const ddm::format& fmt = ddm::float32);
 
 }  // namespace xent::exact

@@ -25,6 +25,7 @@
 #include "scratch.hpp"
 #include "stable_vector.hpp"
 #include "xent/kernel/statistics.hpp"
+#include "xent/kernel/widened_problem.hpp"
 
 namespace xent {
 
@@ -398,11 +399,13 @@ class row_model {
   double E_mass_ = 0.0, E_mass_rest_ = 0.0;
 };
 
-// Rounds v (error <= err) to float32; nullopt-like false when undecided.
-bool try_round(double v, double err, float& out) {
-  return ddm::round_fast(v, err + eta, out) || ddm::round_checked(v, 0.0, err + eta, out);
+// Rounds v (error <= err) to format f; false when undecided.
+bool try_round(double v, double err, float& out, const ddm::format& f) {
+  return (f.is_float32() && ddm::round_fast(v, err + eta, out)) || ddm::round_checked(v, 0.0, err + eta, out, f);
 }
-bool try_round(dd v, double err, float& out) { return ddm::round_checked(v.hi, v.lo, err + eta, out); }
+bool try_round(dd v, double err, float& out, const ddm::format& f) {
+  return ddm::round_checked(v.hi, v.lo, err + eta, out, f);
+}
 
 // The gradient's scale upstream / D, in double-double with its relative error.
 struct scale_t {
@@ -572,7 +575,7 @@ class split_gradient {
     den_ = D.scaled(n_).scaled(Cd_);
   }
 
-  bool round(std::int64_t j, float& out) const {
+  bool round(std::int64_t j, float& out, const ddm::format& f) const {
     if (!sc_.finite || !std::isfinite(S_.hi) || !std::isfinite(A_.hi) || !(S_.hi - e_S_ > 0.5)) return false;
     const auto i = static_cast<std::size_t>(j);
     const double ek = in_k_[i] ? 1.0 : 0.0;
@@ -585,7 +588,7 @@ class split_gradient {
     dd X;
     double e_X;
     if (!in_k_[i]) {
-      if (std::isinf(x_[j])) return exact::round_interval(num, den_, 0.0, 0.0, 0.0, out);
+      if (std::isinf(x_[j])) return exact::round_interval(num, den_, 0.0, 0.0, 0.0, out, f);
       X = em_[i] * n_;
       e_X = n_ * e_em_[i] + 0x1p-101 * n_ * em_[i].hi;
     } else if (!series(j, X, e_X)) {
@@ -599,18 +602,18 @@ class split_gradient {
                            eta;
     // A rational row (every logit m or -inf) has em = 0 exactly: δ = 0, E = 0,
     // and the entry is R_j, ties included.
-    if (rational_) return exact::round_interval(num, den_, 0.0, 0.0, 0.0, out);
-    if (exact::round_interval(num, den_, delta.hi, delta.lo, e_delta, out)) return true;
+    if (rational_) return exact::round_interval(num, den_, 0.0, 0.0, 0.0, out, f);
+    if (exact::round_interval(num, den_, delta.hi, delta.lo, e_delta, out, f)) return true;
     // K at the maximum exactly, finite classes off K: δ has a known sign
     // (X = -Σ_{i∉K} e_i < 0 on K, n e_j > 0 off K), however small it is.
     if (k_at_max_) {
       const int sign_x = in_k_[i] ? -1 : 1;
       const int sign_s = sc_.value.hi > 0 ? 1 : sc_.value.hi < 0 ? -1 : 0;
       const int side = sign_x * sign_s * mass_.ca().sign();
-      if (side == 0) return exact::round_interval(num, den_, 0.0, 0.0, 0.0, out);
-      return exact::round_one_sided(num, den_, side, std::fabs(delta.hi) + e_delta, out);
+      if (side == 0) return exact::round_interval(num, den_, 0.0, 0.0, 0.0, out, f);
+      return exact::round_one_sided(num, den_, side, std::fabs(delta.hi) + e_delta, out, f);
     }
-    if (all_in_k_) return round_series(j, num, delta, out);
+    if (all_in_k_) return round_series(j, num, delta, out, f);
     return false;
   }
 
@@ -663,7 +666,8 @@ class split_gradient {
   // P_k = n y_j^k - Q_k), truncated at K terms and multiplied by K! (exact
   // integers K!/k! for K <= 18), the tails bounded by n T and 2n T,
   // T = y^{K+1}/(K+1)! / (1 - y), y = max |y_i|.
-  bool round_series(std::int64_t j, const exact::expansion& num, dd approx, float& out) const {
+  bool round_series(std::int64_t j, const exact::expansion& num, dd approx, float& out,
+                    const ddm::format& fmt) const {
     build_powers();
     const auto jj = static_cast<std::size_t>(j);
     const exact::expansion up_ca = mass_.ca().scaled(sc_.upstream);
@@ -696,20 +700,19 @@ class split_gradient {
       }
       return 0;
     };
-    constexpr float finf = std::numeric_limits<float>::infinity();
-    float f = static_cast<float>(num.approx() / den_.approx() + approx.hi);
+    float f = ddm::round(num.approx() / den_.approx() + approx.hi, fmt);
     for (int step = 0; step < 4; ++step) {
-      const ddm::boundaries b = ddm::around(f);
+      const ddm::boundaries b = ddm::around(f, fmt);
       const int up = std::isinf(b.above) ? -1 : sign_at(b.above);
       if (up == 0) return false;
       if (up > 0) {
-        f = std::nextafter(f, finf);
+        f = ddm::next_up(f, fmt);
         continue;
       }
       const int down = std::isinf(b.below) ? 1 : sign_at(b.below);
       if (down == 0) return false;
       if (down < 0) {
-        f = std::nextafter(f, -finf);
+        f = ddm::next_down(f, fmt);
         continue;
       }
       out = f;
@@ -835,6 +838,10 @@ class stable_kernel final : public implementation {
   // Every result is the exact value rounded once (docs/correct_rounding.md).
   xent::tier tier() const override { return tier::correctly_rounded; }
   std::string domain() const override { return "all inputs"; }
+  // Each dtype's results are its own correctly rounded values.
+  std::uint32_t dtypes() const override {
+    return XENT_PLUGIN_DTYPE_FLOAT32 | dtype_bfloat16_bit | dtype_float16_bit;
+  }
   void forward(const problem& p) const override { run(p, false); }
   void forward_backward(const problem& p) const override { run(p, true); }
 
@@ -850,37 +857,38 @@ class stable_kernel final : public implementation {
   };
 
   static float rounded_loss(const problem& pr, std::int64_t p, row_model<double>& r1,
-                            const float* x, std::int64_t xs, const buffers& b) {
+                            const float* x, std::int64_t xs, const buffers& b, const ddm::format& fmt) {
     double e1;
     const double v1 = r1.loss(e1);
     float out;
     ++counts.results;
-    if (try_round(v1, e1, out)) return out;
+    if (try_round(v1, e1, out, fmt)) return out;
     ++counts.retried;
     row_model<dd> r2(pr, p, x, xs, b.e2);
     double e2;
     const dd v2 = r2.loss(e2);
-    if (try_round(v2, e2, out)) return out;
+    if (try_round(v2, e2, out, fmt)) return out;
     loss_parts parts;
     const exact::expansion c_exp(static_cast<double>(pr.classes));
     if (split_loss(pr, p, x, xs, r2, parts) &&
-        (parts.one_sided ? exact::round_one_sided(parts.num, c_exp, parts.side, parts.err, out)
-                         : exact::round_interval(parts.num, c_exp, parts.al.hi, parts.al.lo, parts.err, out) ||
+        (parts.one_sided ? exact::round_one_sided(parts.num, c_exp, parts.side, parts.err, out, fmt)
+                         : exact::round_interval(parts.num, c_exp, parts.al.hi, parts.al.lo, parts.err, out, fmt) ||
                                // A tiny L (margin > ~415) is below its bound's absolute floor eta, so the
                                // interval reaches past zero; the sign of A L still decides (§5.1).
                                (parts.side != 0 &&
-                                exact::round_one_sided(parts.num, c_exp, parts.side, parts.bound(), out)))) {
+                                exact::round_one_sided(parts.num, c_exp, parts.side, parts.bound(), out, fmt)))) {
       ++counts.exact;
       return out;
     }
     ++counts.unresolved;
     const double side = r2.underflow_side();
-    return ddm::resolve(v2.hi, v2.lo + (side == 0.0 ? 0.0 : std::copysign(0x1p-1074, side)));
+    return ddm::resolve(v2.hi, v2.lo + (side == 0.0 ? 0.0 : std::copysign(0x1p-1074, side)), fmt);
   }
 
   // Writes the row's gradient (scale = upstream / D); x is the row's copy.
   static void write_gradient(const problem& pr, std::int64_t p, row_model<double>& r1, const float* x,
-                             const scale_t& sc, float* g, const buffers& b, exact_denominator& exact_d) {
+                             const scale_t& sc, float* g, const buffers& b, exact_denominator& exact_d,
+                             const ddm::format& fmt) {
     const std::int64_t C = pr.classes, gs = pr.grad_class_stride;
     if (!r1.plain()) r1.prepare_masses();
     const double s1 = sc.value.hi;
@@ -899,7 +907,7 @@ class stable_kernel final : public implementation {
       }
       const double v = s1 * v0;
       const double e = 2 * (std::fabs(s1) * e0 + std::fabs(v) * (rel1 + prec<double>::op));
-      if (try_round(v, e, out)) {
+      if (try_round(v, e, out, fmt)) {
         g[j * gs] = out;
         return;
       }
@@ -914,7 +922,7 @@ class stable_kernel final : public implementation {
         }
         double e1;
         const double v1 = s1 * r1b->gradient(j, e1);
-        if (try_round(v1, 2 * (std::fabs(s1) * e1 + std::fabs(v1) * (rel1 + prec<double>::op)), out)) {
+        if (try_round(v1, 2 * (std::fabs(s1) * e1 + std::fabs(v1) * (rel1 + prec<double>::op)), out, fmt)) {
           g[j * gs] = out;
           return;
         }
@@ -927,20 +935,22 @@ class stable_kernel final : public implementation {
       const dd w0 = r2->gradient(j, f0);
       const dd w = sc.value * w0;
       const double f = 2 * (std::fabs(sc.value.hi) * f0 + std::fabs(w.hi) * (sc.rel + prec<dd>::op));
-      if (try_round(w, f, out)) {
+      if (try_round(w, f, out, fmt)) {
         g[j * gs] = out;
         return;
       }
       if (!split) split.emplace(pr, p, x, sc, exact_d.get());
-      if (split->round(j, out)) {
+      if (split->round(j, out, fmt)) {
         ++counts.exact;
         g[j * gs] = out;
         return;
       }
       ++counts.unresolved;
-      g[j * gs] = ddm::resolve(w.hi, w.lo);
+      g[j * gs] = ddm::resolve(w.hi, w.lo, fmt);
     };
-    if (r1.plain() && r1.vectorized() && sc.finite && gs == 1) {
+    // The vector rounding tests know float32's boundaries only.
+    const bool vector = r1.vectorized() && sc.finite && gs == 1 && fmt.is_float32();
+    if (r1.plain() && vector) {
       // The vector pass first; the target entry and what it left undecided
       // take the scalar path below.
       const std::int64_t n = r1.vector_gradient(s1, rel1, g, b.undecided);
@@ -949,7 +959,7 @@ class stable_kernel final : public implementation {
       entry(r1.target_class());
       return;
     }
-    if (!r1.plain() && r1.vectorized() && sc.finite && gs == 1) {
+    if (!r1.plain() && vector) {
       // The same for smoothed and probability targets; the max k and the
       // largest mass kb have their own formulas (scalar).
       const float* q = r1.target_probabilities();
@@ -969,7 +979,24 @@ class stable_kernel final : public implementation {
     for (std::int64_t j = 0; j < C; ++j) entry(j);
   }
 
+  // The formats the results are rounded to: the loss's and the gradient's.
+  struct formats {
+    ddm::format loss = ddm::float32, grad = ddm::float32;
+  };
+
+  // A 16-bit problem: its inputs widened (exactly) into a float32 copy, the
+  // float32 algorithm run on the copy with every result rounded once to its
+  // own dtype, and the results (values of that dtype) stored. The copy costs
+  // 4 bytes per logit, and as much again for the gradient: `stable` is the
+  // oracle, not the fast path (docs/dtypes.md).
   static void run(const problem& pr, bool with_grad) {
+    if (pr.type == dtype::f32) return run_float(pr, with_grad, {});
+    const widened_problem w(pr, with_grad);
+    run_float(w.get(), with_grad, {ddm::format_of(pr.out_type), ddm::format_of(pr.type)});
+    w.store(pr);
+  }
+
+  static void run_float(const problem& pr, bool with_grad, const formats& fmt) {
     const std::int64_t C = pr.classes, P = pr.positions;
     const bool none = pr.reduce == reduction::none;
     // All scratch before any output is written.
@@ -1026,8 +1053,9 @@ class stable_kernel final : public implementation {
           if (g) nan_row(g);
           continue;
         }
-        *pr.loss_at(p) = rounded_loss(pr, p, r1, x, xs, b);
-        if (g) gradient(pr, p, r1, x, make_scale(static_cast<double>(pr.upstream_at(p)), D), g, b, exact_d);
+        *pr.loss_at(p) = rounded_loss(pr, p, r1, x, xs, b, fmt.loss);
+        if (g)
+          gradient(pr, p, r1, x, make_scale(static_cast<double>(pr.upstream_at(p)), D), g, b, exact_d, fmt.grad);
       }
       return;
     }
@@ -1054,9 +1082,9 @@ class stable_kernel final : public implementation {
         continue;
       }
       losses[p] = r1.loss(bounds[p]);
-      if (g) gradient(pr, p, r1, x, sc, g, b, exact_d);
+      if (g) gradient(pr, p, r1, x, sc, g, b, exact_d, fmt.grad);
     }
-    write_reduction(pr, losses, bounds, D, b);
+    write_reduction(pr, losses, bounds, D, b, fmt.loss);
     if (!with_grad || one_pass) return;
     for (std::int64_t p = 0; p < P; ++p) {
       float* g = pr.grad_row(p);
@@ -1071,16 +1099,16 @@ class stable_kernel final : public implementation {
         nan_row(g);
         continue;
       }
-      gradient(pr, p, r1, x, sc, g, b, exact_d);
+      gradient(pr, p, r1, x, sc, g, b, exact_d, fmt.grad);
     }
   }
 
   // write_gradient, then the entries an infinite scale makes ±inf where the
   // computed unscaled value underflowed (row_driver.hpp).
   static void gradient(const problem& pr, std::int64_t p, row_model<double>& r1, const float* x, const scale_t& s,
-                       float* g, const buffers& b, exact_denominator& exact_d) {
+                       float* g, const buffers& b, exact_denominator& exact_d, const ddm::format& fmt) {
     const infinite_scale_row fix = infinite_scale_classes(pr, p, s.value.hi);
-    write_gradient(pr, p, r1, x, s, g, b, exact_d);
+    write_gradient(pr, p, r1, x, s, g, b, exact_d, fmt);
     if (!fix.classes.empty()) infinite_scale_fix(pr, fix, g, pr.grad_class_stride);
   }
 
@@ -1088,7 +1116,7 @@ class stable_kernel final : public implementation {
   // losses with their bounds summed in double-double in position order; if
   // the total is too close to a boundary, every loss again in double-double.
   static void write_reduction(const problem& pr, const double* losses, const double* bounds,
-                              const denominator_t& D, const buffers& b) {
+                              const denominator_t& D, const buffers& b, const ddm::format& fmt) {
     const std::int64_t P = pr.positions;
     // PyTorch divides the two smoothing terms by W separately: with W = 0 the
     // (1-eps) part is 0/0 whatever the smoothing part is.
@@ -1108,8 +1136,8 @@ class stable_kernel final : public implementation {
       const double dabs = std::fabs(D.value.hi);
       const double rel_d = pr.reduce == reduction::mean ? (D.err < dabs / 2 ? 2 * D.err / dabs : inf) : 0.0;
       const double e = 2 * (err / dabs + std::fabs(v.hi) * (rel_d + prec<dd>::op));
-      if (try_round(v, e, out)) return true;
-      out = ddm::resolve(v.hi, v.lo);
+      if (try_round(v, e, out, fmt)) return true;
+      out = ddm::resolve(v.hi, v.lo, fmt);
       return false;
     };
     dd total{0.0};
@@ -1188,8 +1216,8 @@ class stable_kernel final : public implementation {
       const double one_sided_r =
           std::isfinite(bound) ? std::ldexp(1.0, std::max(bound > 0 ? std::ilogb(bound) + 1 : -900, -900)) : bound;
       const int side = mixed ? 0 : all_side * (d_dd.hi > 0 ? 1 : -1);
-      if (exact::round_interval(sum_parts.num, den, c.hi, c.lo, r, split_out) ||
-          (side != 0 && exact::round_one_sided(sum_parts.num, den, side, one_sided_r, split_out))) {
+      if (exact::round_interval(sum_parts.num, den, c.hi, c.lo, r, split_out, fmt) ||
+          (side != 0 && exact::round_one_sided(sum_parts.num, den, side, one_sided_r, split_out, fmt))) {
         ++counts.exact;
         *pr.loss = split_out;
         return;

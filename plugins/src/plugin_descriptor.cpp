@@ -47,7 +47,8 @@ template <class Fail>
 void validate_capabilities(const xent_plugin& d, Fail fail) {
   if (d.declared == 0) return;
   if (d.declared != 1) fail("declared = " + std::to_string(d.declared) + " (0: no declaration, 1: the masks hold)");
-  const capabilities all = capabilities::all();
+  capabilities all = capabilities::all();
+  if (d.abi_version == 1) all.dtypes = XENT_PLUGIN_DTYPE_FLOAT32;  // the 16-bit bits came with version 2
   auto check = [&](const char* field, std::uint32_t value, std::uint32_t known, bool may_be_empty) {
     if (value & ~known)
       fail(std::string("declares unknown ") + field + " bits " + hex(value & ~known) + " (known: " + hex(known) +
@@ -60,6 +61,8 @@ void validate_capabilities(const xent_plugin& d, Fail fail) {
   check("reductions", d.reductions, all.reductions, false);
   check("modes", d.modes, all.modes, true);
   check("dtypes", d.dtypes, all.dtypes, false);
+  if (d.dtypes != 0 && !(d.dtypes & XENT_PLUGIN_DTYPE_FLOAT32))
+    fail("declares dtypes without float32 (" + hex(d.dtypes) + "; every plug-in computes float32)");
   if ((d.modes & XENT_PLUGIN_MODE_IN_PLACE) && !(d.modes & XENT_PLUGIN_MODE_GRADIENT))
     fail("declares the in-place gradient without the gradient (modes " + hex(d.modes) + ")");
   if (d.reserved_capabilities != 0)
@@ -70,10 +73,13 @@ void validate_capabilities(const xent_plugin& d, Fail fail) {
 
 void validate_descriptor(const xent_plugin* d, const std::string& path) {
   auto fail = [&](const std::string& why) { throw error("plugin", "plug-in " + path + ": " + why); };
-  if (!d) fail("refuses ABI version " + std::to_string(XENT_PLUGIN_ABI_VERSION) + " (returned NULL)");
-  if (d->abi_version != XENT_PLUGIN_ABI_VERSION)
+  if (!d)
+    fail("refuses ABI versions " + std::to_string(XENT_PLUGIN_ABI_VERSION) + " to " +
+         std::to_string(XENT_PLUGIN_ABI_VERSION_OLDEST) + " (returned NULL)");
+  if (d->abi_version < XENT_PLUGIN_ABI_VERSION_OLDEST || d->abi_version > XENT_PLUGIN_ABI_VERSION)
     fail("built for ABI version " + std::to_string(d->abi_version) + ", this xent speaks " +
-         std::to_string(XENT_PLUGIN_ABI_VERSION) + " (rebuild it against this xent/kernel/plugin.h)");
+         std::to_string(XENT_PLUGIN_ABI_VERSION_OLDEST) + " to " + std::to_string(XENT_PLUGIN_ABI_VERSION) +
+         " (rebuild it against this xent/kernel/plugin.h)");
   // Plug-ins built before the capability fields were appended are smaller
   // and declare nothing; their struct_size stops at `declared`.
   if (d->struct_size < XENT_PLUGIN_SIZE_WITHOUT_CAPABILITIES)

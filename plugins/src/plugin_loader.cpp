@@ -27,15 +27,22 @@ namespace {
 
 constexpr std::size_t message_size = 1024;
 
-DLDataType f32() { return {kDLFloat, 32, 1}; }
 DLDataType i64() { return {kDLInt, 64, 1}; }
+DLDataType dl_type(dtype t) {
+  switch (t) {
+    case dtype::bf16: return {kDLBfloat, 16, 1};
+    case dtype::f16: return {kDLFloat, 16, 1};
+    default: return {kDLFloat, 32, 1};
+  }
+}
 
 // The DLTensors of one call and the shape/stride arrays they point into.
 struct call_tensors {
   std::vector<std::int64_t> x_shape, x_strides, t_shape, t_strides, l_shape, l_strides, g_strides,
       u_shape, u_strides, w_shape{0}, w_strides{1};
   DLTensor logits{}, target{}, loss{}, grad{}, upstream{}, weight{};
-  float upstream_value = 1.0f;
+  float upstream_value = 1.0f;  // the scalar upstream, in the loss's dtype
+  std::uint16_t upstream_value16 = 0;
   xent_plugin_options opt{};
   bool with_grad = false;
 
@@ -65,7 +72,8 @@ struct call_tensors {
     };
     x_strides = with_class(pos_strides(p.logits_position_strides, p.classes * p.logits_class_stride),
                            p.logits_class_stride);
-    logits = make(const_cast<float*>(p.logits), f32(), x_shape, x_strides);
+    const DLDataType xt = dl_type(p.type), lt = dl_type(p.out_type);
+    logits = make(const_cast<float*>(p.logits), xt, x_shape, x_strides);
 
     if (p.target == target_kind::index) {
       t_shape = ps;
@@ -75,27 +83,31 @@ struct call_tensors {
       t_shape = x_shape;
       t_strides = with_class(pos_strides(p.target_position_strides, p.classes * p.target_class_stride),
                              p.target_class_stride);
-      target = make(const_cast<float*>(p.target_prob), f32(), t_shape, t_strides);
+      target = make(const_cast<float*>(p.target_prob), xt, t_shape, t_strides);
     }
 
     if (p.reduce == reduction::none) {
       l_shape = ps;
       l_strides = pos_strides(p.loss_position_strides, 1);
     }
-    loss = make(p.loss, f32(), l_shape, l_strides);
+    loss = make(p.loss, lt, l_shape, l_strides);
 
     if (with_grad) {
       g_strides = with_class(pos_strides(p.grad_position_strides, p.classes * p.grad_class_stride),
                              p.grad_class_stride);
-      grad = make(p.grad, f32(), x_shape, g_strides);
+      grad = make(p.grad, xt, x_shape, g_strides);
       upstream_value = p.upstream_scalar;
+      void* scalar = &upstream_value;
+      if (p.out_type != dtype::f32) {
+        upstream_value16 = narrow(p.upstream_scalar, p.out_type);  // exact: a value of the dtype
+        scalar = &upstream_value16;
+      }
       if (p.reduce == reduction::none) {
         u_shape = ps;
         u_strides = p.upstream ? pos_strides(p.upstream_position_strides, 1)
                                : std::vector<std::int64_t>(ps.size(), 0);
       }
-      upstream = make(p.upstream ? const_cast<float*>(p.upstream) : &upstream_value, f32(), u_shape,
-                      u_strides);
+      upstream = make(p.upstream ? const_cast<float*>(p.upstream) : scalar, lt, u_shape, u_strides);
     }
 
     opt.struct_size = sizeof opt;
@@ -108,7 +120,7 @@ struct call_tensors {
     if (p.weight) {
       w_shape[0] = p.classes;
       w_strides[0] = p.weight_stride;
-      weight = make(const_cast<float*>(p.weight), f32(), w_shape, w_strides);
+      weight = make(const_cast<float*>(p.weight), xt, w_shape, w_strides);
       opt.weight = &weight;
     }
   }
@@ -186,6 +198,11 @@ class plugin_implementation final : public implementation {
   std::string domain() const override { return "all inputs"; }
   bool thread_count_independent() const override { return d_->thread_count_independent != 0; }
   bool layout_independent() const override { return false; }  // not declared by the ABI
+  // 16-bit logits go only to a plug-in that declares them.
+  std::uint32_t dtypes() const override {
+    const auto c = declared_capabilities();
+    return c ? c->dtypes : XENT_PLUGIN_DTYPE_FLOAT32;
+  }
   std::optional<capabilities> declared_capabilities() const override {
     if (d_->struct_size < sizeof(xent_plugin) || d_->declared == 0) return std::nullopt;
     capabilities c;
@@ -257,6 +274,8 @@ class plugin_implementation final : public implementation {
     const bool none = p.reduce == reduction::none;
     const auto P = static_cast<std::size_t>(p.positions), C = static_cast<std::size_t>(p.classes);
     const std::size_t n_loss = none ? P : 1, n_grad = with_grad ? P * C : 0;
+    // One float slot per element, holding the element's bytes (2 or 4).
+    const std::size_t loss_bytes = p.out_type == dtype::f32 ? 4 : 2, grad_bytes = p.type == dtype::f32 ? 4 : 2;
     shared_region region(sizeof(shared_header) + (n_loss + n_grad) * sizeof(float));
     shared_header* h = region.header();
     h->returned = 0;
@@ -268,15 +287,17 @@ class plugin_implementation final : public implementation {
             h->status = invoke(p, with_grad, h->message);
             h->returned = 1;
             if (h->status != XENT_PLUGIN_OK) return;
+            // Bit patterns, not values: an unwritten element keeps the
+            // caller's sentinel (a signalling NaN that a conversion would quiet).
             float* v = region.values();
             for (std::size_t i = 0; i < n_loss; ++i)
-              v[i] = none ? *p.loss_at(static_cast<std::int64_t>(i)) : *p.loss;
+              std::memcpy(&v[i], none ? p.loss_at(static_cast<std::int64_t>(i)) : p.loss, loss_bytes);
             if (with_grad)
               for (std::int64_t q = 0; q < p.positions; ++q) {
                 const float* g = p.grad_row(q);
                 for (std::int64_t c = 0; c < p.classes; ++c)
-                  v[n_loss + static_cast<std::size_t>(q) * C + static_cast<std::size_t>(c)] =
-                      g[c * p.grad_class_stride];
+                  std::memcpy(&v[n_loss + static_cast<std::size_t>(q) * C + static_cast<std::size_t>(c)],
+                              p.element(g, c * p.grad_class_stride), grad_bytes);
               }
           },
           options_.call_timeout_s);
@@ -294,14 +315,15 @@ class plugin_implementation final : public implementation {
     if (h->status != XENT_PLUGIN_OK) fail(p, with_grad, h->status, h->message);
     const float* v = region.values();
     if (none)
-      for (std::int64_t q = 0; q < p.positions; ++q) *p.loss_at(q) = v[q];
+      for (std::int64_t q = 0; q < p.positions; ++q) std::memcpy(p.loss_at(q), &v[q], loss_bytes);
     else
-      *p.loss = v[0];
+      std::memcpy(p.loss, &v[0], loss_bytes);
     if (with_grad)
       for (std::int64_t q = 0; q < p.positions; ++q) {
         float* g = p.grad_row(q);
         for (std::int64_t c = 0; c < p.classes; ++c)
-          g[c * p.grad_class_stride] = v[n_loss + static_cast<std::size_t>(q) * C + static_cast<std::size_t>(c)];
+          std::memcpy(p.element(g, c * p.grad_class_stride),
+                      &v[n_loss + static_cast<std::size_t>(q) * C + static_cast<std::size_t>(c)], grad_bytes);
       }
   }
 
@@ -336,7 +358,10 @@ const implementation& load_plugin(const std::string& path, const load_options& o
   xent_plugin_get_fn get = nullptr;
   static_assert(sizeof get == sizeof sym);
   std::memcpy(&get, &sym, sizeof get);  // object pointer -> function pointer, as POSIX allows
+  // This host's version first; a plug-in built for an older one answers
+  // NULL to it and is asked for the versions it may know.
   const xent_plugin* d = get(XENT_PLUGIN_ABI_VERSION);
+  for (std::uint32_t v = XENT_PLUGIN_ABI_VERSION; !d && v-- > XENT_PLUGIN_ABI_VERSION_OLDEST;) d = get(v);
   try {
     validate_descriptor(d, path);
   } catch (const error&) {

@@ -45,6 +45,7 @@ xent::dtype numpy_dtype(const py::array& a, const std::string& name) {
                       (order == '<') == (std::endian::native == std::endian::little);
   if (native) {
     if (kind == 'f' && item == 4) return xent::dtype::f32;
+    if (kind == 'f' && item == 2) return xent::dtype::f16;
     if (kind == 'f' && item == 8) return xent::dtype::f64;
     if (kind == 'i' && item == 8) return xent::dtype::i64;
     if (kind == 'i' && item == 4) return xent::dtype::i32;
@@ -52,7 +53,7 @@ xent::dtype numpy_dtype(const py::array& a, const std::string& name) {
   std::string m = name;
   m += ": NumPy dtype '";
   m += d.attr("name").cast<std::string>();
-  m += "' is not supported (float32 logits and probabilities, int64 class indices)";
+  m += "' is not supported (float32 or float16 logits and probabilities, int64 class indices)";
   throw xent::error(name, m);
 }
 

@@ -70,19 +70,28 @@ def _loss_shape(input, target, reduction):
     return tuple(target.shape)
 
 
-def _empty(like, shape):
-    """An uninitialised float32 buffer of the same kind (torch or NumPy) as ``like``."""
+def _result_dtype(like):
+    """PyTorch's: results in the logits' dtype, float32 for anything the library
+    refuses (its error then names the input, not a result)."""
     if is_torch(like):
-        return torch_module().empty(shape, dtype=torch_module().float32)
-    return np.empty(shape, dtype=np.float32)
+        torch = torch_module()
+        return like.dtype if like.dtype in (torch.bfloat16, torch.float16) else torch.float32
+    return np.float16 if getattr(like, "dtype", None) == np.float16 else np.float32
+
+
+def _empty(like, shape):
+    """An uninitialised buffer of the same kind (torch or NumPy) as ``like`` for its loss."""
+    if is_torch(like):
+        return torch_module().empty(shape, dtype=_result_dtype(like))
+    return np.empty(shape, dtype=_result_dtype(like))
 
 
 def _empty_grad(input):
     if is_torch(input):
         torch = torch_module()
         # The input's layout when it is dense (a permutation), else contiguous.
-        return torch.empty_like(input, dtype=torch.float32, memory_format=torch.preserve_format)
-    return np.empty(np.shape(input), dtype=np.float32)
+        return torch.empty_like(input, dtype=_result_dtype(input), memory_format=torch.preserve_format)
+    return np.empty(np.shape(input), dtype=_result_dtype(input))
 
 
 def _check_reduction(reduction):

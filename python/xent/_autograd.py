@@ -43,7 +43,7 @@ class CrossEntropyFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_output):
-        from . import _empty, _empty_grad, _loss_shape
+        from . import _empty, _empty_grad, _loss_shape, _result_dtype
 
         ignore_index, reduction, label_smoothing, impl = ctx.options
         if ctx.needs_input_grad[2]:  # PyTorch's own answer for a weight that requires grad
@@ -60,5 +60,5 @@ class CrossEntropyFunction(torch.autograd.Function):
         _xent.forward(as_arg(input, "input"), as_arg(target, "target"), as_arg(scratch, "out"),
                       as_arg(grad, "grad"), as_arg(weight, "weight", optional=True),
                       ignore_index, reduction, label_smoothing,
-                      as_arg(grad_output.to(torch.float32), "upstream"), impl)
+                      as_arg(grad_output.to(_result_dtype(input)), "upstream"), impl)
         return grad, None, None, None, None, None, None

@@ -14,11 +14,10 @@
 
 namespace xent {
 
-// Logits dtypes beyond the ABI's XENT_PLUGIN_DTYPE_FLOAT32. They are the
-// host's: a plug-in of ABI version 1 takes float32 only, and a descriptor
-// declaring another dtype bit is refused (capabilities::all() holds float32).
-inline constexpr std::uint32_t dtype_bfloat16_bit = 0x2u;
-inline constexpr std::uint32_t dtype_float16_bit = 0x4u;
+// The 16-bit logits dtypes' bits (the ABI's, version 2; a plug-in of ABI
+// version 1 takes float32 only).
+inline constexpr std::uint32_t dtype_bfloat16_bit = XENT_PLUGIN_DTYPE_BFLOAT16;
+inline constexpr std::uint32_t dtype_float16_bit = XENT_PLUGIN_DTYPE_FLOAT16;
 // The bit of a logits dtype (f32, bf16, f16); 0 for any other.
 std::uint32_t dtype_bit(dtype t);
 

@@ -6,9 +6,19 @@
  *     const xent_plugin* xent_plugin_get(uint32_t host_abi_version);
  *
  * which returns a static descriptor, or NULL when it cannot serve a host of
- * that ABI version. The host refuses a descriptor whose abi_version differs
- * from its own XENT_PLUGIN_ABI_VERSION (a change of layout or meaning bumps
- * it). Extensions append fields at the end and are detected by struct_size.
+ * that ABI version. The host asks for its own XENT_PLUGIN_ABI_VERSION first
+ * and, when the answer is NULL, for each older version it still speaks; it
+ * refuses a descriptor of any other version (a change of layout or meaning
+ * bumps it). Extensions append fields at the end and are detected by
+ * struct_size.
+ *
+ * Versions:
+ *   1  float32 tensors only.
+ *   2  (this header) the dtype travels in the DLTensors: a plug-in that
+ *      declares XENT_PLUGIN_DTYPE_BFLOAT16 or _FLOAT16 also receives 16-bit
+ *      logits. The layout of every struct is that of version 1; a version-1
+ *      plug-in still loads, as float32-only (its dtype mask may hold
+ *      FLOAT32 alone).
  *
  * The host validates every input before calling (shapes, dtypes, bounds of
  * the targets, options: docs/design.md §2), so a kernel only computes. Semantics
@@ -18,16 +28,20 @@
  * Tensors (DLTensor, CPU, strides in elements, never NULL, byte_offset 0):
  *   logits   float32, (C) or (N, C, d1..dK): the class axis is dim 1 when
  *            ndim >= 2. Any strides, negative ones included (slices are not
- *            copied).
+ *            copied). ABI 2, when declared: bfloat16 ({kDLBfloat, 16, 1}:
+ *            the high half of a float32) or float16 ({kDLFloat, 16, 1}).
  *   target   index targets: int64, the position shape () or (N, d1..dK);
- *            probability targets: float32, the logits' shape.
- *   loss     float32 output: 0-d for mean/sum; the position shape for none.
- *   grad     float32 output of the logits' shape (forward_backward only); it
+ *            probability targets: the logits' dtype and shape.
+ *   loss     output: 0-d for mean/sum; the position shape for none. The
+ *            logits' dtype, or float32 for 16-bit logits (a float32 loss of
+ *            bfloat16/float16 logits: the tensor's dtype says which). Each
+ *            value is the result rounded once to that dtype.
+ *   grad     output of the logits' dtype and shape (forward_backward only); it
  *            may be the logits themselves (same data and strides): read a row
  *            completely before writing its gradient.
- *   upstream float32: 0-d for mean/sum; for none the position shape, with
- *            strides 0 when one value applies to every position.
- *   weight   float32 (C), or NULL for all ones.
+ *   upstream the loss's dtype: 0-d for mean/sum; for none the position shape,
+ *            with strides 0 when one value applies to every position.
+ *   weight   the logits' dtype, (C), or NULL for all ones.
  *
  * Declared capabilities (optional): a kernel that does part of the job sets
  * `declared` = 1 and the masks after it (XENT_PLUGIN_LAYOUT_*, _TARGET_*,
@@ -44,13 +58,16 @@
  *   reduction  XENT_PLUGIN_REDUCTION_BIT(XENT_PLUGIN_REDUCTION_*)
  *   mode       GRADIENT (forward_backward), IN_PLACE (grad = logits; needs GRADIENT);
  *              forward is always supported
- *   dtype      FLOAT32 (the only logits dtype the host sends; required)
+ *   dtype      FLOAT32 (required), and with ABI 2 BFLOAT16 and FLOAT16: the
+ *              logits dtypes it computes. 16-bit logits are sent only to a
+ *              plug-in that declares them (declared = 0 means float32 only).
  * Returning XENT_PLUGIN_ERROR_UNSUPPORTED for a call inside the declaration
  * is a failure (the kernel broke its word); outside it, or with declared = 0
  * (and for descriptors too small to hold the fields: plug-ins built before
  * they existed), the case is skipped and counted, never passed. Unknown bits,
  * an empty layout, target or reduction mask, IN_PLACE without GRADIENT or a
- * dtype mask without FLOAT32 make the descriptor invalid. A descriptor
+ * dtype mask without FLOAT32 (or, for an ABI-1 descriptor, with any other
+ * bit) make the descriptor invalid. A descriptor
  * initialised positionally must now list the fields (zeros: no declaration)
  * to stay free of -Wmissing-field-initializers; designated initialisers
  * (C99) need no change.
@@ -73,7 +90,9 @@
 extern "C" {
 #endif
 
-#define XENT_PLUGIN_ABI_VERSION 1u
+#define XENT_PLUGIN_ABI_VERSION 2u
+/* The oldest version this host still loads. */
+#define XENT_PLUGIN_ABI_VERSION_OLDEST 1u
 
 /* The name of the one exported function. */
 #define XENT_PLUGIN_ENTRY "xent_plugin_get"
@@ -105,9 +124,9 @@ typedef struct xent_plugin_options {
   int32_t reduction;               /* xent_plugin_reduction */
   int64_t ignore_index;            /* index targets only (default -100) */
   double label_smoothing;          /* in [0, 1] */
-  int32_t probability_targets;     /* 1: target is float32 probabilities */
+  int32_t probability_targets;     /* 1: target is probabilities (the logits' dtype) */
   int32_t reserved;
-  const DLTensor* weight;          /* (C) float32, or NULL */
+  const DLTensor* weight;          /* (C) in the logits' dtype, or NULL */
 } xent_plugin_options;
 
 typedef struct xent_plugin {
@@ -154,6 +173,8 @@ typedef struct xent_plugin {
 #define XENT_PLUGIN_MODE_GRADIENT 0x1u
 #define XENT_PLUGIN_MODE_IN_PLACE 0x2u
 #define XENT_PLUGIN_DTYPE_FLOAT32 0x1u
+#define XENT_PLUGIN_DTYPE_BFLOAT16 0x2u /* ABI 2 */
+#define XENT_PLUGIN_DTYPE_FLOAT16 0x4u  /* ABI 2 */
 
 /* The descriptor size of plug-ins built before the capability fields. */
 #define XENT_PLUGIN_SIZE_WITHOUT_CAPABILITIES offsetof(xent_plugin, declared)

@@ -1,0 +1,89 @@
+// The binary formats `stable` rounds its results to: float32, bfloat16 and
+// float16. Every value of the two 16-bit formats is a float32, so a result is
+// carried as a float whatever its format; only the rounding (its boundaries,
+// its neighbours, ties to even) depends on the format. That keeps one
+// correctly rounded code path for the three dtypes (docs/correct_rounding.md
+// §7): the rounding tests ask "which value of *this* format", never "which
+// float" followed by a second rounding (RN_bf16(RN_f32(v)) is not RN_bf16(v)
+// when RN_f32(v) is a bfloat16 midpoint).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+#include "xent/tensor.hpp"
+
+namespace xent::ddm {
+
+struct format {
+  int digits;        // significand bits, the leading one included
+  int min_exponent;  // exponent of the smallest normal value
+  int max_exponent;  // exponent of the largest finite value
+  bool is_float32() const { return digits == 24; }
+  // The spacing of the format's values in the binade of |v| (subnormals: the
+  // smallest subnormal).
+  double quantum(double v) const {
+    const int e = v == 0.0 ? min_exponent : std::max(std::ilogb(v), min_exponent);
+    return std::ldexp(1.0, e - digits + 1);
+  }
+  double largest() const { return std::ldexp(2.0 - std::ldexp(1.0, 1 - digits), max_exponent); }
+};
+
+inline constexpr format float32{24, -126, 127};
+inline constexpr format bfloat16{8, -126, 127};
+inline constexpr format float16{11, -14, 15};
+
+inline format format_of(dtype t) {
+  return t == dtype::bf16 ? bfloat16 : t == dtype::f16 ? float16 : float32;
+}
+
+// RN(v) in the format: ties to even, subnormals, overflow to ±inf.
+inline float round(double v, const format& f) {
+  if (f.is_float32() || !std::isfinite(v) || v == 0.0) return static_cast<float>(v);
+  const double a = std::fabs(v);
+  const double q = f.quantum(a);
+  // a / q < 2^digits is exact (a power-of-two scaling); nearbyint rounds it
+  // to an integer, ties to even, in the default rounding mode.
+  const double r = std::nearbyint(a / q) * q;
+  const double out = r > f.largest() ? std::numeric_limits<double>::infinity() : r;
+  return static_cast<float>(std::copysign(out, v));
+}
+
+// The next value of the format above / below f (a value of the format).
+inline float next_down(float x, const format& f);
+inline float next_up(float x, const format& f) {
+  constexpr float inf = std::numeric_limits<float>::infinity();
+  if (f.is_float32() || std::isnan(x)) return std::nextafter(x, inf);
+  if (x == inf) return x;
+  if (x == -inf) return static_cast<float>(-f.largest());
+  if (x < 0.0f) return -next_down(-x, f);
+  const double v = x;
+  if (v == f.largest()) return inf;
+  return static_cast<float>(v + f.quantum(v));  // exact: a value of the format
+}
+inline float next_down(float x, const format& f) {
+  constexpr float inf = std::numeric_limits<float>::infinity();
+  if (f.is_float32() || std::isnan(x)) return std::nextafter(x, -inf);
+  if (x == -inf) return x;
+  if (x == inf) return static_cast<float>(f.largest());
+  if (x <= 0.0f) return -next_up(-x, f);
+  const double v = x;
+  double q = f.quantum(v);
+  // Below a power of two the spacing halves (except at the smallest normal,
+  // where the subnormals keep it).
+  if (std::ilogb(v) > f.min_exponent && v == std::ldexp(1.0, std::ilogb(v))) q /= 2;
+  return static_cast<float>(v - q);
+}
+
+// Is the last significand bit of x (a value of the format) zero? Infinity
+// counts as even: a tie between the largest value and overflow goes to
+// infinity, as in IEEE 754.
+inline bool even(float x, const format& f) {
+  if (std::isinf(x) || x == 0.0f) return true;
+  const double a = std::fabs(static_cast<double>(x));
+  return std::fmod(a / f.quantum(a), 2.0) == 0.0;
+}
+
+}  // namespace xent::ddm
