@@ -194,7 +194,7 @@ std::string tradeoff_script(const sweep_result& s, const bench_data& b, const st
   };
   std::vector<point> points;
   for (const cell& c : s.cells) {
-    if (c.failure || c.skipped || c.outside) continue;
+    if (c.failure || c.skipped || c.outside || c.dtype != "float32") continue;
     auto it = std::find_if(points.begin(), points.end(), [&](const point& p) { return p.impl == c.impl; });
     if (it == points.end()) it = points.insert(points.end(), point{c.impl});
     if (c[quantity::loss].count) it->loss_ulp = std::max(it->loss_ulp, c[quantity::loss].max);

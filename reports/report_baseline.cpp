@@ -49,11 +49,14 @@ std::string trim(std::string s) {
   return s.substr(i);
 }
 
-// The worst cell inside the domain for (impl, quantity), or nullptr.
+// The worst float32 cell inside the domain for (impl, quantity), or nullptr.
+// (16-bit cells are in ulps of their dtype: the correctly rounded check
+// below covers them, the maxima here are float32's.)
 const cell* worst_cell(const sweep_result& s, const std::string& impl, quantity q) {
   const cell* w = nullptr;
   for (const cell& c : s.cells)
-    if (c.impl == impl && !c.outside && c[q].count > 0 && (!w || c[q].max > (*w)[q].max)) w = &c;
+    if (c.impl == impl && c.dtype == "float32" && !c.outside && c[q].count > 0 && (!w || c[q].max > (*w)[q].max))
+      w = &c;
   return w;
 }
 

@@ -104,6 +104,7 @@ nlohmann::ordered_json report_json(const report_data& d) {
     acc.push_back({{"scenario", c.scenario},
                    {"implementation", c.impl},
                    {"tier", c.tier},
+                   {"dtype", c.dtype},
                    {"outside_domain", c.outside ? json(*c.outside) : json(nullptr)},
                    {"failure", c.failure ? json(*c.failure) : json(nullptr)},
                    {"skipped", c.skipped ? json(*c.skipped) : json(nullptr)},

@@ -41,7 +41,7 @@ std::vector<std::string> impl_names(const sweep_result& s) {
 void headline(std::ostringstream& md, const report_data& d) {
   const std::string shape = d.bench.available ? d.bench.headline_shape() : "";
   const int t = d.bench.available ? d.bench.max_threads() : 0;
-  md << "## Headline\n\nWorst error in float32 ulps over every scenario inside the implementation's declared "
+  md << "## Headline\n\nWorst error in float32 ulps over every float32 scenario inside the implementation's declared "
         "domain (cells outside it, †, are in the details); **bold**: above the tier's bound. ";
   if (!shape.empty())
     md << "Throughput: `" << shape << "` loss (`fwd`, mean) with " << t << " thread(s), as GB/s, as a fraction of "
@@ -73,7 +73,7 @@ void headline(std::ostringstream& md, const report_data& d) {
     std::array<bool, quantity_count> any{};
     int outside = 0, total = 0, failed = 0, skipped = 0;
     for (const cell& c : d.sweep.cells) {
-      if (c.impl != impl) continue;
+      if (c.impl != impl || c.dtype != "float32") continue;  // 16-bit cells: their own table
       tier = c.tier;
       ++total;
       if (c.failure) ++failed;
@@ -100,6 +100,60 @@ void headline(std::ostringstream& md, const report_data& d) {
       std::find(names.begin(), names.end(), "torch") == names.end())
     md << "| libtorch | (peer, not in the sweep) | — | — | — | — | — | — | " << perf("libtorch") << " |\n";
   if (d.bench.available && !d.bench.note.empty()) md << "\nNote: " << d.bench.note << "\n";
+}
+
+// bfloat16 and float16 logits: the worst error per implementation and dtype
+// over the 16-bit scenarios, in ulps of the results' dtype, and the share of
+// results correctly rounded (the worst scenario's).
+void sixteen_bit(std::ostringstream& md, const report_data& d) {
+  struct row {
+    std::string impl, tier, dtype;
+    std::array<double, quantity_count> worst{};
+    std::array<bool, quantity_count> any{};
+    double cr = 1.0;
+    int cells = 0, failed = 0, skipped = 0;
+  };
+  std::vector<row> rows;
+  for (const cell& c : d.sweep.cells) {
+    if (c.dtype == "float32") continue;
+    auto it = std::find_if(rows.begin(), rows.end(), [&](const row& r) { return r.impl == c.impl && r.dtype == c.dtype; });
+    if (it == rows.end()) it = rows.insert(rows.end(), row{c.impl, c.tier, c.dtype});
+    ++it->cells;
+    if (c.failure) ++it->failed;
+    if (c.skipped) ++it->skipped;
+    if (c.outside || c.failure || c.skipped) continue;
+    for (std::size_t k = 0; k < quantity_count; ++k)
+      if (c.q[k].count) {
+        it->worst[k] = it->any[k] ? std::max(it->worst[k], c.q[k].max) : c.q[k].max;
+        it->any[k] = true;
+        it->cr = std::min(it->cr, c.q[k].correctly_rounded);
+      }
+  }
+  if (rows.empty()) return;
+  std::stable_sort(rows.begin(), rows.end(), [](const row& a, const row& b) { return a.dtype < b.dtype; });
+  md << "
+## bfloat16 and float16 logits
+
+The scenarios ending in `_bf16` / `_f16`: a float32 fill rounded once "
+        "to the dtype, results in the logits' dtype (PyTorch's), errors in ulps of that dtype (bfloat16: 8 "
+        "significant bits; float16: 11, subnormals from 2^-24) against the exact value of the 16-bit inputs, "
+        "the same tier bounds as float32; **bold**: above the tier's bound. Only the implementations that compute "
+        "the dtype are measured. CR: the lowest share of correctly rounded results over the scenarios and "
+        "quantities.
+
+"
+        "| dtype | implementation | tier | loss | grad target | grad other | mean | sum | CR | cells |
+"
+        "|---|---|---|--:|--:|--:|--:|--:|--:|--:|
+";
+  for (const row& r : rows) {
+    md << "| " << r.dtype << " | " << r.impl << " | " << r.tier;
+    for (std::size_t k = 0; k < quantity_count; ++k)
+      md << " | " << (r.any[k] ? ulp_cell(r.worst[k], false, tier_bound(r.tier, all_quantities[k])) : "—");
+    md << " | " << percent(r.cr) << " % | " << r.cells << (r.failed ? ", **" + std::to_string(r.failed) + " FAILED**" : "")
+       << (r.skipped ? ", " + std::to_string(r.skipped) + " skipped" : "") << " |
+";
+  }
 }
 
 void gate(std::ostringstream& md, const report_data& d) {
@@ -254,11 +308,13 @@ void scenarios(std::ostringstream& md, const report_data& d) {
 std::string report_markdown(const report_data& d) {
   std::ostringstream md;
   md << "# xent accuracy and performance report\n\n"
-     << "Errors in ulps of the float32 result against the multiprecision reference ("
+     << "Errors in ulps of the result's dtype (float32; bfloat16 and float16 for the `_bf16` / `_f16` scenarios) "
+     << "against the multiprecision reference ("
      << ref::default_precision_bits << "-bit MPFR, one rounding): `|y - r| / ulp(RN(r))` (docs/design.md §3). "
      << d.sweep.scenarios.size() << " scenarios (" << (d.quick ? "quick set" : "full set")
      << "), C in {2, 10, 1000, 32000, 256000}.\n\n";
   headline(md, d);
+  sixteen_bit(md, d);
   gate(md, d);
   tier_violations(md, d);
   worst_inputs(md, d);

@@ -165,12 +165,14 @@ void put_cell(writer& w, const cell& c) {
   w.put(c.impl);
   w.put(c.tier);
   w.put(c.scenario);
+  w.put(c.dtype);
   w.put(c.outside);
   w.put(c.failure);
   w.put(c.skipped);
   for (const quantity_stats& s : c.q) put_stats(w, s);
   w.put(c.rounded);
   w.put(c.retried);
+  w.put(c.exact);
   w.put(c.unresolved);
 }
 
@@ -179,12 +181,14 @@ cell get_cell(reader& r) {
   c.impl = r.text();
   c.tier = r.text();
   c.scenario = r.text();
+  c.dtype = r.text();
   c.outside = r.optional_text();
   c.failure = r.optional_text();
   c.skipped = r.optional_text();
   for (quantity_stats& s : c.q) s = get_stats(r);
   c.rounded = r.get<std::int64_t>();
   c.retried = r.get<std::int64_t>();
+  c.exact = r.get<std::int64_t>();
   c.unresolved = r.get<std::int64_t>();
   return c;
 }

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cmath>
 #include <exception>
 #include <iostream>
@@ -79,14 +80,31 @@ std::string repro(const cell& c, quantity q) {
 
 namespace {
 
-// Errors of one quantity, element by element.
+// Herbie's bits of error in a 16-bit dtype: log2(1 + the number of values of
+// the dtype between y and RN(r)).
+double bits_of_error(float y, const ref::exact& r, dtype t) {
+  if (t == dtype::f32) return ref::bits_of_error(y, r);
+  const double want = ref::round_to(r, t);
+  if (std::isnan(y) || std::isnan(want)) return std::isnan(y) && std::isnan(want) ? 0.0 : 16.0;
+  // Patterns in their total order (sign-magnitude to a line, +0 = -0).
+  auto ordinal = [t](double v) {
+    const std::uint16_t b = narrow(v, t);
+    const std::int32_t m = b & 0x7fff;
+    return (b & 0x8000) ? -m : m;
+  };
+  return std::log2(1.0 + std::abs(static_cast<double>(ordinal(y) - ordinal(want))));
+}
+
+// Errors of one quantity, element by element, in ulps of the results' dtype.
 class accumulator {
  public:
+  explicit accumulator(dtype t) : t_(t) {}
   void add(float y, const ref::exact& r, std::int64_t p, std::int64_t c) {
-    const double e = ref::ulp_error(y, r);
+    const double e = t_ == dtype::f32 ? ref::ulp_error(y, r) : ref::ulp_error(static_cast<double>(y), r, t_);
     ulps_.push_back(e);
-    bits_ += ref::bits_of_error(y, r);
-    if (ref::correctly_rounded(y, r)) ++cr_;
+    bits_ += bits_of_error(y, r, t_);
+    if (t_ == dtype::f32 ? ref::correctly_rounded(y, r) : ref::correctly_rounded(static_cast<double>(y), r, t_))
+      ++cr_;
     if (std::isinf(e)) ++special_;
     if (ulps_.size() == 1 || e > worst_.ulp) {
       worst_ = {p, c, y, {}, e};
@@ -110,6 +128,7 @@ class accumulator {
   }
 
  private:
+  dtype t_;
   std::vector<double> ulps_;
   double bits_ = 0.0;
   std::int64_t cr_ = 0, special_ = 0;
@@ -161,12 +180,97 @@ std::int64_t element_index(const std::vector<std::int64_t>& shape, std::int64_t 
   return ((p / D) * shape[1] + c) * D + p % D;
 }
 
+// The results of one implementation on a scenario, as floats (16-bit
+// results widened: exact), and what it left unwritten.
+struct results {
+  std::vector<float> loss, grad;
+  float mean = 0.0f, sum = 0.0f;
+  std::string unwritten;
+};
+
+// Position text "[p, c]" of element k of a C-order (N, C, d..) buffer.
+std::string element_name(const scenario& s, std::size_t k) {
+  const auto i = static_cast<std::int64_t>(k);
+  std::int64_t D = 1;
+  for (std::size_t d = 2; d < s.shape.size(); ++d) D *= s.shape[d];
+  const std::int64_t C = s.classes(), p = (i / (C * D)) * D + i % D, cls = (i / D) % C;
+  return "[" + std::to_string(p) + ", " + std::to_string(cls) + "]";
+}
+
+void append(std::string& to, const std::string& part) {
+  if (!part.empty()) to += (to.empty() ? "" : "; ") + part;
+}
+
+// float32: every output buffer poisoned first (xent/poison.hpp): an element
+// the kernel does not write fails the cell.
+results run_float32(const scenario& s, const implementation* impl) {
+  const tensor_view x = s.logits_view(), t = s.target_view();
+  results o;
+  o.loss.resize(s.logits.size() / static_cast<std::size_t>(s.classes()));
+  o.grad.resize(s.logits.size());
+  const poison::sentinel ls = poison::fill(o.loss), gs = poison::fill(o.grad);
+  cross_entropy_forward_backward(x, t, view(o.loss.data(), s.position_shape()), view(o.grad.data(), s.shape),
+                                 s.make_options(reduction::none), nullptr, impl);
+  append(o.unwritten, poison::unwritten_message("losses (reduction none)", o.loss, ls));
+  append(o.unwritten, poison::unwritten_message("gradient elements", o.grad, gs,
+                                                [&](std::size_t i) { return element_name(s, i); }));
+  const poison::sentinel ms = poison::fill({&o.mean, 1});
+  cross_entropy(x, t, view(&o.mean, {}), s.make_options(reduction::mean), impl);
+  append(o.unwritten, poison::unwritten_message("mean", {&o.mean, 1}, ms));
+  const poison::sentinel ss = poison::fill({&o.sum, 1});
+  cross_entropy(x, t, view(&o.sum, {}), s.make_options(reduction::sum), impl);
+  append(o.unwritten, poison::unwritten_message("sum", {&o.sum, 1}, ss));
+  return o;
+}
+
+// bfloat16/float16: results in the logits' dtype (PyTorch's), the buffers
+// poisoned with a signalling NaN of the dtype (a pattern no rounding makes).
+results run_sixteen_bit(const scenario& s, const implementation* impl) {
+  const tensor_view x = s.logits_view(), t = s.target_view();
+  const std::uint32_t random = poison::next().bits;
+  const std::uint16_t sentinel = static_cast<std::uint16_t>(
+      (random >> 31 ? 0x8000u : 0u) |
+      (s.type == dtype::bf16 ? 0x7f80u | (1u + random % 0x3fu) : 0x7c00u | (1u + random % 0x1ffu)));
+  const std::size_t P = s.logits.size() / static_cast<std::size_t>(s.classes());
+  std::vector<std::uint16_t> loss(P, sentinel), grad(s.logits.size(), sentinel);
+  std::uint16_t mean = sentinel, sum = sentinel;
+  cross_entropy_forward_backward(x, t, view(loss.data(), s.type, s.position_shape()),
+                                 view(grad.data(), s.type, s.shape), s.make_options(reduction::none), nullptr, impl);
+  cross_entropy(x, t, view(&mean, s.type, {}), s.make_options(reduction::mean), impl);
+  cross_entropy(x, t, view(&sum, s.type, {}), s.make_options(reduction::sum), impl);
+  auto unwritten = [&](const std::string& what, const std::vector<std::uint16_t>& v, bool named) {
+    std::size_t n = 0;
+    std::string first;
+    for (std::size_t i = 0; i < v.size(); ++i)
+      if (v[i] == sentinel && n++ == 0) first = named ? element_name(s, i) : "[" + std::to_string(i) + "]";
+    if (n == 0) return std::string();
+    char bits[16];
+    std::snprintf(bits, sizeof bits, "0x%04x", sentinel);
+    return std::to_string(n) + " of " + std::to_string(v.size()) + " " + what +
+           " never written (still the sentinel NaN " + bits + "), first " + first;
+  };
+  results o;
+  append(o.unwritten, unwritten("losses (reduction none)", loss, false));
+  append(o.unwritten, unwritten("gradient elements", grad, true));
+  append(o.unwritten, unwritten("mean", {mean}, false));
+  append(o.unwritten, unwritten("sum", {sum}, false));
+  auto widened = [&](const std::vector<std::uint16_t>& v) {
+    std::vector<float> w(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i) w[i] = widen(v[i], s.type);
+    return w;
+  };
+  o.loss = widened(loss);
+  o.grad = widened(grad);
+  o.mean = widen(mean, s.type);
+  o.sum = widen(sum, s.type);
+  return o;
+}
+
 std::vector<cell> measure(const scenario& s, const std::vector<const implementation*>& impls) {
   const tensor_view x = s.logits_view(), t = s.target_view();
   const options none = s.make_options(reduction::none);
   const problem pr = make_problem(x, t, none);
   const ref::result r = ref::compute(pr, true);
-  const std::vector<std::int64_t> positions = s.position_shape();
   const std::int64_t P = pr.positions, C = pr.classes;
 
   // The reductions from the per-position reference values (docs/design.md §2:
@@ -184,34 +288,18 @@ std::vector<cell> measure(const scenario& s, const std::vector<const implementat
 
   std::vector<cell> cells;
   for (const implementation* impl : impls) {
-    cell c{impl->name(), to_string(impl->tier()), s.id, impl->outside_domain(pr), {}, {}, {}};
-    // Every output buffer poisoned first (xent/poison.hpp): an element the
-    // kernel does not write fails the cell.
-    std::vector<float> loss(static_cast<std::size_t>(P)), grad(s.logits.size());
-    float mean = 0.0f, sum = 0.0f;
-    std::string unwritten;
+    // A 16-bit scenario is measured on the kernels that compute its dtype.
+    if (!(impl->dtypes() & dtype_bit(s.type))) continue;
+    cell c;
+    c.impl = impl->name();
+    c.tier = to_string(impl->tier());
+    c.scenario = s.id;
+    c.dtype = to_string(s.type);
+    c.outside = impl->outside_domain(pr);
+    results o;
     reset_stable_rounding_statistics();  // this worker thread's counts
     try {
-      const poison::sentinel ls = poison::fill(loss), gs = poison::fill(grad);
-      cross_entropy_forward_backward(x, t, view(loss.data(), positions), view(grad.data(), s.shape), none,
-                                     nullptr, impl);
-      unwritten = poison::unwritten_message("losses (reduction none)", loss, ls);
-      const std::string g = poison::unwritten_message("gradient elements", grad, gs, [&](std::size_t i) {
-        const auto k = static_cast<std::int64_t>(i);  // C-order (N, C, d..): back to (position, class)
-        std::int64_t D = 1;
-        for (std::size_t d = 2; d < s.shape.size(); ++d) D *= s.shape[d];
-        const std::int64_t p = (k / (C * D)) * D + k % D, cls = (k / D) % C;
-        return "[" + std::to_string(p) + ", " + std::to_string(cls) + "]";
-      });
-      if (!g.empty()) unwritten += (unwritten.empty() ? "" : "; ") + g;
-      const poison::sentinel ms = poison::fill({&mean, 1});
-      cross_entropy(x, t, view(&mean, {}), s.make_options(reduction::mean), impl);
-      const std::string m = poison::unwritten_message("mean", {&mean, 1}, ms);
-      const poison::sentinel ss = poison::fill({&sum, 1});
-      cross_entropy(x, t, view(&sum, {}), s.make_options(reduction::sum), impl);
-      const std::string su = poison::unwritten_message("sum", {&sum, 1}, ss);
-      for (const std::string* part : {&m, &su})
-        if (!part->empty()) unwritten += (unwritten.empty() ? "" : "; ") + *part;
+      o = s.type == dtype::f32 ? run_float32(s, impl) : run_sixteen_bit(s, impl);
     } catch (const plugins::plugin_unsupported& e) {
       c.skipped = e.what();
       cells.push_back(std::move(c));
@@ -222,8 +310,8 @@ std::vector<cell> measure(const scenario& s, const std::vector<const implementat
       cells.push_back(std::move(c));
       continue;
     }
-    if (!unwritten.empty()) {
-      c.failure = "output never written: " + unwritten +
+    if (!o.unwritten.empty()) {
+      c.failure = "output never written: " + o.unwritten +
                   " (output buffers are poisoned before each call; real buffers are not zeroed)";
       cells.push_back(std::move(c));
       continue;
@@ -234,18 +322,18 @@ std::vector<cell> measure(const scenario& s, const std::vector<const implementat
     c.retried = static_cast<std::int64_t>(rs.retried);
     c.exact = static_cast<std::int64_t>(rs.exact);
     c.unresolved = static_cast<std::int64_t>(rs.unresolved);
-    accumulator a_loss, a_gt, a_go, a_mean, a_sum;
+    accumulator a_loss(s.type), a_gt(s.type), a_go(s.type), a_mean(s.type), a_sum(s.type);
     for (std::int64_t p = 0; p < P; ++p) {
       if (!pr.counted(p)) continue;
-      a_loss.add(loss[static_cast<std::size_t>(p)], r.loss[static_cast<std::size_t>(p)], p, -1);
+      a_loss.add(o.loss[static_cast<std::size_t>(p)], r.loss[static_cast<std::size_t>(p)], p, -1);
       const std::int64_t target = s.probability ? -1 : pr.target_at(p);
       for (std::int64_t k = 0; k < C; ++k)
         (k == target ? a_gt : a_go)
-            .add(grad[static_cast<std::size_t>(element_index(s.shape, p, k))],
+            .add(o.grad[static_cast<std::size_t>(element_index(s.shape, p, k))],
                  r.grad[static_cast<std::size_t>(p * C + k)], p, k);
     }
-    a_mean.add(mean, ref_mean, -1, -1);
-    a_sum.add(sum, ref_sum, -1, -1);
+    a_mean.add(o.mean, ref_mean, -1, -1);
+    a_sum.add(o.sum, ref_sum, -1, -1);
     c.q = {a_loss.finish(), a_gt.finish(), a_go.finish(), a_mean.finish(), a_sum.finish()};
     cells.push_back(std::move(c));
   }

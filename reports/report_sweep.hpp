@@ -47,6 +47,7 @@ struct quantity_stats {
 // MPI ranks (report_ranks.cpp).
 struct cell {
   std::string impl, tier, scenario;
+  std::string dtype = "float32";  // the results' (their ulps measure the errors)
   std::optional<std::string> outside;  // why the scenario is outside the declared domain
   std::optional<std::string> failure;  // the implementation threw or crashed (plug-ins): no figures
   // A plug-in answered UNSUPPORTED outside its declared capabilities (or it

@@ -16,8 +16,27 @@ std::vector<std::int64_t> scenario::position_shape() const {
   return s;
 }
 
+void scenario::to_dtype(dtype t) {
+  type = t;
+  auto round_all = [t](std::vector<float>& v, std::vector<std::uint16_t>& bits) {
+    bits.resize(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      bits[i] = narrow(v[i], t);
+      v[i] = widen(bits[i], t);
+    }
+  };
+  round_all(logits, logits16);
+  round_all(target_prob, target_prob16);
+  round_all(weight, weight16);
+}
+
+tensor_view scenario::logits_view() const {
+  return type == dtype::f32 ? view(logits.data(), shape) : view(logits16.data(), type, shape);
+}
+
 tensor_view scenario::target_view() const {
-  return probability ? view(target_prob.data(), shape) : view(target_index.data(), position_shape());
+  if (!probability) return view(target_index.data(), position_shape());
+  return type == dtype::f32 ? view(target_prob.data(), shape) : view(target_prob16.data(), type, shape);
 }
 
 options scenario::make_options(reduction r) const {
@@ -25,7 +44,8 @@ options scenario::make_options(reduction r) const {
   o.reduce = r;
   o.ignore_index = ignore_index;
   o.label_smoothing = label_smoothing;
-  if (!weight.empty()) o.weight = view(weight.data(), {static_cast<std::int64_t>(weight.size())});
+  const std::int64_t c = static_cast<std::int64_t>(weight.size());
+  if (!weight.empty()) o.weight = type == dtype::f32 ? view(weight.data(), {c}) : view(weight16.data(), type, {c});
   return o;
 }
 
@@ -196,6 +216,35 @@ void families(std::int64_t n, std::int64_t c, std::vector<scenario_spec>& out) {
                           }));
 }
 
+// The families measured in 16 bits too, and at which C: everyday logits,
+// large spreads, dominant targets, every option, probability targets.
+bool sixteen_bit_family(const scenario_spec& s) {
+  if (s.classes != 10 && s.classes != 1000 && s.classes != 32000) return false;
+  const std::string& f = s.family;
+  return f == "normal_s1" || f == "normal_s30" || f == "dominant_m20" || f.rfind("w_ii", 0) == 0 ||
+         f.rfind("prob", 0) == 0;
+}
+
+// A float32 scenario's fill rounded once to t. Not plotted (scale 0): the
+// plots compare float32 ulps.
+scenario_spec sixteen_bit(const scenario_spec& f32, dtype t) {
+  const std::string suffix = t == dtype::bf16 ? "_bf16" : "_f16";
+  scenario_spec s = f32;
+  s.id += suffix;
+  s.family += suffix;
+  s.description += std::string(", ") + (t == dtype::bf16 ? "bfloat16" : "float16") + " logits";
+  s.scale = 0.0;
+  s.type = t;
+  s.build = [base = f32.build, id = s.id, desc = s.description, t] {
+    scenario sc = base();
+    sc.id = id;
+    sc.description = desc;
+    sc.to_dtype(t);
+    return sc;
+  };
+  return s;
+}
+
 }  // namespace
 
 const std::vector<std::int64_t>& class_buckets() {
@@ -213,6 +262,10 @@ std::vector<scenario_spec> report_scenarios(bool quick) {
     if (quick) rows = c <= 10 ? rows / 8 : std::max<std::int64_t>(rows / 8, 1);
     families(rows, c, v);
   }
+  const std::size_t f32 = v.size();
+  for (std::size_t i = 0; i < f32; ++i)
+    if (sixteen_bit_family(v[i]))
+      for (const dtype t : {dtype::bf16, dtype::f16}) v.push_back(sixteen_bit(v[i], t));
   return v;
 }
 

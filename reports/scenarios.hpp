@@ -26,10 +26,16 @@ struct scenario {
   std::vector<float> weight;               // empty: no weight
   std::int64_t ignore_index = -100;
   double label_smoothing = 0.0;
+  // The logits' dtype. For bfloat16/float16 the values above are values of
+  // the dtype (to_dtype) and the views are 16-bit copies of them.
+  dtype type = dtype::f32;
+  std::vector<std::uint16_t> logits16, target_prob16, weight16;
 
+  // Rounds the logits, probabilities and weights once to t and keeps 16-bit copies.
+  void to_dtype(dtype t);
   std::vector<std::int64_t> position_shape() const;
   std::int64_t classes() const { return shape.size() == 1 ? shape[0] : shape[1]; }
-  tensor_view logits_view() const { return view(logits.data(), shape); }
+  tensor_view logits_view() const;
   tensor_view target_view() const;
   options make_options(reduction r) const;
 };
@@ -41,6 +47,7 @@ struct scenario_spec {
   std::int64_t classes = 0;
   std::int64_t elements = 0;  // logits
   double scale = 0.0;         // sigma of the normal families, 0 otherwise (plots)
+  dtype type = dtype::f32;    // the logits' (ids of 16-bit scenarios end in _bf16 / _f16)
   std::function<scenario()> build;
 };
 
@@ -48,7 +55,9 @@ struct scenario_spec {
 const std::vector<std::int64_t>& class_buckets();
 
 // The report's scenarios: every family at every C bucket, rows chosen per C
-// (few rows for big C); quick uses fewer rows (same distributions).
+// (few rows for big C); quick uses fewer rows (same distributions). Then
+// bfloat16 and float16 versions of a few families (the float32 fill rounded
+// once to the dtype), measured in ulps of their results' dtype.
 std::vector<scenario_spec> report_scenarios(bool quick);
 
 // Scenarios of either set whose id contains `filter` (each id once).
