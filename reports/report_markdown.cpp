@@ -131,28 +131,20 @@ void sixteen_bit(std::ostringstream& md, const report_data& d) {
   }
   if (rows.empty()) return;
   std::stable_sort(rows.begin(), rows.end(), [](const row& a, const row& b) { return a.dtype < b.dtype; });
-  md << "
-## bfloat16 and float16 logits
-
-The scenarios ending in `_bf16` / `_f16`: a float32 fill rounded once "
+  md << "\n## bfloat16 and float16 logits\n\nThe scenarios ending in `_bf16` / `_f16`: a float32 fill rounded once "
         "to the dtype, results in the logits' dtype (PyTorch's), errors in ulps of that dtype (bfloat16: 8 "
         "significant bits; float16: 11, subnormals from 2^-24) against the exact value of the 16-bit inputs, "
         "the same tier bounds as float32; **bold**: above the tier's bound. Only the implementations that compute "
         "the dtype are measured. CR: the lowest share of correctly rounded results over the scenarios and "
-        "quantities.
-
-"
-        "| dtype | implementation | tier | loss | grad target | grad other | mean | sum | CR | cells |
-"
-        "|---|---|---|--:|--:|--:|--:|--:|--:|--:|
-";
+        "quantities.\n\n"
+        "| dtype | implementation | tier | loss | grad target | grad other | mean | sum | CR | cells |\n"
+        "|---|---|---|--:|--:|--:|--:|--:|--:|--:|\n";
   for (const row& r : rows) {
     md << "| " << r.dtype << " | " << r.impl << " | " << r.tier;
     for (std::size_t k = 0; k < quantity_count; ++k)
       md << " | " << (r.any[k] ? ulp_cell(r.worst[k], false, tier_bound(r.tier, all_quantities[k])) : "—");
     md << " | " << percent(r.cr) << " % | " << r.cells << (r.failed ? ", **" + std::to_string(r.failed) + " FAILED**" : "")
-       << (r.skipped ? ", " + std::to_string(r.skipped) + " skipped" : "") << " |
-";
+       << (r.skipped ? ", " + std::to_string(r.skipped) + " skipped" : "") << " |\n";
   }
 }
 

@@ -379,15 +379,17 @@ std::optional<sweep_result> run_sweep_over_ranks(const sweep_options& o, std::ve
     for (const std::size_t i : deal[static_cast<std::size_t>(me)]) mine.scenarios.push_back(o.scenarios[i]);
     if (!mine.scenarios.empty()) {
       sweep_result r = run_sweep(mine);
-      // Cells are scenario-major, one per implementation (run_sweep).
-      const std::size_t per = r.cells.size() / r.scenarios.size();
-      if (per * r.scenarios.size() != r.cells.size()) throw std::logic_error("the sweep's cells are not per scenario");
+      // Cells are scenario-major (run_sweep): one per implementation that
+      // computes the scenario's dtype.
+      auto next = r.cells.begin();
       for (std::size_t k = 0; k < r.scenarios.size(); ++k) {
         share.indices.push_back(deal[static_cast<std::size_t>(me)][k]);
+        const auto end = std::find_if(next, r.cells.end(), [&](const cell& c) { return c.scenario != r.scenarios[k].id; });
+        share.cells.emplace_back(next, end);
+        next = end;
         share.scenarios.push_back(std::move(r.scenarios[k]));
-        share.cells.emplace_back(r.cells.begin() + static_cast<std::ptrdiff_t>(k * per),
-                                 r.cells.begin() + static_cast<std::ptrdiff_t>((k + 1) * per));
       }
+      if (next != r.cells.end()) throw std::logic_error("the sweep's cells are not per scenario");
       share.seconds = r.seconds;
     }
   } catch (...) {
