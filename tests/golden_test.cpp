@@ -119,12 +119,22 @@ struct owned_tensor {
   std::vector<double> f64;
   std::vector<std::int64_t> i64;
   std::vector<std::int32_t> i32;
+  std::vector<std::uint16_t> u16;  // bfloat16 / float16 bit patterns
 
   explicit owned_tensor(const json& t) : shape(shape_of(t)) {
     const std::string dt = t.at("dtype").get<std::string>();
     const json& data = t.at("data");
+    if (dt == "bfloat16") type = xent::dtype::bf16;
+    if (dt == "float16") type = xent::dtype::f16;
     for (const auto& v : data) {
       if (dt == "float32") f32.push_back(static_cast<float>(number(v)));
+      else if (type == xent::dtype::bf16 || type == xent::dtype::f16) {
+        // Written as the float32 they are (the encoding round-trips through float32).
+        const auto f = static_cast<float>(number(v));
+        u16.push_back(xent::narrow(f, type));
+        if (!(xent::widen(u16.back(), type) == f) && !std::isnan(f))
+          throw std::runtime_error("a " + dt + " value that is not one: " + v.dump());
+      }
       else if (dt == "float64") f64.push_back(number(v));
       else if (dt == "int64") i64.push_back(v.get<std::int64_t>());
       else if (dt == "int32") i32.push_back(v.get<std::int32_t>());
@@ -147,11 +157,20 @@ struct owned_tensor {
       case xent::dtype::f64: v.data = const_cast<double*>(f64.data()); break;
       case xent::dtype::i64: v.data = const_cast<std::int64_t*>(i64.data()); break;
       case xent::dtype::i32: v.data = const_cast<std::int32_t*>(i32.data()); break;
+      case xent::dtype::bf16:
+      case xent::dtype::f16: v.data = const_cast<std::uint16_t*>(u16.data()); break;
       default: break;
     }
     return v;
   }
 };
+
+// A 16-bit tensor's values, widened (exact).
+std::vector<float> widened(const owned_tensor& t) {
+  std::vector<float> v;
+  for (const std::uint16_t b : t.u16) v.push_back(xent::widen(b, t.type));
+  return v;
+}
 
 std::vector<float> floats(const json& t) {
   std::vector<float> v;
@@ -195,6 +214,14 @@ template <class Tol>
                                        << " values differ:" << msg.str();
 }
 
+// One ulp of a bfloat16/float16 value v (the subnormal spacing below the
+// smallest normal).
+double ulp_of(double v, xent::dtype t) {
+  const int digits = t == xent::dtype::bf16 ? 8 : 11, emin = t == xent::dtype::bf16 ? -126 : -14;
+  const int e = v == 0.0 ? emin : std::max(std::ilogb(v), emin);
+  return std::ldexp(1.0, e - digits + 1);
+}
+
 // |a - b| <= 1e-5 * max(1, |b|)
 ::testing::AssertionResult loss_close(const std::vector<float>& got, const std::vector<float>& want) {
   return close("loss", got, want, [](double e) { return 1e-5 * std::max(1.0, std::fabs(e)); });
@@ -216,7 +243,7 @@ template <class Tol>
 // ------------------------------------------------------------- summary --
 
 struct counts {
-  int compared = 0, skipped = 0, errors = 0;
+  int compared = 0, skipped = 0, errors = 0, not_applicable = 0;
 };
 std::map<std::string, counts>& tally() {
   static std::map<std::string, counts> t;
@@ -228,8 +255,9 @@ class summary : public ::testing::Environment {
   void TearDown() override {
     for (const auto& [name, c] : tally())
       std::printf("[golden] %s: %d cases compared with PyTorch %s, %d error cases checked, %d "
-                  "skipped (outside the declared domain)\n",
-                  name.c_str(), c.compared, golden().torch_version.c_str(), c.errors, c.skipped);
+                  "skipped (outside the declared domain), %d not applicable (a dtype it does not compute)\n",
+                  name.c_str(), c.compared, golden().torch_version.c_str(), c.errors, c.skipped,
+                  c.not_applicable);
   }
 };
 [[maybe_unused]] ::testing::Environment* const summary_env =
@@ -327,6 +355,43 @@ void check_error_case(const xent::implementation* impl, const json& c) {
   }
 }
 
+// bfloat16/float16 logits: results in the logits' dtype, within one ulp of
+// that dtype of the golden value (PyTorch's float64 result on the same
+// numbers, rounded once: what a correctly rounded kernel returns exactly).
+// PyTorch's own bfloat16 results are in the file for reference only.
+void check_sixteen_bit(const xent::implementation* impl, const json& c) {
+  const std::string name = c.at("name").get<std::string>();
+  const owned_tensor logits(c.at("logits")), target(c.at("target")), upstream(c.at("upstream"));
+  std::optional<owned_tensor> weight;
+  if (!c.at("weight").is_null()) weight.emplace(c.at("weight"));
+  const xent::dtype t = logits.type;
+  if (!(impl->dtypes() & xent::dtype_bit(t))) {
+    ++tally()[impl->name()].not_applicable;
+    GTEST_SKIP() << impl->name() << " does not compute " << xent::to_string(t) << " logits";
+  }
+  const owned_tensor want_loss(c.at("loss")), want_grad(c.at("grad"));
+  const xent::options opt = options_of(c, weight);
+  // A signalling NaN of the dtype, which no rounding produces: left there, unwritten.
+  const std::uint16_t poison = t == xent::dtype::bf16 ? 0x7f95 : 0x7d15;
+  std::vector<std::uint16_t> out(want_loss.u16.size(), poison), grad(logits.u16.size(), poison);
+  const auto up = upstream.view();
+  xent::cross_entropy_forward_backward(logits.view(), target.view(), xent::view(out.data(), t, want_loss.shape),
+                                       xent::view(grad.data(), t, logits.shape), opt, &up, impl);
+  EXPECT_EQ(std::count(out.begin(), out.end(), poison), 0) << "loss elements never written, case " << name;
+  EXPECT_EQ(std::count(grad.begin(), grad.end(), poison), 0) << "gradient elements never written, case " << name;
+  // The correctly rounded tier matches exactly: PyTorch's float64 error
+  // (~1e-16 relative) could only change a rounding whose exact value lies
+  // that close to a 16-bit midpoint, which none of these does.
+  const bool exact = impl->tier() == xent::tier::correctly_rounded;
+  auto tol = [t, exact](double e) { return exact ? 0.0 : ulp_of(e, t); };
+  std::vector<float> got_loss, got_grad;
+  for (const std::uint16_t b : out) got_loss.push_back(xent::widen(b, t));
+  for (const std::uint16_t b : grad) got_grad.push_back(xent::widen(b, t));
+  EXPECT_TRUE(close("loss", got_loss, widened(want_loss), tol)) << "case " << name;
+  EXPECT_TRUE(close("grad", got_grad, widened(want_grad), tol)) << "case " << name;
+  if (!::testing::Test::HasFailure()) ++tally()[impl->name()].compared;
+}
+
 TEST_P(golden_case, matches_pytorch) {
   const auto [impl, index] = GetParam();
   ASSERT_TRUE(golden().load_error.empty()) << golden().load_error;
@@ -339,6 +404,7 @@ TEST_P(golden_case, matches_pytorch) {
     if (!HasFailure()) ++tally()[impl->name()].errors;
     return;
   }
+  if (c.contains("dtype")) return check_sixteen_bit(impl, c);
 
   const owned_tensor logits(c.at("logits"));
   const owned_tensor target(c.at("target"));

@@ -68,6 +68,8 @@ def enc(v):
 
 
 def ftensor(a, dtype="float32"):
+    """float32/float64 values; bfloat16/float16 values are float32 values
+    (exact), written as such with their dtype named."""
     a = np.asarray(a)
     if dtype == "float64":
         data = [float(v) for v in a.reshape(-1)]
@@ -617,6 +619,107 @@ def errors():
                    "xent requires the logits' dtype")
 
 
+# ------------------------------------------------------- 16-bit logits --
+
+DIGITS = {"bfloat16": (8, -126), "float16": (11, -14)}
+TORCH_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def round_to(v, dtype):
+    """A float64 rounded once to the dtype (to nearest, ties to even,
+    subnormals, overflow to inf): Python's round() on an exactly scaled
+    float, never through float32 (which would round twice)."""
+    if not math.isfinite(v) or v == 0.0:
+        return v
+    p, emin = DIGITS[dtype]
+    e = max(math.frexp(abs(v))[1] - 1, emin)
+    q = math.ldexp(1.0, e - p + 1)
+    r = round(abs(v) / q) * q  # abs(v) / q is exact; round() ties to even
+    largest = math.ldexp(2.0 - math.ldexp(1.0, 1 - p), 127 if dtype == "bfloat16" else 15)
+    return math.copysign(INF if r > largest else r, v)
+
+
+def rounded(a, dtype):
+    """Values of the dtype, as float32 (exact)."""
+    return np.vectorize(lambda v: round_to(float(v), dtype))(np.asarray(a, np.float64)).astype(np.float32)
+
+
+def add16(name, dtype, x, t, weight=None, ignore_index=-100, reduction="mean", ls=0.0):
+    """bfloat16/float16 logits (probabilities, weights, upstream in the same
+    dtype). The golden values are PyTorch's float64 result on the same numbers
+    (a 16-bit value widens exactly), rounded once to the dtype: what a
+    correctly rounded kernel returns, and PyTorch's semantics (results in
+    the logits' dtype). PyTorch's own bfloat16 result is kept for reference
+    ("pytorch_loss"/"pytorch_grad"); float16 has none (not implemented on
+    the CPU)."""
+    assert name not in names, name
+    names.add(name)
+    x = rounded(x, dtype)
+    t = np.asarray(t)
+    prob = t.dtype.kind == "f"
+    if prob:
+        t = rounded(t, dtype)
+    if weight is not None:
+        weight = rounded(weight, dtype)
+    loss_shape = positions_of(x.shape) if reduction == "none" else ()
+    r = rng_for(name + "/upstream")
+    upstream = (r.uniform(-1.5, 1.5, size=loss_shape) if reduction == "none" else np.ones(()))
+    upstream = rounded(upstream, dtype).reshape(loss_shape)
+
+    def run(tdtype):
+        xt = torch.tensor(x, dtype=torch.float64).to(tdtype).requires_grad_()
+        tt = torch.tensor(t, dtype=torch.float64).to(tdtype) if prob else torch.tensor(t)
+        wt = None if weight is None else torch.tensor(weight, dtype=torch.float64).to(tdtype)
+        loss = F.cross_entropy(xt, tt, weight=wt, ignore_index=ignore_index, reduction=reduction,
+                               label_smoothing=ls)
+        loss.backward(torch.tensor(upstream, dtype=torch.float64).to(tdtype).reshape(loss.shape))
+        return loss.detach().double().numpy(), xt.grad.double().numpy()
+
+    loss64, grad64 = run(torch.float64)
+    case = {
+        "name": name,
+        "dtype": dtype,
+        "logits": ftensor(x, dtype),
+        "target": ftensor(t, dtype) if prob else itensor(t),
+        "weight": None if weight is None else ftensor(weight, dtype),
+        "ignore_index": ignore_index,
+        "reduction": reduction,
+        "label_smoothing": ls,
+        "expect_error": False,
+        "upstream": ftensor(upstream, dtype),
+        "loss": ftensor(rounded(np.asarray(loss64).reshape(loss_shape), dtype), dtype),
+        "grad": ftensor(rounded(grad64, dtype), dtype),
+        "note": f"golden: PyTorch in float64 on the {dtype} inputs, rounded once to {dtype}",
+    }
+    if dtype == "bfloat16":
+        loss16, grad16 = run(torch.bfloat16)
+        case["pytorch_loss"] = ftensor(np.asarray(loss16).reshape(loss_shape), dtype)
+        case["pytorch_grad"] = ftensor(grad16, dtype)
+    cases.append(case)
+
+
+def sixteen_bit():
+    """bfloat16 and float16: every option on (N, C) and (N, C, d) logits."""
+    for dtype in ("bfloat16", "float16"):
+        for shape in ((6, 7), (2, 5, 3)):
+            base = f"{dtype}/{shape_tag(shape)}"
+            rng = rng_for(base)
+            x = logits_for(rng, shape, scale=3.0)
+            t = index_targets(rng, shape)
+            t.reshape(-1)[1] = -100
+            q = prob_targets(rng, shape)
+            w = weights_for(rng, shape[1])
+            for red in REDUCTIONS:
+                add16(f"{base}/index/{red}", dtype, x, t, None, -100, red, 0.0)
+                add16(f"{base}/index/{red}/w/ls0.1", dtype, x, t, w, -100, red, 0.1)
+                add16(f"{base}/prob/{red}/w", dtype, x, q, w, -100, red, 0.0)
+        # Large logits: dominant targets (tiny losses) and float16's range.
+        x = np.array([[12.0, 0.0, -3.0, 1.0], [-60.0, 60.0, 59.5, 0.0], [1000.0, 0.0, 3.0, -1000.0]], np.float32)
+        t = np.array([0, 2, 0], np.int64)
+        for red in REDUCTIONS:
+            add16(f"{dtype}/large/{red}", dtype, x, t, None, -100, red, 0.0)
+
+
 def main():
     grid_index()
     grid_prob()
@@ -631,6 +734,7 @@ def main():
     unusual_weights()
     wide_rows()
     classic()
+    sixteen_bit()
     errors()
     header = {
         "generator": "tests/golden/make_golden.py (run: /usr/bin/python3 tests/golden/make_golden.py)",
