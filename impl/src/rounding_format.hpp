@@ -8,11 +8,13 @@
 // when RN_f32(v) is a bfloat16 midpoint).
 #pragma once
 
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
 
+#include "sixteen_bit.hpp"
 #include "xent/tensor.hpp"
 
 namespace xent::ddm {
@@ -84,6 +86,26 @@ inline bool even(float x, const format& f) {
   if (std::isinf(x) || x == 0.0f) return true;
   const double a = std::fabs(static_cast<double>(x));
   return std::fmod(a / f.quantum(a), 2.0) == 0.0;
+}
+
+// Every 16-bit midpoint (and overflow threshold) is a float32 value, and
+// RN_32 is monotone: when RN_32(x) = f is not a midpoint of the 16-bit
+// format, x and f lie between the same two midpoints and RN_16(x) =
+// RN_16(f). The fast float32 tests decide f; only a 16-bit midpoint f needs
+// the format's own tests (docs/correct_rounding.md §7).
+inline bool is_midpoint(float x, const format& f) {
+  if (f.is_float32() || !std::isfinite(x)) return false;
+  const std::uint32_t b = std::bit_cast<std::uint32_t>(x) & 0x7fffffffu;
+  if (f.digits == 8) return (b & 0xffffu) == 0x8000u;  // bfloat16: the high half of a float32
+  if (b >= 0x38800000u) return (b & 0x1fffu) == 0x1000u;  // float16 normals (2^-14 up) and 65520
+  const float t = std::bit_cast<float>(b) * 0x1p25f;  // subnormals: an odd multiple of 2^-25 (exact)
+  return t == std::floor(t) && std::fmod(t, 2.0f) == 1.0f;
+}
+
+// RN(x) in the format, for a float x.
+inline float round_float(float x, const format& f) {
+  if (f.is_float32()) return x;
+  return f.digits == 8 ? sixteen::widen_bf16(sixteen::narrow_bf16(x)) : sixteen::widen_f16(sixteen::narrow_f16(x));
 }
 
 }  // namespace xent::ddm

@@ -399,12 +399,40 @@ class row_model {
   double E_mass_ = 0.0, E_mass_rest_ = 0.0;
 };
 
-// Rounds v (error <= err) to format f; false when undecided.
+// Rounds v (error <= err) to format f; false when undecided. A 16-bit
+// result goes through the fast float32 tests first: RN_16 of their decision
+// unless it is a 16-bit midpoint (rounding_format.hpp, is_midpoint), then
+// through the format's own test.
 bool try_round(double v, double err, float& out, const ddm::format& f) {
-  return (f.is_float32() && ddm::round_fast(v, err + eta, out)) || ddm::round_checked(v, 0.0, err + eta, out, f);
+  float r;
+  const bool decided = ddm::round_fast(v, err + eta, r) || ddm::round_checked(v, 0.0, err + eta, r);
+  if (decided && !ddm::is_midpoint(r, f)) {
+    out = ddm::round_float(r, f);
+    return true;
+  }
+  return !f.is_float32() && ddm::round_checked(v, 0.0, err + eta, out, f);
 }
 bool try_round(dd v, double err, float& out, const ddm::format& f) {
-  return ddm::round_checked(v.hi, v.lo, err + eta, out, f);
+  float r;
+  const bool decided = ddm::round_checked(v.hi, v.lo, err + eta, r);
+  if (decided && !ddm::is_midpoint(r, f)) {
+    out = ddm::round_float(r, f);
+    return true;
+  }
+  return !f.is_float32() && ddm::round_checked(v.hi, v.lo, err + eta, out, f);
+}
+
+// After a vector pass (float32 decisions, the undecided entries listed):
+// every decided entry rounded to the 16-bit format, those whose float32
+// result is a 16-bit midpoint listed too. Returns the new list's length.
+std::int64_t to_sixteen_bit(float* g, std::int64_t C, std::int64_t* undecided, std::int64_t n, const ddm::format& f) {
+  for (std::int64_t i = 0; i < n; ++i) g[undecided[i]] = std::numeric_limits<float>::quiet_NaN();  // recomputed
+  std::int64_t m = n;
+  for (std::int64_t j = 0; j < C; ++j) {
+    if (ddm::is_midpoint(g[j], f)) undecided[m++] = j;
+    else g[j] = ddm::round_float(g[j], f);
+  }
+  return m;
 }
 
 // The gradient's scale upstream / D, in double-double with its relative error.
@@ -948,12 +976,14 @@ class stable_kernel final : public implementation {
       ++counts.unresolved;
       g[j * gs] = ddm::resolve(w.hi, w.lo, fmt);
     };
-    // The vector rounding tests know float32's boundaries only.
-    const bool vector = r1.vectorized() && sc.finite && gs == 1 && fmt.is_float32();
+    // The vector rounding tests decide float32 results; a 16-bit format
+    // takes them through to_sixteen_bit.
+    const bool vector = r1.vectorized() && sc.finite && gs == 1;
     if (r1.plain() && vector) {
       // The vector pass first; the target entry and what it left undecided
       // take the scalar path below.
-      const std::int64_t n = r1.vector_gradient(s1, rel1, g, b.undecided);
+      std::int64_t n = r1.vector_gradient(s1, rel1, g, b.undecided);
+      if (!fmt.is_float32()) n = to_sixteen_bit(g, C, b.undecided, n, fmt);
       for (std::int64_t i = 0; i < n; ++i)
         if (b.undecided[i] != r1.target_class()) entry(b.undecided[i]);
       entry(r1.target_class());
@@ -968,8 +998,9 @@ class stable_kernel final : public implementation {
         q = b.q;
       }
       const std::int64_t k = r1.max_class(), kb = r1.mass_max_class();
-      const std::int64_t n =
+      std::int64_t n =
           stable_vector::mass_gradient(b.e, x, q, b.w, C, r1.mass_constants(s1, rel1), g, b.undecided);
+      if (!fmt.is_float32()) n = to_sixteen_bit(g, C, b.undecided, n, fmt);
       for (std::int64_t i = 0; i < n; ++i)
         if (b.undecided[i] != k && b.undecided[i] != kb) entry(b.undecided[i]);
       entry(k);

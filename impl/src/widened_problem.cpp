@@ -1,5 +1,7 @@
 #include "xent/kernel/widened_problem.hpp"
 
+#include "sixteen_bit.hpp"
+
 namespace xent {
 
 widened_problem::widened_problem(const problem& pr, bool with_grad) : f_(pr), with_grad_(with_grad) {
@@ -23,19 +25,24 @@ widened_problem::widened_problem(const problem& pr, bool with_grad) : f_(pr), wi
   up_.resize(none && pr.upstream ? static_cast<std::size_t>(P) : 0);
 
   f_.type = f_.out_type = dtype::f32;
-  pr.for_each_offset(pr.logits_position_strides, [&](std::int64_t p, std::int64_t off) {
-    for (std::int64_t c = 0; c < C; ++c)
-      x_[static_cast<std::size_t>(p * C + c)] = problem::load(pr.logits, off + c * pr.logits_class_stride, pr.type);
-  });
+  // Rows widened by the vectorised conversions (exact).
+  auto widen_rows = [&](const float* base, const std::vector<std::int64_t>& strides, std::int64_t stride,
+                        const floats& to) {
+    pr.for_each_offset(strides, [&](std::int64_t p, std::int64_t off) {
+      const auto* row = reinterpret_cast<const std::uint16_t*>(base) + off;
+      if (pr.type == dtype::f32) {
+        for (std::int64_t c = 0; c < C; ++c) to[static_cast<std::size_t>(p * C + c)] = base[off + c * stride];
+      } else {
+        sixteen::widen_row(row, stride, to.data() + p * C, C, pr.type);
+      }
+    });
+  };
+  widen_rows(pr.logits, pr.logits_position_strides, pr.logits_class_stride, x_);
   f_.logits = x_.data();
   f_.logits_class_stride = 1;
   f_.logits_position_strides = contiguous(C);
   if (!q_.empty()) {
-    pr.for_each_offset(pr.target_position_strides, [&](std::int64_t p, std::int64_t off) {
-      for (std::int64_t c = 0; c < C; ++c)
-        q_[static_cast<std::size_t>(p * C + c)] =
-            problem::load(pr.target_prob, off + c * pr.target_class_stride, pr.type);
-    });
+    widen_rows(pr.target_prob, pr.target_position_strides, pr.target_class_stride, q_);
     f_.target_prob = q_.data();
     f_.target_class_stride = 1;
     f_.target_position_strides = contiguous(C);
@@ -73,7 +80,10 @@ void widened_problem::store(const problem& pr) const {
   for (std::int64_t p = 0; p < P; ++p) {
     float* row = pr.grad_row(p);
     const float* v = f_.grad + p * C;
-    for (std::int64_t c = 0; c < C; ++c) pr.store_grad(row, c, v[c]);
+    if (pr.type == dtype::f32)
+      for (std::int64_t c = 0; c < C; ++c) row[c * pr.grad_class_stride] = v[c];
+    else
+      sixteen::narrow_row(v, reinterpret_cast<std::uint16_t*>(row), pr.grad_class_stride, C, pr.type);
   }
 }
 

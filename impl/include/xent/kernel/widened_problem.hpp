@@ -6,7 +6,8 @@
 // logit, and as much again for a gradient.
 #pragma once
 
-#include <vector>
+#include <cstddef>
+#include <memory>
 
 #include "xent/kernel/problem.hpp"
 
@@ -27,9 +28,22 @@ class widened_problem {
   void store(const problem& pr) const;
 
  private:
+  // Uninitialised storage (no pass of zeros over a copy of the logits): every
+  // element is written before it is read.
+  struct floats {
+    std::unique_ptr<float[]> p;
+    std::size_t n = 0;
+    void resize(std::size_t k) {
+      p.reset(k ? new float[k] : nullptr);
+      n = k;
+    }
+    float* data() const { return p.get(); }
+    bool empty() const { return n == 0; }
+    float& operator[](std::size_t i) const { return p[i]; }
+  };
   problem f_;
   bool with_grad_;
-  std::vector<float> x_, q_, w_, g_, loss_, up_;
+  floats x_, q_, w_, g_, loss_, up_;
 };
 
 }  // namespace xent
