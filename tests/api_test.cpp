@@ -85,6 +85,31 @@ TEST_P(api, gradient_rows_sum_to_zero) {
   EXPECT_LT(g[3], 0.0f);
 }
 
+// The mean of a row whose only counted target has weight 0 (D = 0: the
+// gradient's scale is +inf), with smoothing: each entry is +inf times its
+// exact unscaled value. The max class has b_1 > 0 and p_1 A - b_1 =
+// -b_1 (1 - p_1), about -e^-1920: not 0, so -inf, although it underflows in
+// any floating-point evaluation (found by float16_range_edges_within_tier,
+// seed 6). The others have b = 0 and p_j A > 0: +inf. The loss is 0/0.
+// mpi, whose ranks see the row's sums only, cannot tell the max class's sign
+// when that sum underflowed: it keeps NaN there.
+TEST_P(api, infinite_scale_keeps_the_sign_of_an_underflowing_entry) {
+  const std::vector<float> x{47648, 49568, 47584}, w{0, 0.23449707f, 0};
+  const std::vector<std::int64_t> t{0};
+  std::vector<float> g(3, 99.0f);
+  float loss = 0;
+  xent::options o;
+  o.weight = xent::view(w.data(), {3});
+  o.label_smoothing = 0.1;
+  xent::cross_entropy_forward_backward(xent::view(x.data(), {1, 3}), xent::view(t.data(), {1}), xent::view(&loss, {}),
+                                       xent::view(g.data(), {1, 3}), o, nullptr, GetParam());
+  EXPECT_TRUE(std::isnan(loss));
+  EXPECT_EQ(g[0], INFINITY);
+  EXPECT_EQ(g[2], INFINITY);
+  if (GetParam()->name() == "mpi") EXPECT_TRUE(std::isnan(g[1]));
+  else EXPECT_EQ(g[1], -INFINITY);
+}
+
 INSTANTIATE_TEST_SUITE_P(all, api, ::testing::ValuesIn(kernels()),
                          [](const auto& p) { return p.param->name(); });
 

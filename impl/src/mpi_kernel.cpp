@@ -509,11 +509,18 @@ class sharded_run {
     if (std::isinf(scale)) {
       const double omeps_f = 1.0 - eps_, eps_c_f = eps_ / static_cast<double>(pr.classes);
       const std::int64_t tg = index_ ? pr.target_at(p) : -1;
+      // log Σ_{i≠k} e_i from the row's global sums (the max class: log of
+      // its rest, -inf where that underflowed, which leaves its sign to A - b_k).
+      const double m = static_cast<double>(rs.st.max);
       fix = infinite_scale_classes(
-          L, scale, stored_ ? rs.wt : rs.ms.total, [&](std::int64_t k) { return static_cast<double>(lr.x[k]); },
+          L, scale, stored_ ? rs.wt : rs.ms.total, m, [&](std::int64_t k) { return static_cast<double>(lr.x[k]); },
           [&](std::int64_t k) {
             const double qk = lr.q ? static_cast<double>(lr.q[k]) : (mine_.first + k == tg ? 1.0 : 0.0);
             return (w_ ? static_cast<double>(w_[k]) : 1.0) * (omeps_f * qk + eps_c_f);
+          },
+          [&](std::int64_t k) {
+            const double x = static_cast<double>(lr.x[k]);
+            return x == m ? std::log(rs.rest) : std::log(1.0 + rs.rest - std::exp(x - m));
           });
     }
     float* gout = scatter ? simd::row_scratch(simd::kRowG, L) : g;

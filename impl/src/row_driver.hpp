@@ -9,6 +9,7 @@
 // grad_scale * d l_n / d x into it (strides: problem.grad_class_stride).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -110,26 +111,51 @@ class position_losses {
 // The gradient's scale upstream / D is infinite when the mean's denominator
 // is 0 (every counted target has weight 0) or the upstream gradient is. An
 // entry is then that infinity times the exact unscaled value v_j = p_j A -
-// b_j (b_j = w_j q'_j, A = Σ b), NaN only where v_j is exactly 0. Where b_j
-// = 0 and x_j is finite in a row without NaN or +inf, v_j = p_j A is not 0
-// (p_j > 0) even when p_j underflows (x_j far below the max), so the computed
-// 0 · inf = NaN must become sign(scale · A) · inf. infinite_scale_classes
-// lists those classes (read before an in-place gradient overwrites the
-// logits); infinite_scale_fix writes them after the row's gradient.
+// b_j (b_j = w_j q'_j, A = Σ b), NaN only where v_j is exactly 0. A kernel
+// computes v_j in floating point, where it can underflow to 0 although it is
+// not 0 (p_j underflows for x_j far below the max; p_j A - b_j cancels to
+// below the smallest double for the max class), and 0 · inf gives NaN. The
+// sign of v_j decides instead:
+//   S v_j = e_j (A - b_j) - b_j Σ_{i≠j} e_i,   e_i = e^{x_i - m},
+// two terms compared through their logarithms, which do not underflow.
+// infinite_scale_classes lists the classes and signs (read before an
+// in-place gradient overwrites the logits); infinite_scale_fix turns the NaN
+// entries among them into ±inf after the row's gradient.
 struct infinite_scale_row {
   std::vector<std::int64_t> classes;
-  double sign = 0.0;  // sign(scale · A); 0: nothing to fix
+  std::vector<double> signs;  // sign(scale · v_j), ±1
 };
 
-// b_of(j): b_j; x_of(j): x_j; classes [0, n) of a row known to hold no NaN
-// or +inf; mass: A.
-template <class X, class B>
-infinite_scale_row infinite_scale_classes(std::int64_t n, double scale, double mass, X&& x_of, B&& b_of) {
+// sign(v_j) from ej_log = x_j - m, A, b_j and rest_log = log Σ_{i≠j} e_i
+// (-inf when every other class is -inf); 0 when v_j is 0 or too close to 0
+// for double logarithms to tell.
+inline double cancellation_sign(double ej_log, double A, double bj, double rest_log) {
+  const double P = A - bj;
+  const int sp = P > 0 ? 1 : P < 0 ? -1 : 0;
+  const int sn = rest_log > -std::numeric_limits<double>::infinity() ? (bj > 0 ? 1 : bj < 0 ? -1 : 0) : 0;
+  if (sp == 0 && sn == 0) return 0.0;
+  if (sp != sn) return sp != 0 ? sp : -sn;  // opposite signs, or one term 0
+  const double lp = ej_log + std::log(std::fabs(P)), ln = std::log(std::fabs(bj)) + rest_log;
+  const double tol = 0x1p-30 * std::max({1.0, std::fabs(lp), std::fabs(ln)});
+  if (lp > ln + tol) return sp;
+  if (ln > lp + tol) return -sn;
+  return 0.0;
+}
+
+// Classes [0, n) of a row known to hold no NaN or +inf: x_of(j) = x_j,
+// b_of(j) = b_j, mass = A, m the row max, rest_log_of(j) = log Σ_{i≠j} e_i.
+template <class X, class B, class R>
+infinite_scale_row infinite_scale_classes(std::int64_t n, double scale, double mass, double m, X&& x_of, B&& b_of,
+                                          R&& rest_log_of) {
   infinite_scale_row r;
-  if (!std::isinf(scale) || mass == 0.0 || std::isnan(mass)) return r;
-  r.sign = (scale > 0) == (mass > 0) ? 1.0 : -1.0;
-  for (std::int64_t j = 0; j < n; ++j)
-    if (b_of(j) == 0.0 && x_of(j) > -std::numeric_limits<double>::infinity()) r.classes.push_back(j);
+  if (!std::isinf(scale) || std::isnan(mass)) return r;
+  for (std::int64_t j = 0; j < n; ++j) {
+    if (!(x_of(j) > -std::numeric_limits<double>::infinity())) continue;
+    const double sv = cancellation_sign(x_of(j) - m, mass, b_of(j), rest_log_of(j));
+    if (sv == 0.0) continue;
+    r.classes.push_back(j);
+    r.signs.push_back(scale > 0 ? sv : -sv);
+  }
   return r;
 }
 
@@ -139,8 +165,13 @@ inline infinite_scale_row infinite_scale_classes(const problem& pr, std::int64_t
   const std::int64_t C = pr.classes;
   const float* x = pr.logits_row(p);
   auto x_of = [&](std::int64_t j) { return static_cast<double>(pr.load_class(x, j, pr.logits_class_stride)); };
-  for (std::int64_t j = 0; j < C; ++j)
+  double m = -std::numeric_limits<double>::infinity();
+  std::int64_t k = 0;
+  for (std::int64_t j = 0; j < C; ++j) {
     if (std::isnan(x_of(j)) || x_of(j) == std::numeric_limits<double>::infinity()) return {};  // a NaN row
+    if (x_of(j) > m) m = x_of(j), k = j;
+  }
+  if (!(m > -std::numeric_limits<double>::infinity())) return {};
   const double eps_c = pr.label_smoothing / static_cast<double>(C), omeps = 1.0 - pr.label_smoothing;
   const float* q = pr.target == target_kind::probability ? pr.target_row(p) : nullptr;
   const std::int64_t t = q ? -1 : pr.target_at(p);
@@ -148,16 +179,31 @@ inline infinite_scale_row infinite_scale_classes(const problem& pr, std::int64_t
     const double qj = q ? static_cast<double>(pr.load_class(q, j, pr.target_class_stride)) : (j == t ? 1.0 : 0.0);
     return static_cast<double>(pr.weight_at(j)) * (omeps * qj + eps_c);
   };
-  double mass = 0.0;
-  for (std::int64_t j = 0; j < C; ++j) mass += b_of(j);
-  return infinite_scale_classes(C, scale, mass, x_of, b_of);
+  double mass = 0.0, S = 0.0, m2 = -std::numeric_limits<double>::infinity();
+  for (std::int64_t j = 0; j < C; ++j) {
+    mass += b_of(j);
+    S += std::exp(x_of(j) - m);
+    if (j != k) m2 = std::max(m2, x_of(j));
+  }
+  // log Σ_{i≠k} e_i without underflow: shifted by the second largest logit.
+  double rest_k = -std::numeric_limits<double>::infinity();
+  if (m2 > -std::numeric_limits<double>::infinity()) {
+    double s2 = 0.0;
+    for (std::int64_t j = 0; j < C; ++j)
+      if (j != k) s2 += std::exp(x_of(j) - m2);
+    rest_k = (m2 - m) + std::log(s2);
+  }
+  // Any other class: Σ_{i≠j} e_i >= e_k = 1, no underflow.
+  auto rest_log_of = [&](std::int64_t j) { return j == k ? rest_k : std::log(S - std::exp(x_of(j) - m)); };
+  return infinite_scale_classes(C, scale, mass, m, x_of, b_of, rest_log_of);
 }
 
 // g: the gradient entries of the row's classes [0, n) (class stride gs).
 inline void infinite_scale_fix(const problem& pr, const infinite_scale_row& r, float* g, std::int64_t gs) {
-  for (const std::int64_t j : r.classes) {
+  for (std::size_t i = 0; i < r.classes.size(); ++i) {
+    const std::int64_t j = r.classes[i];
     const float v = problem::load(g, j * gs, pr.type);
-    if (std::isnan(v)) problem::store(g, j * gs, r.sign * std::numeric_limits<double>::infinity(), pr.type);
+    if (std::isnan(v)) problem::store(g, j * gs, r.signs[i] * std::numeric_limits<double>::infinity(), pr.type);
   }
 }
 
