@@ -1,5 +1,7 @@
 #include "case.hpp"
 
+#include <bit>
+#include <cmath>
 #include <cstdio>
 #include <limits>
 #include <ostream>
@@ -23,7 +25,9 @@ constexpr float sentinel = std::numeric_limits<float>::quiet_NaN();
 
 std::string num(double v) {
   char b[32];
-  std::snprintf(b, sizeof b, "%.9g", v);
+  // 9 digits identify a float; a double that is not one needs 17.
+  const bool is_float = !std::isfinite(v) || static_cast<double>(static_cast<float>(v)) == v;
+  std::snprintf(b, sizeof b, is_float ? "%.9g" : "%.17g", v);
   return b;
 }
 }  // namespace
@@ -92,9 +96,10 @@ std::vector<std::int64_t> test_case::position_shape() const {
 namespace {
 // A view of `values` in dtype t: the values themselves for float32, else
 // their 16-bit copy in `copy`.
-tensor_view typed_view(const std::vector<float>& values, std::vector<std::uint16_t>& copy, dtype t,
-                       std::vector<std::int64_t> shape) {
+tensor_view typed_view(const std::vector<float>& values, std::vector<std::uint16_t>& copy,
+                       const std::vector<double>& values64, dtype t, std::vector<std::int64_t> shape) {
   if (t == dtype::f32) return view(values.data(), std::move(shape));
+  if (t == dtype::f64) return view(values64.data(), std::move(shape));
   copy.resize(values.size());
   for (std::size_t i = 0; i < values.size(); ++i) copy[i] = narrow(values[i], t);
   return view(copy.data(), t, std::move(shape));
@@ -115,31 +120,65 @@ void test_case::to_dtype(dtype t, bool f32_out) {
   for (float& e : upstream) e = static_cast<float>(round_to(e, out_type));
 }
 
+void test_case::to_float64(std::uint64_t seed, int shift) {
+  type = out_type = dtype::f64;
+  // SplitMix64 of the value's bits and the seed: a fixed function of the value.
+  auto h = [seed](double v) {
+    std::uint64_t z = std::bit_cast<std::uint64_t>(v) + seed + 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    return static_cast<double>(static_cast<std::int64_t>(z >> 40) - (std::int64_t{1} << 23)) * 2 + 1;
+  };
+  auto widen_all = [&](const std::vector<float>& from, std::vector<double>& to, int scale) {
+    to.resize(from.size());
+    for (std::size_t i = 0; i < from.size(); ++i) {
+      const double v = from[i];
+      to[i] = std::isfinite(v) && v != 0.0 ? std::ldexp(v * (1 + h(v) * 0x1p-36), scale) : v;
+    }
+  };
+  // Padding (strided rows) keeps its sentinel: widened as it is.
+  widen_all(storage, storage64, shift);
+  if (lay == layout::strided)
+    for (std::int64_t p = 0; p < positions(); ++p)
+      for (std::int64_t j = c; j < c + pad; ++j) storage64[p * (c + pad) + j] = storage[p * (c + pad) + j];
+  widen_all(q, q64, 0);
+  widen_all(weight, weight64, 0);
+  widen_all(upstream, upstream64, 0);
+  auto narrow_all = [](const std::vector<double>& from, std::vector<float>& to) {
+    for (std::size_t i = 0; i < from.size(); ++i) to[i] = static_cast<float>(from[i]);
+  };
+  narrow_all(storage64, storage);
+  narrow_all(q64, q);
+  narrow_all(weight64, weight);
+  narrow_all(upstream64, upstream);
+}
+
 void test_case::widen_logits_from_view() {
-  if (type == dtype::f32) return;
+  if (type == dtype::f32 || type == dtype::f64) return;  // float64: storage64 holds the gradient
   for (std::size_t i = 0; i < storage.size(); ++i) storage[i] = widen(storage16_[i], type);
 }
 
 tensor_view test_case::logits_view() const {
-  tensor_view v = typed_view(storage, storage16_, type, logits_shape());
+  tensor_view v = typed_view(storage, storage16_, storage64, type, logits_shape());
   if (lay == layout::strided) v.strides = {c + pad, 1};
   return v;
 }
 
 tensor_view test_case::target_view() const {
-  return prob ? typed_view(q, q16_, type, logits_shape()) : view(index.data(), position_shape());
+  return prob ? typed_view(q, q16_, q64, type, logits_shape()) : view(index.data(), position_shape());
 }
 
 const tensor_view* test_case::upstream_view(tensor_view& s) const {
   if (upstream.empty()) return nullptr;
-  s = typed_view(upstream, upstream16_, out_type,
+  s = typed_view(upstream, upstream16_, upstream64, out_type,
                  upstream.size() == 1 ? std::vector<std::int64_t>{} : position_shape());
   return &s;
 }
 
 options test_case::opts() const {
   options o;
-  if (!weight.empty()) o.weight = typed_view(weight, weight16_, type, {c});
+  if (!weight.empty()) o.weight = typed_view(weight, weight16_, weight64, type, {c});
   o.ignore_index = ignore_index;
   o.reduce = reduce;
   o.label_smoothing = eps;
@@ -183,19 +222,21 @@ std::string test_case::repro() const {
     s << ']';
   };
   s << (small ? " x=" : " x(first rows)=");
-  for (std::int64_t p = 0; p < P && (small || p < 2); ++p) row([&](auto a, auto b) { return x(a, b); }, p);
+  const bool wide = type == dtype::f64;
+  for (std::int64_t p = 0; p < P && (small || p < 2); ++p) row([&](auto a, auto b) { return xv(a, b); }, p);
   if (prob) {
     s << " q=";
-    for (std::int64_t p = 0; p < P && (small || p < 2); ++p) row([&](auto a, auto b) { return qv(a, b); }, p);
+    for (std::int64_t p = 0; p < P && (small || p < 2); ++p)
+      row([&](auto a, auto b) { return wide ? q64[q_offset(a, b)] : static_cast<double>(qv(a, b)); }, p);
   }
   if (!weight.empty() && c <= 64) {
     s << " w=[";
-    for (std::int64_t j = 0; j < c; ++j) s << (j ? " " : "") << num(weight[j]);
+    for (std::int64_t j = 0; j < c; ++j) s << (j ? " " : "") << num(wide ? weight64[j] : weight[j]);
     s << ']';
   }
   if (!upstream.empty() && upstream.size() <= 16) {
     s << " g=[";
-    for (std::size_t j = 0; j < upstream.size(); ++j) s << (j ? " " : "") << num(upstream[j]);
+    for (std::size_t j = 0; j < upstream.size(); ++j) s << (j ? " " : "") << num(wide ? upstream64[j] : upstream[j]);
     s << ']';
   }
   return s.str();

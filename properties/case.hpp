@@ -50,8 +50,23 @@ struct test_case {
 
   // Rounds every value (logits, padding excepted, probability targets,
   // weights, upstream) once to t and makes t the case's dtype; out_type is t,
-  // or float32 when f32_out.
+  // or float32 when f32_out. t: float32, bfloat16 or float16.
   void to_dtype(dtype t, bool f32_out = false);
+
+  // float64 cases: the values themselves, in the layouts of storage, q,
+  // weight and upstream (whose floats then hold them rounded to float32, for
+  // the row contexts of bounds and for shrinking only).
+  std::vector<double> storage64, q64, weight64, upstream64;
+  // Makes the case float64: every value v becomes v (1 + h 2^-36), h a
+  // pseudo-random 24-bit odd integer drawn from v's bits and `seed` (equal
+  // values stay equal: ties, uniform rows and exact margins keep their
+  // structure, now with float64's 53 bits), and the logits are scaled by
+  // 2^shift (beyond float32's range: huge spreads, float64 subnormals).
+  void to_float64(std::uint64_t seed, int shift);
+  // The logit / probability in the case's dtype, exactly.
+  double xv(std::int64_t p, std::int64_t cls) const {
+    return type == dtype::f64 ? storage64[x_offset(p, cls)] : static_cast<double>(x(p, cls));
+  }
 
   // Allocates storage for the shape; logits 0, targets 0, no options.
   static test_case shaped(layout l, std::int64_t n, std::int64_t c, std::int64_t d = 1,

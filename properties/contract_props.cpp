@@ -140,7 +140,7 @@ XENT_PROPERTY(contract_props, special_values_follow_pytorch, 300) {
   findings f;
   const auto o = run(impl, c, false);
   for (std::int64_t p = 0; p < c.positions(); ++p) {
-    const float l = o.loss[p];
+    const double l = o.loss[p];
     const std::string at = "row " + std::to_string(p) + ": ";
     if (!c.counted(p)) {
       if (l != 0.0f) f.fail(at + "ignored row has loss " + fmt(l));
@@ -184,9 +184,9 @@ XENT_PROPERTY(contract_props, all_ignored_and_empty, 200) {
     if (c.reduce == reduction::mean && !std::isnan(o.loss[0])) f.fail("mean " + fmt(o.loss[0]) + via + ", want NaN");
     if (c.reduce == reduction::sum && !(o.loss[0] == 0.0f)) f.fail("sum " + fmt(o.loss[0]) + via + ", want 0");
     if (c.reduce == reduction::none)
-      for (float l : o.loss)
+      for (double l : o.loss)
         if (l != 0.0f) f.fail("none " + fmt(l) + via + ", want 0");
-    for (float g : o.grad)
+    for (double g : o.grad)
       if (g != 0.0f) {
         f.fail("gradient " + fmt(g) + ", want 0");
         break;
@@ -207,15 +207,15 @@ XENT_PROPERTY(contract_props, one_class_gives_zero, 100) {
   case_scope scope(impl, c);
   findings f;
   const auto o = run(impl, c, true);
-  for (float l : o.loss)
+  for (double l : o.loss)
     if (l != 0.0f) f.fail("loss " + fmt(l) + ", want 0");
-  for (float g : o.grad)
+  for (double g : o.grad)
     if (g != 0.0f) f.fail("gradient " + fmt(g) + ", want 0");
   scope.conclude(f);
 }
 
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0;
 }
 
 // The gradient written over the logits (grad is the logits view itself, as
@@ -229,8 +229,8 @@ XENT_PROPERTY(contract_props, in_place_gradient_matches, 150) {
   const auto a = run(impl, c, true), b = run_in_place(impl, c);
   findings f;
   const bool bitwise = impl.layout_independent();
-  auto same = [&](float x, float y) {
-    return std::bit_cast<std::uint32_t>(x) == std::bit_cast<std::uint32_t>(y) || (std::isnan(x) && std::isnan(y));
+  auto same = [&](double x, double y) {
+    return std::bit_cast<std::uint64_t>(x) == std::bit_cast<std::uint64_t>(y) || (std::isnan(x) && std::isnan(y));
   };
   for (std::size_t i = 0; i < a.loss.size(); ++i) {
     const bool ok = bitwise ? same(a.loss[i], b.loss[i])
@@ -337,9 +337,9 @@ XENT_PROPERTY(contract_props, layout_independent, 200) {
   one.eps = c.eps;
   if (!c.upstream.empty()) one.upstream = {c.upstream_at(p0)};
   const auto o = run(impl, one, true);
-  RC_ASSERT(std::bit_cast<std::uint32_t>(o.loss[0]) ==
-            std::bit_cast<std::uint32_t>(a.loss[static_cast<std::size_t>(p0)]));
-  RC_ASSERT(std::memcmp(o.grad.data(), a.grad.data() + p0 * c.c, o.grad.size() * sizeof(float)) == 0);
+  RC_ASSERT(std::bit_cast<std::uint64_t>(o.loss[0]) ==
+            std::bit_cast<std::uint64_t>(a.loss[static_cast<std::size_t>(p0)]));
+  RC_ASSERT(std::memcmp(o.grad.data(), a.grad.data() + p0 * c.c, o.grad.size() * sizeof(double)) == 0);
 }
 
 }  // namespace

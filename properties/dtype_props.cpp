@@ -79,10 +79,10 @@ XENT_PROPERTY(metamorphic_props, sixteen_bit_in_place_matches_separate, 100) {
   const test_case c = sixteen_bit_case(impl);
   const outputs a = run(impl, c, true), b = run_in_place(impl, c);
   for (std::size_t i = 0; i < a.grad.size(); ++i)
-    RC_ASSERT(std::bit_cast<std::uint32_t>(a.grad[i]) == std::bit_cast<std::uint32_t>(b.grad[i]) ||
+    RC_ASSERT(std::bit_cast<std::uint64_t>(a.grad[i]) == std::bit_cast<std::uint64_t>(b.grad[i]) ||
               (std::isnan(a.grad[i]) && std::isnan(b.grad[i])));
   for (std::size_t i = 0; i < a.loss.size(); ++i)
-    RC_ASSERT(std::bit_cast<std::uint32_t>(a.loss[i]) == std::bit_cast<std::uint32_t>(b.loss[i]) ||
+    RC_ASSERT(std::bit_cast<std::uint64_t>(a.loss[i]) == std::bit_cast<std::uint64_t>(b.loss[i]) ||
               (std::isnan(a.loss[i]) && std::isnan(b.loss[i])));
 }
 

@@ -1,6 +1,7 @@
 #include "evaluate.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdio>
 #include <functional>
@@ -14,7 +15,9 @@ namespace xent::props {
 
 std::string fmt(double v) {
   char b[32];
-  std::snprintf(b, sizeof b, "%.9g", v);
+  // 9 digits identify a float; a double that is not one needs 17.
+  const bool is_float = !std::isfinite(v) || static_cast<double>(static_cast<float>(v)) == v;
+  std::snprintf(b, sizeof b, is_float ? "%.9g" : "%.17g", v);
   return b;
 }
 
@@ -28,10 +31,10 @@ std::string findings::text(std::size_t max_lines) const {
 namespace {
 
 // Logical (p, c) order from a buffer contiguous in the logits' shape.
-std::vector<float> logical_grad(const test_case& c, const std::vector<float>& g) {
+std::vector<double> logical_grad(const test_case& c, const std::vector<double>& g) {
   const test_case shape =
       test_case::shaped(c.lay == layout::strided ? layout::contiguous : c.lay, c.n, c.c, c.d);
-  std::vector<float> v(g.size());
+  std::vector<double> v(g.size());
   for (std::int64_t p = 0; p < c.positions(); ++p)
     for (std::int64_t j = 0; j < c.c; ++j) v[p * c.c + j] = g[shape.x_offset(p, j)];
   return v;
@@ -52,14 +55,21 @@ void record_exercised(const implementation& impl, capabilities needs) {
 
 
 // Output buffers of a case's dtype, poisoned: float32 ones through
-// xent/poison.hpp; 16-bit ones with a signalling-NaN pattern of the dtype
-// that no kernel computes (computed NaNs are quiet), varied per call.
+// xent/poison.hpp; 16-bit and float64 ones with a signalling-NaN pattern of
+// the dtype that no kernel computes (computed NaNs are quiet), varied per
+// call.
 class output_buffer {
  public:
   output_buffer(dtype t, std::size_t n) : type_(t) {
     if (t == dtype::f32) {
       f32_.resize(n);
       sentinel_ = poison::fill(f32_);
+    } else if (t == dtype::f64) {
+      const std::uint64_t bits = poison::next().bits;
+      // float64 signalling NaNs: exponent all ones, quiet bit clear, payload nonzero.
+      pattern64_ = 0x7ff0000000000000ull | (std::uint64_t{bits} << 12) | 0x5a5ull;
+      if (bits & 0x100000u) pattern64_ |= 0x8000000000000000ull;
+      f64_.assign(n, pattern64_);
     } else {
       const std::uint32_t bits = poison::next().bits;
       // bfloat16 signalling NaNs 0x7f81..0x7fbf, float16's 0x7c01..0x7dff.
@@ -69,12 +79,23 @@ class output_buffer {
     }
   }
   tensor_view make_view(std::vector<std::int64_t> shape) {
-    return type_ == dtype::f32 ? view(f32_.data(), std::move(shape)) : view(b16_.data(), type_, std::move(shape));
+    if (type_ == dtype::f32) return view(f32_.data(), std::move(shape));
+    if (type_ == dtype::f64) {
+      tensor_view v = view(reinterpret_cast<const double*>(f64_.data()), std::move(shape));
+      v.data = f64_.data();
+      return v;
+    }
+    return view(b16_.data(), type_, std::move(shape));
   }
-  // The values widened to float32 (exact).
-  std::vector<float> values() const {
-    if (type_ == dtype::f32) return f32_;
-    std::vector<float> v(b16_.size());
+  // The values as doubles (exact).
+  std::vector<double> values() const {
+    if (type_ == dtype::f32) return {f32_.begin(), f32_.end()};
+    if (type_ == dtype::f64) {
+      std::vector<double> v(f64_.size());
+      for (std::size_t i = 0; i < v.size(); ++i) v[i] = std::bit_cast<double>(f64_[i]);
+      return v;
+    }
+    std::vector<double> v(b16_.size());
     for (std::size_t i = 0; i < v.size(); ++i) v[i] = widen(b16_[i], type_);
     return v;
   }
@@ -83,12 +104,15 @@ class output_buffer {
   std::string unwritten(const std::string& what, const std::function<std::string(std::size_t)>& name_of) const {
     if (type_ == dtype::f32) return poison::unwritten_message(what, f32_, sentinel_, name_of);
     std::vector<std::size_t> idx;
-    for (std::size_t i = 0; i < b16_.size(); ++i)
-      if (b16_[i] == pattern_) idx.push_back(i);
+    const bool wide = type_ == dtype::f64;
+    const std::size_t n = wide ? f64_.size() : b16_.size();
+    for (std::size_t i = 0; i < n; ++i)
+      if (wide ? f64_[i] == pattern64_ : b16_[i] == pattern_) idx.push_back(i);
     if (idx.empty()) return {};
-    char hex[16];
-    std::snprintf(hex, sizeof hex, "0x%04x", pattern_);
-    std::string m = std::to_string(idx.size()) + " of " + std::to_string(b16_.size()) + " " + what +
+    char hex[24];
+    if (wide) std::snprintf(hex, sizeof hex, "0x%016llx", static_cast<unsigned long long>(pattern64_));
+    else std::snprintf(hex, sizeof hex, "0x%04x", pattern_);
+    std::string m = std::to_string(idx.size()) + " of " + std::to_string(n) + " " + what +
                     " never written (still the " + to_string(type_) + " sentinel NaN " + hex + "): ";
     for (std::size_t k = 0; k < idx.size() && k < 8; ++k) m += (k ? ", " : "") + name_of(idx[k]);
     return m;
@@ -100,6 +124,8 @@ class output_buffer {
   poison::sentinel sentinel_;
   std::vector<std::uint16_t> b16_;
   std::uint16_t pattern_ = 0;
+  std::vector<std::uint64_t> f64_;  // bit patterns: a copy as double could quiet the sentinel
+  std::uint64_t pattern64_ = 0;
 };
 
 void require_written(const implementation& impl, const test_case& c, const output_buffer& loss,
@@ -166,7 +192,7 @@ outputs run_in_place(const implementation& impl, const test_case& c) {
   record_exercised(impl, needs);
   o.grad.resize(static_cast<std::size_t>(c.elements()));
   for (std::int64_t p = 0; p < c.positions(); ++p)
-    for (std::int64_t j = 0; j < c.c; ++j) o.grad[p * c.c + j] = k.x(p, j);
+    for (std::int64_t j = 0; j < c.c; ++j) o.grad[p * c.c + j] = k.xv(p, j);
   return o;
 }
 
@@ -197,6 +223,7 @@ namespace {
 // disagreement the reference is recomputed once at 1216 bits (Ziv's
 // strategy on the judge's side); what still disagrees is a failure.
 constexpr unsigned escalated_bits = 1216;
+constexpr unsigned escalated_bits_float64 = 4480;
 
 bool disagrees(const ref::result& r, const std::vector<outputs>& outs, const test_case& c) {
   for (std::size_t pass = 0; pass < outs.size(); ++pass) {
@@ -291,17 +318,17 @@ double reduction_allowance(tier t, const test_case& c, const std::vector<row_con
   return d > 0.0 ? sum / d : sum;
 }
 
-comparison compare(tier t, quantity q, float y, const ref::exact& r, const row_context& ctx,
+comparison compare(tier t, quantity q, double y, const ref::exact& r, const row_context& ctx,
                    double cancellation, dtype type) {
   comparison cmp;
   const bool f32 = type == dtype::f32;
-  cmp.ulps = f32 ? ref::ulp_error(y, r) : ref::ulp_error(static_cast<double>(y), r, type);
+  cmp.ulps = f32 ? ref::ulp_error(static_cast<float>(y), r) : ref::ulp_error(y, r, type);
   cmp.limit = bound_for(t, q, ctx);
   if (cmp.limit.kind == bound::none) return cmp;
   if (!std::isfinite(y) || !std::isfinite(r.hi)) {
     cmp.ok = cmp.ulps == 0.0;
   } else if (cmp.limit.kind == bound::rounded) {
-    cmp.ok = f32 ? ref::correctly_rounded(y, r) : ref::correctly_rounded(static_cast<double>(y), r, type);
+    cmp.ok = f32 ? ref::correctly_rounded(static_cast<float>(y), r) : ref::correctly_rounded(y, r, type);
   } else if (cmp.limit.kind == bound::ulps) {
     cmp.ok = cmp.ulps <= cmp.limit.value ||
              std::fabs((static_cast<double>(y) - r.hi) - r.lo) <= cancellation;
@@ -314,7 +341,7 @@ comparison compare(tier t, quantity q, float y, const ref::exact& r, const row_c
   return cmp;
 }
 
-bool agree(tier t, quantity q, float a, float b, const row_context& ctx, double cancellation) {
+bool agree(tier t, quantity q, double a, double b, const row_context& ctx, double cancellation) {
   if (std::isnan(a) || std::isnan(b)) return std::isnan(a) && std::isnan(b);
   if (!std::isfinite(a) || !std::isfinite(b) || a == b) return a == b;
   // Equal values agree whatever the bound (an ignored row's 0 beside a NaN
@@ -344,7 +371,7 @@ struct worst_in_case {
   }
 };
 
-std::string describe(const char* what, float y, const ref::exact& r, const comparison& cmp) {
+std::string describe(const char* what, double y, const ref::exact& r, const comparison& cmp) {
   // A bound computed from a row with NaN/inf logits is itself NaN or inf:
   // say what that means instead of printing "abs -nan".
   const std::string allowed =
@@ -366,6 +393,10 @@ findings against_reference(const implementation& impl, const test_case& c, bool 
   for (int pass = 0; pass < (with_grad ? 2 : 1); ++pass) outs.push_back(run(impl, c, pass == 1));
   ref::result r = reference(c, with_grad);
   if (t == tier::correctly_rounded && disagrees(r, outs, c)) r = reference(c, with_grad, escalated_bits);
+  // float64: logits a few subnormal units apart cancel to 2^-2100 of the
+  // terms; a last escalation covers float64's whole exponent range.
+  if (t == tier::correctly_rounded && c.type == dtype::f64 && disagrees(r, outs, c))
+    r = reference(c, with_grad, escalated_bits_float64);
   const std::int64_t P = c.positions(), C = c.c;
   std::vector<row_context> ctx(static_cast<std::size_t>(P));
   for (std::int64_t p = 0; p < P; ++p) ctx[p] = context(c, p);

@@ -14,9 +14,9 @@
 namespace xent::props {
 
 struct outputs {
-  // Values of the case's dtypes (out_type, type), widened to float32 (exact).
-  std::vector<float> loss;  // `none`: one per position; mean/sum: one value
-  std::vector<float> grad;  // positions x C in logical (p, c) order; empty for forward
+  // Values of the case's dtypes (out_type, type), as doubles (exact).
+  std::vector<double> loss;  // `none`: one per position; mean/sum: one value
+  std::vector<double> grad;  // positions x C in logical (p, c) order; empty for forward
 };
 
 // Through the front door (validation included), with `impl`. The output
@@ -60,7 +60,7 @@ struct comparison {
 // cancellation_allowance), 0 for none.
 // `type`: the result's dtype; ulps and roundings are that dtype's (values
 // of 16-bit dtypes arrive widened to float32, exactly).
-comparison compare(tier t, quantity q, float y, const ref::exact& r, const row_context& ctx,
+comparison compare(tier t, quantity q, double y, const ref::exact& r, const row_context& ctx,
                    double cancellation = 0.0, dtype type = dtype::f32);
 
 // With label smoothing or probability targets each gradient entry is
@@ -82,7 +82,7 @@ double reduction_allowance(tier t, const test_case& c, const std::vector<row_con
 // bound? (metamorphic relations: no reference needed). Non-finite values must
 // be identical; NaN matches NaN. `cancellation`: each side's allowance on top
 // of the tier bound (cancellation_allowance).
-bool agree(tier t, quantity q, float a, float b, const row_context& ctx, double cancellation = 0.0);
+bool agree(tier t, quantity q, double a, double b, const row_context& ctx, double cancellation = 0.0);
 
 // Bound violations of one case, as readable lines.
 struct findings {
@@ -100,6 +100,6 @@ struct findings {
 // records the worst errors in the tracker.
 findings against_reference(const implementation& impl, const test_case& c, bool with_grad);
 
-std::string fmt(double v);  // %.9g
+std::string fmt(double v);  // %.9g, or %.17g for a double that is not a float
 
 }  // namespace xent::props

@@ -77,7 +77,7 @@ void compare_runs(const xent::implementation& impl, const test_case& c, const ou
     const row_context ctx = other ? widest(context(c, p), context(*other, p)) : context(c, p);
     for (std::int64_t j = 0; j < c.c; ++j) {
       const std::int64_t k = class_map ? (*class_map)[j] : j;
-      const float ga = a.grad[p * c.c + j], gb = b.grad[p * Cb + k];
+      const double ga = a.grad[p * c.c + j], gb = b.grad[p * Cb + k];
       double cancel = cancellation_allowance(c, p, j, ctx);
       if (other) cancel = std::max(cancel, cancellation_allowance(*other, p, k, ctx));
       if (!agree(t, quantity::gradient, ga, gb, ctx, cancel))
@@ -184,7 +184,7 @@ XENT_PROPERTY(metamorphic_props, batch_split_concat, 300) {
   case_scope scope(impl, c);
   findings f;
   const auto whole = run(impl, c, true), oa = run(impl, a, true), ob = run(impl, b, true);
-  const float S = whole.loss[0], Sa = oa.loss[0], Sb = ob.loss[0];
+  const double S = whole.loss[0], Sa = oa.loss[0], Sb = ob.loss[0];
   const double parts = static_cast<double>(Sa) + static_cast<double>(Sb);
   const bound lim = bound_for(impl.tier(), quantity::reduction, {});
   if (lim.kind == bound::ulps && std::isfinite(S) && std::isfinite(parts)) {
@@ -223,7 +223,7 @@ XENT_PROPERTY(metamorphic_props, duplicated_batch_keeps_mean, 300) {
   auto b = run(impl, dup, true);
   b.grad.resize(a.grad.size());
   for (std::size_t i = 0; i < b.grad.size(); ++i) {
-    const float half = b.grad[i];
+    const double half = b.grad[i];
     b.grad[i] = 2.0f * half;  // exact (no overflow at these magnitudes)
     // Below FLT_MIN the halved entry had a rounding of its own: 2 RN(g/2) is
     // within 2^-149 of RN(g), not always equal to it.
@@ -252,7 +252,7 @@ XENT_PROPERTY(metamorphic_props, gradient_rows_sum_to_zero, 300) {
     const bound lim = bound_for(impl.tier(), quantity::gradient, ctx);
     double sum = 0.0, tol = 0.0;
     for (std::int64_t j = 0; j < c.c; ++j) {
-      const float gj = o.grad[p * c.c + j];
+      const double gj = o.grad[p * c.c + j];
       sum += gj;
       tol += lim.kind == bound::ulps ? lim.value * ulp_of(gj) : lim.value;
     }
@@ -277,7 +277,7 @@ XENT_PROPERTY(metamorphic_props, gradient_signs_and_range, 300) {
   const auto o = run(impl, c, true);
   for (std::int64_t p = 0; p < c.positions(); ++p)
     for (std::int64_t j = 0; j < c.c; ++j) {
-      const float gj = o.grad[p * c.c + j];
+      const double gj = o.grad[p * c.c + j];
       if (std::isnan(gj)) continue;  // undefined rows (all -inf) are §2's business
       const bool target = c.counted(p) && c.index[p] == j;
       const bool ok = target ? (gj >= -1.0f && gj <= 0.0f) : (gj >= 0.0f && gj <= 1.0f);
@@ -293,7 +293,7 @@ XENT_PROPERTY(metamorphic_props, loss_nonnegative, 300) {
   findings f;
   const auto o = run(impl, c, false);
   for (std::size_t i = 0; i < o.loss.size(); ++i) {
-    const float l = o.loss[i];
+    const double l = o.loss[i];
     if (!std::isnan(l) && (l < 0.0f || std::signbit(l))) f.fail("loss" + at(static_cast<std::int64_t>(i)) + " = " + fmt(l));
   }
   scope.conclude(f);
@@ -315,7 +315,7 @@ XENT_PROPERTY(metamorphic_props, loss_bounds, 300) {
     for (std::int64_t j = 0; j < c.c; ++j) m = std::max(m, static_cast<double>(c.x(p, j)));
     const double gap = m - static_cast<double>(c.x(p, c.index[p]));
     const double lo = gap, hi = gap + std::log(static_cast<double>(c.c));
-    const float l = o.loss[p];
+    const double l = o.loss[p];
     const bound lim = bound_for(impl.tier(), quantity::loss, context(c, p));
     // A correctly rounded loss is within half an ulp of the true one.
     const bool in_ulps = lim.kind == bound::ulps || lim.kind == bound::rounded;
@@ -374,7 +374,7 @@ XENT_PROPERTY(metamorphic_props, finite_differences_agree, 200) {
     const auto [ph, pl] = loss_at(h);
     const auto [mh, ml] = loss_at(-h);
     const double fd = ((ph - mh) + (pl - ml)) / (2 * h);
-    const float gj = o.grad[p * c.c + j];
+    const double gj = o.grad[p * c.c + j];
     const row_context ctx = context(c, p);
     const bound lim = bound_for(impl.tier(), quantity::gradient, ctx);
     if (lim.kind == bound::none) continue;

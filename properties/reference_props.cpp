@@ -73,7 +73,7 @@ XENT_PROPERTY(reference_props, dominant_target_keeps_relative_accuracy, 300) {
     const double margin = static_cast<double>(c.x(p, t)) - others;
     if (!(margin >= 5.0)) continue;  // the dominant class is not the target in this row
     const double upper = static_cast<double>(c.c - 1) * std::exp(-margin);
-    const float l = o.loss[p];
+    const double l = o.loss[p];
     const std::string at = "row " + std::to_string(p) + " (margin " + fmt(margin) + ")";
     // The true loss is in [0, upper]; the kernel may be off by its tier's loss bound.
     const bound lim = bound_for(impl.tier(), quantity::loss, context(c, p));

@@ -154,7 +154,7 @@ TEST(torch_stricter_tiers, recorded) {
 // of 0.035 is 37 ulp off in LibTorch. Agreement of reductions therefore
 // propagates the per-sample absolute bounds through the reduction (Σ bound_p,
 // / D for mean) on top of the 2-ulp criterion.
-bool reductions_agree(const test_case& c, float a, float b) {
+bool reductions_agree(const test_case& c, double a, double b) {
   if (agree(xent::tier::standard, quantity::reduction, a, b, {})) return true;
   double tol = 0.0;
   for (std::int64_t p = 0; p < c.positions(); ++p)

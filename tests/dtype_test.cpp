@@ -254,9 +254,17 @@ TEST(dtype, outputs_and_inputs_must_have_the_logits_dtype) {
                                                    {}, nullptr, simd);
             }).find("grad must be float16, got float32"),
             std::string::npos);
+  // float64 logits: simd does not compute them (stable does: tests/float64_test.cpp).
   const double x64[4] = {0, 1, 2, 3};
-  EXPECT_NE(error_of([&] { xent::cross_entropy(xent::view(x64, {2, 2}), target, {}, simd); })
-                .find("float64 logits are not supported yet"),
+  double out64 = 0.0;
+  xent::tensor_view o64 = xent::view(&out64, {});
+  o64.data = &out64;
+  EXPECT_NE(error_of([&] { xent::cross_entropy(xent::view(x64, {2, 2}), target, o64, {}, simd); })
+                .find("implementation 'simd' does not compute float64 logits"),
+            std::string::npos);
+  // The float-returning overload gives a float32 loss: not for float64 logits.
+  EXPECT_NE(error_of([&] { xent::cross_entropy(xent::view(x64, {2, 2}), target, {}, nullptr); })
+                .find("float64 logits give a float64 loss: pass an output view"),
             std::string::npos);
   // Accepted: float16 weights, a float16 or float32 loss.
   o.weight = xent::view(w.data(), dtype::f16, {2});

@@ -291,6 +291,7 @@ TEST(reference, upstream_gradient) {
   plain.opt = with(xent::reduction::mean);
   auto q = plain.make();
   q.upstream_scalar = 3.0f;
+  q.upstream_scalar_wide = 3.0;
   const auto m = xent::ref::compute(q, true);
   for (std::size_t i = 0; i < 6; ++i) EXPECT_TRUE(close(m.grad[i], 1.5L * value(base.grad[i]), 1e-18L));
 }

@@ -45,7 +45,7 @@ capabilities capabilities::all() {
                  XENT_PLUGIN_REDUCTION_BIT(XENT_PLUGIN_REDUCTION_MEAN) |
                  XENT_PLUGIN_REDUCTION_BIT(XENT_PLUGIN_REDUCTION_SUM);
   c.modes = XENT_PLUGIN_MODE_GRADIENT | XENT_PLUGIN_MODE_IN_PLACE;
-  c.dtypes = XENT_PLUGIN_DTYPE_FLOAT32 | XENT_PLUGIN_DTYPE_BFLOAT16 | XENT_PLUGIN_DTYPE_FLOAT16;
+  c.dtypes = XENT_PLUGIN_DTYPE_FLOAT32 | XENT_PLUGIN_DTYPE_BFLOAT16 | XENT_PLUGIN_DTYPE_FLOAT16 | dtype_float64_bit;
   return c;
 }
 
@@ -140,7 +140,7 @@ std::string mode_names(std::uint32_t bits) {
   return s;
 }
 std::string dtype_names(std::uint32_t bits) {
-  return names(bits, {"float32", "bfloat16", "float16"}, "no dtype");
+  return names(bits, {"float32", "bfloat16", "float16", "float64"}, "no dtype");
 }
 
 std::uint32_t dtype_bit(dtype t) {
@@ -148,6 +148,7 @@ std::uint32_t dtype_bit(dtype t) {
     case dtype::f32: return XENT_PLUGIN_DTYPE_FLOAT32;
     case dtype::bf16: return dtype_bfloat16_bit;
     case dtype::f16: return dtype_float16_bit;
+    case dtype::f64: return dtype_float64_bit;
     default: return 0;
   }
 }

@@ -52,6 +52,8 @@ float cross_entropy(const tensor_view& logits, const tensor_view& target, const 
                     const implementation* impl) {
   if (opt.reduce == reduction::none)
     throw error("reduction", "reduction 'none' gives one loss per position: pass an output view");
+  if (logits.type == dtype::f64)
+    throw error("logits", "float64 logits give a float64 loss: pass an output view (this overload returns float32)");
   float loss = 0.0f;
   cross_entropy(logits, target, view(&loss, {}), opt, impl);
   return loss;

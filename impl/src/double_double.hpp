@@ -206,4 +206,51 @@ inline float resolve(double h, double l, const format& fmt = float32) {
   return round(std::fabs(h - b.below) <= std::fabs(b.above - h) ? b.below : b.above, fmt);
 }
 
+// ---------------------------------------------------------------------------
+// float64 results (docs/correct_rounding.md §8): the same test for a
+// double-double value against the float64 boundaries f ± s/2 (s the spacing
+// above or below f = RN(hi + lo)), which are not doubles. With r = (hi - f)
+// + lo (hi - f exact: f is within a few ulps of hi), the distances are
+// r + s_below/2 and s_above/2 - r, each rounded once more: the slacks cover
+// it. Values below 2^-969 (where s/2 may not be a double, and every bound's
+// floor eta is far larger than s anyway) and from 2^1023 up (the boundary
+// above the largest double overflows) are left to the last resort.
+inline bool round_checked(double h, double l, double err, double& out) {
+  if (!std::isfinite(h)) {
+    out = h;
+    return true;
+  }
+  if (!(err < 0x1p1000)) return false;
+  const double f = h + l;  // RN(h + l): one rounding of the exact sum
+  const double a = std::fabs(f);
+  if (!(a >= 0x1p-969 && a < 0x1p1023)) return false;
+  const double r = (h - f) + l;
+  const double below = (f - next_down(f, float64)) / 2, above = (next_up(f, float64) - f) / 2;
+  const double dl = r + below, du = above - r;
+  const double slack = 0x1p-52 * (std::fabs(r) + below + above);
+  if (dl > err + slack && du > err + slack) {
+    out = f;
+    return true;
+  }
+  return false;
+}
+inline double resolve64(double h, double l) { return h + l; }  // RN(hi + lo), ties to even
+
+// Twice the boundaries around a value x of the format, exactly, as
+// double-doubles (2b is a double-double even where b is not: float64's
+// subnormal midpoints); ±inf where there is none, NaN where 2b overflows.
+struct twice_boundaries {
+  dd below, above;
+};
+inline twice_boundaries twice_around(float x, const format& f) {
+  const boundaries b = around(x, f);
+  return {dd{2 * b.below, 0.0}, dd{2 * b.above, 0.0}};
+}
+inline twice_boundaries twice_around(double x, const format&) {
+  constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+  if (std::isnan(x) || std::fabs(x) >= 0x1p1023) return {dd{nan, 0.0}, dd{nan, 0.0}};
+  const double up = next_up(x, float64) - x, down = x - next_down(x, float64);  // exact spacings
+  return {dd{2 * x, -down}, dd{2 * x, up}};
+}
+
 }  // namespace xent::ddm

@@ -117,23 +117,25 @@ ddm::dd expansion::to_dd() const {
 
 namespace {
 
-// The sign of num - b den (b a boundary, a double; ±inf when there is none).
-int compare(const expansion& num, const expansion& den, double b, bool& ok) {
-  if (std::isinf(b)) return b > 0 ? -1 : 1;
-  expansion d = num;
-  d.add(den.scaled(-b));
+// The sign of num - b den, given 2b (a boundary, exactly, as a double-double;
+// ±inf when there is none, NaN when it cannot be represented: then ok = false).
+int compare(const expansion& num, const expansion& den, ddm::dd twice_b, bool& ok) {
+  if (std::isnan(twice_b.hi)) {
+    ok = false;
+    return 0;
+  }
+  if (std::isinf(twice_b.hi)) return twice_b.hi > 0 ? -1 : 1;
+  expansion d = num.scaled(2.0);
+  d.add(den.scaled(-twice_b.hi));
+  d.add(den.scaled(-twice_b.lo));
   ok = ok && d.exact();
   return d.sign();
 }
 
-}  // namespace
-
-bool round_quotient(const expansion& num, const expansion& den, float& out, const ddm::format& fmt) {
-  return round_quotient_past(num, den, 0, out, fmt);
-}
-
-bool round_quotient_past(const expansion& num_in, const expansion& den_in, int side, float& out,
-                         const ddm::format& fmt) {
+// The algorithms for a result carried as V: float (float32, bfloat16,
+// float16) or double (float64).
+template <class V>
+bool quotient_past(const expansion& num_in, const expansion& den_in, int side, V& out, const ddm::format& fmt) {
   if (!num_in.exact() || !den_in.exact() || den_in.sign() == 0) return false;
   // Work with den > 0.
   const bool flip = den_in.sign() < 0;
@@ -141,32 +143,34 @@ bool round_quotient_past(const expansion& num_in, const expansion& den_in, int s
   const expansion den = flip ? den_in.negated() : den_in;
   if (num.sign() == 0) {
     // An exact zero; past it, the smallest subnormal rounds back to zero.
-    out = side < 0 ? -0.0f : 0.0f;
+    out = side < 0 ? V(-0.0) : V(0.0);
     return true;
   }
-  float f = ddm::round(num.approx() / den.approx(), fmt);
+  V f = ddm::round_as<V>(num.approx() / den.approx(), fmt);
   bool ok = true;
   // The approximation is within a few double ulps: one step at most is
   // needed; a few are allowed.
   for (int step = 0; step < 8 && ok; ++step) {
-    const ddm::boundaries b = ddm::around(f, fmt);
+    const ddm::twice_boundaries b = ddm::twice_around(f, fmt);
     const int up = compare(num, den, b.above, ok);
+    if (!ok) return false;
     if (up > 0) {
       f = ddm::next_up(f, fmt);
       continue;
     }
     if (up == 0) {  // a tie between f and the next value up: the even one (inf past the largest)
-      const float g = ddm::next_up(f, fmt);
+      const V g = ddm::next_up(f, fmt);
       out = side > 0 ? g : side < 0 ? f : ddm::even(f, fmt) ? f : g;
       return ok;
     }
     const int down = compare(num, den, b.below, ok);
+    if (!ok) return false;
     if (down < 0) {
       f = ddm::next_down(f, fmt);
       continue;
     }
     if (down == 0) {
-      const float g = ddm::next_down(f, fmt);
+      const V g = ddm::next_down(f, fmt);
       out = side < 0 ? g : side > 0 ? f : ddm::even(f, fmt) ? f : g;
       return ok;
     }
@@ -176,36 +180,66 @@ bool round_quotient_past(const expansion& num_in, const expansion& den_in, int s
   return false;
 }
 
-bool round_one_sided(const expansion& num, const expansion& den, int side, double r, float& out,
-                     const ddm::format& fmt) {
+template <class V>
+bool one_sided(const expansion& num, const expansion& den, int side, double r, V& out, const ddm::format& fmt) {
   if (!(r >= 0.0) || !std::isfinite(r)) return false;
-  float near_end, far_end;
-  if (!round_quotient_past(num, den, side, near_end, fmt)) return false;  // side: of the value num/den
+  V near_end, far_end;
+  if (!quotient_past(num, den, side, near_end, fmt)) return false;  // side: of the value num/den
   expansion far = num;
   far.add(den.scaled(side > 0 ? r : -r));
-  if (!round_quotient(far, den, far_end, fmt)) return false;
+  if (!quotient_past(far, den, 0, far_end, fmt)) return false;
   if (near_end != far_end) return false;
   out = near_end;
   return true;
 }
 
-bool round_interval(const expansion& num, const expansion& den, double c_hi, double c_lo, double r,
-                    float& out, const ddm::format& fmt) {
+template <class V>
+bool interval(const expansion& num, const expansion& den, double c_hi, double c_lo, double r, V& out,
+              const ddm::format& fmt) {
   if (!std::isfinite(c_hi) || !std::isfinite(c_lo) || !(r >= 0.0) || !std::isfinite(r)) return false;
   // num/den + c + t = (num + (c + t) den) / den: both ends exactly.
   expansion mid = num;
   mid.add(den.scaled(c_hi));
   mid.add(den.scaled(c_lo));
-  if (r == 0.0) return round_quotient(mid, den, out, fmt);
+  if (r == 0.0) return quotient_past(mid, den, 0, out, fmt);
   const expansion spread = den.scaled(r);
   expansion lo = mid, hi = mid;
   lo.add(spread.negated());
   hi.add(spread);
-  float a, b;
-  if (!round_quotient(lo, den, a, fmt) || !round_quotient(hi, den, b, fmt)) return false;
+  V a, b;
+  if (!quotient_past(lo, den, 0, a, fmt) || !quotient_past(hi, den, 0, b, fmt)) return false;
   if (a != b) return false;  // -0 and +0 compare equal: both are the zero result
   out = a;
   return true;
+}
+
+}  // namespace
+
+bool round_quotient(const expansion& num, const expansion& den, float& out, const ddm::format& fmt) {
+  return quotient_past(num, den, 0, out, fmt);
+}
+bool round_quotient(const expansion& num, const expansion& den, double& out) {
+  return quotient_past(num, den, 0, out, ddm::float64);
+}
+bool round_quotient_past(const expansion& num, const expansion& den, int side, float& out, const ddm::format& fmt) {
+  return quotient_past(num, den, side, out, fmt);
+}
+bool round_quotient_past(const expansion& num, const expansion& den, int side, double& out) {
+  return quotient_past(num, den, side, out, ddm::float64);
+}
+bool round_one_sided(const expansion& num, const expansion& den, int side, double r, float& out,
+                     const ddm::format& fmt) {
+  return one_sided(num, den, side, r, out, fmt);
+}
+bool round_one_sided(const expansion& num, const expansion& den, int side, double r, double& out) {
+  return one_sided(num, den, side, r, out, ddm::float64);
+}
+bool round_interval(const expansion& num, const expansion& den, double c_hi, double c_lo, double r, float& out,
+                    const ddm::format& fmt) {
+  return interval(num, den, c_hi, c_lo, r, out, fmt);
+}
+bool round_interval(const expansion& num, const expansion& den, double c_hi, double c_lo, double r, double& out) {
+  return interval(num, den, c_hi, c_lo, r, out, ddm::float64);
 }
 
 }  // namespace xent::exact

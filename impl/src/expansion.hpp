@@ -63,4 +63,10 @@ bool round_one_sided(const expansion& num, const expansion& den, int side, doubl
 bool round_interval(const expansion& num, const expansion& den, double c_hi, double c_lo, double r,
                     float& out, const ddm::format& fmt = ddm::float32);
 
+// The same four for float64 results (carried as doubles).
+bool round_quotient(const expansion& num, const expansion& den, double& out);
+bool round_quotient_past(const expansion& num, const expansion& den, int side, double& out);
+bool round_one_sided(const expansion& num, const expansion& den, int side, double r, double& out);
+bool round_interval(const expansion& num, const expansion& den, double c_hi, double c_lo, double r, double& out);
+
 }  // namespace xent::exact

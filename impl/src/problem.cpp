@@ -198,9 +198,9 @@ struct checked_inputs {
 checked_inputs check_inputs(const tensor_view& logits, const tensor_view& target, const options& opt) {
   check_view(logits, "logits");
   check_view(target, "target");
-  if (logits.type != dtype::f32 && logits.type != dtype::bf16 && logits.type != dtype::f16)
-    throw error("logits", "logits must be float32, bfloat16 or float16, got " + to_string(logits.type) +
-                              (logits.type == dtype::f64 ? " (float64 logits are not supported yet)" : ""));
+  if (logits.type != dtype::f32 && logits.type != dtype::f64 && logits.type != dtype::bf16 &&
+      logits.type != dtype::f16)
+    throw error("logits", "logits must be float32, float64, bfloat16 or float16, got " + to_string(logits.type));
   if (logits.ndim() == 0)
     throw error("logits", "logits must have at least 1 dimension (the classes), got a 0-d tensor");
 
@@ -297,9 +297,10 @@ problem make_problem(const tensor_view& logits, const tensor_view& target, const
 
   check_view(out, "out");
   // A float32 loss for 16-bit logits: the loss rounded once to float32.
-  if (out.type != pr.type && !(out.type == dtype::f32 && pr.type != dtype::f32))
+  const bool sixteen_bit = pr.type == dtype::bf16 || pr.type == dtype::f16;
+  if (out.type != pr.type && !(out.type == dtype::f32 && sixteen_bit))
     throw error("out", "out must be " + to_string(pr.type) + " (the logits' dtype)" +
-                           (pr.type != dtype::f32 ? std::string(" or float32") : std::string()) + ", got " +
+                           (sixteen_bit ? std::string(" or float32") : std::string()) + ", got " +
                            to_string(out.type));
   pr.out_type = out.type;
   if (pr.reduce == reduction::none) {
@@ -347,7 +348,8 @@ problem make_problem(const tensor_view& logits, const tensor_view& target, const
     if (overlap(*upstream, out) || (grad && overlap(*upstream, *grad)))
       throw error("upstream", "upstream overlaps out or grad");
     if (upstream->numel() == 1) {
-      pr.upstream_scalar = problem::load(upstream->data, 0, pr.out_type);
+      pr.upstream_scalar_wide = problem::load_wide(upstream->data, 0, pr.out_type);
+      pr.upstream_scalar = static_cast<float>(pr.upstream_scalar_wide);  // exact but for float64
     } else if (pr.reduce == reduction::none && upstream->shape == positions) {
       pr.upstream = static_cast<const float*>(upstream->data);
       pr.upstream_position_strides = upstream->strides;

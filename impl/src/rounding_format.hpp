@@ -1,7 +1,8 @@
-// The binary formats `stable` rounds its results to: float32, bfloat16 and
-// float16. Every value of the two 16-bit formats is a float32, so a result is
-// carried as a float whatever its format; only the rounding (its boundaries,
-// its neighbours, ties to even) depends on the format. That keeps one
+// The binary formats `stable` rounds its results to: float32, bfloat16,
+// float16 and float64. Every value of the two 16-bit formats is a float32, so
+// such a result is carried as a float whatever its format; only the rounding
+// (its boundaries, its neighbours, ties to even) depends on the format.
+// float64 results are carried as doubles (the overloads taking a double). That keeps one
 // correctly rounded code path for the three dtypes (docs/correct_rounding.md
 // §7): the rounding tests ask "which value of *this* format", never "which
 // float" followed by a second rounding (RN_bf16(RN_f32(v)) is not RN_bf16(v)
@@ -13,6 +14,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "sixteen_bit.hpp"
 #include "xent/tensor.hpp"
@@ -24,6 +26,7 @@ struct format {
   int min_exponent;  // exponent of the smallest normal value
   int max_exponent;  // exponent of the largest finite value
   bool is_float32() const { return digits == 24; }
+  bool is_float64() const { return digits == 53; }
   // The spacing of the format's values in the binade of |v| (subnormals: the
   // smallest subnormal).
   double quantum(double v) const {
@@ -36,9 +39,10 @@ struct format {
 inline constexpr format float32{24, -126, 127};
 inline constexpr format bfloat16{8, -126, 127};
 inline constexpr format float16{11, -14, 15};
+inline constexpr format float64{53, -1022, 1023};
 
 inline format format_of(dtype t) {
-  return t == dtype::bf16 ? bfloat16 : t == dtype::f16 ? float16 : float32;
+  return t == dtype::bf16 ? bfloat16 : t == dtype::f16 ? float16 : t == dtype::f64 ? float64 : float32;
 }
 
 // RN(v) in the format: ties to even, subnormals, overflow to ±inf.
@@ -106,6 +110,25 @@ inline bool is_midpoint(float x, const format& f) {
 inline float round_float(float x, const format& f) {
   if (f.is_float32()) return x;
   return f.digits == 8 ? sixteen::widen_bf16(sixteen::narrow_bf16(x)) : sixteen::widen_f16(sixteen::narrow_f16(x));
+}
+
+// float64 (a double carrier; the format argument is float64).
+inline double next_up(double x, const format&) { return std::nextafter(x, std::numeric_limits<double>::infinity()); }
+inline double next_down(double x, const format&) { return std::nextafter(x, -std::numeric_limits<double>::infinity()); }
+inline bool even(double x, const format&) {
+  return std::isinf(x) || x == 0.0 || (std::bit_cast<std::uint64_t>(x) & 1u) == 0;
+}
+
+// RN(v) in the format, carried as V: a float (float32, bfloat16, float16) or
+// a double (float64, where RN is the identity on a double).
+template <class V>
+V round_as(double v, const format& f) {
+  if constexpr (std::is_same_v<V, double>) {
+    (void)f;
+    return v;
+  } else {
+    return round(v, f);
+  }
 }
 
 }  // namespace xent::ddm

@@ -36,7 +36,7 @@ inline double reduction_denominator(const problem& pr) {
   double* w = position_scratch(1, pr.positions);
   pr.for_each_offset(pr.target_position_strides, [&](std::int64_t p, std::int64_t off) {
     const std::int64_t t = pr.target_index[off];
-    w[p] = t == pr.ignore_index ? 0.0 : static_cast<double>(pr.weight_at(t));
+    w[p] = t == pr.ignore_index ? 0.0 : pr.weight_wide(t);
   });
   return pairwise_sum(w, static_cast<std::size_t>(pr.positions));
 }
@@ -164,7 +164,7 @@ inline infinite_scale_row infinite_scale_classes(const problem& pr, std::int64_t
   if (!std::isinf(scale)) return {};
   const std::int64_t C = pr.classes;
   const float* x = pr.logits_row(p);
-  auto x_of = [&](std::int64_t j) { return static_cast<double>(pr.load_class(x, j, pr.logits_class_stride)); };
+  auto x_of = [&](std::int64_t j) { return pr.load_class_wide(x, j, pr.logits_class_stride); };
   double m = -std::numeric_limits<double>::infinity();
   std::int64_t k = 0;
   for (std::int64_t j = 0; j < C; ++j) {
@@ -176,8 +176,8 @@ inline infinite_scale_row infinite_scale_classes(const problem& pr, std::int64_t
   const float* q = pr.target == target_kind::probability ? pr.target_row(p) : nullptr;
   const std::int64_t t = q ? -1 : pr.target_at(p);
   auto b_of = [&](std::int64_t j) {
-    const double qj = q ? static_cast<double>(pr.load_class(q, j, pr.target_class_stride)) : (j == t ? 1.0 : 0.0);
-    return static_cast<double>(pr.weight_at(j)) * (omeps * qj + eps_c);
+    const double qj = q ? pr.load_class_wide(q, j, pr.target_class_stride) : (j == t ? 1.0 : 0.0);
+    return pr.weight_wide(j) * (omeps * qj + eps_c);
   };
   double mass = 0.0, S = 0.0, m2 = -std::numeric_limits<double>::infinity();
   for (std::int64_t j = 0; j < C; ++j) {
@@ -202,7 +202,7 @@ inline infinite_scale_row infinite_scale_classes(const problem& pr, std::int64_t
 inline void infinite_scale_fix(const problem& pr, const infinite_scale_row& r, float* g, std::int64_t gs) {
   for (std::size_t i = 0; i < r.classes.size(); ++i) {
     const std::int64_t j = r.classes[i];
-    const float v = problem::load(g, j * gs, pr.type);
+    const double v = problem::load_wide(g, j * gs, pr.type);
     if (std::isnan(v)) problem::store(g, j * gs, r.signs[i] * std::numeric_limits<double>::infinity(), pr.type);
   }
 }

@@ -23,6 +23,7 @@
 #include "kernels.hpp"
 #include "row_driver.hpp"
 #include "scratch.hpp"
+#include "stable_interval.hpp"
 #include "stable_vector.hpp"
 #include "xent/kernel/statistics.hpp"
 #include "xent/kernel/widened_problem.hpp"
@@ -66,7 +67,8 @@ struct prec<dd> {
   static constexpr double flog = 0x1p-89;
   static constexpr double gap = 0.0;
   static double sum(double n) { return n * 0x1p-103; }
-  static dd difference(float m, float x) {
+  template <class X>  // float or double inputs: exact either way
+  static dd difference(X m, X x) {
     const double d = static_cast<double>(m) - static_cast<double>(x);
     if (!std::isfinite(d)) return {d, 0.0};
     return ddm::two_sum(static_cast<double>(m), -static_cast<double>(x));  // exact
@@ -94,8 +96,10 @@ struct accumulator<double> {
 };
 
 // One softmax row and its targets in precision T, every quantity with a
-// bound on its absolute error (docs/correct_rounding.md §3).
-template <class T>
+// bound on its absolute error (docs/correct_rounding.md §3). X: the
+// inputs' type, float (float32, or 16-bit widened) or double (float64, with
+// T = dd only: §8).
+template <class T, class X = float>
 class row_model {
   using P = prec<T>;
 
@@ -103,11 +107,12 @@ class row_model {
   // x: the row (stride xs); e: scratch for C exponentials.
   // libm: the exponentials from libm even where the vector path would
   // take them (a tighter bound for the results the vector one leaves).
-  row_model(const problem& pr, std::int64_t p, const float* x, std::int64_t xs, T* e, bool libm = false)
+  row_model(const problem& pr, std::int64_t p, const X* x, std::int64_t xs, T* e, bool libm = false)
       : pr_(pr), x_(x), xs_(xs), C_(pr.classes), e_(e), libm_(libm) {
+    static_assert(std::is_same_v<X, float> || std::is_same_v<T, dd>, "float64 inputs need double-double");
     index_ = pr.target == target_kind::index;
     t_ = index_ ? pr.target_at(p) : -1;
-    q_ = index_ ? nullptr : pr.target_row(p);
+    q_ = index_ ? nullptr : reinterpret_cast<const X*>(pr.target_row(p));
     qs_ = pr.target_class_stride;
     eps_ = pr.label_smoothing;
     one_m_ = T(1.0) - T(eps_);
@@ -132,7 +137,7 @@ class row_model {
   std::int64_t target_class() const { return t_; }
   std::int64_t max_class() const { return k_; }
   std::int64_t mass_max_class() const { return kb_; }
-  const float* target_probabilities() const { return q_; }
+  const X* target_probabilities() const { return q_; }
   std::int64_t target_stride() const { return qs_; }
 
   // A smoothed or probability-target row's constants for the vector pass
@@ -283,8 +288,11 @@ class row_model {
   }
 
  private:
-  double w(std::int64_t c) const { return static_cast<double>(pr_.weight_at(c)); }
-  float xf(std::int64_t c) const { return x_[c * xs_]; }
+  double w(std::int64_t c) const {
+    if constexpr (std::is_same_v<X, double>) return pr_.weight_wide(c);
+    else return static_cast<double>(pr_.weight_at(c));
+  }
+  X xf(std::int64_t c) const { return x_[c * xs_]; }
   T gap(std::int64_t c) const { return P::difference(m_, xf(c)); }
   // m - x_j in double for bounds; beyond 2^11 e^{-d} is below every floor.
   double gap_d(std::int64_t c) const {
@@ -318,10 +326,10 @@ class row_model {
       vector_ = xs_ == 1;
       if (vector_ && !libm_ && stable_vector::vector_exponentials_pay(C_)) return vector_stats();
     }
-    float m = -std::numeric_limits<float>::infinity();
+    X m = -std::numeric_limits<X>::infinity();
     std::int64_t k = 0;
     for (std::int64_t j = 0; j < C_; ++j) {
-      const float v = xf(j);
+      const X v = xf(j);
       if (std::isnan(v)) return false;
       if (v > m) {
         m = v;
@@ -377,7 +385,7 @@ class row_model {
   }
 
   const problem& pr_;
-  const float* x_;
+  const X* x_;
   std::int64_t xs_, C_;
   T* e_;
   bool index_ = true, plain_ = true, defined_ = false, finite_other_ = false;
@@ -386,11 +394,11 @@ class row_model {
   double fexp_ = P::fexp;    // their relative error
   double coef_L_ = 0.0;
   std::int64_t t_ = -1;
-  const float* q_ = nullptr;
+  const X* q_ = nullptr;
   std::int64_t qs_ = 1;
   double eps_ = 0.0, one_m_d_ = 1.0, ec_d_ = 0.0;
   T one_m_{}, ec_{};
-  float m_ = 0.0f;
+  X m_ = 0;
   std::int64_t k_ = 0;
   T rest_{}, S_{}, L_{};
   double E_rest_ = 0.0, E_S_ = 0.0, E_L_ = 0.0;
@@ -420,6 +428,30 @@ bool try_round(dd v, double err, float& out, const ddm::format& f) {
     return true;
   }
   return !f.is_float32() && ddm::round_checked(v.hi, v.lo, err + eta, out, f);
+}
+
+// float64 results (§8): the double-double test against float64's boundaries.
+bool try_round(dd v, double err, double& out, const ddm::format&) {
+  return ddm::round_checked(v.hi, v.lo, err + eta, out);
+}
+
+// The exact last resort's roundings for a result carried as a float (its
+// format fmt) or as a double (float64).
+bool exact_interval(const exact::expansion& num, const exact::expansion& den, double c_hi, double c_lo, double r,
+                    float& out, const ddm::format& f) {
+  return exact::round_interval(num, den, c_hi, c_lo, r, out, f);
+}
+bool exact_interval(const exact::expansion& num, const exact::expansion& den, double c_hi, double c_lo, double r,
+                    double& out, const ddm::format&) {
+  return exact::round_interval(num, den, c_hi, c_lo, r, out);
+}
+bool exact_one_sided(const exact::expansion& num, const exact::expansion& den, int side, double r, float& out,
+                     const ddm::format& f) {
+  return exact::round_one_sided(num, den, side, r, out, f);
+}
+bool exact_one_sided(const exact::expansion& num, const exact::expansion& den, int side, double r, double& out,
+                     const ddm::format&) {
+  return exact::round_one_sided(num, den, side, r, out);
 }
 
 // After a vector pass (float32 decisions, the undecided entries listed):
@@ -462,7 +494,7 @@ denominator_t denominator(const problem& pr) {
   pr.for_each_offset(pr.target_position_strides, [&](std::int64_t, std::int64_t off) {
     const std::int64_t t = pr.target_index[off];
     if (t == pr.ignore_index) return;
-    const double wt = static_cast<double>(pr.weight_at(t));
+    const double wt = pr.weight_wide(t);
     s = s + wt;
     abs_sum += std::fabs(wt);
   });
@@ -486,7 +518,7 @@ class exact_denominator {
         d = exact::expansion();
         pr_.for_each_offset(pr_.target_position_strides, [&](std::int64_t, std::int64_t off) {
           const std::int64_t t = pr_.target_index[off];
-          if (t != pr_.ignore_index) d.add(static_cast<double>(pr_.weight_at(t)));
+          if (t != pr_.ignore_index) d.add(pr_.weight_wide(t));
         });
       }
     }
@@ -500,7 +532,9 @@ class exact_denominator {
 };
 
 // C b_c = w_c ((1-eps) q_c C + eps) as exact expansions, b_c the target
-// mass of class c (docs/correct_rounding.md §5), and their sum C A.
+// mass of class c (docs/correct_rounding.md §5), and their sum C A. X: the
+// probabilities' type (float, or double for float64 problems).
+template <class X = float>
 class exact_masses {
  public:
   exact_masses(const problem& pr, std::int64_t p) : pr_(pr), Cd_(static_cast<double>(pr.classes)) {
@@ -511,15 +545,15 @@ class exact_masses {
     if (pr.target == target_kind::index) {
       t_ = pr.target_at(p);
     } else {
-      q_ = pr.target_row(p);
+      q_ = reinterpret_cast<const X*>(pr.target_row(p));
       qs_ = pr.target_class_stride;
     }
     for (std::int64_t c = 0; c < pr.classes; ++c) ca_.add(cb(c));
   }
-  // w_c q_c is exact in double (two floats).
   exact::expansion cb(std::int64_t c) const {
-    const double w = static_cast<double>(pr_.weight_at(c));
-    const exact::expansion wqc = exact::expansion(w * qv(c)).scaled(Cd_);
+    const double w = pr_.weight_wide(c);
+    // w_c q_c: one double for floats, an exact product of doubles as an expansion.
+    const exact::expansion wqc = exact::expansion(w).scaled(qv(c)).scaled(Cd_);
     exact::expansion r = wqc.scaled(om_hi_);
     r.add(wqc.scaled(om_lo_));
     r.add(exact::expansion(eps_).scaled(w));
@@ -535,7 +569,7 @@ class exact_masses {
   double Cd_;
   double om_hi_ = 1.0, om_lo_ = 0.0, eps_ = 0.0;
   std::int64_t t_ = -1;
-  const float* q_ = nullptr;
+  const X* q_ = nullptr;
   std::int64_t qs_ = 1;
   exact::expansion ca_;
 };
@@ -552,12 +586,15 @@ class exact_masses {
 // ~2^-90 of its own size, em_c = expm1(x_c - m) on K keeping tiny logit
 // differences. The entry rounds when R_j + [δ - E, δ + E] lies between two
 // boundaries; exact ties (E = 0: rational rows) are decided exactly.
+// X: the logits' type (float, or double for float64 problems: §8), which is
+// also the type that carries the rounded result.
+template <class X = float>
 class split_gradient {
  public:
-  split_gradient(const problem& pr, std::int64_t p, const float* x, const scale_t& sc, const exact::expansion& D)
+  split_gradient(const problem& pr, std::int64_t p, const X* x, const scale_t& sc, const exact::expansion& D)
       : pr_(pr), x_(x), Cd_(static_cast<double>(pr.classes)), sc_(sc), mass_(pr, p) {
     const std::int64_t C = pr.classes;
-    float m = x[0];
+    X m = x[0];
     for (std::int64_t c = 1; c < C; ++c) m = std::fmax(m, x[c]);
     m_ = m;
     in_k_.assign(static_cast<std::size_t>(C), 0);
@@ -603,7 +640,7 @@ class split_gradient {
     den_ = D.scaled(n_).scaled(Cd_);
   }
 
-  bool round(std::int64_t j, float& out, const ddm::format& f) const {
+  bool round(std::int64_t j, X& out, const ddm::format& f) const {
     if (!sc_.finite || !std::isfinite(S_.hi) || !std::isfinite(A_.hi) || !(S_.hi - e_S_ > 0.5)) return false;
     const auto i = static_cast<std::size_t>(j);
     const double ek = in_k_[i] ? 1.0 : 0.0;
@@ -613,33 +650,33 @@ class split_gradient {
     num = num.scaled(sc_.upstream);
     // δ_j and its bound. X = n em_j - ê_j Σ em; an entry off K has em_j =
     // e_j (exactly 0 for -inf: then δ = 0 exactly).
-    dd X;
+    dd Xj;
     double e_X;
     if (!in_k_[i]) {
-      if (std::isinf(x_[j])) return exact::round_interval(num, den_, 0.0, 0.0, 0.0, out, f);
-      X = em_[i] * n_;
+      if (std::isinf(x_[j])) return exact_interval(num, den_, 0.0, 0.0, 0.0, out, f);
+      Xj = em_[i] * n_;
       e_X = n_ * e_em_[i] + 0x1p-101 * n_ * em_[i].hi;
-    } else if (!series(j, X, e_X)) {
+    } else if (!series(j, Xj, e_X)) {
       return false;
     }
     const dd sa = sc_.value * A_;
-    const dd delta = sa * X / (S_ * n_);
+    const dd delta = sa * Xj / (S_ * n_);
     const double s_lo = S_.hi - e_S_;
     const double e_delta = 2 * (std::fabs(sa.hi) * e_X / (n_ * s_lo) +
                                 std::fabs(delta.hi) * (sc_.rel + 0x1p-98 + e_S_ / s_lo + 6 * 0x1p-101)) +
                            eta;
     // A rational row (every logit m or -inf) has em = 0 exactly: δ = 0, E = 0,
     // and the entry is R_j, ties included.
-    if (rational_) return exact::round_interval(num, den_, 0.0, 0.0, 0.0, out, f);
-    if (exact::round_interval(num, den_, delta.hi, delta.lo, e_delta, out, f)) return true;
+    if (rational_) return exact_interval(num, den_, 0.0, 0.0, 0.0, out, f);
+    if (exact_interval(num, den_, delta.hi, delta.lo, e_delta, out, f)) return true;
     // K at the maximum exactly, finite classes off K: δ has a known sign
     // (X = -Σ_{i∉K} e_i < 0 on K, n e_j > 0 off K), however small it is.
     if (k_at_max_) {
       const int sign_x = in_k_[i] ? -1 : 1;
       const int sign_s = sc_.value.hi > 0 ? 1 : sc_.value.hi < 0 ? -1 : 0;
       const int side = sign_x * sign_s * mass_.ca().sign();
-      if (side == 0) return exact::round_interval(num, den_, 0.0, 0.0, 0.0, out, f);
-      return exact::round_one_sided(num, den_, side, std::fabs(delta.hi) + e_delta, out, f);
+      if (side == 0) return exact_interval(num, den_, 0.0, 0.0, 0.0, out, f);
+      return exact_one_sided(num, den_, side, std::fabs(delta.hi) + e_delta, out, f);
     }
     if (all_in_k_) return round_series(j, num, delta, out, f);
     return false;
@@ -651,7 +688,7 @@ class split_gradient {
   // tiny logit equal to the row's mean): X = Σ_k P_k / k! - Σ_{i∉K} e_i with
   // P_k = n y_j^k - Σ_{i∈K} y_i^k exact expansions, summed until the
   // series' tail 2n y^(k+1)/(k+1)! / (1 - y) is below 2^-110 of what is summed.
-  bool series(std::int64_t j, dd& X, double& e_X) const {
+  bool series(std::int64_t j, dd& Xj, double& e_X) const {
     const std::int64_t C = pr_.classes;
     std::vector<exact::expansion> y(static_cast<std::size_t>(C)), pw;
     for (std::int64_t c = 0; c < C; ++c) {
@@ -682,9 +719,9 @@ class split_gradient {
     }
     // Each term within 2^-98 of itself (exact P, its double-double, the
     // division, k! beyond 18 within 80 u), the sum within 2^-101 per step.
-    X = sum - pos_;
+    Xj = sum - pos_;
     e_X = 0x1p-96 * abs_terms + tail + e_pos_ + 0x1p-101 * (std::fabs(sum.hi) + pos_.hi) + 0x1p-1000;
-    return std::isfinite(X.hi);
+    return std::isfinite(Xj.hi);
   }
 
   // Every finite class in K (a row of tiny logit differences): the sign of
@@ -694,16 +731,18 @@ class split_gradient {
   // P_k = n y_j^k - Q_k), truncated at K terms and multiplied by K! (exact
   // integers K!/k! for K <= 18), the tails bounded by n T and 2n T,
   // T = y^{K+1}/(K+1)! / (1 - y), y = max |y_i|.
-  bool round_series(std::int64_t j, const exact::expansion& num, dd approx, float& out,
+  bool round_series(std::int64_t j, const exact::expansion& num, dd approx, X& out,
                     const ddm::format& fmt) const {
     build_powers();
     const auto jj = static_cast<std::size_t>(j);
     const exact::expansion up_ca = mass_.ca().scaled(sc_.upstream);
     if (!up_ca.exact()) return false;
     // sign of g_j - b: +1, -1, or 0 when undecided at every K.
-    auto sign_at = [&](double b) -> int {
-      exact::expansion r = num;
-      r.add(den_.scaled(-b));
+    // b2 = 2b, a double-double (ddm::twice_around); 2 (g_j - b) is decided.
+    auto sign_at = [&](dd b2) -> int {
+      exact::expansion r = num.scaled(2.0);
+      r.add(den_.scaled(-b2.hi));
+      r.add(den_.scaled(-b2.lo));
       double fact = 1.0;
       for (std::size_t k = 1; k < powers_.size(); ++k) {
         fact *= static_cast<double>(k);  // exact: k <= 18
@@ -718,26 +757,28 @@ class split_gradient {
           fx.add(pk.scaled(w));
         }
         exact::expansion v = r.times(fs);
-        v.add(up_ca.times(fx));
+        v.add(up_ca.times(fx).scaled(2.0));
         if (!v.exact()) return 0;
         const double tail = std::pow(y_max_, static_cast<double>(k + 1)) / (fact * static_cast<double>(k + 1)) /
                             (1 - y_max_) * fact;
-        const double bound = (std::fabs(r.approx()) * n_ * tail + std::fabs(up_ca.approx()) * 2 * n_ * tail) *
+        // Both terms doubled with r (r = 2 (N - b Den)): the X tail is 2 (2n T).
+        const double bound = (std::fabs(r.approx()) * n_ * tail + std::fabs(up_ca.approx()) * 4 * n_ * tail) *
                              (1 + 0x1p-40);
         if (std::fabs(v.approx()) * (1 - 0x1p-40) > bound) return v.sign() * den_.sign();
       }
       return 0;
     };
-    float f = ddm::round(num.approx() / den_.approx() + approx.hi, fmt);
+    X f = ddm::round_as<X>(num.approx() / den_.approx() + approx.hi, fmt);
     for (int step = 0; step < 4; ++step) {
-      const ddm::boundaries b = ddm::around(f, fmt);
-      const int up = std::isinf(b.above) ? -1 : sign_at(b.above);
+      const ddm::twice_boundaries b = ddm::twice_around(f, fmt);
+      if (std::isnan(b.above.hi)) return false;
+      const int up = std::isinf(b.above.hi) ? -1 : sign_at(b.above);
       if (up == 0) return false;
       if (up > 0) {
         f = ddm::next_up(f, fmt);
         continue;
       }
-      const int down = std::isinf(b.below) ? 1 : sign_at(b.below);
+      const int down = std::isinf(b.below.hi) ? 1 : sign_at(b.below);
       if (down == 0) return false;
       if (down < 0) {
         f = ddm::next_down(f, fmt);
@@ -772,14 +813,14 @@ class split_gradient {
   bool k_at_max_ = false, all_in_k_ = false;
 
   const problem& pr_;
-  const float* x_;
-  float m_ = 0.0f;
+  const X* x_;
+  X m_ = 0;
   double y_max_ = 0.0;
   dd pos_{0.0};
   double e_pos_ = 0.0;
   double Cd_;
   const scale_t& sc_;
-  exact_masses mass_;
+  exact_masses<X> mass_;
   exact::expansion den_;
   std::vector<char> in_k_;
   std::vector<dd> em_;
@@ -806,15 +847,20 @@ struct loss_parts {
   int side = 0;
   double bound() const { return (std::fabs(al.hi) + std::fabs(al.lo) + err) * (1 + 0x1p-50); }
 };
-template <class Model>
-bool split_loss(const problem& pr, std::int64_t p, const float* x, std::int64_t xs, const Model& r2,
+template <class Model, class X>
+bool split_loss(const problem& pr, std::int64_t p, const X* x, std::int64_t xs, const Model& r2,
                 loss_parts& out) {
-  const exact_masses mass(pr, p);
-  float m = x[0];
+  const exact_masses<X> mass(pr, p);
+  X m = x[0];
   for (std::int64_t c = 1; c < pr.classes; ++c) m = std::fmax(m, x[c * xs]);
   for (std::int64_t c = 0; c < pr.classes; ++c) {
-    const float v = x[c * xs];
-    if (std::isinf(v)) return false;
+    const X v = x[c * xs];
+    if (std::isinf(v)) {
+      // A -inf logit without target mass adds nothing (b_c d_c = 0 in the
+      // exact loss); with mass the loss is inf, exact already.
+      if (v < 0 && mass.cb(c).sign() == 0) continue;
+      return false;
+    }
     const dd d = ddm::two_sum(static_cast<double>(m), -static_cast<double>(v));  // exact
     exact::expansion de(d.lo);
     de.add(d.hi);
@@ -868,7 +914,7 @@ class stable_kernel final : public implementation {
   std::string domain() const override { return "all inputs"; }
   // Each dtype's results are its own correctly rounded values.
   std::uint32_t dtypes() const override {
-    return XENT_PLUGIN_DTYPE_FLOAT32 | dtype_bfloat16_bit | dtype_float16_bit;
+    return XENT_PLUGIN_DTYPE_FLOAT32 | dtype_bfloat16_bit | dtype_float16_bit | dtype_float64_bit;
   }
   void forward(const problem& p) const override { run(p, false); }
   void forward_backward(const problem& p) const override { run(p, true); }
@@ -899,12 +945,12 @@ class stable_kernel final : public implementation {
     loss_parts parts;
     const exact::expansion c_exp(static_cast<double>(pr.classes));
     if (split_loss(pr, p, x, xs, r2, parts) &&
-        (parts.one_sided ? exact::round_one_sided(parts.num, c_exp, parts.side, parts.err, out, fmt)
-                         : exact::round_interval(parts.num, c_exp, parts.al.hi, parts.al.lo, parts.err, out, fmt) ||
+        (parts.one_sided ? exact_one_sided(parts.num, c_exp, parts.side, parts.err, out, fmt)
+                         : exact_interval(parts.num, c_exp, parts.al.hi, parts.al.lo, parts.err, out, fmt) ||
                                // A tiny L (margin > ~415) is below its bound's absolute floor eta, so the
                                // interval reaches past zero; the sign of A L still decides (§5.1).
                                (parts.side != 0 &&
-                                exact::round_one_sided(parts.num, c_exp, parts.side, parts.bound(), out, fmt)))) {
+                                exact_one_sided(parts.num, c_exp, parts.side, parts.bound(), out, fmt)))) {
       ++counts.exact;
       return out;
     }
@@ -923,7 +969,7 @@ class stable_kernel final : public implementation {
     const double rel1 = sc.rel + prec<double>::op;
     std::optional<row_model<double>> r1b;
     std::optional<row_model<dd>> r2;
-    std::optional<split_gradient> split;
+    std::optional<split_gradient<>> split;
     counts.results += static_cast<std::uint64_t>(C);
     auto entry = [&](std::int64_t j) {
       double e0;
@@ -1022,6 +1068,7 @@ class stable_kernel final : public implementation {
   // oracle, not the fast path (docs/dtypes.md).
   static void run(const problem& pr, bool with_grad) {
     if (pr.type == dtype::f32) return run_float(pr, with_grad, {});
+    if (pr.type == dtype::f64) return run_double(pr, with_grad);
     const widened_problem w(pr, with_grad);
     run_float(w.get(), with_grad, {ddm::format_of(pr.out_type), ddm::format_of(pr.type)});
     w.store(pr);
@@ -1134,6 +1181,144 @@ class stable_kernel final : public implementation {
     }
   }
 
+  // A float64 problem (docs/correct_rounding.md §8): every row in
+  // double-double from the start (row_model<dd, double>: the float64
+  // evaluation's 2^-47 would leave nothing to round with), each result tested
+  // against float64's boundaries; what fails goes to the exact last resort
+  // with double inputs (split_loss, split_gradient), what that leaves is
+  // counted unresolved and rounded as RN(hi + lo).
+  static void run_double(const problem& pr, bool with_grad) {
+    const std::int64_t C = pr.classes, P = pr.positions;
+    const bool none = pr.reduce == reduction::none;
+    const std::int64_t row = P > 0 ? C : 0;
+    dd* e2 = reinterpret_cast<dd*>(stable_row_scratch(1, 2 * row));
+    auto* copy = reinterpret_cast<double*>(stable_row_scratch(0, row));
+    const denominator_t D = denominator(pr);
+    exact_denominator exact_d(pr);
+    // The interval last resort, made on first use (it reads the logits: an
+    // in-place gradient is written only after the losses).
+    std::optional<stable_interval::evaluator> iv;
+    auto interval = [&]() -> const stable_interval::evaluator& {
+      if (!iv) iv.emplace(pr);
+      return *iv;
+    };
+    const bool in_place = with_grad && pr.grad == pr.logits;
+    // Row p, contiguous (split_gradient reads it so) and kept while an
+    // in-place gradient overwrites it.
+    auto row_of = [&](std::int64_t p) -> const double* {
+      const auto* x = reinterpret_cast<const double*>(pr.logits_row(p));
+      const std::int64_t xs = pr.logits_class_stride;
+      if (!in_place && xs == 1) return x;
+      for (std::int64_t c = 0; c < C; ++c) copy[c] = x[c * xs];
+      return copy;
+    };
+    auto fill_row = [&](float* g, double v) {
+      for (std::int64_t j = 0; j < C; ++j) pr.store_grad(g, j, v);
+    };
+    if (none) {
+      for (std::int64_t p = 0; p < P; ++p) {
+        float* g = with_grad ? pr.grad_row(p) : nullptr;
+        if (!pr.counted(p)) {
+          pr.store_loss(p, 0.0);
+          if (g) zero_row(pr, g);
+          continue;
+        }
+        const double* x = row_of(p);
+        row_model<dd, double> r(pr, p, x, 1, e2);
+        pr.store_loss(p, r.defined() ? rounded_loss64(pr, p, r, x, interval) : nan);
+        if (!g) continue;
+        if (!r.defined()) fill_row(g, nan);
+        else gradient64(pr, p, r, x, make_scale(pr.upstream_wide(p), D), g, exact_d, interval);
+      }
+      return;
+    }
+    // mean/sum: the reduction first (it reads the logits, which an in-place
+    // gradient overwrites), then the gradient rows.
+    double out = nan;
+    ++counts.results;
+    if (!reduction_is_nan(pr, D) && !reduce_in_double_double<double>(pr, D, e2, ddm::float64, out)) {
+      if (interval().reduction(out)) ++counts.exact;
+      else ++counts.unresolved;
+    }
+    pr.store_reduced(out);
+    const scale_t scalar_scale = make_scale(pr.upstream_scalar_wide, D);
+    if (!with_grad) return;
+    for (std::int64_t p = 0; p < P; ++p) {
+      float* g = pr.grad_row(p);
+      if (!pr.counted(p)) {
+        zero_row(pr, g);
+        continue;
+      }
+      const double* x = row_of(p);
+      row_model<dd, double> r(pr, p, x, 1, e2);
+      if (!r.defined()) fill_row(g, nan);
+      else gradient64(pr, p, r, x, scalar_scale, g, exact_d, interval);
+    }
+  }
+
+  template <class Interval>
+  static double rounded_loss64(const problem& pr, std::int64_t p, row_model<dd, double>& r, const double* x,
+                               Interval& interval) {
+    double e;
+    const dd v = r.loss(e);
+    double out;
+    ++counts.results;
+    if (try_round(v, e, out, ddm::float64)) return out;
+    ++counts.retried;
+    loss_parts parts;
+    const exact::expansion c_exp(static_cast<double>(pr.classes));
+    if (split_loss(pr, p, x, 1, r, parts) &&
+        (parts.one_sided ? exact_one_sided(parts.num, c_exp, parts.side, parts.err, out, ddm::float64)
+                         : exact_interval(parts.num, c_exp, parts.al.hi, parts.al.lo, parts.err, out, ddm::float64) ||
+                               (parts.side != 0 &&
+                                exact_one_sided(parts.num, c_exp, parts.side, parts.bound(), out, ddm::float64)))) {
+      ++counts.exact;
+      return out;
+    }
+    if (interval().loss(p, x, out)) {
+      ++counts.exact;
+      return out;
+    }
+    ++counts.unresolved;
+    return ddm::resolve64(v.hi, v.lo);
+  }
+
+  // A float64 row's gradient (scale = upstream / D); x contiguous.
+  template <class Interval>
+  static void gradient64(const problem& pr, std::int64_t p, row_model<dd, double>& r, const double* x,
+                         const scale_t& sc, float* g, exact_denominator& exact_d, Interval& interval) {
+    const infinite_scale_row fix = infinite_scale_classes(pr, p, sc.value.hi);
+    const std::int64_t C = pr.classes;
+    if (!r.plain()) r.prepare_masses();
+    std::optional<split_gradient<double>> split;
+    counts.results += static_cast<std::uint64_t>(C);
+    for (std::int64_t j = 0; j < C; ++j) {
+      double f0;
+      const dd w0 = r.gradient(j, f0);
+      if (!sc.finite) {  // D = 0 or a non-finite upstream: the scale's inf/NaN decides
+        pr.store_grad(g, j, sc.value.hi * w0.hi);
+        continue;
+      }
+      const dd w = sc.value * w0;
+      const double f = 2 * (std::fabs(sc.value.hi) * f0 + std::fabs(w.hi) * (sc.rel + prec<dd>::op));
+      double out;
+      if (try_round(w, f, out, ddm::float64)) {
+        pr.store_grad(g, j, out);
+        continue;
+      }
+      ++counts.retried;
+      if (!split) split.emplace(pr, p, x, sc, exact_d.get());
+      if (split->round(j, out, ddm::float64) || interval().gradient(p, x, j, sc.upstream, out)) {
+        ++counts.exact;
+        pr.store_grad(g, j, out);
+        continue;
+      }
+      ++counts.unresolved;
+      pr.store_grad(g, j, ddm::resolve64(w.hi, w.lo));
+    }
+    if (!fix.classes.empty()) infinite_scale_fix(pr, fix, g, pr.grad_class_stride);
+  }
+
   // write_gradient, then the entries an infinite scale makes ±inf where the
   // computed unscaled value underflowed (row_driver.hpp).
   static void gradient(const problem& pr, std::int64_t p, row_model<double>& r1, const float* x, const scale_t& s,
@@ -1143,34 +1328,43 @@ class stable_kernel final : public implementation {
     if (!fix.classes.empty()) infinite_scale_fix(pr, fix, g, pr.grad_class_stride);
   }
 
+  // PyTorch divides the two smoothing terms by W separately: with W = 0 the
+  // (1-eps) part is 0/0 whatever the smoothing part is.
+  static bool reduction_is_nan(const problem& pr, const denominator_t& D) {
+    return pr.reduce == reduction::mean && D.value.hi == 0.0 && pr.target == target_kind::index &&
+           pr.label_smoothing > 0.0;
+  }
+
+  // total (within err of the exact Σ_p l_p) divided by D for mean, rounded
+  // once into out when the rounding test decides; else out = RN(value).
+  template <class V>
+  static bool finish_reduction(const problem& pr, const denominator_t& D, dd total, double err, V& out,
+                               const ddm::format& fmt) {
+    if (!std::isfinite(total.hi) || D.value.hi == 0.0) {
+      out = static_cast<V>(total.hi / D.value.hi);
+      return true;
+    }
+    const dd v = pr.reduce == reduction::mean ? total / D.value : total;
+    const double dabs = std::fabs(D.value.hi);
+    const double rel_d = pr.reduce == reduction::mean ? (D.err < dabs / 2 ? 2 * D.err / dabs : inf) : 0.0;
+    const double e = 2 * (err / dabs + std::fabs(v.hi) * (rel_d + prec<dd>::op));
+    if (try_round(v, e, out, fmt)) return true;
+    if constexpr (std::is_same_v<V, double>) out = ddm::resolve64(v.hi, v.lo);
+    else out = ddm::resolve(v.hi, v.lo, fmt);
+    return false;
+  }
+
   // The exact Σ_p l_p (divided by D for mean), rounded once: the float64
   // losses with their bounds summed in double-double in position order; if
   // the total is too close to a boundary, every loss again in double-double.
   static void write_reduction(const problem& pr, const double* losses, const double* bounds,
                               const denominator_t& D, const buffers& b, const ddm::format& fmt) {
     const std::int64_t P = pr.positions;
-    // PyTorch divides the two smoothing terms by W separately: with W = 0 the
-    // (1-eps) part is 0/0 whatever the smoothing part is.
-    if (pr.reduce == reduction::mean && D.value.hi == 0.0 && pr.target == target_kind::index &&
-        pr.label_smoothing > 0.0) {
-      *pr.loss = std::numeric_limits<float>::quiet_NaN();
+    if (reduction_is_nan(pr, D)) {
+      pr.store_reduced(nan);
       return;
     }
     const double n = static_cast<double>(P);
-    auto finish = [&](dd total, double err, float& out) -> bool {
-      // err bounds |total - exact Σ|; divide by D (error D.err).
-      if (!std::isfinite(total.hi) || D.value.hi == 0.0) {
-        out = static_cast<float>(total.hi / D.value.hi);
-        return true;
-      }
-      const dd v = pr.reduce == reduction::mean ? total / D.value : total;
-      const double dabs = std::fabs(D.value.hi);
-      const double rel_d = pr.reduce == reduction::mean ? (D.err < dabs / 2 ? 2 * D.err / dabs : inf) : 0.0;
-      const double e = 2 * (err / dabs + std::fabs(v.hi) * (rel_d + prec<dd>::op));
-      if (try_round(v, e, out, fmt)) return true;
-      out = ddm::resolve(v.hi, v.lo, fmt);
-      return false;
-    };
     dd total{0.0};
     double err = 0.0, abs_sum = 0.0;
     for (std::int64_t p = 0; p < P; ++p) {
@@ -1181,14 +1375,26 @@ class stable_kernel final : public implementation {
     err = 2 * (err + n * 0x1p-103 * abs_sum);
     float out;
     ++counts.results;
-    if (finish(total, err, out)) {
+    if (finish_reduction(pr, D, total, err, out, fmt)) {
       *pr.loss = out;
       return;
     }
     ++counts.retried;
-    total = dd(0.0);
-    err = 0.0;
-    abs_sum = 0.0;
+    if (!reduce_in_double_double<float>(pr, D, b.e2, fmt, out)) ++counts.unresolved;
+    *pr.loss = out;
+  }
+
+  // Every counted row's loss in double-double (X: the logits' type), summed
+  // in position order and rounded once; what the rounding test leaves goes to
+  // the exact split of every row (§5.1), what that leaves is counted
+  // unresolved (out: RN of the double-double total).
+  template <class X>
+  static bool reduce_in_double_double(const problem& pr, const denominator_t& D, dd* e2, const ddm::format& fmt,
+                                      X& out) {
+    const std::int64_t P = pr.positions;
+    const double n = static_cast<double>(P);
+    dd total{0.0};
+    double err = 0.0, abs_sum = 0.0;
     // The exact split of every row (§5.1): Σ_p num_p / C + Σ_p A_p L_p.
     loss_parts sum_parts;
     bool split_ok = true;
@@ -1197,15 +1403,19 @@ class stable_kernel final : public implementation {
     bool mixed = false;
     for (std::int64_t p = 0; p < P; ++p) {
       if (!pr.counted(p)) continue;
-      row_model<dd> r2(pr, p, pr.logits_row(p), pr.logits_class_stride, b.e2);
-      if (!r2.defined()) continue;  // unreachable: the float64 total was NaN
-      double e2;
-      const dd l = r2.loss(e2);
+      const X* x = reinterpret_cast<const X*>(pr.logits_row(p));
+      row_model<dd, X> r2(pr, p, x, pr.logits_class_stride, e2);
+      if (!r2.defined()) {  // a NaN loss (float32: unreachable, the float64 total was NaN)
+        total = total + nan;
+        continue;
+      }
+      double e;
+      const dd l = r2.loss(e);
       total = total + l;
-      err += e2;
+      err += e;
       abs_sum += std::fabs(l.hi);
       loss_parts parts;
-      split_ok = split_ok && split_loss(pr, p, pr.logits_row(p), pr.logits_class_stride, r2, parts);
+      split_ok = split_ok && split_loss(pr, p, x, pr.logits_class_stride, r2, parts);
       if (split_ok && parts.one_sided) {  // (0, err] inside the closed [err/2 ± err/2]
         parts.al = dd(parts.side * parts.err / 2);
         parts.err /= 2;
@@ -1221,10 +1431,8 @@ class stable_kernel final : public implementation {
       }
     }
     err = 2 * (err + n * 0x1p-101 * abs_sum);
-    if (finish(total, err, out)) {
-      *pr.loss = out;
-      return;
-    }
+    if (finish_reduction(pr, D, total, err, out, fmt)) return true;
+    if constexpr (std::is_same_v<X, double>) ++counts.retried;  // float32: counted at the float64 pass
     if (split_ok && D.value.hi != 0.0 && std::isfinite(total.hi)) {
       // (Σ num_p) / (C D) + (Σ A_p L_p) / D, D exact.
       exact::expansion d_exact = exact_denominator(pr).get();
@@ -1235,7 +1443,7 @@ class stable_kernel final : public implementation {
       const double r = all_zero ? 0.0
                                 : 2 * ((sum_parts.err + n * 0x1p-101 * al_abs) / std::fabs(d_dd.hi) +
                                        std::fabs(c.hi) * (0x1p-98 + 0x1p-101)) + eta;
-      float split_out;
+      X split_out;
       const exact::expansion den = d_exact.scaled(static_cast<double>(pr.classes));
       // As for one row: when every A_p L_p has the same sign, their sum lies
       // in that side (0, Σ bound] / D, however small the L_p. The factor 2
@@ -1247,15 +1455,14 @@ class stable_kernel final : public implementation {
       const double one_sided_r =
           std::isfinite(bound) ? std::ldexp(1.0, std::max(bound > 0 ? std::ilogb(bound) + 1 : -900, -900)) : bound;
       const int side = mixed ? 0 : all_side * (d_dd.hi > 0 ? 1 : -1);
-      if (exact::round_interval(sum_parts.num, den, c.hi, c.lo, r, split_out, fmt) ||
-          (side != 0 && exact::round_one_sided(sum_parts.num, den, side, one_sided_r, split_out, fmt))) {
+      if (exact_interval(sum_parts.num, den, c.hi, c.lo, r, split_out, fmt) ||
+          (side != 0 && exact_one_sided(sum_parts.num, den, side, one_sided_r, split_out, fmt))) {
         ++counts.exact;
-        *pr.loss = split_out;
-        return;
+        out = split_out;
+        return true;
       }
     }
-    ++counts.unresolved;
-    *pr.loss = out;
+    return false;
   }
 };
 

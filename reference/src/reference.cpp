@@ -48,8 +48,14 @@ void odd(mpfr_ptr x, int ternary) {
 }
 
 // The difference of two floats is a multiple of 2^-149 below 2^129 in
-// magnitude: 278 bits hold it exactly, whatever the working precision.
-constexpr mpfr_prec_t float_difference_bits = 280;
+// magnitude: 278 bits hold it exactly, whatever the working precision; that
+// of two doubles a multiple of 2^-1074 below 2^1025: 2099 bits.
+mpfr_prec_t difference_bits(dtype t) { return t == dtype::f64 ? 2112 : 280; }
+// The exact parts of split_grad (products and sums of the inputs: weights,
+// probabilities, 1 - eps, C, k, the upstream value) at this precision: every
+// bit of such a product of floats lies within 2^-1200..2^1000; of doubles
+// within 2^-4400..2^3200 (each factor spans 2^-1074..2^1024).
+mpfr_prec_t exact_part_bits(dtype t) { return t == dtype::f64 ? 7680 : 1280; }
 
 // Positions per unit of work (and per partial sum) of compute().
 constexpr std::int64_t reference_chunk = 16;
@@ -85,7 +91,11 @@ exact to_exact(mpfr_srcptr v, mp& scratch) {
   odd(raw(scratch), mpfr_sub_d(raw(scratch), v, hi, rz));
   thread_local mp lo = make(53);
   odd(raw(lo), mpfr_set(raw(lo), raw(scratch), rz));
-  return {hi, mpfr_get_d(raw(lo), rn)};  // exact unless lo is below double's normal range
+  exact r{hi, mpfr_get_d(raw(lo), rn)};  // exact unless lo is below double's normal range
+  // hi is RN(v) itself (MPFR rounds to float64's subnormals correctly, to
+  // their reduced precision); lo may not tell the side of a midpoint there.
+  if (std::fabs(hi) < 0x1p-968) r.rn64 = hi;
+  return r;
 }
 
 // One softmax row in the stable form: m the row max at index k,
@@ -95,7 +105,7 @@ exact to_exact(mpfr_srcptr v, mp& scratch) {
 class softmax_row {
  public:
   softmax_row(const problem& p, mpfr_prec_t bits)
-      : p_(p), x_(static_cast<std::size_t>(p.classes)), diff_(make(float_difference_bits)),
+      : p_(p), x_(static_cast<std::size_t>(p.classes)), diff_(make(difference_bits(p.type))),
         rest_(make(bits)), log1p_rest_(make(bits)), inv_sum_(make(bits)), tmp_(make(bits)) {
     e_.reserve(x_.size());
     for (std::size_t c = 0; c < x_.size(); ++c) e_.push_back(make(bits));
@@ -107,8 +117,8 @@ class softmax_row {
     const float* row = p_.logits_row(n);
     k_ = -1;
     for (std::size_t c = 0; c < x_.size(); ++c) {
-      const float v = p_.load_class(row, static_cast<std::int64_t>(c), p_.logits_class_stride);
-      if (std::isnan(v) || v == std::numeric_limits<float>::infinity()) return false;
+      const double v = p_.load_class_wide(row, static_cast<std::int64_t>(c), p_.logits_class_stride);
+      if (std::isnan(v) || v == std::numeric_limits<double>::infinity()) return false;
       x_[c] = v;
       if (k_ < 0 || v > x_[static_cast<std::size_t>(k_)]) k_ = static_cast<std::int64_t>(c);
     }
@@ -117,13 +127,13 @@ class softmax_row {
     odd(raw(inv_sum_), mpfr_set_ui(raw(inv_sum_), 1, rz));
     if (k_ < 0) return true;  // no classes: every sum is empty
     max_ = x_[static_cast<std::size_t>(k_)];
-    if (max_ == -std::numeric_limits<float>::infinity()) return false;
+    if (max_ == -std::numeric_limits<double>::infinity()) return false;
     for (std::size_t c = 0; c < x_.size(); ++c) {
       if (static_cast<std::int64_t>(c) == k_) {
         odd(raw(e_[c]), mpfr_set_ui(raw(e_[c]), 1, rz));
         continue;
       }
-      odd(raw(diff_), mpfr_set_flt(raw(diff_), x_[c], rz));
+      odd(raw(diff_), mpfr_set_d(raw(diff_), x_[c], rz));
       odd(raw(diff_), mpfr_sub_d(raw(diff_), raw(diff_), max_, rz));  // exact; -inf stays -inf
       odd(raw(e_[c]), mpfr_exp(raw(e_[c]), raw(diff_), rz));
       odd(raw(rest_), mpfr_add(raw(rest_), raw(rest_), raw(e_[c]), rz));
@@ -174,14 +184,14 @@ class softmax_row {
 
  private:
   void set_max_minus_x(std::int64_t c) {
-    odd(raw(diff_), mpfr_set_flt(raw(diff_), max_, rz));
+    odd(raw(diff_), mpfr_set_d(raw(diff_), max_, rz));
     odd(raw(diff_), mpfr_sub_d(raw(diff_), raw(diff_), x_[static_cast<std::size_t>(c)], rz));  // exact
   }
 
   const problem& p_;
-  std::vector<float> x_;  // the row, gathered from its class stride
+  std::vector<double> x_;  // the row, gathered from its class stride (every dtype exactly)
   std::int64_t k_ = -1;
-  float max_ = 0.0f;
+  double max_ = 0.0;
   std::vector<mp> e_;
   mp diff_, rest_, log1p_rest_, inv_sum_, tmp_;
 };
@@ -204,7 +214,7 @@ struct engine {
     }
     for (std::int64_t c = 0; c < C; ++c) {
       w.push_back(make(b));
-      odd(raw(w.back()), mpfr_set_flt(raw(w.back()), pr.weight_at(c), rz));
+      odd(raw(w.back()), mpfr_set_d(raw(w.back()), pr.weight_wide(c), rz));
       odd(raw(w_sum), mpfr_add(raw(w_sum), raw(w_sum), raw(w.back()), rz));
       if (probability) a.push_back(make(b));
     }
@@ -233,7 +243,7 @@ struct engine {
     mpfr_set_zero(raw(a_sum), 1);
     for (std::int64_t c = 0; c < C; ++c) {
       mp& ac = a[static_cast<std::size_t>(c)];
-      odd(raw(ac), mpfr_set_flt(raw(ac), p.load_class(q, c, p.target_class_stride), rz));
+      odd(raw(ac), mpfr_set_d(raw(ac), p.load_class_wide(q, c, p.target_class_stride), rz));
       if (smooth) {
         odd(raw(ac), mpfr_mul(raw(ac), raw(ac), raw(one_minus_eps), rz));
         odd(raw(ac), mpfr_add(raw(ac), raw(ac), raw(eps_over_c), rz));
@@ -277,7 +287,8 @@ struct engine {
   //   X_j = -Σ_{ê=0} e_c (ê_j = 1),  k e_j (ê_j = 0)
   // (g_j = s (p_j A - a_j), s = up / D). The first term is exact at 1280
   // bits, the second has no cancellation; their sum is rounded to odd
-  // with room to spare and divided once. An exact float32 midpoint (ties of
+  // with room to spare and divided once (exact_part_bits: exact for float64
+  // inputs too). An exact float32 midpoint (ties of
   // equal logits, ε/C, 1/k and 1/D included) thus stays a midpoint, and one
   // moved by e^{-800} is moved to the right side: the general path's
   // roundings of ε/C, 1/S and g/D can break such ties either way. False when
@@ -285,13 +296,13 @@ struct engine {
   bool split_grad(std::int64_t n, exact* dst) {
     const float* x = p.logits_row(n);
     const std::int64_t xs = p.logits_class_stride;
-    float m = -std::numeric_limits<float>::infinity();
-    for (std::int64_t c = 0; c < C; ++c) m = std::max(m, p.load_class(x, c, xs));
+    double m = -std::numeric_limits<double>::infinity();
+    for (std::int64_t c = 0; c < C; ++c) m = std::max(m, p.load_class_wide(x, c, xs));
     if (!std::isfinite(m)) return false;
-    const float g_in = p.reduce == reduction::none ? p.upstream_at(n) : p.upstream_scalar;
+    const double g_in = p.reduce == reduction::none ? p.upstream_wide(n) : p.upstream_scalar_wide;
     if (!std::isfinite(g_in)) return false;
     const mpfr_prec_t b = mpfr_get_prec(raw(gj));
-    constexpr mpfr_prec_t hp = 1280;
+    const mpfr_prec_t hp = exact_part_bits(p.type);
     mp t = make(hp), ca = make(hp), num = make(hp), den = make(hp), sum_off = make(b), e = make(b),
        xs_ = make(b), rem = make(b), total = make(hp + 64), r = make(b);
     std::vector<mp> cac;
@@ -302,25 +313,25 @@ struct engine {
     const std::int64_t tgt = probability ? -1 : p.target_at(n);
     mpfr_set_zero(raw(ca), 1);
     for (std::int64_t c = 0; c < C; ++c) {
-      const float w_c = p.weight_at(c);
-      const float q_c = probability ? p.load_class(q, c, p.target_class_stride) : (c == tgt ? 1.0f : 0.0f);
-      if (!std::isfinite(w_c) || !std::isfinite(q_c) || std::isnan(p.load_class(x, c, xs))) return false;
+      const double w_c = p.weight_wide(c);
+      const double q_c = probability ? p.load_class_wide(q, c, p.target_class_stride) : (c == tgt ? 1.0 : 0.0);
+      if (!std::isfinite(w_c) || !std::isfinite(q_c) || std::isnan(p.load_class_wide(x, c, xs))) return false;
       cac.push_back(make(hp));
       mpfr_ptr v = raw(cac.back());
-      odd(v, mpfr_set_flt(v, q_c, rz));
+      odd(v, mpfr_set_d(v, q_c, rz));
       odd(v, mpfr_mul_si(v, v, static_cast<long>(C), rz));
       mpfr_set_ui(raw(t), 1, rz);
       odd(raw(t), mpfr_sub_d(raw(t), raw(t), p.label_smoothing, rz));
       odd(v, mpfr_mul(v, v, raw(t), rz));
       odd(v, mpfr_add_d(v, v, p.label_smoothing, rz));
-      odd(v, mpfr_mul_d(v, v, static_cast<double>(w_c), rz));
+      odd(v, mpfr_mul_d(v, v, w_c, rz));
       odd(raw(ca), mpfr_add(raw(ca), raw(ca), v, rz));
-      if (p.load_class(x, c, xs) == m) {
+      if (p.load_class_wide(x, c, xs) == m) {
         top[static_cast<std::size_t>(c)] = 1;
         k += 1;
       } else {
-        odd(raw(e), mpfr_set_flt(raw(e), p.load_class(x, c, xs), rz));
-        odd(raw(e), mpfr_sub_d(raw(e), raw(e), static_cast<double>(m), rz));
+        odd(raw(e), mpfr_set_d(raw(e), p.load_class_wide(x, c, xs), rz));
+        odd(raw(e), mpfr_sub_d(raw(e), raw(e), m, rz));
         odd(raw(e), mpfr_exp(raw(e), raw(e), rz));
         odd(raw(sum_off), mpfr_add(raw(sum_off), raw(sum_off), raw(e), rz));
       }
@@ -333,7 +344,7 @@ struct engine {
     } else {
       mpfr_set_zero(raw(den), 1);
       for (std::int64_t i = 0; i < p.positions; ++i)
-        if (p.counted(i)) odd(raw(den), mpfr_add_d(raw(den), raw(den), static_cast<double>(p.weight_at(p.target_at(i))), rz));
+        if (p.counted(i)) odd(raw(den), mpfr_add_d(raw(den), raw(den), p.weight_wide(p.target_at(i)), rz));
     }
     if (mpfr_zero_p(raw(den)) || !mpfr_number_p(raw(den))) return false;
     odd(raw(den), mpfr_mul_d(raw(den), raw(den), k * static_cast<double>(C), rz));
@@ -347,18 +358,18 @@ struct engine {
       else mpfr_set_zero(raw(num), 1);
       odd(raw(t), mpfr_mul_d(raw(t), raw(cac[static_cast<std::size_t>(j)]), k, rz));
       odd(raw(num), mpfr_sub(raw(num), raw(num), raw(t), rz));
-      odd(raw(num), mpfr_mul_d(raw(num), raw(num), static_cast<double>(g_in), rz));
+      odd(raw(num), mpfr_mul_d(raw(num), raw(num), g_in, rz));
       // Remainder up CA X_j / S.
       if (on_top) {
         odd(raw(xs_), mpfr_neg(raw(xs_), raw(sum_off), rz));
       } else {
-        odd(raw(xs_), mpfr_set_flt(raw(xs_), p.load_class(x, j, xs), rz));
-        odd(raw(xs_), mpfr_sub_d(raw(xs_), raw(xs_), static_cast<double>(m), rz));
+        odd(raw(xs_), mpfr_set_d(raw(xs_), p.load_class_wide(x, j, xs), rz));
+        odd(raw(xs_), mpfr_sub_d(raw(xs_), raw(xs_), m, rz));
         odd(raw(xs_), mpfr_exp(raw(xs_), raw(xs_), rz));
         odd(raw(xs_), mpfr_mul_d(raw(xs_), raw(xs_), k, rz));
       }
       odd(raw(rem), mpfr_mul(raw(rem), raw(ca), raw(xs_), rz));
-      odd(raw(rem), mpfr_mul_d(raw(rem), raw(rem), static_cast<double>(g_in), rz));
+      odd(raw(rem), mpfr_mul_d(raw(rem), raw(rem), g_in, rz));
       odd(raw(rem), mpfr_div(raw(rem), raw(rem), raw(S), rz));
       odd(raw(total), mpfr_add(raw(total), raw(num), raw(rem), rz));
       odd(raw(r), mpfr_div(raw(r), raw(total), raw(den), rz));
@@ -375,7 +386,7 @@ struct engine {
       return;
     }
     if (split_grad(n, dst)) return;
-    odd(raw(g), mpfr_set_flt(raw(g), p.reduce == reduction::none ? p.upstream_at(n) : p.upstream_scalar, rz));
+    odd(raw(g), mpfr_set_d(raw(g), p.reduce == reduction::none ? p.upstream_wide(n) : p.upstream_scalar_wide, rz));
     odd(raw(coef), mpfr_div(raw(coef), raw(g), raw(denominator), rz));
     if (probability) {
       // p_j sum_c a_c - a_j
@@ -542,6 +553,7 @@ float to_float(const exact& r) {
 }
 
 double to_double(const exact& r) {
+  if (!std::isnan(r.rn64)) return r.rn64;
   if (r.lo == 0.0 || !std::isfinite(r.hi)) return r.hi;
   return mpfr_get_d(raw(detail::from_exact(r)), rn);
 }

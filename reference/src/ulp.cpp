@@ -49,6 +49,7 @@ format format_of(dtype t) {
 // above the largest finite value is inf). Every step is exact in MPFR but the
 // one rounding.
 double round_in(const exact& r, format f) {
+  if (f.p == binary64.p && !std::isnan(r.rn64)) return r.rn64;  // tiny: rounded from the full value
   if (!std::isfinite(r.hi) || (r.hi == 0.0 && r.lo == 0.0)) return r.hi;  // NaN, inf, signed zero
   mp v = detail::from_exact(r);
   // MPFR's exponent E has |v| in [2^(E-1), 2^E).

@@ -611,8 +611,6 @@ def errors():
               note="label_smoothing < 0 is silently treated as 0 by PyTorch; xent rejects it")
     add_error("error/label_smoothing_nan", x, t, ls=NAN, source="xent",
               note="label_smoothing NaN is silently treated as 0 by PyTorch; xent rejects it")
-    add_error("error/float64_logits", x.astype(np.float64), t, x_dtype="float64", source="xent",
-              note="xent computes float32 logits only for now; PyTorch accepts float64")
     add_error("error/float64_prob_target", x, q.astype(np.float64), t_dtype="float64",
               source="xent",
               note="PyTorch promotes float32 logits with float64 probabilities to float64; "

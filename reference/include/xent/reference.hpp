@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,11 @@ namespace xent::ref {
 struct exact {
   double hi = 0.0;
   double lo = 0.0;
+  // Below 2^-968, where lo loses bits to float64's subnormal range (hi + lo
+  // can then no longer tell a float64 midpoint from a value next to it): the
+  // exact value rounded once to float64, taken from the high-precision value
+  // itself. NaN elsewhere (hi + lo decides).
+  double rn64 = std::numeric_limits<double>::quiet_NaN();
 };
 
 struct result {

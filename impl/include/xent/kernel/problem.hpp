@@ -26,13 +26,15 @@ struct problem {
   // Position space after merging contiguous dims; empty means one position.
   std::vector<std::int64_t> position_shape;
 
-  // The logits' dtype (float32, bfloat16 or float16), shared by probability
-  // targets, weights, the gradient and the upstream gradient; the loss's
-  // dtype is out_type: the logits' dtype, or float32 for 16-bit logits. For
-  // 16-bit problems the float pointers below address 16-bit elements: read
-  // and write them only through the typed accessors (load, weight_at,
-  // upstream_at, store_grad, store_loss). Only kernels whose dtypes() has
-  // the bit see such problems (the front door refuses the others).
+  // The logits' dtype (float32, float64, bfloat16 or float16), shared by
+  // probability targets, weights, the gradient and the upstream gradient;
+  // the loss's dtype is out_type: the logits' dtype, or float32 for 16-bit
+  // logits. For other dtypes than float32 the float pointers below address
+  // elements of that dtype: read and write them only through the typed
+  // accessors (load, weight_at, upstream_at, store_grad, store_loss; for
+  // float64 the *_wide ones, which return doubles). Only kernels whose
+  // dtypes() has the bit see such problems (the front door refuses the
+  // others).
   dtype type = dtype::f32;
   dtype out_type = dtype::f32;
 
@@ -68,6 +70,7 @@ struct problem {
   // Upstream gradient: a scalar for mean/sum; for none a value per position
   // (upstream_per_position) or the scalar for every position.
   float upstream_scalar = 1.0f;
+  double upstream_scalar_wide = 1.0;  // the same value, exact for float64 too
   const float* upstream = nullptr;
   std::vector<std::int64_t> upstream_position_strides;
 
@@ -100,14 +103,21 @@ struct problem {
       }
     }
   }
-  // Element i (in elements of `t`) past base, widened: exact for every dtype.
+  // Element i (in elements of `t`) past base, widened: exact for float32,
+  // bfloat16 and float16 (float64 problems read through load_wide).
   static float load(const void* base, std::int64_t i, dtype t) {
     if (t == dtype::f32) return static_cast<const float*>(base)[i];
     return widen(static_cast<const std::uint16_t*>(base)[i], t);
   }
+  // The same as a double: exact for every floating dtype.
+  static double load_wide(const void* base, std::int64_t i, dtype t) {
+    if (t == dtype::f64) return static_cast<const double*>(base)[i];
+    return static_cast<double>(load(base, i, t));
+  }
   // v rounded once to `t` into element i past base.
   static void store(void* base, std::int64_t i, double v, dtype t) {
     if (t == dtype::f32) static_cast<float*>(base)[i] = static_cast<float>(v);
+    else if (t == dtype::f64) static_cast<double*>(base)[i] = v;
     else static_cast<std::uint16_t*>(base)[i] = narrow(v, t);
   }
   // Element `off` of a tensor of the logits' dtype, as an address.
@@ -115,20 +125,25 @@ struct problem {
   T* element(T* base, std::int64_t off) const {
     if (type == dtype::f32) return base + off;
     using byte = std::conditional_t<std::is_const_v<T>, const unsigned char, unsigned char>;
-    return reinterpret_cast<T*>(reinterpret_cast<byte*>(base) + off * 2);
+    return reinterpret_cast<T*>(reinterpret_cast<byte*>(base) + off * static_cast<std::int64_t>(size_of(type)));
   }
   const float* logits_row(std::int64_t p) const { return element(logits, offset(p, logits_position_strides)); }
   std::int64_t target_at(std::int64_t p) const { return target_index[offset(p, target_position_strides)]; }
   const float* target_row(std::int64_t p) const { return element(target_prob, offset(p, target_position_strides)); }
   float weight_at(std::int64_t c) const { return weight ? load(weight, c * weight_stride, type) : 1.0f; }
+  double weight_wide(std::int64_t c) const { return weight ? load_wide(weight, c * weight_stride, type) : 1.0; }
   float* loss_at(std::int64_t p) const {
-    return out_type == dtype::f32 ? loss + offset(p, loss_position_strides)
-                                  : reinterpret_cast<float*>(reinterpret_cast<std::uint16_t*>(loss) +
-                                                             offset(p, loss_position_strides));
+    const std::int64_t off = offset(p, loss_position_strides);
+    if (out_type == dtype::f32) return loss + off;
+    if (out_type == dtype::f64) return reinterpret_cast<float*>(reinterpret_cast<double*>(loss) + off);
+    return reinterpret_cast<float*>(reinterpret_cast<std::uint16_t*>(loss) + off);
   }
   float* grad_row(std::int64_t p) const { return element(grad, offset(p, grad_position_strides)); }
   float upstream_at(std::int64_t p) const {
     return upstream ? load(upstream, offset(p, upstream_position_strides), out_type) : upstream_scalar;
+  }
+  double upstream_wide(std::int64_t p) const {
+    return upstream ? load_wide(upstream, offset(p, upstream_position_strides), out_type) : upstream_scalar_wide;
   }
   // The loss of position p (reduction none) or the reduced loss, rounded once
   // to out_type.
@@ -138,6 +153,9 @@ struct problem {
   void store_grad(float* row, std::int64_t c, double v) const { store(row, c * grad_class_stride, v, type); }
   // Class c of a logits or probability row, widened.
   float load_class(const float* row, std::int64_t c, std::int64_t stride) const { return load(row, c * stride, type); }
+  double load_class_wide(const float* row, std::int64_t c, std::int64_t stride) const {
+    return load_wide(row, c * stride, type);
+  }
   // Is position p counted (index targets: not ignore_index)?
   bool counted(std::int64_t p) const {
     return target == target_kind::probability || target_at(p) != ignore_index;
@@ -153,7 +171,7 @@ struct problem {
 //   grad:     nullptr for loss only; else the logits' dtype and shape.
 //   upstream: out's dtype; nullptr means 1; for mean/sum one element; for
 //             none one element or the position shape.
-// Logits f32, bf16 or f16; probability targets and weights in the logits' dtype.
+// Logits f32, f64, bf16 or f16; probability targets and weights in the logits' dtype.
 problem make_problem(const tensor_view& logits, const tensor_view& target, const options& opt,
                      const tensor_view& out, const tensor_view* grad = nullptr,
                      const tensor_view* upstream = nullptr);
