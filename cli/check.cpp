@@ -91,7 +91,7 @@ class contexts {
       } else {
         D_ = 0.0;
         for (std::int64_t p = 0; p < pr.positions; ++p)
-          if (pr.counted(p)) D_ += pr.weight_at(pr.target_at(p));
+          if (pr.counted(p)) D_ += pr.weight_wide(pr.target_at(p));
       }
     }
     rows_.reserve(static_cast<std::size_t>(pr.positions));
@@ -107,10 +107,10 @@ class contexts {
     const props::row_context& ctx = rows_[static_cast<std::size_t>(p)];
     const double C = static_cast<double>(pr.classes), eps = pr.label_smoothing;
     const double q = pr.target == target_kind::probability
-                         ? pr.target_row(p)[j * pr.target_class_stride]
+                         ? pr.load_class_wide(pr.target_row(p), j, pr.target_class_stride)
                          : (pr.counted(p) && pr.target_at(p) == j ? 1.0 : 0.0);
-    const double b = pr.weight_at(j) * ((1.0 - eps) * q + eps / C);
-    const double pj = std::exp(static_cast<double>(pr.logits_row(p)[j * pr.logits_class_stride]) - ctx.lse);
+    const double b = pr.weight_wide(j) * ((1.0 - eps) * q + eps / C);
+    const double pj = std::exp(pr.load_class_wide(pr.logits_row(p), j, pr.logits_class_stride) - ctx.lse);
     const double terms = ctx.scale * (C * pj * ctx.coeff + std::fabs(b));
     return std::isfinite(terms) ? 0x1p-50 * terms : 0.0;
   }
@@ -132,7 +132,7 @@ class contexts {
     props::row_context ctx;
     ctx.classes = pr.classes;
     const float* x = pr.logits_row(p);
-    auto xv = [&](std::int64_t j) { return static_cast<double>(x[j * pr.logits_class_stride]); };
+    auto xv = [&](std::int64_t j) { return pr.load_class_wide(x, j, pr.logits_class_stride); };
     double m = -std::numeric_limits<double>::infinity();
     for (std::int64_t j = 0; j < pr.classes; ++j) m = std::max(m, xv(j));
     if (std::isfinite(m)) {
@@ -148,10 +148,10 @@ class contexts {
     for (std::int64_t j = 0; j < pr.classes; ++j) {
       double k;
       if (pr.target == target_kind::probability) {
-        k = std::fabs(pr.weight_at(j) * ((1.0 - eps) * pr.target_row(p)[j * pr.target_class_stride] + eps / C));
+        k = std::fabs(pr.weight_wide(j) * ((1.0 - eps) * pr.load_class_wide(pr.target_row(p), j, pr.target_class_stride) + eps / C));
       } else {
         const double onehot = pr.counted(p) && pr.target_at(p) == j ? 1.0 - eps : 0.0;
-        k = std::fabs(static_cast<double>(pr.weight_at(j))) * (onehot + eps / C);
+        k = std::fabs(pr.weight_wide(j)) * (onehot + eps / C);
       }
       ctx.coeff += k;
       if (k != 0.0) ctx.gap = std::max(ctx.gap, ctx.lse - xv(j));
@@ -179,7 +179,7 @@ struct bound_spec {
   }
   // Is y (ulps from r) within the bound? p, j locate it (-1 when not a
   // per-position or per-entry value).
-  bool within(quantity q, float y, const ref::exact& r, double ulps, std::int64_t p, std::int64_t j) const {
+  bool within(quantity q, double y, const ref::exact& r, double ulps, std::int64_t p, std::int64_t j) const {
     if (max_ulp >= 0.0 && !(ulps <= max_ulp)) return false;
     if (!t) return true;
     const props::row_context none{};
@@ -187,7 +187,7 @@ struct bound_spec {
     const props::bound b = props::bound_for(*t, q, rc);
     if (b.kind == props::bound::none) return true;
     if (!std::isfinite(y) || !std::isfinite(r.hi)) return ulps == 0.0;
-    const double err = std::fabs((static_cast<double>(y) - r.hi) - r.lo);
+    const double err = std::fabs((y - r.hi) - r.lo);
     double extra = 0.0;
     if (q == quantity::gradient && p >= 0 && j >= 0) extra = ctx->cancellation(p, j);
     if (q == quantity::reduction) extra = ctx->reduction_allowance(*t);
@@ -201,7 +201,7 @@ struct bound_spec {
 
 struct element_error {
   std::int64_t index = 0;  // flat C-order index in the result's shape
-  float value = 0.0f;
+  double value = 0.0;  // exact for every dtype
   ref::exact reference;
   double ulps = 0.0;
 };
@@ -222,10 +222,10 @@ class collector {
  public:
   collector(const bound_spec& b, quantity q, std::size_t keep, dtype type = dtype::f32)
       : bound_(b), q_(q), keep_(keep), type_(type) {}
-  void add(std::int64_t index, float y, const ref::exact& r, std::int64_t p = -1, std::int64_t j = -1) {
-    const double u = ref::ulp_error(static_cast<double>(y), r, type_);
+  void add(std::int64_t index, double y, const ref::exact& r, std::int64_t p = -1, std::int64_t j = -1) {
+    const double u = ref::ulp_error(y, r, type_);
     ulps_.push_back(u);
-    if (ref::correctly_rounded(static_cast<double>(y), r, type_)) ++cr_;
+    if (ref::correctly_rounded(y, r, type_)) ++cr_;
     const element_error e{index, y, r, u};
     if (bound_.active() && !bound_.within(q_, y, r, u, p, j) && over_++ == 0) first_over_ = e;
     if (u > 0.0) {
@@ -275,20 +275,21 @@ struct checked {
   std::string tier;    // declared tier ("" for the user's results)
   quantity q = quantity::loss;
   shape_t shape;       // of the values ({} for a scalar)
-  std::vector<float> values;
+  std::vector<double> values;  // of `type`, exactly
   std::optional<std::string> outside;  // outside the implementation's declared domain
   std::optional<std::string> failed;   // the implementation threw or crashed
   summary s;
   dtype type = dtype::f32;             // of the values: ulps are this dtype's
+  std::optional<std::string> not_applicable = {};  // it does not compute the logits' dtype (float64)
   bool ok(const bound_spec& b) const { return !failed && (!b.active() || s.over == 0); }
 };
 
 // "3 values: min .. max .., first [a, b, c]"
-std::string values_text(const std::vector<float>& v) {
+std::string values_text(const std::vector<double>& v) {
   if (v.empty()) return "0 values";
-  float lo = NAN, hi = NAN;
+  double lo = NAN, hi = NAN;
   bool any_nan = false;
-  for (float x : v) {
+  for (double x : v) {
     if (std::isnan(x)) {
       any_nan = true;
       continue;
@@ -303,16 +304,17 @@ std::string values_text(const std::vector<float>& v) {
   return s + (v.size() > 4 ? ", ...]" : "]");
 }
 
-std::vector<float> rounded(const std::vector<ref::exact>& r) {
-  std::vector<float> v;
+// The reference rounded once to dtype t.
+std::vector<double> rounded(const std::vector<ref::exact>& r, dtype t) {
+  std::vector<double> v;
   v.reserve(r.size());
-  for (const auto& e : r) v.push_back(ref::to_float(e));
+  for (const auto& e : r) v.push_back(ref::round_to(e, t));
   return v;
 }
 
-json numbers(const std::vector<float>& v) {
+json numbers(const std::vector<double>& v) {
   json a = json::array();
-  for (float x : v) a.push_back(json_number(static_cast<double>(x)));
+  for (double x : v) a.push_back(json_number(x));
   return a;
 }
 
@@ -443,9 +445,10 @@ CLI::App* add_check_command(CLI::App& app, check_args& a) {
       "(--loss, --grad), a plug-in's (--plugin) and registered implementations' (--impl). Exit status: 0 ok, "
       "1 a result exceeds --max-ulp/--tier, 2 usage or input error");
   c->add_option("--logits", a.logits,
-                "logits: (C), (N,C) or (N,C,d1..dK), class axis dim 1, float32, float16 or bfloat16 (widened "
-                "exactly; the kernels return float32), float64 (rounded); .npy, .npz (the array 'logits', or the "
-                "only one) or FILE.npz:NAME")
+                "logits: (C), (N,C) or (N,C,d1..dK), class axis dim 1, float32, float64, float16 or bfloat16 "
+                "(kernels that compute the dtype get it as given, the others float32: 16-bit widened exactly; "
+                "float64 only for kernels that compute it); .npy, .npz (the array 'logits', or the only one) or "
+                "FILE.npz:NAME")
       ->required();
   c->add_option("--logits-dtype", a.logits_dtype,
                 "bfloat16: the .npy files hold bfloat16 bit patterns as uint16 (NumPy has no bfloat16; e.g. "
@@ -456,13 +459,14 @@ CLI::App* add_check_command(CLI::App& app, check_args& a) {
                 "targets: int64 class indices of the position shape (int32 is converted, with a warning), or "
                 "float class probabilities of the logits' shape")
       ->required();
-  c->add_option("--weight", a.weight, "class weights .npy: float32 [C]");
+  c->add_option("--weight", a.weight, "class weights .npy: [C], the logits' dtype (float32 for 16-bit logits)");
   c->add_option("--ignore-index", a.ignore_index, "target value to ignore (default -100)");
   c->add_option("--reduction", a.reduction, "none | mean | sum (default mean)");
   c->add_option("--label-smoothing", a.label_smoothing, "label smoothing in [0, 1] (default 0)");
   c->add_option("--loss", a.loss,
                 "YOUR loss to check: a scalar (the mean or sum of --reduction) or one value per position "
-                "(reduction none), float32 (or float16/bfloat16: measured in ulps of that dtype)")
+                "(reduction none), float32 (or float16/bfloat16, or float64 for float64 logits: measured in ulps of "
+                "that dtype)")
       ->type_name("FILE");
   c->add_option("--grad", a.grad,
                 "YOUR gradient d(loss)/d(logits) to check, the logits' shape, float32 (or float16/bfloat16): of the --reduction's "
@@ -537,8 +541,8 @@ struct sixteen_bit_inputs {
   bool native_for(const implementation& impl) const {
     return type != dtype::f32 && (impl.dtypes() & dtype_bit(type)) != 0;
   }
-  static std::vector<float> widened(const std::vector<std::uint16_t>& v, dtype d) {
-    std::vector<float> r(v.size());
+  static std::vector<double> widened(const std::vector<std::uint16_t>& v, dtype d) {
+    std::vector<double> r(v.size());
     for (std::size_t i = 0; i < v.size(); ++i) r[i] = widen(v[i], d);
     return r;
   }
@@ -568,7 +572,7 @@ int run_check(const check_args& a) {
   std::optional<float_array> user_loss, user_grad;
   bool user_loss_scalar = false;
   if (!a.loss.empty()) {
-    user_loss = load_floats("--loss", a.loss, "loss", "loss", notes, bf16);
+    user_loss = load_floats("--loss", a.loss, "loss", "loss", notes, bf16, in.logits_type == dtype::f64);
     const std::int64_t n = numel(user_loss->shape);
     if (n == pr.positions && (none || n != 1)) {
       user_loss_scalar = false;
@@ -585,7 +589,7 @@ int run_check(const check_args& a) {
     }
   }
   if (!a.grad.empty()) {
-    user_grad = load_floats("--grad", a.grad, "gradient", "grad", notes, bf16);
+    user_grad = load_floats("--grad", a.grad, "gradient", "grad", notes, bf16, in.logits_type == dtype::f64);
     if (user_grad->shape != in.logits_shape)
       throw input_error("--grad", a.grad + ": gradient shape " + shape_str(user_grad->shape) +
                                       " is not the logits' shape " + shape_str(in.logits_shape));
@@ -595,7 +599,7 @@ int run_check(const check_args& a) {
   if (!a.grad_out.empty()) {
     if (!a.impls.empty() && !chosen.empty()) grad_impl = chosen.front();
     else if (!a.plugins.empty()) grad_impl = chosen.back();
-    else grad_impl = &default_implementation();
+    else grad_impl = &default_implementation();  // the most accurate: computes every dtype
   }
 
   std::vector<warning> warnings;
@@ -651,14 +655,25 @@ int run_check(const check_args& a) {
     checked c{impl->name(), origin_of(*impl), to_string(impl->tier()), loss_q, none ? positions : shape_t{},
               {}, impl->outside_domain(pr), {}, {}};
     c.values.assign(none ? static_cast<std::size_t>(pr.positions) : 1, 0.0f);
+    if (in.logits_type == dtype::f64 && !(impl->dtypes() & dtype_bit(dtype::f64))) {
+      // Rounding float64 logits to float32 would change the problem.
+      c.not_applicable = "computes no float64 logits";
+      results.push_back(std::move(c));
+      continue;
+    }
     try {
       if (s16.native_for(*impl)) {
         std::vector<std::uint16_t> out(c.values.size());
         cross_entropy(s16.x, s16.t, view(out.data(), s16.type, c.shape), s16.opt, impl);
         c.values = sixteen_bit_inputs::widened(out, s16.type);
         c.type = s16.type;
-      } else {
+      } else if (in.logits_type == dtype::f64) {
         cross_entropy(x, t, view(c.values.data(), c.shape), opt, impl);
+        c.type = dtype::f64;
+      } else {
+        std::vector<float> out(c.values.size());
+        cross_entropy(x, t, view(out.data(), c.shape), opt, impl);
+        c.values.assign(out.begin(), out.end());
       }
     } catch (const std::exception& e) {
       c.failed = e.what();
@@ -678,8 +693,9 @@ int run_check(const check_args& a) {
   std::optional<checked> grad_out;
   if (grad_impl) {
     checked c{grad_impl->name(), origin_of(*grad_impl), to_string(grad_impl->tier()), quantity::gradient,
-              in.logits_shape, std::vector<float>(in.logits.size(), 0.0f), {}, {}, {}};
-    std::vector<float> loss(none ? static_cast<std::size_t>(pr.positions) : 1, 0.0f);
+              in.logits_shape, std::vector<double>(in.logits.size(), 0.0), {}, {}, {}};
+    std::vector<float> loss(none ? static_cast<std::size_t>(pr.positions) : 1, 0.0f), g32;
+    std::vector<double> loss64(loss.size());
     std::vector<std::uint16_t> g16;
     try {
       if (s16.native_for(*grad_impl)) {
@@ -688,9 +704,15 @@ int run_check(const check_args& a) {
                                        view(g16.data(), s16.type, in.logits_shape), s16.opt, nullptr, grad_impl);
         c.values = sixteen_bit_inputs::widened(g16, s16.type);
         c.type = s16.type;
-      } else {
-        cross_entropy_forward_backward(x, t, view(loss.data(), none ? positions : shape_t{}),
+      } else if (in.logits_type == dtype::f64) {
+        cross_entropy_forward_backward(x, t, view(loss64.data(), none ? positions : shape_t{}),
                                        view(c.values.data(), in.logits_shape), opt, nullptr, grad_impl);
+        c.type = dtype::f64;
+      } else {
+        g32.resize(c.values.size());
+        cross_entropy_forward_backward(x, t, view(loss.data(), none ? positions : shape_t{}),
+                                       view(g32.data(), in.logits_shape), opt, nullptr, grad_impl);
+        c.values.assign(g32.begin(), g32.end());
       }
     } catch (const std::exception& e) {
       c.failed = e.what();
@@ -703,9 +725,10 @@ int run_check(const check_args& a) {
           col.add(i, c.values[static_cast<std::size_t>(i)], r.grad[static_cast<std::size_t>(p * pr.classes + j)], p, j);
         }
       if (mpi::rank() == 0)  // one writer under mpirun; a 16-bit gradient in its dtype (bfloat16: uint16 bit patterns)
-        npy::write(a.grad_out, c.type == dtype::f32 ? npy::make(c.values, in.logits_shape)
-                                                    : npy::make(g16, in.logits_shape,
-                                                                c.type == dtype::bf16 ? npy::dtype::u16 : npy::dtype::f16));
+        npy::write(a.grad_out, c.type == dtype::f32   ? npy::make(g32, in.logits_shape)
+                               : c.type == dtype::f64 ? npy::make(c.values, in.logits_shape)
+                                                      : npy::make(g16, in.logits_shape,
+                                                                  c.type == dtype::bf16 ? npy::dtype::u16 : npy::dtype::f16));
     }
     c.s = col.finish();
     grad_out = std::move(c);
@@ -729,7 +752,9 @@ int run_check(const check_args& a) {
     j["target"] = {{"shape", in.target_shape},
                    {"dtype", in.target_dtype},
                    {"kind", in.probability ? "probability" : "index"}};
-    j["weight"] = in.weight ? json{{"shape", {in.weight->size()}}} : json(nullptr);
+    j["weight"] = in.weight     ? json{{"shape", {in.weight->size()}}}
+                  : in.weight64 ? json{{"shape", {in.weight64->size()}}}
+                                : json(nullptr);
     j["reduction"] = to_string(red);
     j["ignore_index"] = a.ignore_index;
     j["label_smoothing"] = a.label_smoothing;
@@ -754,7 +779,8 @@ int run_check(const check_args& a) {
     for (std::size_t i = first_impl; i < results.size(); ++i) {
       const checked& c = results[i];
       json e = {{"tier", c.tier}, {"origin", c.origin}, {"dtype", to_string(c.type)}};
-      e["loss"] = c.failed ? json(nullptr) : none ? numbers(c.values) : json_number(static_cast<double>(c.values[0]));
+      e["loss"] = c.failed || c.not_applicable ? json(nullptr) : none ? numbers(c.values) : json_number(c.values[0]);
+      e["not_applicable"] = c.not_applicable ? json(*c.not_applicable) : json(nullptr);
       e["max_ulp"] = json_number(c.s.max);
       e["outside_domain"] = c.outside ? json(*c.outside) : json(nullptr);
       e["error"] = c.failed ? json(*c.failed) : json(nullptr);
@@ -784,6 +810,9 @@ int run_check(const check_args& a) {
     return status;
   }
 
+  // The dtype the reference is shown in: float64 for float64 logits (the
+  // problem is theirs), else float32.
+  const dtype ref_type = in.logits_type == dtype::f64 ? dtype::f64 : dtype::f32;
   std::cout << "logits " << shape_str(in.logits_shape) << " " << to_string(in.logits_type) << ", target "
             << target_desc
             << ", reduction " << to_string(red);
@@ -792,10 +821,10 @@ int run_check(const check_args& a) {
   if (a.label_smoothing != 0.0) std::cout << ", label_smoothing " << a.label_smoothing;
   std::cout << "\n";
   if (none)
-    std::cout << "reference: " << values_text(rounded(r.loss)) << "\n";
+    std::cout << "reference: " << values_text(rounded(r.loss, ref_type)) << "\n";
   else
-    std::cout << "reference: " << ref::to_string(r.reduced) << " (float32 "
-              << float_text(ref::to_float(r.reduced)) << ")\n";
+    std::cout << "reference: " << ref::to_string(r.reduced) << " (" << to_string(ref_type) << " "
+              << float_text(ref::round_to(r.reduced, ref_type)) << ")\n";
 
   auto pad = [](std::string s, std::size_t n) {
     if (s.size() < n) s.append(n - s.size(), ' ');
@@ -837,6 +866,10 @@ int run_check(const check_args& a) {
       std::cout << pad(c.name, width) << pad(c.tier, 19);
       if (c.failed) {
         std::cout << pad("-", 9) << "FAILED: " << one_line_text(*c.failed) << "\n";
+        continue;
+      }
+      if (c.not_applicable) {
+        std::cout << pad("-", 9) << "n/a: " << *c.not_applicable << "\n";
         continue;
       }
       std::cout << pad(ulp_text(c.s.max), 9) << (none ? values_text(c.values) : float_text(c.values[0]));

@@ -135,8 +135,8 @@ TEST_F(cli, conversions_are_noted) {
                      save("t32.npy", std::vector<std::int32_t>{1, 3, 2}, {3}));
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.err.find("xent: note: "), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("rounded to float32"), std::string::npos) << r.err;
-  EXPECT_NE(r.out.find("1.60943794"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("float64 logits: the reference is that of these values"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("1.6094379124341003"), std::string::npos) << r.out;  // ln 5 in float64
   // float64 probabilities of the logits' shape.
   std::vector<double> q(15, 0.0);
   q[1] = q[5 + 3] = q[10 + 2] = 1.0;
@@ -461,6 +461,46 @@ TEST_F(cli, check_half_dtypes) {
   expect_input_error(run("check --logits-dtype bfloat16 --logits " + logits() + " --target " + t),
                      "bfloat16 bit patterns, but the logits are float32", "float32 logits");
   expect_input_error(run("check --logits-dtype float8 --logits " + xb + " --target " + t), "float8", "bad dtype");
+}
+
+// float64 logits are read as given: the reference is theirs, your float64
+// results are measured in float64 ulps, stable computes them, and the
+// kernels that compute no float64 do not apply (rounding the logits would
+// change the problem).
+TEST_F(cli, check_float64) {
+  const std::string t = targets();
+  const std::string x = save("x64.npy", std::vector<double>(15, 0.1), {3, 5});
+  const double ln5 = std::log(5.0);  // glibc's log is correctly rounded here: 1.6094379124341003
+  const auto r = run("check --json --max-ulp 0.5 --logits " + x + " --target " + t + " --loss " +
+                     save("l64.npy", std::vector<double>{ln5}, {}));
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j.at("logits").at("dtype"), "float64");
+  EXPECT_EQ(j.at("yours").at("loss").at("dtype"), "float64");
+  EXPECT_EQ(j.at("yours").at("loss").at("correctly_rounded").get<double>(), 1.0);
+  EXPECT_EQ(j.at("reference").get<double>(), ln5);
+  const json& st = j.at("implementations").at("stable");
+  EXPECT_EQ(st.at("dtype"), "float64");
+  EXPECT_EQ(st.at("loss").get<double>(), ln5);
+  EXPECT_TRUE(st.at("not_applicable").is_null());
+  EXPECT_EQ(j.at("implementations").at("simd").at("not_applicable"), "computes no float64 logits");
+  // The next float64 up: beyond --max-ulp 0.5, and as far from the exact ln 5 as RN(ln 5) is from it
+  // plus their distance, one float64 ulp (errors measured in float64 ulps, not float32's).
+  const auto off = run("check --json --max-ulp 0.5 --logits " + x + " --target " + t + " --loss " +
+                       save("l64off.npy", std::vector<double>{std::nextafter(ln5, 2.0)}, {}));
+  EXPECT_EQ(off.status, 1) << off.out << off.err;
+  EXPECT_NEAR(json::parse(off.out).at("yours").at("loss").at("max_ulp").get<double>() +
+                  j.at("yours").at("loss").at("max_ulp").get<double>(),
+              1.0, 1e-9);
+  // The gradient written in float64; the text names what does not apply.
+  const std::string g = path("g64.npy");
+  const auto text = run("check --logits " + x + " --target " + t + " --grad-out " + g);
+  ASSERT_EQ(text.status, 0) << text.out << text.err;
+  EXPECT_NE(text.out.find("n/a: computes no float64 logits"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("(float64 1.6094379124341003)"), std::string::npos) << text.out;
+  const xent::npy::array ga = xent::npy::read(g);
+  EXPECT_EQ(ga.type, xent::npy::dtype::f64);
+  EXPECT_EQ(ga.shape, (std::vector<std::int64_t>{3, 5}));
 }
 
 TEST_F(cli, check_your_per_position_loss_lists_the_worst) {

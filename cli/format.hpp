@@ -34,6 +34,11 @@ inline std::string fmt(double v, const char* f) {
 
 // A float32 value, round-trippable (9 significant digits).
 inline std::string float_text(float v) { return fmt(static_cast<double>(v), "%.9g"); }
+// A value of any floating dtype, round-trippable: 9 digits for a value that
+// is a float (float32, and every 16-bit value), 17 for other doubles.
+inline std::string float_text(double v) {
+  return std::isfinite(v) && static_cast<double>(static_cast<float>(v)) != v ? fmt(v, "%.17g") : float_text(static_cast<float>(v));
+}
 // An error in ulps: three significant digits ("0.127", "23.4", "1.7e+07").
 inline std::string ulp_text(double v) { return v == 0.0 ? "0" : fmt(v, "%.3g"); }
 

@@ -44,6 +44,7 @@ std::string option_of(const std::string& what) {
 // Float values of any accepted dtype as float32, and that dtype: float16 and
 // bfloat16 widen exactly, float64 is rounded (with a note saying how much
 // changed). A uint16 array is bfloat16 bit patterns only when bf16 is set.
+// (float64 logits keep their values: load_inputs reads them as doubles.)
 std::vector<float> floats(const npy::array& a, const std::string& path, const char* what,
                           std::vector<std::string>& notes, bool bf16, dtype* type = nullptr) {
   auto set = [&](dtype t) {
@@ -84,16 +85,32 @@ npy::array read_for(const std::string& option, const std::string& path, const st
 }
 
 float_array load_floats(const std::string& option, const std::string& path, const std::string& what,
-                        const std::string& npz_default, std::vector<std::string>& notes, bool bf16) {
+                        const std::string& npz_default, std::vector<std::string>& notes, bool bf16, bool wide) {
   const npy::array a = read_for(option, path, npz_default);
   float_array f;
   f.shape = a.shape;
+  if (wide && a.type == npy::dtype::f64) {  // float64 as given
+    f.values = a.as_f64();
+    f.type = dtype::f64;
+    return f;
+  }
   try {
-    f.values = floats(a, path, what.c_str(), notes, bf16, &f.type);
+    const std::vector<float> v = floats(a, path, what.c_str(), notes, bf16, &f.type);
+    f.values.assign(v.begin(), v.end());
   } catch (const input_error& e) {
     throw input_error(option, e.what());
   }
   return f;
+}
+
+// Float values of any accepted dtype as doubles (exact), for float64 problems.
+std::vector<double> doubles(const npy::array& a, const std::string& path, const char* what,
+                            std::vector<std::string>& notes) {
+  if (a.type == npy::dtype::f64) return a.as_f64();
+  std::vector<std::string> ignored;  // widening to float64 is exact: nothing to say
+  const std::vector<float> v = floats(a, path, what, ignored, false);
+  (void)notes;
+  return {v.begin(), v.end()};
 }
 
 options inputs::make_options(reduction r, std::int64_t ignore_index, double label_smoothing) const {
@@ -102,6 +119,7 @@ options inputs::make_options(reduction r, std::int64_t ignore_index, double labe
   o.ignore_index = ignore_index;
   o.label_smoothing = label_smoothing;
   if (weight) o.weight = view(weight->data(), {static_cast<std::int64_t>(weight->size())});
+  if (weight64) o.weight = view(weight64->data(), {static_cast<std::int64_t>(weight64->size())});
   return o;
 }
 
@@ -110,11 +128,23 @@ inputs load_inputs(const std::string& logits_path, const std::string& target_pat
   inputs in;
   const npy::array x = read_for("--logits", logits_path, "logits");
   in.logits_shape = x.shape;
-  in.logits = floats(x, logits_path, "logits", in.notes, bf16, &in.logits_type);
+  if (x.type == npy::dtype::f64) {
+    // float64 logits keep their values: the problem is theirs, and only
+    // kernels that compute float64 see it.
+    in.logits_type = dtype::f64;
+    in.logits64 = x.as_f64();
+    in.logits.assign(in.logits64.size(), 0.0f);
+  } else {
+    in.logits = floats(x, logits_path, "logits", in.notes, bf16, &in.logits_type);
+  }
   if (bf16 && x.type != npy::dtype::u16)
     throw input_error("--logits-dtype", logits_path + ": --logits-dtype bfloat16 reads uint16 .npy files of "
                                         "bfloat16 bit patterns, but the logits are " + npy::to_string(x.type));
-  if (in.logits_type != dtype::f32)
+  if (in.logits_type == dtype::f64)
+    in.notes.push_back(logits_path + ": float64 logits: the reference is that of these values; kernels that "
+                       "compute float64 logits (stable) get them as given and return float64, the others do not "
+                       "apply (rounding the logits to float32 would change the problem)");
+  else if (in.logits_type != dtype::f32)
     in.notes.push_back(logits_path + ": " + to_string(in.logits_type) +
                        " logits: the reference is that of these values; kernels that compute " +
                        to_string(in.logits_type) + " logits (simd, openmp, throughput) get them as given and return " +
@@ -150,7 +180,8 @@ inputs load_inputs(const std::string& logits_path, const std::string& target_pat
                           ", class probabilities must have the logits' shape " + shape_str(x.shape));
       }
       in.probability = true;
-      in.target_prob = floats(t, target_path, "class-probability targets", in.notes, bf16);
+      if (in.logits_type == dtype::f64) in.target_prob64 = doubles(t, target_path, "class-probability targets", in.notes);
+      else in.target_prob = floats(t, target_path, "class-probability targets", in.notes, bf16);
       break;
     }
     case npy::dtype::b1:
@@ -174,7 +205,8 @@ inputs load_inputs(const std::string& logits_path, const std::string& target_pat
 
   if (!weight_path.empty()) {
     const npy::array w = read_for("--weight", weight_path, "weight");
-    in.weight = floats(w, weight_path, "weight", in.notes, bf16);
+    if (in.logits_type == dtype::f64) in.weight64 = doubles(w, weight_path, "weight", in.notes);
+    else in.weight = floats(w, weight_path, "weight", in.notes, bf16);
     if (w.shape.size() != 1)
       throw input_error("--weight", weight_path + ": weight must be 1-D (one value per class), got shape " +
                         shape_str(w.shape));

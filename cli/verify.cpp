@@ -388,7 +388,7 @@ std::vector<std::string> sweep(const implementation& impl, const std::map<std::s
       const ref::result r = reference(c, true);
       for (std::int64_t p = 0; p < n; ++p) {
         const row_context ctx = context(c, p);
-        for (const float y : {o.loss[p], lo.loss[p]}) {
+        for (const double y : {o.loss[p], lo.loss[p]}) {
           const comparison cmp = compare(impl.tier(), quantity::loss, y, r.loss[p], ctx);
           s.loss = std::max(s.loss, cmp.ulps);
           if (!cmp.ok && s.violations++ == 0)
