@@ -53,7 +53,7 @@ xent::dtype numpy_dtype(const py::array& a, const std::string& name) {
   std::string m = name;
   m += ": NumPy dtype '";
   m += d.attr("name").cast<std::string>();
-  m += "' is not supported (float32 or float16 logits and probabilities, int64 class indices)";
+  m += "' is not supported (float32, float64 or float16 logits and probabilities, int64 class indices)";
   throw xent::error(name, m);
 }
 
@@ -212,14 +212,21 @@ py::dict reference(const py::object& input, const py::object& target, const py::
     if (p.target == xent::target_kind::probability && !loss_shape.empty())
       loss_shape.erase(loss_shape.begin() + (loss_shape.size() > 1 ? 1 : 0));
   }
-  std::vector<float> out_buf(static_cast<std::size_t>(std::max<std::int64_t>(
+  // Scratch outputs of the logits' dtype (8 bytes an element hold any of them).
+  std::vector<double> out_buf(static_cast<std::size_t>(std::max<std::int64_t>(
       c.opt.reduce == xent::reduction::none ? p.positions : 1, 1)));
-  std::vector<float> grad_buf;
-  xent::tensor_view out_view = xent::view(out_buf.data(), loss_shape);
+  std::vector<double> grad_buf;
+  auto typed = [&](std::vector<double>& buf, const std::vector<std::int64_t>& shape) {
+    xent::tensor_view v = xent::view(buf.data(), shape);
+    v.data = buf.data();
+    v.type = p.type;
+    return v;
+  };
+  xent::tensor_view out_view = typed(out_buf, loss_shape);
   xent::tensor_view grad_view;
   if (with_grad) {
     grad_buf.resize(static_cast<std::size_t>(std::max<std::int64_t>(x.view.numel(), 1)));
-    grad_view = xent::view(grad_buf.data(), x.view.shape);
+    grad_view = typed(grad_buf, x.view.shape);
   }
   p = xent::make_problem(x.view, t.view, c.opt, out_view, with_grad ? &grad_view : nullptr,
                          u ? &u->view : nullptr);

@@ -75,8 +75,9 @@ def _result_dtype(like):
     refuses (its error then names the input, not a result)."""
     if is_torch(like):
         torch = torch_module()
-        return like.dtype if like.dtype in (torch.bfloat16, torch.float16) else torch.float32
-    return np.float16 if getattr(like, "dtype", None) == np.float16 else np.float32
+        return like.dtype if like.dtype in (torch.bfloat16, torch.float16, torch.float64) else torch.float32
+    dtype = getattr(like, "dtype", None)
+    return dtype if dtype in (np.float16, np.float64) else np.float32
 
 
 def _empty(like, shape):
