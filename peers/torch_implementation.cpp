@@ -82,20 +82,25 @@ torch::Tensor input(const T* data, const shape_t& shape, const shape_t& strides,
   return t;
 }
 
-// A floating input of the problem's dtype `t` (float32 or bfloat16: the
-// 16-bit patterns are LibTorch's kBFloat16 elements as they are).
+// A floating input of the problem's dtype `t` (float32, float64 or
+// bfloat16: the 16-bit patterns are LibTorch's kBFloat16 elements as they are).
 torch::Tensor floating_input(const float* data, const shape_t& shape, const shape_t& strides, dtype t) {
   if (t == dtype::f32) return input(data, shape, strides, torch::kFloat32);
+  if (t == dtype::f64) return input(reinterpret_cast<const double*>(data), shape, strides, torch::kFloat64);
   return input(reinterpret_cast<const std::uint16_t*>(data), shape, strides, torch::kBFloat16);
 }
 
-torch::Dtype torch_type(dtype t) { return t == dtype::f32 ? torch::kFloat32 : torch::kBFloat16; }
+torch::Dtype torch_type(dtype t) {
+  return t == dtype::f32 ? torch::kFloat32 : t == dtype::f64 ? torch::kFloat64 : torch::kBFloat16;
+}
 
 // r converted to `t` (exact for LibTorch's own results of that dtype) into dst.
 void output(const torch::Tensor& r, float* dst, const shape_t& dst_strides, const shape_t& shape, dtype t) {
   const torch::Tensor c = r.detach().to(torch_type(t)).contiguous();
   if (t == dtype::f32) {
     copy_strided(c.data_ptr<float>(), contiguous(shape), dst, dst_strides, shape);
+  } else if (t == dtype::f64) {
+    copy_strided(c.data_ptr<double>(), contiguous(shape), reinterpret_cast<double*>(dst), dst_strides, shape);
   } else {
     copy_strided(static_cast<const std::uint16_t*>(c.data_ptr()), contiguous(shape),
                  reinterpret_cast<std::uint16_t*>(dst), dst_strides, shape);
@@ -115,9 +120,11 @@ class torch_implementation final : public implementation {
   // A strided view and its .contiguous() copy differ in the last bits.
   bool layout_independent() const override { return false; }
   bool peer() const override { return true; }
-  // bfloat16 as PyTorch computes it (a bfloat16 loss); float16's
-  // log_softmax is not implemented on the CPU (docs/dtypes.md).
-  std::uint32_t dtypes() const override { return XENT_PLUGIN_DTYPE_FLOAT32 | dtype_bfloat16_bit; }
+  // float64, and bfloat16 as PyTorch computes it (a bfloat16 loss);
+  // float16's log_softmax is not implemented on the CPU (docs/dtypes.md).
+  std::uint32_t dtypes() const override {
+    return XENT_PLUGIN_DTYPE_FLOAT32 | dtype_bfloat16_bit | dtype_float64_bit;
+  }
   void forward(const problem& p) const override { run(p, false); }
   void forward_backward(const problem& p) const override { run(p, true); }
 
@@ -164,9 +171,9 @@ class torch_implementation final : public implementation {
     torch::Tensor leaf = x.detach().requires_grad_(true);
     torch::Tensor out = F::cross_entropy(leaf, t, opt);
     torch::Tensor up;
-    if (!none) up = torch::full({}, p.upstream_scalar, torch_type(p.type));
+    if (!none) up = torch::full({}, p.upstream_scalar_wide, torch_type(p.type));
     else if (p.upstream) up = floating_input(p.upstream, ps, p.upstream_position_strides, p.type);
-    else up = torch::full(ps, p.upstream_scalar, torch_type(p.type));
+    else up = torch::full(ps, p.upstream_scalar_wide, torch_type(p.type));
     out.backward(up);
     // The loss first: the gradient may overwrite the logits (in-place), which
     // `out` does not read any more.

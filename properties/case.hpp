@@ -67,6 +67,13 @@ struct test_case {
   double xv(std::int64_t p, std::int64_t cls) const {
     return type == dtype::f64 ? storage64[x_offset(p, cls)] : static_cast<double>(x(p, cls));
   }
+  double qvv(std::int64_t p, std::int64_t cls) const {
+    return type == dtype::f64 ? q64[q_offset(p, cls)] : static_cast<double>(qv(p, cls));
+  }
+  double wv(std::int64_t cls) const {
+    if (weight.empty()) return 1.0;
+    return type == dtype::f64 ? weight64[cls] : static_cast<double>(weight[cls]);
+  }
 
   // Allocates storage for the shape; logits 0, targets 0, no options.
   static test_case shaped(layout l, std::int64_t n, std::int64_t c, std::int64_t d = 1,

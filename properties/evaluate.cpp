@@ -261,29 +261,32 @@ row_context context(const test_case& c, std::int64_t p) {
   row_context ctx;
   ctx.classes = c.c;
   double m = -std::numeric_limits<double>::infinity();
-  for (std::int64_t j = 0; j < c.c; ++j) m = std::max(m, static_cast<double>(c.x(p, j)));
+  for (std::int64_t j = 0; j < c.c; ++j) m = std::max(m, c.xv(p, j));
   if (std::isfinite(m)) {
     double s = 0.0;
-    for (std::int64_t j = 0; j < c.c; ++j) s += std::exp(static_cast<double>(c.x(p, j)) - m);
+    for (std::int64_t j = 0; j < c.c; ++j) s += std::exp(c.xv(p, j) - m);
     ctx.lse = m + std::log(s);
   } else {
     ctx.lse = m;
   }
   const double eps = c.eps, C = static_cast<double>(c.c);
   auto coeff = [&](std::int64_t j) {
-    if (c.prob) return std::fabs(c.w(j) * ((1.0 - eps) * c.qv(p, j) + eps / C));
+    if (c.prob) return std::fabs(c.wv(j) * ((1.0 - eps) * c.qvv(p, j) + eps / C));
     const double onehot = c.index[p] == j ? 1.0 - eps : 0.0;
-    return std::fabs(c.w(j)) * (onehot + eps / C);
+    return std::fabs(c.wv(j)) * (onehot + eps / C);
   };
   ctx.coeff = 0.0;
   ctx.gap = 0.0;
   for (std::int64_t j = 0; j < c.c; ++j) {
     const double k = coeff(j);
     ctx.coeff += k;
-    if (k != 0.0) ctx.gap = std::max(ctx.gap, ctx.lse - static_cast<double>(c.x(p, j)));
+    if (k != 0.0) ctx.gap = std::max(ctx.gap, ctx.lse - c.xv(p, j));
   }
   ctx.scale = c.counted(p) ? grad_scale(c, p) : 0.0;
-  ctx.unit = c.type == dtype::bf16 ? 0x1p-8 : c.type == dtype::f16 ? 0x1p-11 : unit_roundoff;
+  ctx.unit = c.type == dtype::bf16   ? 0x1p-8
+             : c.type == dtype::f16 ? 0x1p-11
+             : c.type == dtype::f64 ? 0x1p-53
+                                    : unit_roundoff;
   return ctx;
 }
 
@@ -291,8 +294,8 @@ double ulp_of(double y) { return ulp_of(y, dtype::f32); }
 
 double ulp_of(double y, dtype t) {
   // significant bits and the exponent of the smallest normal number
-  const int digits = t == dtype::bf16 ? 8 : t == dtype::f16 ? 11 : 24;
-  const int min_exp = t == dtype::f16 ? -14 : -126;
+  const int digits = t == dtype::bf16 ? 8 : t == dtype::f16 ? 11 : t == dtype::f64 ? 53 : 24;
+  const int min_exp = t == dtype::f16 ? -14 : t == dtype::f64 ? -1022 : -126;
   y = std::fabs(y);
   if (!(y >= std::ldexp(1.0, min_exp))) return std::ldexp(1.0, min_exp - digits + 1);
   return std::ldexp(1.0, std::ilogb(y) - digits + 1);
@@ -304,7 +307,7 @@ double cancellation_allowance(const test_case& c, std::int64_t p, std::int64_t j
   const double C = static_cast<double>(c.c);
   const double q = c.prob ? c.qv(p, j) : (c.index[p] == j ? 1.0 : 0.0);
   const double b = c.w(j) * ((1.0 - c.eps) * q + c.eps / C);
-  const double pj = std::exp(static_cast<double>(c.x(p, j)) - ctx.lse);
+  const double pj = std::exp(c.xv(p, j) - ctx.lse);
   const double terms = ctx.scale * (C * pj * ctx.coeff + std::fabs(b));
   return std::isfinite(terms) ? 0x1p-50 * terms : 0.0;
 }
