@@ -366,6 +366,9 @@ void check_writable(const std::string& option, const std::string& path) {
     return;
   }
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+  // EEXIST: another process made it since exists() (under mpirun every rank
+  // checks, and each creates and removes its probe): writable is the answer.
+  if (fd < 0 && errno == EEXIST && ::access(path.c_str(), W_OK) == 0) return;
   if (fd < 0) throw input_error(option, head + std::strerror(errno));
   ::close(fd);
   ::unlink(path.c_str());
