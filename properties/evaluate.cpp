@@ -196,6 +196,18 @@ outputs run_in_place(const implementation& impl, const test_case& c) {
   return o;
 }
 
+bool same_bits(const outputs& a, const outputs& b) {
+  auto same = [](const std::vector<double>& x, const std::vector<double>& y) {
+    if (x.size() != y.size()) return false;
+    for (std::size_t i = 0; i < x.size(); ++i)
+      if (std::bit_cast<std::uint64_t>(x[i]) != std::bit_cast<std::uint64_t>(y[i]) &&
+          !(std::isnan(x[i]) && std::isnan(y[i])))
+        return false;
+    return true;
+  };
+  return same(a.loss, b.loss) && same(a.grad, b.grad);
+}
+
 problem inspect(const test_case& c) { return make_problem(c.logits_view(), c.target_view(), c.opts()); }
 
 ref::result reference(const test_case& c, bool with_grad, unsigned bits) {

@@ -28,6 +28,9 @@ outputs run(const implementation& impl, const test_case& c, bool with_grad);
 // kernel that writes a row's gradient before it has read the row is caught by
 // comparing with run().
 outputs run_in_place(const implementation& impl, const test_case& c);
+// The same bits in every loss and gradient element (NaN matches NaN, whatever
+// its payload): how an in-place gradient is compared with a separate one.
+bool same_bits(const outputs& a, const outputs& b);
 
 struct unwritten_output : std::runtime_error {
   using std::runtime_error::runtime_error;
