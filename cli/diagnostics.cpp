@@ -134,7 +134,7 @@ std::vector<warning> diagnose(const problem& pr, const std::vector<std::int64_t>
     for (std::int64_t p = 0; p < pr.positions; ++p)
       if (pr.counted(p)) {
         ++counted;
-        weight += pr.weight_at(pr.target_at(p));
+        weight += pr.weight_wide(pr.target_at(p));
       }
     if (counted == 0)
       out.push_back({"all_ignored", "all " + std::to_string(pr.positions) +

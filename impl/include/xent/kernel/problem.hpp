@@ -103,10 +103,11 @@ struct problem {
       }
     }
   }
-  // Element i (in elements of `t`) past base, widened: exact for float32,
-  // bfloat16 and float16 (float64 problems read through load_wide).
+  // Element i (in elements of `t`) past base as a float: exact for float32,
+  // bfloat16 and float16; float64 rounded once (exact values: load_wide).
   static float load(const void* base, std::int64_t i, dtype t) {
     if (t == dtype::f32) return static_cast<const float*>(base)[i];
+    if (t == dtype::f64) return static_cast<float>(static_cast<const double*>(base)[i]);
     return widen(static_cast<const std::uint16_t*>(base)[i], t);
   }
   // The same as a double: exact for every floating dtype.
