@@ -24,6 +24,7 @@
 #include "row_driver.hpp"
 #include "scratch.hpp"
 #include "stable_interval.hpp"
+#include "stable_dd_vector.hpp"
 #include "stable_vector.hpp"
 #include "xent/kernel/statistics.hpp"
 #include "xent/kernel/widened_problem.hpp"
@@ -339,6 +340,13 @@ class row_model {
     if (std::isinf(m)) return false;  // +inf: inf - inf; -inf: every class impossible
     m_ = m;
     k_ = k;
+    // float64 rows: the same exponentials in double lanes where this CPU
+    // has them with fused multiply-adds (the same bits, stable_dd_vector.hpp).
+    bool lanes = false;
+    if constexpr (std::is_same_v<X, double>) {
+      lanes = xs_ == 1 && stable_dd_vector::available();
+      if (lanes) stable_dd_vector::exponentials(x_, C_, m, e_);
+    }
     accumulator<T> rest;
     double rho = 0.0;  // Σ e_j d_j: the double path's rounding of m - x_j
     for (std::int64_t j = 0; j < C_; ++j) {
@@ -346,8 +354,7 @@ class row_model {
         e_[j] = T(1.0);
         continue;
       }
-      const T d = gap(j);
-      const T e = P::exp_neg(d);
+      const T e = lanes ? e_[j] : P::exp_neg(gap(j));
       e_[j] = e;
       finite_other_ = finite_other_ || std::isfinite(xf(j));
       rest.add(e);
@@ -1395,12 +1402,6 @@ class stable_kernel final : public implementation {
     const double n = static_cast<double>(P);
     dd total{0.0};
     double err = 0.0, abs_sum = 0.0;
-    // The exact split of every row (§5.1): Σ_p num_p / C + Σ_p A_p L_p.
-    loss_parts sum_parts;
-    bool split_ok = true;
-    double al_abs = 0.0;
-    int all_side = 0;  // the common sign of the rows' nonzero A L (0: none, or mixed signs)
-    bool mixed = false;
     for (std::int64_t p = 0; p < P; ++p) {
       if (!pr.counted(p)) continue;
       const X* x = reinterpret_cast<const X*>(pr.logits_row(p));
@@ -1414,8 +1415,24 @@ class stable_kernel final : public implementation {
       total = total + l;
       err += e;
       abs_sum += std::fabs(l.hi);
+    }
+    err = 2 * (err + n * 0x1p-101 * abs_sum);
+    if (finish_reduction(pr, D, total, err, out, fmt)) return true;
+    if constexpr (std::is_same_v<X, double>) ++counts.retried;  // float32: counted at the float64 pass
+    // The exact split of every row (§5.1): Σ_p num_p / C + Σ_p A_p L_p, made
+    // only now (a second pass: most reductions never need it, and a float64
+    // one starts here).
+    loss_parts sum_parts;
+    bool split_ok = std::isfinite(total.hi);
+    double al_abs = 0.0;
+    int all_side = 0;  // the common sign of the rows' nonzero A L (0: none, or mixed signs)
+    bool mixed = false;
+    for (std::int64_t p = 0; p < P && split_ok; ++p) {
+      if (!pr.counted(p)) continue;
+      const X* x = reinterpret_cast<const X*>(pr.logits_row(p));
+      row_model<dd, X> r2(pr, p, x, pr.logits_class_stride, e2);
       loss_parts parts;
-      split_ok = split_ok && split_loss(pr, p, x, pr.logits_class_stride, r2, parts);
+      split_ok = split_loss(pr, p, x, pr.logits_class_stride, r2, parts);
       if (split_ok && parts.one_sided) {  // (0, err] inside the closed [err/2 ± err/2]
         parts.al = dd(parts.side * parts.err / 2);
         parts.err /= 2;
@@ -1430,9 +1447,6 @@ class stable_kernel final : public implementation {
         al_abs += std::fabs(parts.al.hi);
       }
     }
-    err = 2 * (err + n * 0x1p-101 * abs_sum);
-    if (finish_reduction(pr, D, total, err, out, fmt)) return true;
-    if constexpr (std::is_same_v<X, double>) ++counts.retried;  // float32: counted at the float64 pass
     if (split_ok && D.value.hi != 0.0 && std::isfinite(total.hi)) {
       // (Σ num_p) / (C D) + (Σ A_p L_p) / D, D exact.
       exact::expansion d_exact = exact_denominator(pr).get();
