@@ -327,22 +327,30 @@ TEST_F(cli, report_quick_writes_markdown_and_json) {
   std::ifstream js(out + "/report.json");
   const json j = json::parse(js);
   const auto& acc = j.at("accuracy");
-  // A cell per scenario and implementation; 16-bit scenarios only for the
-  // implementations that compute their dtype.
-  std::size_t f32 = 0, sixteen = 0;
-  for (const auto& sc : j.at("scenarios")) (sc.at("id").get<std::string>().ends_with("16") ? sixteen : f32) += 1;
+  // A cell per scenario and implementation; bfloat16, float16 and float64
+  // scenarios only for the implementations that compute their dtype.
+  std::size_t f32 = 0, sixteen = 0, f64 = 0;
+  for (const auto& sc : j.at("scenarios")) {
+    const auto id = sc.at("id").get<std::string>();
+    (id.ends_with("16") ? sixteen : id.ends_with("_f64") ? f64 : f32) += 1;
+  }
   std::size_t takers = 0;
   for (const auto& i : j.at("implementations"))
     if (i.at("name") == "stable" || i.at("name") == "simd" || i.at("name") == "openmp" || i.at("name") == "throughput")
       ++takers;
-  std::size_t f32_cells = 0, sixteen_cells = 0;
+  std::size_t f32_cells = 0, sixteen_cells = 0, f64_cells = 0;
   for (const auto& c : acc) {
-    EXPECT_EQ(c.at("scenario").get<std::string>().ends_with("_bf16"), c.at("dtype") == "bfloat16") << c.dump();
-    (c.at("dtype") == "float32" ? f32_cells : sixteen_cells) += 1;
+    const auto id = c.at("scenario").get<std::string>();
+    EXPECT_EQ(id.ends_with("_bf16"), c.at("dtype") == "bfloat16") << c.dump();
+    EXPECT_EQ(id.ends_with("_f16"), c.at("dtype") == "float16") << c.dump();
+    EXPECT_EQ(id.ends_with("_f64"), c.at("dtype") == "float64") << c.dump();
+    (c.at("dtype") == "float32" ? f32_cells : c.at("dtype") == "float64" ? f64_cells : sixteen_cells) += 1;
   }
   EXPECT_EQ(f32_cells, f32 * j.at("implementations").size());
   EXPECT_GE(sixteen_cells, sixteen * takers);
   EXPECT_GT(sixteen, 0u);
+  EXPECT_GE(f64_cells, f64);  // stable at least
+  EXPECT_GT(f64, 0u);
   for (const auto& c : acc) {
     EXPECT_TRUE(c.at("loss").contains("max"));
     EXPECT_TRUE(c.at("loss").contains("median"));

@@ -73,7 +73,7 @@ void headline(std::ostringstream& md, const report_data& d) {
     std::array<bool, quantity_count> any{};
     int outside = 0, total = 0, failed = 0, skipped = 0;
     for (const cell& c : d.sweep.cells) {
-      if (c.impl != impl || c.dtype != "float32") continue;  // 16-bit cells: their own table
+      if (c.impl != impl || c.dtype != "float32") continue;  // other dtypes: their own table
       tier = c.tier;
       ++total;
       if (c.failure) ++failed;
@@ -102,10 +102,10 @@ void headline(std::ostringstream& md, const report_data& d) {
   if (d.bench.available && !d.bench.note.empty()) md << "\nNote: " << d.bench.note << "\n";
 }
 
-// bfloat16 and float16 logits: the worst error per implementation and dtype
-// over the 16-bit scenarios, in ulps of the results' dtype, and the share of
-// results correctly rounded (the worst scenario's).
-void sixteen_bit(std::ostringstream& md, const report_data& d) {
+// bfloat16, float16 and float64 logits: the worst error per implementation
+// and dtype over those scenarios, in ulps of the results' dtype, and the
+// share of results correctly rounded (the worst scenario's).
+void other_dtypes(std::ostringstream& md, const report_data& d) {
   struct row {
     std::string impl, tier, dtype;
     std::array<double, quantity_count> worst{};
@@ -131,10 +131,12 @@ void sixteen_bit(std::ostringstream& md, const report_data& d) {
   }
   if (rows.empty()) return;
   std::stable_sort(rows.begin(), rows.end(), [](const row& a, const row& b) { return a.dtype < b.dtype; });
-  md << "\n## bfloat16 and float16 logits\n\nThe scenarios ending in `_bf16` / `_f16`: a float32 fill rounded once "
-        "to the dtype, results in the logits' dtype (PyTorch's), errors in ulps of that dtype (bfloat16: 8 "
-        "significant bits; float16: 11, subnormals from 2^-24) against the exact value of the 16-bit inputs, "
-        "the same tier bounds as float32; **bold**: above the tier's bound. Only the implementations that compute "
+  md << "\n## bfloat16, float16 and float64 logits\n\nThe scenarios ending in `_bf16` / `_f16`: a float32 fill "
+        "rounded once to the dtype; `_f64`: the float32 fill with float64's full significand (each value v becomes "
+        "v (1 + h 2^-36), h an odd 24-bit integer hashed from v, so equal values stay equal). Results in the "
+        "logits' dtype (PyTorch's), errors in ulps of that dtype (bfloat16: 8 significant bits; float16: 11, "
+        "subnormals from 2^-24; float64: 53) against the exact value of the inputs, the same tier bounds as "
+        "float32; **bold**: above the tier's bound. Only the implementations that compute "
         "the dtype are measured. CR: the lowest share of correctly rounded results over the scenarios and "
         "quantities.\n\n"
         "| dtype | implementation | tier | loss | grad target | grad other | mean | sum | CR | cells |\n"
@@ -300,13 +302,14 @@ void scenarios(std::ostringstream& md, const report_data& d) {
 std::string report_markdown(const report_data& d) {
   std::ostringstream md;
   md << "# xent accuracy and performance report\n\n"
-     << "Errors in ulps of the result's dtype (float32; bfloat16 and float16 for the `_bf16` / `_f16` scenarios) "
+     << "Errors in ulps of the result's dtype (float32; bfloat16, float16 and float64 for the `_bf16` / `_f16` / "
+        "`_f64` scenarios) "
      << "against the multiprecision reference ("
      << ref::default_precision_bits << "-bit MPFR, one rounding): `|y - r| / ulp(RN(r))` (docs/design.md §3). "
      << d.sweep.scenarios.size() << " scenarios (" << (d.quick ? "quick set" : "full set")
      << "), C in {2, 10, 1000, 32000, 256000}.\n\n";
   headline(md, d);
-  sixteen_bit(md, d);
+  other_dtypes(md, d);
   gate(md, d);
   tier_violations(md, d);
   worst_inputs(md, d);

@@ -155,7 +155,7 @@ quantity_stats get_stats(reader& r) {
   s.special_mismatches = r.get<std::int64_t>();
   s.worst.position = r.get<std::int64_t>();
   s.worst.cls = r.get<std::int64_t>();
-  s.worst.got = r.get<float>();
+  s.worst.got = r.get<double>();
   s.worst.want = r.text();
   s.worst.ulp = r.get<double>();
   return s;

@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <cmath>
 #include <exception>
@@ -80,31 +82,38 @@ std::string repro(const cell& c, quantity q) {
 
 namespace {
 
-// Herbie's bits of error in a 16-bit dtype: log2(1 + the number of values of
-// the dtype between y and RN(r)).
-double bits_of_error(float y, const ref::exact& r, dtype t) {
-  if (t == dtype::f32) return ref::bits_of_error(y, r);
+// Herbie's bits of error: log2(1 + the number of values of the results'
+// dtype between y and RN(r)).
+double bits_of_error(double y, const ref::exact& r, dtype t) {
+  if (t == dtype::f32) return ref::bits_of_error(static_cast<float>(y), r);
   const double want = ref::round_to(r, t);
-  if (std::isnan(y) || std::isnan(want)) return std::isnan(y) && std::isnan(want) ? 0.0 : 16.0;
+  const double all_wrong = t == dtype::f64 ? 64.0 : 16.0;
+  if (std::isnan(y) || std::isnan(want)) return std::isnan(y) && std::isnan(want) ? 0.0 : all_wrong;
   // Patterns in their total order (sign-magnitude to a line, +0 = -0).
-  auto ordinal = [t](double v) {
+  auto ordinal = [t](double v) -> double {
+    if (t == dtype::f64) {
+      const auto b = std::bit_cast<std::uint64_t>(v);
+      const auto m = static_cast<double>(b & 0x7fffffffffffffffull);
+      return (b >> 63) ? -m : m;
+    }
     const std::uint16_t b = narrow(v, t);
     const std::int32_t m = b & 0x7fff;
     return (b & 0x8000) ? -m : m;
   };
-  return std::log2(1.0 + std::abs(static_cast<double>(ordinal(y) - ordinal(want))));
+  return std::log2(1.0 + std::abs(ordinal(y) - ordinal(want)));
 }
 
 // Errors of one quantity, element by element, in ulps of the results' dtype.
 class accumulator {
  public:
   explicit accumulator(dtype t) : t_(t) {}
-  void add(float y, const ref::exact& r, std::int64_t p, std::int64_t c) {
-    const double e = t_ == dtype::f32 ? ref::ulp_error(y, r) : ref::ulp_error(static_cast<double>(y), r, t_);
+  // y: a value of the dtype (float32 and 16-bit results widened: exact).
+  void add(double y, const ref::exact& r, std::int64_t p, std::int64_t c) {
+    const float f = static_cast<float>(y);
+    const double e = t_ == dtype::f32 ? ref::ulp_error(f, r) : ref::ulp_error(y, r, t_);
     ulps_.push_back(e);
     bits_ += bits_of_error(y, r, t_);
-    if (t_ == dtype::f32 ? ref::correctly_rounded(y, r) : ref::correctly_rounded(static_cast<double>(y), r, t_))
-      ++cr_;
+    if (t_ == dtype::f32 ? ref::correctly_rounded(f, r) : ref::correctly_rounded(y, r, t_)) ++cr_;
     if (std::isinf(e)) ++special_;
     if (ulps_.size() == 1 || e > worst_.ulp) {
       worst_ = {p, c, y, {}, e};
@@ -160,13 +169,13 @@ struct dd_sum {
     const double s = hi + lo;
     return {s, lo - (s - hi)};
   }
-  // (hi + lo) / d, to ~2^-104 relative.
-  ref::exact divided(double d) const {
+  // (hi + lo) / (d.hi + d.lo), to ~2^-100 relative.
+  ref::exact divided(const ref::exact& d) const {
     const ref::exact v = value();
-    const double q1 = v.hi / d;
-    if (!std::isfinite(q1) || d == 0.0) return {q1, 0.0};
-    const double r = std::fma(-q1, d, v.hi) + v.lo;
-    const double q2 = r / d;
+    const double q1 = v.hi / d.hi;
+    if (!std::isfinite(q1) || d.hi == 0.0) return {q1, 0.0};
+    const double r = std::fma(-q1, d.hi, v.hi) + v.lo - q1 * d.lo;
+    const double q2 = r / d.hi;
     const double s = q1 + q2;
     return {s, q2 - (s - q1)};
   }
@@ -180,11 +189,11 @@ std::int64_t element_index(const std::vector<std::int64_t>& shape, std::int64_t 
   return ((p / D) * shape[1] + c) * D + p % D;
 }
 
-// The results of one implementation on a scenario, as floats (16-bit
-// results widened: exact), and what it left unwritten.
+// The results of one implementation on a scenario, as doubles (float32 and
+// 16-bit results widened: exact), and what it left unwritten.
 struct results {
-  std::vector<float> loss, grad;
-  float mean = 0.0f, sum = 0.0f;
+  std::vector<double> loss, grad;
+  double mean = 0.0, sum = 0.0;
   std::string unwritten;
 };
 
@@ -205,21 +214,66 @@ void append(std::string& to, const std::string& part) {
 // the kernel does not write fails the cell.
 results run_float32(const scenario& s, const implementation* impl) {
   const tensor_view x = s.logits_view(), t = s.target_view();
+  std::vector<float> loss(s.logits.size() / static_cast<std::size_t>(s.classes())), grad(s.logits.size());
+  float mean = 0.0f, sum = 0.0f;
   results o;
-  o.loss.resize(s.logits.size() / static_cast<std::size_t>(s.classes()));
-  o.grad.resize(s.logits.size());
-  const poison::sentinel ls = poison::fill(o.loss), gs = poison::fill(o.grad);
+  const poison::sentinel ls = poison::fill(loss), gs = poison::fill(grad);
+  cross_entropy_forward_backward(x, t, view(loss.data(), s.position_shape()), view(grad.data(), s.shape),
+                                 s.make_options(reduction::none), nullptr, impl);
+  append(o.unwritten, poison::unwritten_message("losses (reduction none)", loss, ls));
+  append(o.unwritten, poison::unwritten_message("gradient elements", grad, gs,
+                                                [&](std::size_t i) { return element_name(s, i); }));
+  const poison::sentinel ms = poison::fill({&mean, 1});
+  cross_entropy(x, t, view(&mean, {}), s.make_options(reduction::mean), impl);
+  append(o.unwritten, poison::unwritten_message("mean", {&mean, 1}, ms));
+  const poison::sentinel ss = poison::fill({&sum, 1});
+  cross_entropy(x, t, view(&sum, {}), s.make_options(reduction::sum), impl);
+  append(o.unwritten, poison::unwritten_message("sum", {&sum, 1}, ss));
+  o.loss.assign(loss.begin(), loss.end());
+  o.grad.assign(grad.begin(), grad.end());
+  o.mean = mean;
+  o.sum = sum;
+  return o;
+}
+
+// The "never written" text of the 16-bit and float64 runners: how many
+// elements still hold the sentinel, and the first.
+template <class T>
+std::string unwritten_text(const scenario& s, const std::string& what, const std::vector<T>& v, T sentinel,
+                           bool named) {
+  std::size_t n = 0;
+  std::string first;
+  for (std::size_t i = 0; i < v.size(); ++i)
+    if (std::memcmp(&v[i], &sentinel, sizeof(T)) == 0 && n++ == 0)
+      first = named ? element_name(s, i) : "[" + std::to_string(i) + "]";
+  if (n == 0) return std::string();
+  char bits[24];
+  if constexpr (sizeof(T) == 2) std::snprintf(bits, sizeof bits, "0x%04x", static_cast<unsigned>(sentinel));
+  else std::snprintf(bits, sizeof bits, "0x%016llx", static_cast<unsigned long long>(std::bit_cast<std::uint64_t>(sentinel)));
+  return std::to_string(n) + " of " + std::to_string(v.size()) + " " + what + " never written (still the sentinel NaN " +
+         bits + "), first " + first;
+}
+
+// float64: results in float64, the buffers poisoned with a float64
+// signalling NaN (a pattern no arithmetic makes).
+results run_float64(const scenario& s, const implementation* impl) {
+  const tensor_view x = s.logits_view(), t = s.target_view();
+  const std::uint32_t random = poison::next().bits;
+  const double sentinel = std::bit_cast<double>((random >> 31 ? 0x8000000000000000ull : 0ull) | 0x7ff0000000000000ull |
+                                                (1ull + random % 0x7ffffu));
+  const std::size_t P = s.logits64.size() / static_cast<std::size_t>(s.classes());
+  results o;
+  o.loss.assign(P, sentinel);
+  o.grad.assign(s.logits64.size(), sentinel);
+  o.mean = o.sum = sentinel;
   cross_entropy_forward_backward(x, t, view(o.loss.data(), s.position_shape()), view(o.grad.data(), s.shape),
                                  s.make_options(reduction::none), nullptr, impl);
-  append(o.unwritten, poison::unwritten_message("losses (reduction none)", o.loss, ls));
-  append(o.unwritten, poison::unwritten_message("gradient elements", o.grad, gs,
-                                                [&](std::size_t i) { return element_name(s, i); }));
-  const poison::sentinel ms = poison::fill({&o.mean, 1});
   cross_entropy(x, t, view(&o.mean, {}), s.make_options(reduction::mean), impl);
-  append(o.unwritten, poison::unwritten_message("mean", {&o.mean, 1}, ms));
-  const poison::sentinel ss = poison::fill({&o.sum, 1});
   cross_entropy(x, t, view(&o.sum, {}), s.make_options(reduction::sum), impl);
-  append(o.unwritten, poison::unwritten_message("sum", {&o.sum, 1}, ss));
+  append(o.unwritten, unwritten_text(s, "losses (reduction none)", o.loss, sentinel, false));
+  append(o.unwritten, unwritten_text(s, "gradient elements", o.grad, sentinel, true));
+  append(o.unwritten, unwritten_text(s, "mean", std::vector<double>{o.mean}, sentinel, false));
+  append(o.unwritten, unwritten_text(s, "sum", std::vector<double>{o.sum}, sentinel, false));
   return o;
 }
 
@@ -238,24 +292,13 @@ results run_sixteen_bit(const scenario& s, const implementation* impl) {
                                  view(grad.data(), s.type, s.shape), s.make_options(reduction::none), nullptr, impl);
   cross_entropy(x, t, view(&mean, s.type, {}), s.make_options(reduction::mean), impl);
   cross_entropy(x, t, view(&sum, s.type, {}), s.make_options(reduction::sum), impl);
-  auto unwritten = [&](const std::string& what, const std::vector<std::uint16_t>& v, bool named) {
-    std::size_t n = 0;
-    std::string first;
-    for (std::size_t i = 0; i < v.size(); ++i)
-      if (v[i] == sentinel && n++ == 0) first = named ? element_name(s, i) : "[" + std::to_string(i) + "]";
-    if (n == 0) return std::string();
-    char bits[16];
-    std::snprintf(bits, sizeof bits, "0x%04x", sentinel);
-    return std::to_string(n) + " of " + std::to_string(v.size()) + " " + what +
-           " never written (still the sentinel NaN " + bits + "), first " + first;
-  };
   results o;
-  append(o.unwritten, unwritten("losses (reduction none)", loss, false));
-  append(o.unwritten, unwritten("gradient elements", grad, true));
-  append(o.unwritten, unwritten("mean", {mean}, false));
-  append(o.unwritten, unwritten("sum", {sum}, false));
+  append(o.unwritten, unwritten_text(s, "losses (reduction none)", loss, sentinel, false));
+  append(o.unwritten, unwritten_text(s, "gradient elements", grad, sentinel, true));
+  append(o.unwritten, unwritten_text(s, "mean", std::vector<std::uint16_t>{mean}, sentinel, false));
+  append(o.unwritten, unwritten_text(s, "sum", std::vector<std::uint16_t>{sum}, sentinel, false));
   auto widened = [&](const std::vector<std::uint16_t>& v) {
-    std::vector<float> w(v.size());
+    std::vector<double> w(v.size());
     for (std::size_t i = 0; i < v.size(); ++i) w[i] = widen(v[i], s.type);
     return w;
   };
@@ -276,19 +319,19 @@ std::vector<cell> measure(const scenario& s, const std::vector<const implementat
   // The reductions from the per-position reference values (docs/design.md §2:
   // mean divides by W = sum of the counted targets' weights, or by the
   // number of positions for probability targets).
-  dd_sum total;
-  double W = 0.0;
+  // W in double-double: a sum of float64 weights is not exact in double.
+  dd_sum total, W;
   for (std::int64_t p = 0; p < P; ++p) {
     total.add(r.loss[static_cast<std::size_t>(p)]);
-    if (pr.target == target_kind::probability) W += 1.0;
-    else if (pr.counted(p)) W += static_cast<double>(pr.weight_at(pr.target_at(p)));
+    if (pr.target == target_kind::probability) W.add(1.0);
+    else if (pr.counted(p)) W.add(pr.weight_wide(pr.target_at(p)));
   }
   const ref::exact ref_sum = total.value();
-  const ref::exact ref_mean = W == 0.0 ? ref::exact{std::nan(""), 0.0} : total.divided(W);
+  const ref::exact ref_mean = W.value().hi == 0.0 ? ref::exact{std::nan(""), 0.0} : total.divided(W.value());
 
   std::vector<cell> cells;
   for (const implementation* impl : impls) {
-    // A 16-bit scenario is measured on the kernels that compute its dtype.
+    // A scenario is measured on the kernels that compute its dtype.
     if (!(impl->dtypes() & dtype_bit(s.type))) continue;
     cell c;
     c.impl = impl->name();
@@ -299,7 +342,9 @@ std::vector<cell> measure(const scenario& s, const std::vector<const implementat
     results o;
     reset_stable_rounding_statistics();  // this worker thread's counts
     try {
-      o = s.type == dtype::f32 ? run_float32(s, impl) : run_sixteen_bit(s, impl);
+      o = s.type == dtype::f32   ? run_float32(s, impl)
+          : s.type == dtype::f64 ? run_float64(s, impl)
+                                 : run_sixteen_bit(s, impl);
     } catch (const plugins::plugin_unsupported& e) {
       c.skipped = e.what();
       cells.push_back(std::move(c));

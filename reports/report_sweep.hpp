@@ -27,7 +27,7 @@ std::string to_string(quantity q);
 // The element with the largest error: where it is and both values.
 struct worst_element {
   std::int64_t position = -1, cls = -1;  // cls -1 for loss and reductions
-  float got = 0.0f;
+  double got = 0.0;  // a value of the results' dtype
   std::string want;  // the reference, 10 significant digits
   double ulp = 0.0;
 };

@@ -233,7 +233,7 @@ sweep_share sample_share() {
     c.unresolved = 1;
     for (std::size_t q = 0; q < quantity_count; ++q) {
       c.q[q] = {static_cast<std::int64_t>(10 + q), 1.5 + static_cast<double>(q), 0.25, 0.125, 0.03125, 0.875, 1,
-                {4, static_cast<std::int64_t>(q), std::bit_cast<float>(0x7fa1a7ddu), "1.234567891", 2.5}};
+                {4, static_cast<std::int64_t>(q), std::bit_cast<double>(0x7ff4a1a7dd000123ull), "1.234567891", 2.5}};
     }
     c.q[0].max = std::numeric_limits<double>::infinity();
     c.q[1].p99 = std::bit_cast<double>(0xfff4000000000123ull);  // a negative NaN with a payload
@@ -258,7 +258,7 @@ TEST(report_ranks, a_share_travels_bit_for_bit) {
   EXPECT_EQ(*c.outside, "outside its domain");
   EXPECT_FALSE(back.cells[0][0].outside);
   EXPECT_EQ(*back.cells[1][1].failure, "it crashed");
-  EXPECT_EQ(std::bit_cast<std::uint32_t>(c.q[2].worst.got), 0x7fa1a7ddu);
+  EXPECT_EQ(std::bit_cast<std::uint64_t>(c.q[2].worst.got), 0x7ff4a1a7dd000123ull);  // a signalling NaN, bits kept
   EXPECT_EQ(std::bit_cast<std::uint64_t>(c.q[1].p99), 0xfff4000000000123ull);
   EXPECT_TRUE(std::isinf(c.q[0].max));
   EXPECT_EQ(c.q[4].worst.want, "1.234567891");

@@ -1,6 +1,7 @@
 #include "scenarios.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -18,6 +19,28 @@ std::vector<std::int64_t> scenario::position_shape() const {
 
 void scenario::to_dtype(dtype t) {
   type = t;
+  if (t == dtype::f64) {
+    // SplitMix64 of the value's bits: a fixed function of the value.
+    auto h = [](double v) {
+      std::uint64_t z = std::bit_cast<std::uint64_t>(v) + 0x9e3779b97f4a7c15ull;
+      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+      z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+      z ^= z >> 31;
+      return static_cast<double>(static_cast<std::int64_t>(z >> 40) - (std::int64_t{1} << 23)) * 2 + 1;
+    };
+    auto widen_all = [&](std::vector<float>& v, std::vector<double>& wide) {
+      wide.resize(v.size());
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        const double x = v[i];
+        wide[i] = std::isfinite(x) && x != 0.0 ? x * (1 + h(x) * 0x1p-36) : x;
+        v[i] = static_cast<float>(wide[i]);
+      }
+    };
+    widen_all(logits, logits64);
+    widen_all(target_prob, target_prob64);
+    widen_all(weight, weight64);
+    return;
+  }
   auto round_all = [t](std::vector<float>& v, std::vector<std::uint16_t>& bits) {
     bits.resize(v.size());
     for (std::size_t i = 0; i < v.size(); ++i) {
@@ -31,11 +54,13 @@ void scenario::to_dtype(dtype t) {
 }
 
 tensor_view scenario::logits_view() const {
+  if (type == dtype::f64) return view(logits64.data(), shape);
   return type == dtype::f32 ? view(logits.data(), shape) : view(logits16.data(), type, shape);
 }
 
 tensor_view scenario::target_view() const {
   if (!probability) return view(target_index.data(), position_shape());
+  if (type == dtype::f64) return view(target_prob64.data(), shape);
   return type == dtype::f32 ? view(target_prob.data(), shape) : view(target_prob16.data(), type, shape);
 }
 
@@ -45,7 +70,10 @@ options scenario::make_options(reduction r) const {
   o.ignore_index = ignore_index;
   o.label_smoothing = label_smoothing;
   const std::int64_t c = static_cast<std::int64_t>(weight.size());
-  if (!weight.empty()) o.weight = type == dtype::f32 ? view(weight.data(), {c}) : view(weight16.data(), type, {c});
+  if (!weight.empty())
+    o.weight = type == dtype::f64   ? view(weight64.data(), {c})
+               : type == dtype::f32 ? view(weight.data(), {c})
+                                    : view(weight16.data(), type, {c});
   return o;
 }
 
@@ -216,23 +244,23 @@ void families(std::int64_t n, std::int64_t c, std::vector<scenario_spec>& out) {
                           }));
 }
 
-// The families measured in 16 bits too, and at which C: everyday logits,
-// large spreads, dominant targets, every option, probability targets.
-bool sixteen_bit_family(const scenario_spec& s) {
+// The families measured in the other dtypes too, and at which C: everyday
+// logits, large spreads, dominant targets, every option, probability targets.
+bool other_dtype_family(const scenario_spec& s) {
   if (s.classes != 10 && s.classes != 1000 && s.classes != 32000) return false;
   const std::string& f = s.family;
   return f == "normal_s1" || f == "normal_s30" || f == "dominant_m20" || f.rfind("w_ii", 0) == 0 ||
          f.rfind("prob", 0) == 0;
 }
 
-// A float32 scenario's fill rounded once to t. Not plotted (scale 0): the
-// plots compare float32 ulps.
-scenario_spec sixteen_bit(const scenario_spec& f32, dtype t) {
-  const std::string suffix = t == dtype::bf16 ? "_bf16" : "_f16";
+// A float32 scenario's fill in dtype t (scenario::to_dtype). Not plotted
+// (scale 0): the plots compare float32 ulps.
+scenario_spec other_dtype(const scenario_spec& f32, dtype t) {
+  const std::string suffix = t == dtype::bf16 ? "_bf16" : t == dtype::f16 ? "_f16" : "_f64";
   scenario_spec s = f32;
   s.id += suffix;
   s.family += suffix;
-  s.description += std::string(", ") + (t == dtype::bf16 ? "bfloat16" : "float16") + " logits";
+  s.description += ", " + to_string(t) + " logits";
   s.scale = 0.0;
   s.type = t;
   s.build = [base = f32.build, id = s.id, desc = s.description, t] {
@@ -264,8 +292,8 @@ std::vector<scenario_spec> report_scenarios(bool quick) {
   }
   const std::size_t f32 = v.size();
   for (std::size_t i = 0; i < f32; ++i)
-    if (sixteen_bit_family(v[i]))
-      for (const dtype t : {dtype::bf16, dtype::f16}) v.push_back(sixteen_bit(v[i], t));
+    if (other_dtype_family(v[i]))
+      for (const dtype t : {dtype::bf16, dtype::f16, dtype::f64}) v.push_back(other_dtype(v[i], t));
   return v;
 }
 

@@ -27,11 +27,18 @@ struct scenario {
   std::int64_t ignore_index = -100;
   double label_smoothing = 0.0;
   // The logits' dtype. For bfloat16/float16 the values above are values of
-  // the dtype (to_dtype) and the views are 16-bit copies of them.
+  // the dtype (to_dtype) and the views are 16-bit copies of them; for
+  // float64 the views are of the *64 vectors (the floats above then hold
+  // their float32 roundings).
   dtype type = dtype::f32;
   std::vector<std::uint16_t> logits16, target_prob16, weight16;
+  std::vector<double> logits64, target_prob64, weight64;
 
-  // Rounds the logits, probabilities and weights once to t and keeps 16-bit copies.
+  // bfloat16/float16: rounds the logits, probabilities and weights once to t
+  // and keeps 16-bit copies. float64: every finite non-zero value v becomes
+  // v (1 + h 2^-36), h an odd 24-bit integer hashed from v's bits (equal
+  // values stay equal, so ties and uniform rows keep their structure, now
+  // with float64's 53 significant bits).
   void to_dtype(dtype t);
   std::vector<std::int64_t> position_shape() const;
   std::int64_t classes() const { return shape.size() == 1 ? shape[0] : shape[1]; }
@@ -47,7 +54,7 @@ struct scenario_spec {
   std::int64_t classes = 0;
   std::int64_t elements = 0;  // logits
   double scale = 0.0;         // sigma of the normal families, 0 otherwise (plots)
-  dtype type = dtype::f32;    // the logits' (ids of 16-bit scenarios end in _bf16 / _f16)
+  dtype type = dtype::f32;    // the logits' (ids end in _bf16 / _f16 / _f64 for the others)
   std::function<scenario()> build;
 };
 
@@ -56,8 +63,9 @@ const std::vector<std::int64_t>& class_buckets();
 
 // The report's scenarios: every family at every C bucket, rows chosen per C
 // (few rows for big C); quick uses fewer rows (same distributions). Then
-// bfloat16 and float16 versions of a few families (the float32 fill rounded
-// once to the dtype), measured in ulps of their results' dtype.
+// bfloat16, float16 and float64 versions of a few families (the float32 fill
+// rounded once to the 16-bit dtype, or given float64's full significand),
+// measured in ulps of their results' dtype.
 std::vector<scenario_spec> report_scenarios(bool quick);
 
 // Scenarios of either set whose id contains `filter` (each id once).
