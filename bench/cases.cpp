@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -65,6 +66,12 @@ struct workspace {
   // reference computes from) and, as 16-bit patterns, in logits16 (what the
   // kernels read); the gradient goes to grad16.
   buffer<std::uint16_t> logits16, grad16;
+  // float64 shapes: the float32 fill with float64's full significand in
+  // logits64 (what the kernels read; `logits` holds their float32 roundings,
+  // which the reference computes from: within the checks' tolerances), the
+  // gradient in grad64, the losses in rows64.
+  buffer<double> logits64, grad64;
+  std::vector<double> rows64;
 
   explicit workspace(const shape_spec& s)
       : shape(s),
@@ -74,7 +81,21 @@ struct workspace {
         rows(static_cast<std::size_t>(s.positions())) {
     fill_normal(logits.data(), logits.size(), seed, logit_sigma);
     fill_targets(target.data(), target.size(), s.classes(), seed);
-    if (s.type != xent::dtype::f32) {
+    if (s.type == xent::dtype::f64) {
+      logits64 = buffer<double>(logits.size());
+      grad64 = buffer<double>(logits.size());
+      rows64.resize(rows.size());
+      const auto n = static_cast<std::ptrdiff_t>(logits.size());
+      float* x = logits.data();
+      double* x64 = logits64.data();
+#pragma omp parallel for
+      for (std::ptrdiff_t i = 0; i < n; ++i) {
+        // v (1 + k 2^-40), k in [-2^11, 2^11): every significand bit used.
+        const auto k = static_cast<double>((static_cast<std::uint64_t>(i) * 0x9e3779b97f4a7c15ull) >> 52) - 2048.0;
+        x64[i] = static_cast<double>(x[i]) * (1.0 + k * 0x1p-40);
+        x[i] = static_cast<float>(x64[i]);
+      }
+    } else if (s.type != xent::dtype::f32) {
       logits16 = buffer<std::uint16_t>(logits.size());
       grad16 = buffer<std::uint16_t>(logits.size());
       const auto n = static_cast<std::ptrdiff_t>(logits.size());
@@ -90,16 +111,23 @@ struct workspace {
 
   // What the kernels read and write: float32, or the 16-bit buffers.
   xent::tensor_view logits_view() const {
+    if (shape.type == xent::dtype::f64) return xent::view(logits64.data(), shape.dims);
     return shape.type == xent::dtype::f32 ? xent::view(logits.data(), shape.dims)
                                           : xent::view(logits16.data(), shape.type, shape.dims);
   }
   xent::tensor_view grad_view() const {
+    if (shape.type == xent::dtype::f64) return xent::view(grad64.data(), shape.dims);
     return shape.type == xent::dtype::f32 ? xent::view(grad.data(), shape.dims)
                                           : xent::view(grad16.data(), shape.type, shape.dims);
   }
-  // The gradient just written, as float32 (16-bit: widened into grad).
+  // The gradient just written, as float32 (16-bit: widened into grad;
+  // float64: rounded into grad).
   const float* grad_values() {
-    if (shape.type != xent::dtype::f32) {
+    if (shape.type == xent::dtype::f64) {
+      const auto n = static_cast<std::ptrdiff_t>(grad.size());
+#pragma omp parallel for
+      for (std::ptrdiff_t i = 0; i < n; ++i) grad.data()[i] = static_cast<float>(grad64.data()[i]);
+    } else if (shape.type != xent::dtype::f32) {
       const auto n = static_cast<std::ptrdiff_t>(grad.size());
 #pragma omp parallel for
       for (std::ptrdiff_t i = 0; i < n; ++i) grad.data()[i] = xent::widen(grad16.data()[i], shape.type);
@@ -419,15 +447,36 @@ void run_xent(benchmark::State& st, const bench_case& c, workspace& ws) {
   o.reduce = c.m == mode::fwd_sum ? xent::reduction::sum
              : c.m == mode::fwd_none ? xent::reduction::none
                                      : xent::reduction::mean;
+  // float64 logits: the loss is float64 (loss64, rows64), checked as float32.
+  const bool f64 = ws.shape.type == xent::dtype::f64;
   float loss = 0.0f;
+  double loss64 = 0.0;
   const xent::tensor_view x = ws.logits_view(), t = ws.target_view();
-  const xent::tensor_view scalar = xent::view(&loss, {});
-  const xent::tensor_view rows = xent::view(ws.rows.data(), c.shape.target_dims());
+  const xent::tensor_view scalar = f64 ? xent::view(&loss64, {}) : xent::view(&loss, {});
+  const xent::tensor_view rows = f64 ? xent::view(ws.rows64.data(), c.shape.target_dims())
+                                     : xent::view(ws.rows.data(), c.shape.target_dims());
   const xent::tensor_view g = ws.grad_view();
+  // float64: outputs filled with a quiet NaN no kernel writes for these
+  // finite logits, so an unwritten value fails the checks below.
+  const double nan64 = std::numeric_limits<double>::quiet_NaN();
+  auto poison64 = [&](bool rows_too, bool grad_too) {
+    loss64 = nan64;
+    if (rows_too) std::fill(ws.rows64.begin(), ws.rows64.end(), nan64);
+    if (grad_too) std::fill_n(ws.grad64.data(), ws.grad64.size(), nan64);
+  };
+  auto from64 = [&] {  // the float64 results as float32, for the checks
+    if (!f64) return;
+    loss = static_cast<float>(loss64);
+    for (std::size_t i = 0; i < ws.rows.size(); ++i) ws.rows[i] = static_cast<float>(ws.rows64[i]);
+  };
   // The untimed calls get poisoned outputs (xent/poison.hpp): an element the
   // kernel does not write fails the case before anything is timed.
   poison::sentinel loss_s, rows_s, grad_s;
   auto unwritten = [&](bool rows_too, bool grad_too) {
+    if (f64) {  // poisoned with NaN: what stayed NaN fails the value checks
+      from64();
+      return std::string();
+    }
     std::string m = rows_too ? "" : poison::unwritten_message("loss", {&loss, 1}, loss_s);
     if (rows_too) m += poison::unwritten_message("per-position losses", ws.rows, rows_s);
     if (grad_too && ws.shape.type == xent::dtype::f32)  // (16-bit gradients: filled with NaN, checked below)
@@ -445,7 +494,10 @@ void run_xent(benchmark::State& st, const bench_case& c, workspace& ws) {
             return check_scalar(c.m == mode::fwd ? "loss (mean)" : "loss (sum)", loss,
                                 c.m == mode::fwd ? ws.ref_mean : ws.ref_sum, c);
           },
-          [&] { loss_s = poison::fill({&loss, 1}); });
+          [&] {
+            if (f64) poison64(false, false);
+            else loss_s = poison::fill({&loss, 1});
+          });
       break;
     case mode::fwd_none:
       measure(
@@ -455,7 +507,10 @@ void run_xent(benchmark::State& st, const bench_case& c, workspace& ws) {
             compute_reference(ws);
             return check_rows(ws.rows, ws, c);
           },
-          [&] { rows_s = poison::fill(ws.rows); });
+          [&] {
+            if (f64) poison64(true, false);
+            else rows_s = poison::fill(ws.rows);
+          });
       break;
     case mode::fwdbwd:
       measure(
@@ -467,6 +522,7 @@ void run_xent(benchmark::State& st, const bench_case& c, workspace& ws) {
             return e.empty() ? check_grad(ws.grad_values(), ws, c) : e;
           },
           [&] {
+            if (f64) return poison64(false, true);
             loss_s = poison::fill({&loss, 1});
             // 16-bit: a NaN pattern no kernel writes for these finite logits,
             // so an unwritten element fails check_grad.
@@ -537,7 +593,7 @@ std::vector<std::int64_t> shape_spec::target_dims() const {
 shape_spec with_dtype(const shape_spec& s, xent::dtype t) {
   shape_spec r = s;
   r.type = t;
-  r.name += t == xent::dtype::bf16 ? "_bf16" : "_f16";
+  r.name += t == xent::dtype::bf16 ? "_bf16" : t == xent::dtype::f16 ? "_f16" : "_f64";
   return r;
 }
 
@@ -589,6 +645,7 @@ std::vector<shape_plan> read_shape_list(std::string_view text, std::string_view 
       else if (option == "targets") p.targets = true;
       else if (option == "bf16") p.dtypes.push_back(xent::dtype::bf16);
       else if (option == "f16") p.dtypes.push_back(xent::dtype::f16);
+      else if (option == "f64") p.dtypes.push_back(xent::dtype::f64);
       else {
         std::string why = "unknown option '";
         why += option;

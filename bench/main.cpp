@@ -328,8 +328,9 @@ registration register_all(const settings& s) {
     best_fused = std::max(best_fused, ip.fused_rate);
   }
 
-  // Each shape in float32 with its modes, then in each 16-bit dtype it
-  // lists: loss and fused loss + gradient, by the kernels that compute it.
+  // Each shape in float32 with its modes, then in each other dtype it lists
+  // (bf16, f16, f64): loss and fused loss + gradient, by the kernels that
+  // compute it.
   std::vector<std::pair<shape_plan, bool>> typed_plan;  // (shape, float32)
   for (const shape_plan& p : plan) {
     typed_plan.push_back({p, true});
@@ -347,8 +348,8 @@ registration register_all(const settings& s) {
     const std::uint32_t wanted = xent::dtype_bit(p.shape.type);
 #ifdef XENT_HAVE_TORCH
     // The peer first (the ratios are set once the whole shape has run);
-    // LibTorch computes float32 and bfloat16 (float16's log_softmax is not
-    // implemented on the CPU).
+    // LibTorch computes float32, bfloat16 and float64 (float16's log_softmax
+    // is not implemented on the CPU).
     if (s.torch && p.shape.type != xent::dtype::f16)
       for (mode m : modes)
         if (m != mode::fwdbwd_inplace)
@@ -364,7 +365,8 @@ registration register_all(const settings& s) {
     std::vector<variant> variants;
     for (const impl_plan& ip : impls)
       if (ip.impl->dtypes() & wanted) variants.push_back({&ip, 0});
-      else if (!float32) note(ip.impl->name() + "/" + p.shape.name + " (computes float32 logits only)");
+      else if (!float32)
+        note(ip.impl->name() + "/" + p.shape.name + " (computes no " + xent::to_string(p.shape.type) + " logits)");
     if (p.targets)
       for (const impl_plan& ip : impls)
         if (ip.highway)

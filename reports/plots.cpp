@@ -103,7 +103,8 @@ std::string accuracy_script(const sweep_result& s) {
 // family only, so two shapes with the same C and different N never form a
 // vertical segment.
 std::string family_of(const bench_point& p) {
-  // 16-bit cases ("n4096c32000_bf16") are their own family: half the bytes.
+  // Cases of other dtypes ("n4096c32000_bf16", "n512c32000_f64") are their
+  // own family: half or twice the bytes.
   if (const auto u = p.shape.find('_'); u != std::string::npos) return p.shape.substr(u + 1) + " logits";
   if (p.shape.find_first_of("dhw", p.shape.find('c')) != std::string::npos) return "(N,C,d..) layout";
   const std::int64_t n = p.classes > 0 ? p.elements / p.classes : 0;

@@ -33,14 +33,17 @@ std::string mode_words(const std::string& m) {
 }
 
 // "n8c21h256w256" -> "[8, 21, 256, 256]"; "n64c8192_bf16" -> "[64, 8192]
-// bfloat16 logits" (the 16-bit bench shapes, bench/shapes.txt).
+// bfloat16 logits" (the bench shapes of other dtypes, bench/shapes.txt).
 std::string dims_of(const std::string& name) {
   const auto u = name.find('_');
   const std::string shape = name.substr(0, u);
   std::string suffix;
   if (u != std::string::npos) {
     const std::string t = name.substr(u + 1);
-    suffix = " " + (t == "bf16" ? std::string("bfloat16") : t == "f16" ? std::string("float16") : t) + " logits";
+    suffix = " " + (t == "bf16" ? std::string("bfloat16") : t == "f16" ? std::string("float16")
+                    : t == "f64"  ? std::string("float64")
+                                  : t) +
+             " logits";
   }
   std::string o = "[";
   bool digits = false;
