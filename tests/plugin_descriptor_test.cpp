@@ -65,7 +65,7 @@ TEST(plugin_descriptor, header_fields) {
   EXPECT_REJECTED(nullptr, "returned NULL");
   xent_plugin d = good();
   d.abi_version = 7;
-  EXPECT_REJECTED(&d, "built for ABI version 7, this xent speaks 1 to 2");
+  EXPECT_REJECTED(&d, "built for ABI version 7, this xent speaks 1 to 3");
   d.abi_version = 0;
   EXPECT_REJECTED(&d, "built for ABI version 0");
   d = good();
@@ -182,10 +182,16 @@ TEST(plugin_descriptor, capability_masks) {
   d.dtypes = XENT_PLUGIN_DTYPE_BFLOAT16;
   EXPECT_REJECTED(&d, "declares dtypes without float32 (0x2;");
   d = declaring();
-  d.dtypes = 0x9;
-  EXPECT_REJECTED(&d, "unknown dtypes bits 0x8");
-  // ABI 2: the 16-bit dtypes; a version-1 descriptor declares float32 alone.
+  d.dtypes = 0x11;
+  EXPECT_REJECTED(&d, "unknown dtypes bits 0x10");
+  // ABI 2: the 16-bit dtypes; ABI 3: float64; a version-1 descriptor
+  // declares float32 alone, a version-2 one no float64.
   d = declaring();
+  d.dtypes = XENT_PLUGIN_DTYPE_FLOAT32 | XENT_PLUGIN_DTYPE_BFLOAT16 | XENT_PLUGIN_DTYPE_FLOAT16 |
+             XENT_PLUGIN_DTYPE_FLOAT64;
+  EXPECT_EQ(error_of(&d), "");
+  d.abi_version = 2;
+  EXPECT_REJECTED(&d, "unknown dtypes bits 0x8");
   d.dtypes = XENT_PLUGIN_DTYPE_FLOAT32 | XENT_PLUGIN_DTYPE_BFLOAT16 | XENT_PLUGIN_DTYPE_FLOAT16;
   EXPECT_EQ(error_of(&d), "");
   d.abi_version = 1;

@@ -24,6 +24,8 @@
  * sixteen_bit_plugin.c declares bfloat16 and float16 logits too (ABI 2):
  * every element is read and written in the dtype its DLTensor states, so
  * the same code computes them (each result rounded once from double).
+ * float64_plugin.c declares float64 logits (ABI 3) and computes in long
+ * double (XENT_EXAMPLE_LONG_DOUBLE): on x86-64 11 more bits than float64.
  * abi1_plugin.c builds this file as a plug-in of ABI version 1.
  */
 #include <math.h>
@@ -50,13 +52,28 @@ static int64_t stride_of(const DLTensor* t, int d) {
 
 static void* data_of(const DLTensor* t) { return (char*)t->data + t->byte_offset; }
 
-/* ---- elements: float32, bfloat16 or float16 ------------------------------ */
+/* ---- the working precision ---------------------------------------------- */
 
-typedef enum elem_type { ELEM_F32, ELEM_BF16, ELEM_F16, ELEM_OTHER } elem_type;
+#ifdef XENT_EXAMPLE_LONG_DOUBLE
+typedef long double real;
+#define EXP expl
+#define LOG1P log1pl
+#define LOG logl
+#else
+typedef double real;
+#define EXP exp
+#define LOG1P log1p
+#define LOG log
+#endif
+
+/* ---- elements: float32, float64, bfloat16 or float16 ---------------------- */
+
+typedef enum elem_type { ELEM_F32, ELEM_F64, ELEM_BF16, ELEM_F16, ELEM_OTHER } elem_type;
 
 static elem_type elem_of(const DLTensor* t) {
   if (t->dtype.lanes != 1) return ELEM_OTHER;
   if (t->dtype.code == kDLFloat && t->dtype.bits == 32) return ELEM_F32;
+  if (t->dtype.code == kDLFloat && t->dtype.bits == 64) return ELEM_F64;
   if (t->dtype.code == kDLBfloat && t->dtype.bits == 16) return ELEM_BF16;
   if (t->dtype.code == kDLFloat && t->dtype.bits == 16) return ELEM_F16;
   return ELEM_OTHER;
@@ -64,12 +81,13 @@ static elem_type elem_of(const DLTensor* t) {
 
 /* The address of element i (in elements) past base. */
 static void* elem_at(const void* base, int64_t i, elem_type t) {
-  return (char*)base + i * (t == ELEM_F32 ? 4 : 2);
+  return (char*)base + i * (t == ELEM_F64 ? 8 : t == ELEM_F32 ? 4 : 2);
 }
 
 /* Element i, widened (exact). */
-static double get(const void* base, int64_t i, elem_type t) {
+static real get(const void* base, int64_t i, elem_type t) {
   if (t == ELEM_F32) return ((const float*)base)[i];
+  if (t == ELEM_F64) return ((const double*)base)[i];
   const uint16_t b = ((const uint16_t*)base)[i];
   if (t == ELEM_BF16) { /* the high half of a float32 */
     const uint32_t u = (uint32_t)b << 16;
@@ -85,13 +103,19 @@ static double get(const void* base, int64_t i, elem_type t) {
 }
 
 /* v rounded once (to nearest, ties to even, subnormals, overflow to inf)
- * into element i: from double directly, never through float (which would
- * round twice). */
-static void put(void* base, int64_t i, double v, elem_type t) {
+ * into element i: from the working precision directly, never through float
+ * (which would round twice). The 16-bit branch reads v as a double: exact
+ * with `real` double, the only precision the 16-bit examples use. */
+static void put(void* base, int64_t i, real rv, elem_type t) {
   if (t == ELEM_F32) {
-    ((float*)base)[i] = (float)v;
+    ((float*)base)[i] = (float)rv;
     return;
   }
+  if (t == ELEM_F64) {
+    ((double*)base)[i] = (double)rv;
+    return;
+  }
+  const double v = (double)rv;
   const int bf = t == ELEM_BF16;
   const int mbits = bf ? 7 : 10, emin = bf ? -126 : -14, emax = bf ? 127 : 15, bias = bf ? 127 : 15;
   const uint16_t sign = signbit(v) ? 0x8000 : 0, inf = bf ? 0x7f80 : 0x7c00;
@@ -148,18 +172,18 @@ typedef struct row_in {
   double eps;
 } row_in;
 
-static double weight_at(const row_in* r, int64_t c) { return r->w ? get(r->w, c * r->ws, r->type) : 1.0; }
+static real weight_at(const row_in* r, int64_t c) { return r->w ? get(r->w, c * r->ws, r->type) : 1.0; }
 #define X(cls) get(r->x, (cls) * r->xs, r->type)
 
 /* Writes scale * d loss / d x into g (when not NULL); returns the loss. */
-static double row(const row_in* r, void* g, int64_t gs, double scale) {
+static real row(const row_in* r, void* g, int64_t gs, real scale) {
   const int64_t C = r->C;
   /* Row maximum and its index; NaN or +inf anywhere, or all -inf: NaN. */
-  double mf = -INFINITY;
+  real mf = -INFINITY;
   int64_t k = 0, j, c;
   int undefined = 0;
   for (j = 0; j < C; ++j) {
-    const double v = X(j);
+    const real v = X(j);
     if (isnan(v)) undefined = 1;
     if (v > mf) {
       mf = v;
@@ -172,31 +196,31 @@ static double row(const row_in* r, void* g, int64_t gs, double scale) {
     return NAN;
   }
 #ifndef XENT_EXAMPLE_NO_MAX_SHIFT
-  const double m = mf;
-  double rest = 0.0; /* sum_{j != k} e^{x_j - m} */
+  const real m = mf;
+  real rest = 0.0; /* sum_{j != k} e^{x_j - m} */
   for (j = 0; j < C; ++j)
-    if (j != k) rest += exp(X(j) - m);
-  const double sum = 1.0 + rest;
-  const double log_sum = log1p(rest); /* lse - m */
+    if (j != k) rest += EXP(X(j) - m);
+  const real sum = 1.0 + rest;
+  const real log_sum = LOG1P(rest); /* lse - m */
 #else
   /* The planted bug: no shift. */
-  const double m = 0.0;
-  double sum = 0.0;
-  for (j = 0; j < C; ++j) sum += exp(X(j));
-  const double rest = sum - exp(X(k));
-  const double log_sum = log(sum);
+  const real m = 0.0;
+  real sum = 0.0;
+  for (j = 0; j < C; ++j) sum += EXP(X(j));
+  const real rest = sum - EXP(X(k));
+  const real log_sum = LOG(sum);
 #endif
 #define GAP(cls) (m - X(cls)) /* lse - x_c = GAP + log_sum */
 
-  const double eps = r->eps, eps_c = eps / (double)C;
+  const real eps = r->eps, eps_c = eps / (real)C;
   if (r->t >= 0 && eps == 0.0) {
     const int64_t t = r->t;
-    const double wt = weight_at(r, t);
-    const double loss = wt * (GAP(t) + log_sum); /* before g overwrites x (in-place) */
+    const real wt = weight_at(r, t);
+    const real loss = wt * (GAP(t) + log_sum); /* before g overwrites x (in-place) */
     if (g) {
-      const double others = t == k ? rest : sum - exp(-GAP(t)); /* 1 - p_t, times sum */
+      const real others = t == k ? rest : sum - EXP(-GAP(t)); /* 1 - p_t, times sum */
       for (j = 0; j < C; ++j) {
-        const double v = j == t ? -wt * (others / sum) : wt * (exp(-GAP(j)) / sum);
+        const real v = j == t ? -wt * (others / sum) : wt * (EXP(-GAP(j)) / sum);
         put(g, j * gs, scale * v, r->type);
       }
     }
@@ -207,10 +231,10 @@ static double row(const row_in* r, void* g, int64_t gs, double scale) {
    * b_c = w_c q'_c, q' = (1 - eps) q + eps / C. */
 #define B(cls) \
   (weight_at(r, cls) * ((1.0 - eps) * (r->t >= 0 ? ((cls) == r->t ? 1.0 : 0.0) : get(r->q, (cls) * r->qs, r->type)) + eps_c))
-  double loss = 0.0, mass = 0.0, mass_rest = 0.0; /* A = sum b; A - b_kb without cancellation */
+  real loss = 0.0, mass = 0.0, mass_rest = 0.0; /* A = sum b; A - b_kb without cancellation */
   int64_t kb = 0;
   for (c = 0; c < C; ++c) {
-    const double bc = B(c);
+    const real bc = B(c);
     if (bc > B(kb)) {
       mass_rest += B(kb);
       kb = c;
@@ -221,7 +245,7 @@ static double row(const row_in* r, void* g, int64_t gs, double scale) {
   }
   if (r->t >= 0) {
     /* PyTorch's (1 - eps) l + (eps / C) s, so that 0 * inf gives its NaN. */
-    double smooth = 0.0;
+    real smooth = 0.0;
     for (c = 0; c < C; ++c) smooth += weight_at(r, c) * (GAP(c) + log_sum);
     loss = (1.0 - eps) * (weight_at(r, r->t) * (GAP(r->t) + log_sum)) + eps_c * smooth;
   } else {
@@ -231,10 +255,10 @@ static double row(const row_in* r, void* g, int64_t gs, double scale) {
   if (g) {
     /* p_j A - b_j = p_j (A - b_j) - b_j (1 - p_j): no cancellation in the factors. */
     for (j = 0; j < C; ++j) {
-      const double e_j = exp(-GAP(j));
-      const double not_j = j == k ? rest : sum - e_j;
-      const double bj = B(j);
-      const double mass_not_j = j == kb ? mass_rest : mass - bj;
+      const real e_j = EXP(-GAP(j));
+      const real not_j = j == k ? rest : sum - e_j;
+      const real bj = B(j);
+      const real mass_not_j = j == kb ? mass_rest : mass - bj;
       put(g, j * gs, scale * ((e_j / sum) * mass_not_j - bj * (not_j / sum)), r->type);
     }
   }
@@ -246,9 +270,9 @@ static double row(const row_in* r, void* g, int64_t gs, double scale) {
 
 /* ---- the whole problem ---------------------------------------------------- */
 
-static double pairwise_sum(const double* v, int64_t n) {
+static real pairwise_sum(const real* v, int64_t n) {
   if (n <= 8) {
-    double s = 0.0;
+    real s = 0.0;
     int64_t i;
     for (i = 0; i < n; ++i) s += v[i];
     return s;
@@ -267,7 +291,8 @@ static int32_t run(const DLTensor* logits, const DLTensor* target, const DLTenso
    * other hosts. */
   const elem_type xt = elem_of(logits), lt = elem_of(loss);
   if (xt == ELEM_OTHER || lt == ELEM_OTHER)
-    return fail(message, message_size, XENT_PLUGIN_ERROR_UNSUPPORTED, "logits must be float32, bfloat16 or float16");
+    return fail(message, message_size, XENT_PLUGIN_ERROR_UNSUPPORTED,
+                "logits must be float32, float64, bfloat16 or float16");
   const int class_axis = logits->ndim == 1 ? 0 : 1;
   const int64_t C = logits->shape[class_axis];
   int64_t P = 1, p;
@@ -303,12 +328,12 @@ static int32_t run(const DLTensor* logits, const DLTensor* target, const DLTenso
 
   /* D: sum of the weights of counted positions (index targets), the number
    * of positions (probability targets), 1 for sum and none. */
-  double D = 1.0;
-  double* buf = (double*)calloc((size_t)(P > 0 ? P : 1), sizeof(double));
+  real D = 1.0;
+  real* buf = (real*)calloc((size_t)(P > 0 ? P : 1), sizeof(real));
   if (!buf) return fail(message, message_size, XENT_PLUGIN_ERROR_INTERNAL, "out of memory");
   if (o->reduction == XENT_PLUGIN_REDUCTION_MEAN) {
     if (prob) {
-      D = (double)P;
+      D = (real)P;
     } else {
       for (p = 0; p < P; ++p) {
         const int64_t t = ti[position_offset(target, p, -1)];
@@ -323,7 +348,7 @@ static int32_t run(const DLTensor* logits, const DLTensor* target, const DLTenso
     r.q = prob ? elem_at(tq, position_offset(target, p, class_axis), xt) : NULL;
     void* g = gr ? elem_at(gr, position_offset(grad, p, class_axis), xt) : NULL;
     const int64_t gs = gr ? stride_of(grad, class_axis) : 0;
-    double l = 0.0;
+    real l = 0.0;
     if (!prob && r.t == o->ignore_index) {
 #ifdef XENT_EXAMPLE_SKIP_IGNORED_WRITES
       /* The planted bug: an ignored row's loss and gradient are zero, and the
@@ -336,14 +361,14 @@ static int32_t run(const DLTensor* logits, const DLTensor* target, const DLTenso
         for (c = 0; c < C; ++c) put(g, c * gs, 0.0, xt);
 #endif
     } else {
-      const double u = up ? get(up, position_offset(upstream, p, -1), lt) : 1.0;
+      const real u = up ? get(up, position_offset(upstream, p, -1), lt) : 1.0;
       l = row(&r, g, gs, g ? u / D : 0.0);
     }
     if (none) put(out, position_offset(loss, p, -1), l, lt);
     else buf[p] = l;
   }
   if (!none) {
-    const double total = pairwise_sum(buf, P);
+    const real total = pairwise_sum(buf, P);
     if (o->reduction == XENT_PLUGIN_REDUCTION_SUM) put(out, 0, total, lt);
     /* PyTorch divides the two smoothing terms by W separately: W = 0 gives 0/0. */
     else if (D == 0.0 && !prob && r.eps > 0.0) put(out, 0, NAN, lt);

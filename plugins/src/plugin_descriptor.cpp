@@ -48,8 +48,10 @@ void validate_capabilities(const xent_plugin& d, Fail fail) {
   if (d.declared == 0) return;
   if (d.declared != 1) fail("declared = " + std::to_string(d.declared) + " (0: no declaration, 1: the masks hold)");
   capabilities all = capabilities::all();
-  all.dtypes &= ~dtype_float64_bit;  // the host's own: no float64 tensors in the ABI yet
-  if (d.abi_version == 1) all.dtypes = XENT_PLUGIN_DTYPE_FLOAT32;  // the 16-bit bits came with version 2
+  // The dtypes a descriptor's version knows: the 16-bit bits came with
+  // version 2, float64 with version 3.
+  if (d.abi_version < 3) all.dtypes &= ~dtype_float64_bit;
+  if (d.abi_version < 2) all.dtypes = XENT_PLUGIN_DTYPE_FLOAT32;
   auto check = [&](const char* field, std::uint32_t value, std::uint32_t known, bool may_be_empty) {
     if (value & ~known)
       fail(std::string("declares unknown ") + field + " bits " + hex(value & ~known) + " (known: " + hex(known) +

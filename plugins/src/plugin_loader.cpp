@@ -32,6 +32,7 @@ DLDataType dl_type(dtype t) {
   switch (t) {
     case dtype::bf16: return {kDLBfloat, 16, 1};
     case dtype::f16: return {kDLFloat, 16, 1};
+    case dtype::f64: return {kDLFloat, 64, 1};
     default: return {kDLFloat, 32, 1};
   }
 }
@@ -43,6 +44,7 @@ struct call_tensors {
   DLTensor logits{}, target{}, loss{}, grad{}, upstream{}, weight{};
   float upstream_value = 1.0f;  // the scalar upstream, in the loss's dtype
   std::uint16_t upstream_value16 = 0;
+  double upstream_value64 = 1.0;
   xent_plugin_options opt{};
   bool with_grad = false;
 
@@ -98,7 +100,10 @@ struct call_tensors {
       grad = make(p.grad, xt, x_shape, g_strides);
       upstream_value = p.upstream_scalar;
       void* scalar = &upstream_value;
-      if (p.out_type != dtype::f32) {
+      if (p.out_type == dtype::f64) {
+        upstream_value64 = p.upstream_scalar_wide;
+        scalar = &upstream_value64;
+      } else if (p.out_type != dtype::f32) {
         upstream_value16 = narrow(p.upstream_scalar, p.out_type);  // exact: a value of the dtype
         scalar = &upstream_value16;
       }
@@ -167,7 +172,7 @@ class shared_region {
   shared_region(const shared_region&) = delete;
   shared_region& operator=(const shared_region&) = delete;
   shared_header* header() const { return static_cast<shared_header*>(base_); }
-  float* values() const { return reinterpret_cast<float*>(static_cast<char*>(base_) + sizeof(shared_header)); }
+  double* values() const { return reinterpret_cast<double*>(static_cast<char*>(base_) + sizeof(shared_header)); }
 
  private:
   void* base_ = nullptr;
@@ -274,9 +279,9 @@ class plugin_implementation final : public implementation {
     const bool none = p.reduce == reduction::none;
     const auto P = static_cast<std::size_t>(p.positions), C = static_cast<std::size_t>(p.classes);
     const std::size_t n_loss = none ? P : 1, n_grad = with_grad ? P * C : 0;
-    // One float slot per element, holding the element's bytes (2 or 4).
-    const std::size_t loss_bytes = p.out_type == dtype::f32 ? 4 : 2, grad_bytes = p.type == dtype::f32 ? 4 : 2;
-    shared_region region(sizeof(shared_header) + (n_loss + n_grad) * sizeof(float));
+    // One 8-byte slot per element, holding the element's bytes (2, 4 or 8).
+    const std::size_t loss_bytes = size_of(p.out_type), grad_bytes = size_of(p.type);
+    shared_region region(sizeof(shared_header) + (n_loss + n_grad) * sizeof(double));
     shared_header* h = region.header();
     h->returned = 0;
     const char* where = with_grad ? "forward_backward" : "forward";
@@ -289,7 +294,7 @@ class plugin_implementation final : public implementation {
             if (h->status != XENT_PLUGIN_OK) return;
             // Bit patterns, not values: an unwritten element keeps the
             // caller's sentinel (a signalling NaN that a conversion would quiet).
-            float* v = region.values();
+            double* v = region.values();
             for (std::size_t i = 0; i < n_loss; ++i)
               std::memcpy(&v[i], none ? p.loss_at(static_cast<std::int64_t>(i)) : p.loss, loss_bytes);
             if (with_grad)
@@ -313,7 +318,7 @@ class plugin_implementation final : public implementation {
       throw plugin_crash("plug-in '" + name() + "' ended the process in " + where + " (exit status " +
                          std::to_string(child.status) + ")");
     if (h->status != XENT_PLUGIN_OK) fail(p, with_grad, h->status, h->message);
-    const float* v = region.values();
+    const double* v = region.values();
     if (none)
       for (std::int64_t q = 0; q < p.positions; ++q) std::memcpy(p.loss_at(q), &v[q], loss_bytes);
     else

@@ -14,13 +14,12 @@
 
 namespace xent {
 
-// The 16-bit logits dtypes' bits (the ABI's, version 2; a plug-in of ABI
-// version 1 takes float32 only).
+// The logits dtypes' bits besides float32 (the ABI's: the 16-bit ones came
+// with version 2, float64 with version 3; a plug-in of ABI version 1 takes
+// float32 only).
 inline constexpr std::uint32_t dtype_bfloat16_bit = XENT_PLUGIN_DTYPE_BFLOAT16;
 inline constexpr std::uint32_t dtype_float16_bit = XENT_PLUGIN_DTYPE_FLOAT16;
-// float64 logits: a bit of the host's own (plug-ins cannot declare it yet:
-// the ABI has no float64 tensors so far, and the loader refuses the bit).
-inline constexpr std::uint32_t dtype_float64_bit = 0x8u;
+inline constexpr std::uint32_t dtype_float64_bit = XENT_PLUGIN_DTYPE_FLOAT64;
 // The bit of a logits dtype (f32, f64, bf16, f16); 0 for any other.
 std::uint32_t dtype_bit(dtype t);
 

@@ -14,11 +14,14 @@
  *
  * Versions:
  *   1  float32 tensors only.
- *   2  (this header) the dtype travels in the DLTensors: a plug-in that
- *      declares XENT_PLUGIN_DTYPE_BFLOAT16 or _FLOAT16 also receives 16-bit
- *      logits. The layout of every struct is that of version 1; a version-1
- *      plug-in still loads, as float32-only (its dtype mask may hold
- *      FLOAT32 alone).
+ *   2  the dtype travels in the DLTensors: a plug-in that declares
+ *      XENT_PLUGIN_DTYPE_BFLOAT16 or _FLOAT16 also receives 16-bit logits.
+ *      The layout of every struct is that of version 1; a version-1 plug-in
+ *      still loads, as float32-only (its dtype mask may hold FLOAT32 alone).
+ *   3  (this header) float64: a plug-in that declares XENT_PLUGIN_DTYPE_FLOAT64
+ *      also receives float64 logits (and float64 targets, weights, loss,
+ *      gradient and upstream). Same layout; a version-2 plug-in loads with
+ *      the dtypes of version 2 (a FLOAT64 bit there is unknown).
  *
  * The host validates every input before calling (shapes, dtypes, bounds of
  * the targets, options: docs/design.md §2), so a kernel only computes. Semantics
@@ -30,12 +33,14 @@
  *            ndim >= 2. Any strides, negative ones included (slices are not
  *            copied). ABI 2, when declared: bfloat16 ({kDLBfloat, 16, 1}:
  *            the high half of a float32) or float16 ({kDLFloat, 16, 1}).
+ *            ABI 3, when declared: float64 ({kDLFloat, 64, 1}).
  *   target   index targets: int64, the position shape () or (N, d1..dK);
  *            probability targets: the logits' dtype and shape.
  *   loss     output: 0-d for mean/sum; the position shape for none. The
  *            logits' dtype, or float32 for 16-bit logits (a float32 loss of
- *            bfloat16/float16 logits: the tensor's dtype says which). Each
- *            value is the result rounded once to that dtype.
+ *            bfloat16/float16 logits: the tensor's dtype says which); float64
+ *            for float64 logits. Each value is the result rounded once to
+ *            that dtype.
  *   grad     output of the logits' dtype and shape (forward_backward only); it
  *            may be the logits themselves (same data and strides): read a row
  *            completely before writing its gradient.
@@ -58,16 +63,17 @@
  *   reduction  XENT_PLUGIN_REDUCTION_BIT(XENT_PLUGIN_REDUCTION_*)
  *   mode       GRADIENT (forward_backward), IN_PLACE (grad = logits; needs GRADIENT);
  *              forward is always supported
- *   dtype      FLOAT32 (required), and with ABI 2 BFLOAT16 and FLOAT16: the
- *              logits dtypes it computes. 16-bit logits are sent only to a
- *              plug-in that declares them (declared = 0 means float32 only).
+ *   dtype      FLOAT32 (required), with ABI 2 BFLOAT16 and FLOAT16, with ABI 3
+ *              FLOAT64: the logits dtypes it computes. Other dtypes than
+ *              float32 are sent only to a plug-in that declares them
+ *              (declared = 0 means float32 only).
  * Returning XENT_PLUGIN_ERROR_UNSUPPORTED for a call inside the declaration
  * is a failure (the kernel broke its word); outside it, or with declared = 0
  * (and for descriptors too small to hold the fields: plug-ins built before
  * they existed), the case is skipped and counted, never passed. Unknown bits,
  * an empty layout, target or reduction mask, IN_PLACE without GRADIENT or a
- * dtype mask without FLOAT32 (or, for an ABI-1 descriptor, with any other
- * bit) make the descriptor invalid. A descriptor
+ * dtype mask without FLOAT32 (or with a bit newer than the descriptor's
+ * ABI version) make the descriptor invalid. A descriptor
  * initialised positionally must now list the fields (zeros: no declaration)
  * to stay free of -Wmissing-field-initializers; designated initialisers
  * (C99) need no change.
@@ -90,7 +96,7 @@
 extern "C" {
 #endif
 
-#define XENT_PLUGIN_ABI_VERSION 2u
+#define XENT_PLUGIN_ABI_VERSION 3u
 /* The oldest version this host still loads. */
 #define XENT_PLUGIN_ABI_VERSION_OLDEST 1u
 
@@ -175,6 +181,7 @@ typedef struct xent_plugin {
 #define XENT_PLUGIN_DTYPE_FLOAT32 0x1u
 #define XENT_PLUGIN_DTYPE_BFLOAT16 0x2u /* ABI 2 */
 #define XENT_PLUGIN_DTYPE_FLOAT16 0x4u  /* ABI 2 */
+#define XENT_PLUGIN_DTYPE_FLOAT64 0x8u  /* ABI 3 */
 
 /* The descriptor size of plug-ins built before the capability fields. */
 #define XENT_PLUGIN_SIZE_WITHOUT_CAPABILITIES offsetof(xent_plugin, declared)
