@@ -271,11 +271,12 @@ void details(std::ostringstream& md, const report_data& d) {
   for (const cell& c : d.sweep.cells) any = any || c.rounded > 0;
   if (!any) return;
   md << "\n<details><summary>stable: rounding fallbacks</summary>\n\n"
-        "Results whose float64 evaluation was too close to a float32 rounding boundary for its error bound "
-        "and were recomputed in double-double (docs/correct_rounding.md); exact: of those, decided by exact "
-        "expansion arithmetic (exact ties, exact zeros, remainders of known sign); unresolved: still undecided "
-        "after every test, rounded as RN of the double-double value (the sweep's CR column still "
-        "checks them against the reference).\n\n"
+        "Results whose float64 evaluation was too close to a rounding boundary of the result's dtype for its "
+        "error bound and were recomputed in double-double (docs/correct_rounding.md; `_f64` scenarios: whose "
+        "double-double evaluation was too close to a float64 boundary, §8); exact: of those, decided by exact "
+        "expansion arithmetic (exact ties, exact zeros, remainders of known sign) or, in float64, by interval "
+        "arithmetic; unresolved: still undecided after every test, rounded as RN of the double-double value "
+        "(the sweep's CR column still checks them against the reference).\n\n"
         "| scenario | results | retried | retried % | exact | unresolved |\n|---|--:|--:|--:|--:|--:|\n";
   for (const cell& c : d.sweep.cells)
     if (c.rounded > 0)
