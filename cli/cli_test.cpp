@@ -472,9 +472,9 @@ TEST_F(cli, check_half_dtypes) {
 }
 
 // float64 logits are read as given: the reference is theirs, your float64
-// results are measured in float64 ulps, stable computes them, and the
-// kernels that compute no float64 do not apply (rounding the logits would
-// change the problem).
+// results are measured in float64 ulps, stable (and simd, openmp,
+// throughput) compute them, and the kernels that compute no float64 do not
+// apply (rounding the logits would change the problem).
 TEST_F(cli, check_float64) {
   const std::string t = targets();
   const std::string x = save("x64.npy", std::vector<double>(15, 0.1), {3, 5});
@@ -491,7 +491,8 @@ TEST_F(cli, check_float64) {
   EXPECT_EQ(st.at("dtype"), "float64");
   EXPECT_EQ(st.at("loss").get<double>(), ln5);
   EXPECT_TRUE(st.at("not_applicable").is_null());
-  EXPECT_EQ(j.at("implementations").at("simd").at("not_applicable"), "computes no float64 logits");
+  EXPECT_EQ(j.at("implementations").at("simd").at("dtype"), "float64");
+  EXPECT_EQ(j.at("implementations").at("mpi").at("not_applicable"), "computes no float64 logits");
   // The next float64 up: beyond --max-ulp 0.5, and as far from the exact ln 5 as RN(ln 5) is from it
   // plus their distance, one float64 ulp (errors measured in float64 ulps, not float32's).
   const auto off = run("check --json --max-ulp 0.5 --logits " + x + " --target " + t + " --loss " +

@@ -6,6 +6,8 @@
 #include <sstream>
 
 #include "npy.hpp"
+#include "xent/kernel.hpp"
+#include "xent/kernel/capabilities.hpp"
 
 namespace xent::cli {
 namespace {
@@ -140,14 +142,21 @@ inputs load_inputs(const std::string& logits_path, const std::string& target_pat
   if (bf16 && x.type != npy::dtype::u16)
     throw input_error("--logits-dtype", logits_path + ": --logits-dtype bfloat16 reads uint16 .npy files of "
                                         "bfloat16 bit patterns, but the logits are " + npy::to_string(x.type));
+  // The registered kernels that compute the logits' dtype, for the notes.
+  auto takers = [&] {
+    std::string names;
+    for (const implementation* k : implementations())
+      if (k->dtypes() & dtype_bit(in.logits_type)) names += (names.empty() ? "" : ", ") + k->name();
+    return names;
+  };
   if (in.logits_type == dtype::f64)
     in.notes.push_back(logits_path + ": float64 logits: the reference is that of these values; kernels that "
-                       "compute float64 logits (stable) get them as given and return float64, the others do not "
-                       "apply (rounding the logits to float32 would change the problem)");
+                       "compute float64 logits (" + takers() + ") get them as given and return float64, the "
+                       "others do not apply (rounding the logits to float32 would change the problem)");
   else if (in.logits_type != dtype::f32)
     in.notes.push_back(logits_path + ": " + to_string(in.logits_type) +
                        " logits: the reference is that of these values; kernels that compute " +
-                       to_string(in.logits_type) + " logits (simd, openmp, throughput) get them as given and return " +
+                       to_string(in.logits_type) + " logits (" + takers() + ") get them as given and return " +
                        to_string(in.logits_type) + ", the others get them widened to float32 (exact) and return "
                        "float32");
 

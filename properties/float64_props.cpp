@@ -2,6 +2,8 @@
 // float32, in ulps of float64, against the reference computed from the
 // float64 inputs. Kernels that compute no float64 are skipped (not
 // applicable), never passed.
+#include <omp.h>
+
 #include <cstdint>
 
 #include "generators.hpp"
@@ -57,6 +59,24 @@ XENT_PROPERTY(reference_props, float64_ordinary_values_within_tier, 200) {
 XENT_PROPERTY(metamorphic_props, float64_in_place_matches_separate, 100) {
   const test_case c = float64_case(impl, {}, gen_shift());
   RC_ASSERT(same_bits(run(impl, c, true), run_in_place(impl, c)));
+}
+
+// Implementations that declare thread-count independence: the same float64
+// bits for 1 and 2 threads (sizes above the single-thread threshold).
+XENT_PROPERTY(contract_props, float64_thread_count_independent, 12) {
+  require(impl.thread_count_independent(), "it does not declare thread-count independence");
+  case_spec s;
+  s.max_elements = 1 << 19;
+  s.max_rows = 4096;
+  s.min_classes = 64;
+  const test_case c = float64_case(impl, s, gen_shift());
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const auto one = run(impl, c, true);
+  omp_set_num_threads(2);
+  const auto two = run(impl, c, true);
+  omp_set_num_threads(saved);
+  RC_ASSERT(same_bits(one, two));
 }
 
 }  // namespace

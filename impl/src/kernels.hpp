@@ -5,8 +5,15 @@
 #include <vector>
 
 #include "xent/kernel/implementation.hpp"
+#include "xent/kernel/problem.hpp"
 
 namespace xent {
+
+// float64 logits in simd, openmp and throughput (docs/dtypes.md): stable's
+// double-double row model (exponentials in double lanes), each result
+// rounded once without stable's rounding tests, rows on `threads` OpenMP
+// threads (1: serial); the same bits for any thread count (stable_kernel.cpp).
+void run_float64_rounded_once(const problem& pr, bool with_grad, int threads);
 
 std::unique_ptr<implementation> make_stable_kernel();
 std::unique_ptr<implementation> make_naive_kernel();

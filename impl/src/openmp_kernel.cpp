@@ -76,6 +76,8 @@ struct omp_loop {
 void run_openmp(const problem& pr, bool with_grad, simd::numerics num) {
   const std::int64_t threads = omp_get_max_threads();
   const bool parallel = threads > 1 && pr.positions * pr.classes >= kMinParallel;
+  if (pr.type == dtype::f64)
+    return run_float64_rounded_once(pr, with_grad, parallel ? static_cast<int>(threads) : 1);
   if (const auto mode = simd::column_path(pr, with_grad); mode != simd::column_mode::none) {
     if (parallel) simd::run_columns(pr, with_grad, mode, omp_loop{});
     else simd::run_columns(pr, with_grad, mode, serial_loop{});
@@ -110,7 +112,7 @@ class openmp_kernel final : public implementation {
   // 16-bit logits: rows widened into float32 buffers, the loss and gradient
   // rounded once to their dtype (docs/dtypes.md).
   std::uint32_t dtypes() const override {
-    return XENT_PLUGIN_DTYPE_FLOAT32 | dtype_bfloat16_bit | dtype_float16_bit;
+    return XENT_PLUGIN_DTYPE_FLOAT32 | dtype_bfloat16_bit | dtype_float16_bit | dtype_float64_bit;
   }
   std::string domain() const override { return "all inputs"; }
   bool thread_count_independent() const override { return true; }

@@ -23,9 +23,10 @@ class simd_kernel final : public implementation {
   }
   xent::tier tier() const override { return tier::fast; }
   // 16-bit logits: rows widened into float32 buffers, the loss and gradient
-  // rounded once to their dtype (docs/dtypes.md).
+  // rounded once to their dtype; float64: run_float64_rounded_once
+  // (docs/dtypes.md).
   std::uint32_t dtypes() const override {
-    return XENT_PLUGIN_DTYPE_FLOAT32 | dtype_bfloat16_bit | dtype_float16_bit;
+    return XENT_PLUGIN_DTYPE_FLOAT32 | dtype_bfloat16_bit | dtype_float16_bit | dtype_float64_bit;
   }
   std::string domain() const override { return "all inputs"; }
   void forward(const problem& p) const override { run(p, false); }
@@ -33,6 +34,7 @@ class simd_kernel final : public implementation {
 
  private:
   static void run(const problem& p, bool with_grad) {
+    if (p.type == dtype::f64) return run_float64_rounded_once(p, with_grad, 1);
     if (const auto mode = simd::column_path(p, with_grad); mode != simd::column_mode::none)
       return simd::run_columns(p, with_grad, mode, serial_loop{});
     const simd::row_engine engine(p, with_grad);

@@ -12,6 +12,7 @@
 // their float32 roundings), accumulated in double-double in position order.
 #include <algorithm>
 #include <cmath>
+#include <exception>
 #include <cstdint>
 #include <limits>
 #include <optional>
@@ -1263,6 +1264,92 @@ class stable_kernel final : public implementation {
     }
   }
 
+  // float64 for simd, openmp and throughput (their fast and relaxed tiers,
+  // docs/dtypes.md): the double-double row model of run_double, each result
+  // RN(hi + lo) without the rounding tests — within 0.5 ulp plus the model's
+  // bound (~2^-90 relative; near a cancelling smoothed gradient, the tiers'
+  // absolute allowance) — in one pass per row (its loss before its gradient,
+  // so in place too), rows on `threads` OpenMP threads. The reduction sums
+  // the rows' double-double losses in position order: the bits do not
+  // depend on the thread count.
+ public:
+  static void run_double_rounded_once(const problem& pr, bool with_grad, int threads) {
+    const std::int64_t C = pr.classes, P = pr.positions;
+    const bool none = pr.reduce == reduction::none;
+    const denominator_t D = denominator(pr);
+    const scale_t scalar_scale = make_scale(pr.upstream_scalar_wide, D);
+    std::vector<dd> losses(none ? 0 : static_cast<std::size_t>(P));
+    const bool copy_rows = (with_grad && pr.grad == pr.logits) || pr.logits_class_stride != 1;
+    auto row = [&](std::int64_t p) {
+      float* g = with_grad ? pr.grad_row(p) : nullptr;
+      if (!pr.counted(p)) {
+        if (none) pr.store_loss(p, 0.0);
+        if (g) zero_row(pr, g);
+        return;
+      }
+      dd* e2 = reinterpret_cast<dd*>(stable_row_scratch(1, 2 * C));
+      const auto* x = reinterpret_cast<const double*>(pr.logits_row(p));
+      if (copy_rows) {
+        auto* copy = reinterpret_cast<double*>(stable_row_scratch(0, C));
+        for (std::int64_t c = 0; c < C; ++c) copy[c] = x[c * pr.logits_class_stride];
+        x = copy;
+      }
+      row_model<dd, double> r(pr, p, x, 1, e2);
+      double e;
+      const dd l = r.defined() ? r.loss(e) : dd(nan);
+      if (none) pr.store_loss(p, ddm::resolve64(l.hi, l.lo));
+      else losses[static_cast<std::size_t>(p)] = l;
+      if (!g) return;
+      if (!r.defined()) {
+        for (std::int64_t j = 0; j < C; ++j) pr.store_grad(g, j, nan);
+        return;
+      }
+      const scale_t sc = none ? make_scale(pr.upstream_wide(p), D) : scalar_scale;
+      const infinite_scale_row fix = infinite_scale_classes(pr, p, sc.value.hi);
+      if (!r.plain()) r.prepare_masses();
+      for (std::int64_t j = 0; j < C; ++j) {
+        double f0;
+        const dd w0 = r.gradient(j, f0);
+        if (!sc.finite) {
+          pr.store_grad(g, j, sc.value.hi * w0.hi);
+          continue;
+        }
+        const dd w = sc.value * w0;
+        pr.store_grad(g, j, ddm::resolve64(w.hi, w.lo));
+      }
+      if (!fix.classes.empty()) infinite_scale_fix(pr, fix, g, pr.grad_class_stride);
+    };
+    if (threads <= 1) {
+      for (std::int64_t p = 0; p < P; ++p) row(p);
+    } else {
+      std::exception_ptr failure;
+#pragma omp parallel for schedule(static) num_threads(threads)
+      for (std::int64_t p = 0; p < P; ++p) {
+        try {
+          row(p);
+        } catch (...) {
+#pragma omp critical(xent_float64_failure)
+          if (!failure) failure = std::current_exception();
+        }
+      }
+      if (failure) std::rethrow_exception(failure);
+    }
+    if (none) return;
+    dd total{0.0};
+    for (std::int64_t p = 0; p < P; ++p)
+      if (pr.counted(p)) total = total + losses[static_cast<std::size_t>(p)];
+    double out = nan;
+    if (!reduction_is_nan(pr, D)) {
+      if (!std::isfinite(total.hi) || D.value.hi == 0.0) out = total.hi / D.value.hi;
+      else {
+        const dd v = pr.reduce == reduction::mean ? total / D.value : total;
+        out = ddm::resolve64(v.hi, v.lo);
+      }
+    }
+    pr.store_reduced(out);
+  }
+
+ private:
   template <class Interval>
   static double rounded_loss64(const problem& pr, std::int64_t p, row_model<dd, double>& r, const double* x,
                                Interval& interval) {
@@ -1486,5 +1573,9 @@ rounding_statistics stable_rounding_statistics() { return counts; }
 void reset_stable_rounding_statistics() { counts = {}; }
 
 std::unique_ptr<implementation> make_stable_kernel() { return std::make_unique<stable_kernel>(); }
+
+void run_float64_rounded_once(const problem& pr, bool with_grad, int threads) {
+  stable_kernel::run_double_rounded_once(pr, with_grad, threads);
+}
 
 }  // namespace xent

@@ -24,9 +24,10 @@ class throughput_kernel final : public implementation {
   }
   xent::tier tier() const override { return tier::relaxed; }
   // 16-bit logits: rows widened into float32 buffers, the loss and gradient
-  // rounded once to their dtype (docs/dtypes.md).
+  // rounded once to their dtype; float64: run_float64_rounded_once, as
+  // openmp (docs/dtypes.md).
   std::uint32_t dtypes() const override {
-    return XENT_PLUGIN_DTYPE_FLOAT32 | dtype_bfloat16_bit | dtype_float16_bit;
+    return XENT_PLUGIN_DTYPE_FLOAT32 | dtype_bfloat16_bit | dtype_float16_bit | dtype_float64_bit;
   }
   std::string domain() const override { return "all inputs"; }
   void forward(const problem& p) const override { run_openmp(p, false, simd::numerics::relaxed); }
