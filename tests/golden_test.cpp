@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cctype>
 #include <cmath>
 #include <cstdint>
@@ -190,15 +191,15 @@ shape_t positions_of(const shape_t& logits) {
 
 // NaN matches NaN, infinities match exactly, finite values within tol(expected)
 // (a bound on PyTorch's own float32 error).
-template <class Tol>
-::testing::AssertionResult close(const char* what, const std::vector<float>& got,
-                                 const std::vector<float>& want, Tol tol) {
+template <class T, class Tol>
+::testing::AssertionResult close(const char* what, const std::vector<T>& got, const std::vector<T>& want,
+                                 Tol tol) {
   if (got.size() != want.size())
     return ::testing::AssertionFailure()
            << what << ": " << got.size() << " values, expected " << want.size();
   int bad = 0;
   std::ostringstream msg;
-  msg.precision(9);
+  msg.precision(sizeof(T) == 8 ? 17 : 9);
   for (std::size_t i = 0; i < want.size(); ++i) {
     const double e = want[i], g = got[i];
     bool ok;
@@ -392,6 +393,52 @@ void check_sixteen_bit(const xent::implementation* impl, const json& c) {
   if (!::testing::Test::HasFailure()) ++tally()[impl->name()].compared;
 }
 
+// One float64 ulp of v (2^-1074 among the subnormals).
+double ulp64(double v) {
+  const int e = v == 0.0 ? -1022 : std::max(std::ilogb(v), -1022);
+  return std::ldexp(1.0, e - 52);
+}
+
+// float64 logits: results in float64, against the exact value of the
+// inputs rounded once to float64 (make_golden.py: Python's decimal at 80
+// digits, checked there against PyTorch's float64 result, which the file
+// keeps beside it). The correctly rounded tier matches exactly; the others
+// within their tier's float64 ulps (fast 2, relaxed 256, accurate 1).
+void check_float64(const xent::implementation* impl, const json& c) {
+  const std::string name = c.at("name").get<std::string>();
+  const owned_tensor logits(c.at("logits")), target(c.at("target")), upstream(c.at("upstream"));
+  std::optional<owned_tensor> weight;
+  if (!c.at("weight").is_null()) weight.emplace(c.at("weight"));
+  if (!(impl->dtypes() & xent::dtype_bit(xent::dtype::f64))) {
+    ++tally()[impl->name()].not_applicable;
+    GTEST_SKIP() << impl->name() << " does not compute float64 logits";
+  }
+  const owned_tensor want_loss(c.at("loss")), want_grad(c.at("grad"));
+  const xent::options opt = options_of(c, weight);
+  // A signalling NaN, which no arithmetic produces: left there, unwritten.
+  const double poison = std::bit_cast<double>(std::uint64_t{0x7ff4000000000a5aull});
+  std::vector<double> out(want_loss.f64.size(), poison), grad(logits.f64.size(), poison);
+  const auto up = upstream.view();
+  auto is_poison = [&](double v) { return std::bit_cast<std::uint64_t>(v) == std::bit_cast<std::uint64_t>(poison); };
+  xent::cross_entropy_forward_backward(logits.view(), target.view(), xent::view(out.data(), want_loss.shape),
+                                       xent::view(grad.data(), logits.shape), opt, &up, impl);
+  EXPECT_EQ(std::count_if(out.begin(), out.end(), is_poison), 0) << "loss elements never written, case " << name;
+  EXPECT_EQ(std::count_if(grad.begin(), grad.end(), is_poison), 0)
+      << "gradient elements never written, case " << name;
+  const xent::tier tier = impl->tier();
+  const double ulps = tier == xent::tier::correctly_rounded ? 0.0
+                      : tier == xent::tier::accurate        ? 1.0
+                      : tier == xent::tier::fast            ? 2.0
+                      : tier == xent::tier::relaxed         ? 256.0
+                                                            : -1.0;
+  if (ulps < 0) GTEST_SKIP() << impl->name() << ": its tier has no float64 ulp bound to hold here";
+  // (the golden value is RN(exact): half an ulp more for the others)
+  auto tol = [ulps](double e) { return ulps == 0.0 ? 0.0 : (ulps + 0.5) * ulp64(e); };
+  EXPECT_TRUE(close("loss", out, want_loss.f64, tol)) << "case " << name;
+  EXPECT_TRUE(close("grad", grad, want_grad.f64, tol)) << "case " << name;
+  if (!::testing::Test::HasFailure()) ++tally()[impl->name()].compared;
+}
+
 TEST_P(golden_case, matches_pytorch) {
   const auto [impl, index] = GetParam();
   ASSERT_TRUE(golden().load_error.empty()) << golden().load_error;
@@ -404,7 +451,8 @@ TEST_P(golden_case, matches_pytorch) {
     if (!HasFailure()) ++tally()[impl->name()].errors;
     return;
   }
-  if (c.contains("dtype")) return check_sixteen_bit(impl, c);
+  if (c.contains("dtype"))
+    return c.at("dtype") == "float64" ? check_float64(impl, c) : check_sixteen_bit(impl, c);
 
   const owned_tensor logits(c.at("logits"));
   const owned_tensor target(c.at("target"));

@@ -23,6 +23,10 @@ Error cases carry "expect_error": true and "error_source":
   "xent"     PyTorch silently accepts the input and xent rejects it on purpose
              (documented difference, see "note"; PyTorch's output is kept).
 
+Cases with a "dtype" (bfloat16, float16, float64) hold values of that dtype
+and golden values rounded once to it: PyTorch's float64 result for the 16-bit
+ones, the exact value (Python's decimal) for float64 (exact_cross_entropy).
+
 A case may carry "xent_grad": PyTorch's gradient is recorded in "grad", but
 xent deliberately differs (see "note"); the tests compare xent with xent_grad.
 """
@@ -31,6 +35,7 @@ import json
 import math
 import os
 import zlib
+from decimal import Decimal, getcontext
 
 import numpy as np
 import torch
@@ -718,6 +723,155 @@ def sixteen_bit():
             add16(f"{dtype}/large/{red}", dtype, x, t, None, -100, red, 0.0)
 
 
+# ------------------------------------------------------- float64 logits --
+
+def log1p_decimal(r):
+    """ln(1 + r) for r >= 0 at the context's precision, also where 1 + r
+    rounds to 1: the series for small r."""
+    if r > Decimal("1e-12"):
+        return (1 + r).ln()
+    total, term, n = Decimal(0), r, 1
+    while term != 0 and abs(term) > abs(r) * Decimal(10) ** -90:
+        total += term / n
+        n += 1
+        term = -term * r
+    return total
+
+
+def exact_cross_entropy(x, t, weight, ignore_index, reduction, ls, upstream):
+    """The exact loss and gradient of float64 inputs, in Python's decimal at
+    80 significant digits (its exp and ln are correctly rounded in that
+    precision), rounded once to float64 at the end: what a correctly rounded
+    kernel returns. PyTorch's semantics (docs/design.md §2)."""
+    getcontext().prec = 80
+    x = np.asarray(x, np.float64)
+    ax = class_axis(x.shape)
+    C = x.shape[ax]
+    xs = np.moveaxis(x, ax, -1).reshape(-1, C)  # (P, C), positions in C order
+    P = xs.shape[0]
+    prob = np.asarray(t).dtype.kind == "f"
+    ts = np.moveaxis(np.asarray(t, np.float64), ax, -1).reshape(-1, C) if prob else np.asarray(t).reshape(-1)
+    w = [Decimal(1)] * C if weight is None else [Decimal(float(v)) for v in weight]
+    eps = Decimal(float(ls))
+    ups = np.asarray(upstream, np.float64).reshape(-1)
+    losses, b_rows, counted = [], [], []
+    for p in range(P):
+        xp = [Decimal(float(v)) for v in xs[p]]
+        if not prob and int(ts[p]) == ignore_index:
+            losses.append(Decimal(0))
+            b_rows.append(None)
+            counted.append(False)
+            continue
+        # In the log1p form, without cancellation: L = log1p(Σ_{c≠k} e^{x_c - m}),
+        # lse - x_c = (m - x_c) + L, 1 - p_j = Σ_{c≠j} p_c (a rest of 1e-304
+        # would vanish in 1 + rest at 80 digits).
+        k = max(range(C), key=lambda c: xp[c])
+        m = xp[k]
+        L = log1p_decimal(sum((xp[c] - m).exp() for c in range(C) if c != k))
+        if prob:
+            q = [(1 - eps) * Decimal(float(v)) + eps / C for v in ts[p]]
+        else:
+            q = [(1 - eps) * (1 if c == int(ts[p]) else 0) + eps / C for c in range(C)]
+        b = [w[c] * q[c] for c in range(C)]
+        losses.append(sum(b[c] * ((m - xp[c]) + L) for c in range(C)))
+        b_rows.append((b, [(xp[c] - m - L).exp() for c in range(C)]))
+        counted.append(True)
+    if reduction == "none":
+        scales = [Decimal(float(u)) for u in ups]
+        loss = np.array([float(v) for v in losses]).reshape(positions_of(x.shape))
+    else:
+        W = Decimal(P) if prob else sum(w[int(ts[p])] for p in range(P) if counted[p])
+        total = sum(losses)
+        value = total / W if reduction == "mean" else total
+        s = Decimal(float(ups[0])) / (W if reduction == "mean" else 1)
+        scales = [s] * P
+        loss = np.array(float(value))
+    grad = np.zeros((P, C))
+    for p in range(P):
+        if b_rows[p] is None:
+            continue
+        b, pr = b_rows[p]
+        for c in range(C):
+            # p_c B - b_c = p_c (B - b_c) - b_c (1 - p_c), each factor a sum of
+            # nonnegative terms.
+            others_b = sum(b[j] for j in range(C) if j != c)
+            others_p = sum(pr[j] for j in range(C) if j != c)
+            grad[p, c] = float(scales[p] * (pr[c] * others_b - b[c] * others_p))
+    grad = np.moveaxis(grad.reshape(tuple(np.delete(x.shape, ax)) + (C,)), -1, ax) if x.ndim > 1 else grad[0]
+    return loss, grad
+
+
+def add64(name, x, t, weight=None, ignore_index=-100, reduction="mean", ls=0.0):
+    """float64 logits (probabilities, weights, upstream, loss and gradient in
+    float64). The golden values are the exact values rounded once to float64
+    (exact_cross_entropy), checked here against PyTorch's float64 result
+    (which is within ~1e-15 of it where the result is not tiny); PyTorch's own
+    result is kept for reference ("pytorch_loss"/"pytorch_grad")."""
+    assert name not in names, name
+    names.add(name)
+    x = np.asarray(x, np.float64)
+    t = np.asarray(t)
+    prob = t.dtype.kind == "f"
+    loss_shape = positions_of(x.shape) if reduction == "none" else ()
+    r = rng_for(name + "/upstream")
+    upstream = (r.uniform(-1.5, 1.5, size=loss_shape) if reduction == "none" else np.ones(())).reshape(loss_shape)
+    xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    tt = torch.tensor(t, dtype=torch.float64) if prob else torch.tensor(t)
+    wt = None if weight is None else torch.tensor(np.asarray(weight, np.float64))
+    tl = F.cross_entropy(xt, tt, weight=wt, ignore_index=ignore_index, reduction=reduction, label_smoothing=ls)
+    tl.backward(torch.tensor(upstream, dtype=torch.float64).reshape(tl.shape))
+    torch_loss, torch_grad = tl.detach().numpy().reshape(loss_shape), xt.grad.numpy()
+    loss, grad = exact_cross_entropy(x, t, weight, ignore_index, reduction, ls, upstream)
+    for what, a, b in (("loss", loss, torch_loss), ("grad", grad, torch_grad)):
+        a, b = np.asarray(a).reshape(-1), np.asarray(b).reshape(-1)
+        scale = max(1.0, float(np.max(np.abs(a)))) if a.size else 1.0
+        assert np.all(np.abs(a - b) <= 1e-12 * scale), (name, what, a, b)
+    case = {
+        "name": name,
+        "dtype": "float64",
+        "logits": ftensor(x, "float64"),
+        "target": ftensor(t, "float64") if prob else itensor(t),
+        "weight": None if weight is None else ftensor(np.asarray(weight, np.float64), "float64"),
+        "ignore_index": ignore_index,
+        "reduction": reduction,
+        "label_smoothing": ls,
+        "expect_error": False,
+        "upstream": ftensor(upstream, "float64"),
+        "loss": ftensor(np.asarray(loss).reshape(loss_shape), "float64"),
+        "grad": ftensor(grad, "float64"),
+        "pytorch_loss": ftensor(torch_loss, "float64"),
+        "pytorch_grad": ftensor(torch_grad, "float64"),
+        "note": "golden: the exact value (Python decimal, 80 digits) rounded once to float64; "
+                "PyTorch's float64 result in pytorch_loss/pytorch_grad",
+    }
+    cases.append(case)
+
+
+def float64():
+    """float64: every option on (N, C) and (N, C, d) logits with full
+    significands, dominant targets, huge spreads and logits one ulp apart."""
+    for shape in ((6, 7), (2, 5, 3)):
+        base = f"float64/{shape_tag(shape)}"
+        rng = rng_for(base)
+        x = rng.standard_normal(shape) * 3.0
+        t = index_targets(rng, shape)
+        t.reshape(-1)[1] = -100
+        z = rng.standard_normal(shape)
+        q = np.exp(z - z.max(axis=1, keepdims=True))
+        q = q / q.sum(axis=1, keepdims=True)
+        w = rng.uniform(0.25, 2.0, size=shape[1])
+        for red in REDUCTIONS:
+            add64(f"{base}/index/{red}", x, t, None, -100, red, 0.0)
+            add64(f"{base}/index/{red}/w/ls0.1", x, t, w, -100, red, 0.1)
+            add64(f"{base}/prob/{red}/w", x, q, w, -100, red, 0.0)
+    one = 1.0 + 2.0 ** -52
+    x = np.array([[12.0, 0.0, -3.0, 1.0], [-60.0, 60.0, 59.5, 0.0], [1000.0, 0.0, 3.0, -1000.0],
+                  [700.0, -700.0, 0.0, 1e-300], [1.0, one, 1.0 - 2.0 ** -53, 1.0]])
+    t = np.array([0, 2, 0, 0, 1], np.int64)
+    for red in REDUCTIONS:
+        add64(f"float64/large/{red}", x, t, None, -100, red, 0.0)
+
+
 def main():
     grid_index()
     grid_prob()
@@ -733,6 +887,7 @@ def main():
     wide_rows()
     classic()
     sixteen_bit()
+    float64()
     errors()
     header = {
         "generator": "tests/golden/make_golden.py (run: /usr/bin/python3 tests/golden/make_golden.py)",
