@@ -35,6 +35,8 @@ enum class flaw {
   rounds_twice,          // claims correct rounding for 16-bit logits: `stable`'s correctly
                          // rounded float32 results, then rounded to the dtype (wrong when
                          // the float32 result is a bfloat16/float16 midpoint)
+  float64_via_float32,   // float64 logits read as their float32 roundings (a kernel that
+                         // converts its input), results stored as float64 (tier fast)
 };
 
 constexpr double nan = std::numeric_limits<double>::quiet_NaN();
@@ -45,13 +47,16 @@ class mutant final : public implementation {
   std::string name() const override { return name_; }
   std::string description() const override { return "planted mutant: " + what_; }
   xent::tier tier() const override {
-    if (f_ == flaw::f32_sequential_sum) return tier::fast;
+    if (f_ == flaw::f32_sequential_sum || f_ == flaw::float64_via_float32) return tier::fast;
     if (f_ == flaw::relaxed_pt_minus_one || f_ == flaw::relaxed_f32_log) return tier::relaxed;
     return f_ == flaw::no_rounding_test || f_ == flaw::rounds_twice ? tier::correctly_rounded : tier::accurate;
   }
   std::string domain() const override { return "all inputs"; }
+  // float64: the control (its float64 problems go to `stable`, so that the
+  // float64 properties hold for it) and the mutant planted there.
   std::uint32_t dtypes() const override {
-    return XENT_PLUGIN_DTYPE_FLOAT32 | dtype_bfloat16_bit | dtype_float16_bit;
+    const bool f64 = f_ == flaw::none || f_ == flaw::float64_via_float32;
+    return XENT_PLUGIN_DTYPE_FLOAT32 | dtype_bfloat16_bit | dtype_float16_bit | (f64 ? dtype_float64_bit : 0u);
   }
   void forward(const problem& p) const override { run(p, false); }
   void forward_backward(const problem& p) const override { run(p, true); }
@@ -60,7 +65,7 @@ class mutant final : public implementation {
   // v rounded to t into element i past base, with the 16-bit flaws.
   void put(void* base, std::int64_t i, double v, dtype t) const {
     problem::store(base, i, v, t);
-    if (t == dtype::f32 || std::isnan(v)) return;
+    if (t == dtype::f32 || t == dtype::f64 || std::isnan(v)) return;
     auto& bits = static_cast<std::uint16_t*>(base)[i];
     if (f_ == flaw::narrows_toward_zero && (bits & 0x7fffu) != 0 && std::fabs(widen(bits, t)) > std::fabs(v))
       --bits;  // one step toward zero (sign and magnitude)
@@ -153,6 +158,10 @@ class mutant final : public implementation {
 
   void run(const problem& pr, bool with_grad) const {
     if (f_ == flaw::rounds_twice) return round_twice(pr, with_grad);
+    if (pr.type == dtype::f64 && f_ != flaw::float64_via_float32) {  // the control's float64
+      const implementation* stable = find_implementation("stable");
+      return with_grad ? stable->forward_backward(pr) : stable->forward(pr);
+    }
     double D = 1.0;
     if (pr.reduce == reduction::mean) {
       D = 0.0;
@@ -231,6 +240,8 @@ const std::vector<mutant_info>& register_mutants() {
         {flaw::rounds_twice,
          {"mutant_rounds_twice",
           "declares correct rounding; 16-bit results rounded to float32 first, then to the dtype"}},
+        {flaw::float64_via_float32,
+         {"mutant_float64_via_float32", "float64 logits computed from their float32 roundings (tier fast)"}},
     };
     std::vector<mutant_info> v;
     for (const auto& [f, info] : all) {
