@@ -254,13 +254,16 @@ TEST(dtype, outputs_and_inputs_must_have_the_logits_dtype) {
                                                    {}, nullptr, simd);
             }).find("grad must be float16, got float32"),
             std::string::npos);
-  // float64 logits: simd does not compute them (stable does: tests/float64_test.cpp).
+  // float64 logits: naive does not compute them (stable, simd, openmp and
+  // throughput do: tests/float64_test.cpp, properties/float64_props.cpp).
   const double x64[4] = {0, 1, 2, 3};
   double out64 = 0.0;
   xent::tensor_view o64 = xent::view(&out64, {});
   o64.data = &out64;
-  EXPECT_NE(error_of([&] { xent::cross_entropy(xent::view(x64, {2, 2}), target, o64, {}, simd); })
-                .find("implementation 'simd' does not compute float64 logits"),
+  const auto* naive = xent::find_implementation("naive");
+  ASSERT_NE(naive, nullptr);
+  EXPECT_NE(error_of([&] { xent::cross_entropy(xent::view(x64, {2, 2}), target, o64, {}, naive); })
+                .find("implementation 'naive' does not compute float64 logits"),
             std::string::npos);
   // The float-returning overload gives a float32 loss: not for float64 logits.
   EXPECT_NE(error_of([&] { xent::cross_entropy(xent::view(x64, {2, 2}), target, {}, nullptr); })
