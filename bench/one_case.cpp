@@ -8,6 +8,7 @@
 //
 //   one_case IMPL N C [f|g|i] [calls]     f loss, g loss + gradient, i in place
 //   XD=D one_case ...                     logits [N, C, D], targets [N, D]
+//   TARGET=AVX2 one_case ...              Highway pinned to that target
 #include <time.h>
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "hwy/targets.h"
 #include "xent/kernel/implementation.hpp"
 #include "xent/xent.hpp"
 
@@ -43,6 +45,16 @@ int main(int argc, char** argv) {
   if (!impl || N < 1 || C < 1 || D < 1 || calls < 1 || (mode != "f" && mode != "g" && mode != "i")) {
     std::fprintf(stderr, "one_case: bad arguments (unknown implementation or non-positive size)\n");
     return 2;
+  }
+  if (const char* want = std::getenv("TARGET")) {
+    std::int64_t bits = 0;
+    for (const std::int64_t t : hwy::SupportedAndGeneratedTargets())
+      if (std::string(hwy::TargetName(t)) == want) bits = t;
+    if (bits == 0) {
+      std::fprintf(stderr, "one_case: target %s is not supported here\n", want);
+      return 2;
+    }
+    hwy::SetSupportedTargetsForTest(bits);
   }
   std::vector<float> x(static_cast<std::size_t>(N * C * D)), g(x.size());
   std::vector<std::int64_t> t(static_cast<std::size_t>(N * D));

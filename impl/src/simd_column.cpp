@@ -216,6 +216,107 @@ void ColumnRowsImpl(const column_group& q) {
 
 std::int64_t LanesImpl() { return static_cast<std::int64_t>(hn::Lanes(DF())); }
 
+// Lanes of DF (hn::Lanes is not constexpr): a full vector, one float on
+// HWY_SCALAR (whose HWY_MAX_BYTES is larger).
+#if HWY_TARGET == HWY_SCALAR
+constexpr std::int64_t kFullLanes = 1;
+#else
+constexpr std::int64_t kFullLanes = kTargetMaxLanes;
+#endif
+
+// The N x N transpose of v[0..N-1] (row k = v[k]) in registers: log2 N
+// rounds of the perfect unshuffle, each of which rotates the bits of an
+// element's index r N + c right by one; log2 N rotations swap r and c.
+HWY_INLINE void Transpose(DF d, VF* v) {
+#if HWY_TARGET != HWY_SCALAR
+  constexpr std::int64_t N = kFullLanes;
+  // Unrolled completely, so that the arrays live in registers.
+  VF t[N];
+#pragma GCC unroll 4
+  for (std::int64_t round = 1; round < N; round *= 2) {
+#pragma GCC unroll 8
+    for (std::int64_t i = 0; i < N / 2; ++i) {
+      t[i] = hn::ConcatEven(d, v[2 * i + 1], v[2 * i]);
+      t[N / 2 + i] = hn::ConcatOdd(d, v[2 * i + 1], v[2 * i]);
+    }
+#pragma GCC unroll 16
+    for (std::int64_t i = 0; i < N; ++i) v[i] = t[i];
+  }
+#else
+  (void)d, (void)v;
+#endif
+}
+
+// The first n lanes at p, the others 0, reading nothing past p + n: masked
+// loads and stores where the target has them (AVX2, AVX-512), a copy
+// through a buffer where Highway emulates them by reading or writing the
+// whole vector (another thread's row may lie there).
+HWY_INLINE VF LoadFirst(DF d, const float* p, std::int64_t n) {
+#if HWY_TARGET <= HWY_AVX2
+  return hn::MaskedLoad(hn::FirstN(d, static_cast<std::size_t>(n)), d, p);
+#else
+  return LoadPartial(d, p, n, 0.0f);
+#endif
+}
+HWY_INLINE void StoreFirst(DF d, VF v, float* p, std::int64_t n) {
+#if HWY_TARGET <= HWY_AVX2
+  hn::BlendedStore(v, hn::FirstN(d, static_cast<std::size_t>(n)), d, p);
+#else
+  HWY_ALIGN float buf[kTargetMaxLanes];
+  hn::Store(v, d, buf);
+  std::memcpy(p, buf, static_cast<std::size_t>(n) * sizeof(float));
+#endif
+}
+
+// A gather group's rows into buf[c * N + k] (gather_columns in
+// simd_column.hpp): N x N tiles transposed in registers; one value at a
+// time, which cost as much as the column kernel itself at C = 10 and
+// C = 100, only for rows whose classes are not adjacent.
+void GatherColumnsImpl(const float* const* rows, std::int64_t count, std::int64_t cs, std::int64_t C, float* buf) {
+  const DF d;
+  constexpr std::int64_t N = kFullLanes;
+  if (cs != 1) {
+    for (std::int64_t k = 0; k < count; ++k)
+      for (std::int64_t c = 0; c < C; ++c) buf[c * N + k] = rows[k][c * cs];
+    return;
+  }
+  VF v[N];
+  for (std::int64_t c0 = 0; c0 < C; c0 += N) {
+    const std::int64_t n = std::min(N, C - c0);
+#pragma GCC unroll 16
+    for (std::int64_t k = 0; k < N; ++k)
+      v[k] = k >= count ? hn::Zero(d) : n == N ? hn::LoadU(d, rows[k] + c0) : LoadFirst(d, rows[k] + c0, n);
+    Transpose(d, v);
+#pragma GCC unroll 16
+    for (std::int64_t j = 0; j < N; ++j)
+      if (j < n) hn::StoreU(v[j], d, buf + (c0 + j) * N);
+  }
+}
+
+// And the gradient back into the group's `count` rows.
+void ScatterColumnsImpl(const float* buf, float* const* rows, std::int64_t count, std::int64_t cs, std::int64_t C) {
+  const DF d;
+  constexpr std::int64_t N = kFullLanes;
+  if (cs != 1) {
+    for (std::int64_t k = 0; k < count; ++k)
+      for (std::int64_t c = 0; c < C; ++c) rows[k][c * cs] = buf[c * N + k];
+    return;
+  }
+  VF v[N];
+  for (std::int64_t c0 = 0; c0 < C; c0 += N) {
+    const std::int64_t n = std::min(N, C - c0);
+#pragma GCC unroll 16
+    for (std::int64_t j = 0; j < N; ++j) v[j] = j < n ? hn::LoadU(d, buf + (c0 + j) * N) : hn::Zero(d);
+    Transpose(d, v);
+#pragma GCC unroll 16
+    for (std::int64_t k = 0; k < N; ++k) {
+      if (k >= count) break;
+      if (n == N) hn::StoreU(v[k], d, rows[k] + c0);
+      else StoreFirst(d, v[k], rows[k] + c0, n);
+    }
+  }
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace simd
 }  // namespace xent
@@ -227,9 +328,17 @@ namespace simd {
 
 HWY_EXPORT(ColumnRowsImpl);
 HWY_EXPORT(LanesImpl);
+HWY_EXPORT(GatherColumnsImpl);
+HWY_EXPORT(ScatterColumnsImpl);
 
 void column_rows(const column_group& g) { HWY_DYNAMIC_DISPATCH(ColumnRowsImpl)(g); }
 std::int64_t column_lanes() { return HWY_DYNAMIC_DISPATCH(LanesImpl)(); }
+void gather_columns(const float* const* rows, std::int64_t count, std::int64_t cs, std::int64_t C, float* buf) {
+  HWY_DYNAMIC_DISPATCH(GatherColumnsImpl)(rows, count, cs, C, buf);
+}
+void scatter_columns(const float* buf, float* const* rows, std::int64_t count, std::int64_t cs, std::int64_t C) {
+  HWY_DYNAMIC_DISPATCH(ScatterColumnsImpl)(buf, rows, count, cs, C);
+}
 
 }  // namespace simd
 }  // namespace xent

@@ -44,6 +44,10 @@ struct column_group {
 };
 void column_rows(const column_group& group);
 std::int64_t column_lanes();
+// The gather path's transposes: rows[k] (k < count <= column_lanes()) a
+// group's row, class c at rows[k][c * cs], into buf[c * lanes + k], and back.
+void gather_columns(const float* const* rows, std::int64_t count, std::int64_t cs, std::int64_t C, float* buf);
+void scatter_columns(const float* buf, float* const* rows, std::int64_t count, std::int64_t cs, std::int64_t C);
 
 // Which column path takes this problem, if any:
 //  lanes:  the last position dimension has stride 1 in the logits (and the
@@ -105,23 +109,21 @@ void run_columns(const problem& pr, bool with_grad, column_mode mode, Loop&& loo
     if (gather) {
       float* xbuf = row_scratch(kRowX, lanes * C);
       float* gbuf = row_scratch(kRowG, lanes * C);
+      const float* xrow[kMaxLanes];
+      float* grow[kMaxLanes];
       for (std::int64_t k = 0; k < count; ++k) {
-        const float* row = pr.logits_row(first + k);
-        for (std::int64_t c = 0; c < C; ++c) xbuf[c * lanes + k] = row[c * pr.logits_class_stride];
+        xrow[k] = pr.logits_row(first + k);
+        if (with_grad) grow[k] = pr.grad_row(first + k);
         set_lane(k, pr.target_at(first + k), with_grad ? pr.upstream_at(first + k) : 1.0f);
       }
+      gather_columns(xrow, count, pr.logits_class_stride, C, xbuf);
       g.x = xbuf;
       g.xs = lanes;
       g.g = with_grad ? gbuf : nullptr;
       g.gs = lanes;
       column_rows(g);
-      for (std::int64_t k = 0; k < count; ++k) {
-        if (with_grad) {
-          float* row = pr.grad_row(first + k);
-          for (std::int64_t c = 0; c < C; ++c) row[c * pr.grad_class_stride] = gbuf[c * lanes + k];
-        }
-        out.store(first + k, loss[k]);
-      }
+      if (with_grad) scatter_columns(gbuf, grow, count, pr.grad_class_stride, C);
+      for (std::int64_t k = 0; k < count; ++k) out.store(first + k, loss[k]);
       return;
     }
     // Positions of one run differ only in the last index: base offsets once,
