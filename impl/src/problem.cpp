@@ -271,14 +271,19 @@ checked_inputs check_inputs(const tensor_view& logits, const tensor_view& target
     pr.target_position_strides = target.strides;
     // Bounds: every target is a class or ignore_index. Uses the unsimplified
     // shape so the message names the caller's position.
+    // A small loop body (no message built in it) that the compiler inlines:
+    // this scan is a tenth of a call's time at C = 10.
+    std::int64_t bad = -1, bad_t = 0;
+    const std::uint64_t C = static_cast<std::uint64_t>(pr.classes);
     pr.for_each_offset(pr.target_position_strides, [&](std::int64_t p, std::int64_t off) {
       const std::int64_t t = pr.target_index[off];
-      if (t != pr.ignore_index && (t < 0 || t >= pr.classes))
-        throw error("target", "Target " + std::to_string(t) + " is out of bounds at position " +
-                                  position_string(p, positions) + " (classes 0.." +
-                                  std::to_string(pr.classes - 1) + ", ignore_index " +
-                                  std::to_string(pr.ignore_index) + ")");
+      if (static_cast<std::uint64_t>(t) >= C && t != pr.ignore_index && bad < 0) bad = p, bad_t = t;
     });
+    if (bad >= 0)
+      throw error("target", "Target " + std::to_string(bad_t) + " is out of bounds at position " +
+                                position_string(bad, positions) + " (classes 0.." +
+                                std::to_string(pr.classes - 1) + ", ignore_index " +
+                                std::to_string(pr.ignore_index) + ")");
   }
   return {std::move(pr), positions};
 }

@@ -90,6 +90,19 @@ struct problem {
   // f(p, offset(p, strides)) for every position in order, without divisions.
   template <class F>
   void for_each_offset(const std::vector<std::int64_t>& strides, F&& f) const {
+    if (position_shape.size() == 1) {  // every (N, C) problem: a plain loop
+      const std::int64_t s = strides[0];
+      for (std::int64_t p = 0; p < positions; ++p) f(p, p * s);
+      return;
+    }
+    for_each_offset_odometer(strides, f);
+  }
+
+ private:
+  // Kept out of line: inlined next to the plain loop it made GCC 12 warn
+  // (-Wfree-nonheap-object) about its vector.
+  template <class F>
+  [[gnu::noinline]] void for_each_offset_odometer(const std::vector<std::int64_t>& strides, F& f) const {
     const std::size_t dims = position_shape.size();
     std::vector<std::int64_t> index(dims, 0);
     std::int64_t off = 0;
@@ -103,6 +116,8 @@ struct problem {
       }
     }
   }
+
+ public:
   // Element i (in elements of `t`) past base as a float: exact for float32,
   // bfloat16 and float16; float64 rounded once (exact values: load_wide).
   static float load(const void* base, std::int64_t i, dtype t) {
