@@ -385,7 +385,13 @@ class row_model {
   // E_rest (sum_bound: the summation's relative bound), S, L and their bounds.
   void finish_stats(double sum_bound, double rho) {
     const double r = hi(rest_), n = static_cast<double>(C_);
-    E_rest_ = 2 * ((sum_bound + fexp_) * r + 1.01 * P::gap * rho) + n * 0x1p-1070;
+    // n 2^-1070 bounds the terms that underflowed. It is subnormal, and an
+    // operation with a subnormal result takes a microcode assist on many
+    // x86 cores (a tenth of a 10-class row's time): above 2^-900 the bound
+    // is raised by a relative 2^-50 instead, which exceeds n 2^-1070 after
+    // its own rounding (a 2^-50 - ulp(a)/2 >= 2^-951) for any n.
+    const double a = 2 * ((sum_bound + fexp_) * r + 1.01 * P::gap * rho);
+    E_rest_ = a >= 0x1p-900 ? a * (1 + 0x1p-50) : a + n * 0x1p-1070;
     S_ = rest_ + 1.0;
     E_S_ = E_rest_ + P::op * hi(S_);
     L_ = P::log1p(rest_);
@@ -495,6 +501,14 @@ denominator_t denominator(const problem& pr) {
   if (pr.reduce != reduction::mean) return d;
   if (pr.target == target_kind::probability) {
     d.value = dd(static_cast<double>(pr.positions));  // exact below 2^53
+    return d;
+  }
+  if (!pr.weight) {  // every weight 1: D counts the positions not ignored, exactly
+    std::int64_t n = 0;
+    pr.for_each_offset(pr.target_position_strides, [&](std::int64_t, std::int64_t off) {
+      n += pr.target_index[off] != pr.ignore_index;
+    });
+    d.value = dd(static_cast<double>(n));  // exact below 2^53
     return d;
   }
   dd s{0.0};
@@ -968,31 +982,24 @@ class stable_kernel final : public implementation {
   }
 
   // Writes the row's gradient (scale = upstream / D); x is the row's copy.
-  static void write_gradient(const problem& pr, std::int64_t p, row_model<double>& r1, const float* x,
-                             const scale_t& sc, float* g, const buffers& b, exact_denominator& exact_d,
-                             const ddm::format& fmt) {
-    const std::int64_t C = pr.classes, gs = pr.grad_class_stride;
-    if (!r1.plain()) r1.prepare_masses();
+  // The entries the float64 rounding test left (undecided[0, n)): libm's
+  // exponentials, double-double, then the exact split. Apart from
+  // write_gradient because its state is large and almost never needed: GCC
+  // zero-fills a std::optional's storage, which cost a tenth of a 10-class
+  // row when it sat in every row's frame.
+  [[gnu::noinline]] static void retry_gradient(const problem& pr, std::int64_t p, row_model<double>& r1,
+                                               const float* x, const scale_t& sc, float* g, const buffers& b,
+                                               exact_denominator& exact_d, const ddm::format& fmt,
+                                               const std::int64_t* undecided, std::int64_t n) {
+    const std::int64_t gs = pr.grad_class_stride;
     const double s1 = sc.value.hi;
     const double rel1 = sc.rel + prec<double>::op;
     std::optional<row_model<double>> r1b;
     std::optional<row_model<dd>> r2;
     std::optional<split_gradient<>> split;
-    counts.results += static_cast<std::uint64_t>(C);
-    auto entry = [&](std::int64_t j) {
-      double e0;
-      const double v0 = r1.gradient(j, e0);
+    for (std::int64_t i = 0; i < n; ++i) {
+      const std::int64_t j = undecided[i];
       float out;
-      if (!sc.finite) {  // D = 0 or a non-finite upstream: the scale's inf/NaN decides
-        g[j * gs] = static_cast<float>(s1 * v0);
-        return;
-      }
-      const double v = s1 * v0;
-      const double e = 2 * (std::fabs(s1) * e0 + std::fabs(v) * (rel1 + prec<double>::op));
-      if (try_round(v, e, out, fmt)) {
-        g[j * gs] = out;
-        return;
-      }
       ++counts.retried;
       if (r1.vector_exponentials()) {
         // The row again in double with libm's exponentials (bound 2^-51
@@ -1006,7 +1013,7 @@ class stable_kernel final : public implementation {
         const double v1 = s1 * r1b->gradient(j, e1);
         if (try_round(v1, 2 * (std::fabs(s1) * e1 + std::fabs(v1) * (rel1 + prec<double>::op)), out, fmt)) {
           g[j * gs] = out;
-          return;
+          continue;
         }
       }
       if (!r2) {
@@ -1019,16 +1026,46 @@ class stable_kernel final : public implementation {
       const double f = 2 * (std::fabs(sc.value.hi) * f0 + std::fabs(w.hi) * (sc.rel + prec<dd>::op));
       if (try_round(w, f, out, fmt)) {
         g[j * gs] = out;
-        return;
+        continue;
       }
       if (!split) split.emplace(pr, p, x, sc, exact_d.get());
       if (split->round(j, out, fmt)) {
         ++counts.exact;
         g[j * gs] = out;
-        return;
+        continue;
       }
       ++counts.unresolved;
       g[j * gs] = ddm::resolve(w.hi, w.lo, fmt);
+    }
+  }
+
+  static void write_gradient(const problem& pr, std::int64_t p, row_model<double>& r1, const float* x,
+                             const scale_t& sc, float* g, const buffers& b, exact_denominator& exact_d,
+                             const ddm::format& fmt) {
+    const std::int64_t C = pr.classes, gs = pr.grad_class_stride;
+    if (!r1.plain()) r1.prepare_masses();
+    const double s1 = sc.value.hi;
+    const double rel1 = sc.rel + prec<double>::op;
+    counts.results += static_cast<std::uint64_t>(C);
+    // Entries the float64 test leaves are gathered at the front of
+    // b.undecided (never ahead of the vector pass's list, which is read in
+    // order) and retried after the row.
+    std::int64_t left = 0;
+    auto entry = [&](std::int64_t j) {
+      double e0;
+      const double v0 = r1.gradient(j, e0);
+      float out;
+      if (!sc.finite) {  // D = 0 or a non-finite upstream: the scale's inf/NaN decides
+        g[j * gs] = static_cast<float>(s1 * v0);
+        return;
+      }
+      const double v = s1 * v0;
+      const double e = 2 * (std::fabs(s1) * e0 + std::fabs(v) * (rel1 + prec<double>::op));
+      if (try_round(v, e, out, fmt)) g[j * gs] = out;
+      else b.undecided[left++] = j;
+    };
+    auto retry = [&] {
+      if (left > 0) retry_gradient(pr, p, r1, x, sc, g, b, exact_d, fmt, b.undecided, left);
     };
     // The vector rounding tests decide float32 results; a 16-bit format
     // takes them through to_sixteen_bit.
@@ -1041,6 +1078,7 @@ class stable_kernel final : public implementation {
       for (std::int64_t i = 0; i < n; ++i)
         if (b.undecided[i] != r1.target_class()) entry(b.undecided[i]);
       entry(r1.target_class());
+      retry();
       return;
     }
     if (!r1.plain() && vector) {
@@ -1059,9 +1097,11 @@ class stable_kernel final : public implementation {
         if (b.undecided[i] != k && b.undecided[i] != kb) entry(b.undecided[i]);
       entry(k);
       if (kb != k) entry(kb);
+      retry();
       return;
     }
     for (std::int64_t j = 0; j < C; ++j) entry(j);
+    retry();
   }
 
   // The formats the results are rounded to: the loss's and the gradient's.
