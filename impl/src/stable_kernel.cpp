@@ -319,6 +319,8 @@ class row_model {
     return T(wt) * (gt + L_);
   }
 
+  bool vector_max() const { return std::is_same_v<X, float> && xs_ == 1 && C_ >= 32; }
+
   bool stats() {
     if constexpr (std::is_same_v<T, double>) {
       // Contiguous rows take the vector gradient passes; their exponentials
@@ -330,12 +332,20 @@ class row_model {
     }
     X m = -std::numeric_limits<X>::infinity();
     std::int64_t k = 0;
-    for (std::int64_t j = 0; j < C_; ++j) {
-      const X v = xf(j);
-      if (std::isnan(v)) return false;
-      if (v > m) {
-        m = v;
-        k = j;
+    if constexpr (std::is_same_v<X, float>) {
+      // Contiguous float32 rows of 32 classes or more: the vector max scan,
+      // which picks the same (first) index as the loop below (on shorter
+      // rows its set-up costs more than it saves).
+      if (vector_max() && !stable_vector::row_max(x_, C_, m, k)) return false;
+    }
+    if (!vector_max()) {
+      for (std::int64_t j = 0; j < C_; ++j) {
+        const X v = xf(j);
+        if (std::isnan(v)) return false;
+        if (v > m) {
+          m = v;
+          k = j;
+        }
       }
     }
     if (std::isinf(m)) return false;  // +inf: inf - inf; -inf: every class impossible
