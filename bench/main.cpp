@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <iostream>
@@ -172,6 +173,14 @@ void add_context(const settings& s, const std::string& skipped, const std::strin
   AddCustomContext("skipped", skipped.empty() ? "none" : skipped);
 #ifdef XENT_HAVE_TORCH
   AddCustomContext("libtorch", s.torch ? xent::peers::torch_version() + "; " + xent::peers::libtorch::parallel_info() : "disabled");
+  // The peers pick their own instruction set (not Highway's pinning):
+  // recorded, so that a pinned case's ratio says what it was compared with.
+  if (s.torch) {
+    const char* cap = std::getenv("ATEN_CPU_CAPABILITY");
+    AddCustomContext("libtorch_isa", cap && *cap ? std::string("ATEN_CPU_CAPABILITY=") + cap
+                                                 : std::string("ATen's choice, ATEN_CPU_CAPABILITY unset "
+                                                               "(avx512 on a CPU with AVX-512, else avx2)"));
+  }
 #else
   AddCustomContext("libtorch", "not built");
 #endif
@@ -179,6 +188,7 @@ void add_context(const settings& s, const std::string& skipped, const std::strin
   AddCustomContext("onednn", s.onednn ? xent::peers::onednn_version() + " (implementation onednn; vs_onednn = its median "
                                         "time / the case's, same shape, mode and threads)"
                                       : "disabled");
+  if (s.onednn) AddCustomContext("onednn_isa", xent::peers::onednn_isa());
 #else
   AddCustomContext("onednn", "not built");
 #endif

@@ -19,4 +19,8 @@ void release_onednn_buffers();
 // "2.6.3": the oneDNN library loaded at run time.
 std::string onednn_version();
 
+// The widest instruction set oneDNN dispatches to here ("avx512_core"):
+// this CPU's, or less where ONEDNN_MAX_CPU_ISA (DNNL_MAX_CPU_ISA) caps it.
+std::string onednn_isa();
+
 }  // namespace xent::peers

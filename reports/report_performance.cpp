@@ -113,7 +113,20 @@ void per_target(std::ostringstream& md, const bench_data& b) {
   for (std::size_t i = 0; i < b.highway_impls.size(); ++i) md << (i ? ", " : "") << "`" << b.highway_impls[i] << "`";
   md << ") pinned to each target of this CPU (`hwy::SetSupportedTargetsForTest`; the first target is the one they "
         "pick unpinned), " << t << " thread(s). Each cell: GB/s, fraction of the CE roofline on that target (the "
-        "compute floor measured on the same target), speed-up over LibTorch.\n\n| kernel | target |";
+        "compute floor measured on the same target), speed-up over LibTorch.";
+  // The peers are not pinned: their ratios on a narrower target compare it
+  // with their own choice, which the bench records.
+  const std::string torch_isa = b.context.value("libtorch_isa", std::string()),
+                    dnnl_isa = b.context.value("onednn_isa", std::string());
+  if (!torch_isa.empty() || !dnnl_isa.empty()) {
+    md << " The peers pick their own instruction set in every row — ";
+    if (!torch_isa.empty()) md << "LibTorch: " << torch_isa << (dnnl_isa.empty() ? "" : "; ");
+    if (!dnnl_isa.empty()) md << "oneDNN: " << dnnl_isa;
+    md << " — so below the first target the ratios compare a narrower path of ours with their widest; to compare "
+          "at one instruction set, cap theirs too (`ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 ./run report`, "
+          "bench/README.md).";
+  }
+  md << "\n\n| kernel | target |";
   for (const auto& [shape, mode] : columns) md << " `" << shape << "` " << mode << " |";
   md << "\n|---|---|";
   for (std::size_t i = 0; i < columns.size(); ++i) md << "--:|";
