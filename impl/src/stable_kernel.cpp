@@ -332,12 +332,6 @@ class row_model {
     }
     X m = -std::numeric_limits<X>::infinity();
     std::int64_t k = 0;
-    if constexpr (std::is_same_v<X, float>) {
-      // Contiguous float32 rows of 32 classes or more: the vector max scan,
-      // which picks the same (first) index as the loop below (on shorter
-      // rows its set-up costs more than it saves).
-      if (vector_max() && !stable_vector::row_max(x_, C_, m, k)) return false;
-    }
     if (!vector_max()) {
       for (std::int64_t j = 0; j < C_; ++j) {
         const X v = xf(j);
@@ -347,6 +341,11 @@ class row_model {
           k = j;
         }
       }
+    } else if constexpr (std::is_same_v<X, float>) {
+      // Contiguous float32 rows of 32 classes or more: the vector max scan,
+      // which picks the same (first) index as the loop above (on shorter
+      // rows its set-up costs more than it saves).
+      if (!stable_vector::row_max(x_, C_, m, k)) return false;
     }
     if (std::isinf(m)) return false;  // +inf: inf - inf; -inf: every class impossible
     m_ = m;
@@ -991,7 +990,6 @@ class stable_kernel final : public implementation {
     return ddm::resolve(v2.hi, v2.lo + (side == 0.0 ? 0.0 : std::copysign(0x1p-1074, side)), fmt);
   }
 
-  // Writes the row's gradient (scale = upstream / D); x is the row's copy.
   // The entries the float64 rounding test left (undecided[0, n)): libm's
   // exponentials, double-double, then the exact split. Apart from
   // write_gradient because its state is large and almost never needed: GCC
@@ -1049,6 +1047,7 @@ class stable_kernel final : public implementation {
     }
   }
 
+  // Writes the row's gradient (scale = upstream / D); x is the row's copy.
   static void write_gradient(const problem& pr, std::int64_t p, row_model<double>& r1, const float* x,
                              const scale_t& sc, float* g, const buffers& b, exact_denominator& exact_d,
                              const ddm::format& fmt) {
