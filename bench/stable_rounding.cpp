@@ -2,7 +2,7 @@
 // `stable` it replaced (its row function, copied below, on the same row
 // driver), in the same process, with the fallback rates of
 // xent::stable_rounding_statistics; best of N by thread CPU time, the two
-// alternated call by call. Not built
+// alternated (seconds() below). Not built
 // by default:
 //   cmake --build --preset release --target stable_rounding
 //   build/release/bench/stable_rounding [repetitions [scenario substring]]

@@ -122,7 +122,7 @@ void per_target(std::ostringstream& md, const bench_data& b) {
     md << " The peers pick their own instruction set in every row — ";
     if (!torch_isa.empty()) md << "LibTorch: " << torch_isa << (dnnl_isa.empty() ? "" : "; ");
     if (!dnnl_isa.empty()) md << "oneDNN: " << dnnl_isa;
-    md << " — so below the first target the ratios compare a narrower path of ours with their widest; to compare "
+    md << " — so below the first target the ratios compare a narrower path of ours with theirs; to compare "
           "at one instruction set, cap theirs too (`ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 ./run report`, "
           "bench/README.md).";
   }
