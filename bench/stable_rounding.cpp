@@ -267,7 +267,7 @@ int main(int argc, char** argv) {
 
   const std::vector<std::int64_t> targets = hwy::SupportedAndGeneratedTargets();  // best first
   std::printf("stable's vector path on %s (the best Highway target of this CPU)\n\n", hwy::TargetName(targets.front()));
-  std::printf("| scenario | results | float64 test failed | double-double test failed | exact (§5) | unresolved | old stable ms | stable ms | ratio |\n");
+  std::printf("| scenario | results | float64 test failed | left to the exact test | exact (§5) | unresolved | old stable ms | stable ms | ratio |\n");
   std::printf("|---|--:|--:|--:|--:|--:|--:|--:|--:|\n");
   double total_old = 0.0, total_new = 0.0;
   for (const inputs& in : runs) {

@@ -98,4 +98,45 @@ TEST_P(stable_last_resort, weighted_mean_of_large_margin_midpoints_is_proven) {
 
 INSTANTIATE_TEST_SUITE_P(margins, stable_last_resort, ::testing::ValuesIn(cases));
 
+// Rational rows (every logit the row's maximum or -inf, as at a zero-
+// initialised output layer) with probability targets: p_j = 1/n on the n
+// finite classes, so g_j = s (A/n - q_j) (0 - s q_j on a -inf class), and
+// with n = 4 and n = 2 every entry is a dyadic rational that double holds
+// exactly; the targets make some of them float32 midpoints (ties to even).
+TEST(stable_rational_rows, probability_target_ties_are_decided_exactly) {
+  const xent::implementation* stable = xent::find_implementation("stable");
+  ASSERT_NE(stable, nullptr);
+  const float inf = INFINITY, tiny = 0x1p-24f;
+  const std::vector<float> x = {0, 0, 0, 0, -inf, 5, -inf, 5};
+  const std::vector<float> q = {0, 1, tiny, 0, tiny, 1, 0, 0};
+  const double n[2] = {4, 2};
+  for (const reduction r : {reduction::none, reduction::sum, reduction::mean}) {
+    SCOPED_TRACE(xent::to_string(r));
+    xent::options o;
+    o.reduce = r;
+    std::vector<float> loss(r == reduction::none ? 2 : 1), grad(8);
+    xent::reset_stable_rounding_statistics();
+    xent::cross_entropy_forward_backward(xent::view(x.data(), {2, 4}), xent::view(q.data(), {2, 4}),
+                                         xent::view(loss.data(), {static_cast<std::int64_t>(loss.size())}),
+                                         xent::view(grad.data(), {2, 4}), o, nullptr, stable);
+    const xent::rounding_statistics st = xent::stable_rounding_statistics();
+    const double s = r == reduction::mean ? 0.5 : 1.0;  // mean: D = N = 2 (probability targets)
+    int midpoints = 0;
+    for (int p = 0; p < 2; ++p) {
+      double A = 0.0;
+      for (int c = 0; c < 4; ++c) A += static_cast<double>(q[static_cast<std::size_t>(4 * p + c)]);  // exact
+      for (int c = 0; c < 4; ++c) {
+        const auto i = static_cast<std::size_t>(4 * p + c);
+        const double pj = std::isinf(x[i]) ? 0.0 : 1.0 / n[p];
+        const double exact = s * (pj * A - static_cast<double>(q[i]));  // exact: dyadic, few bits
+        midpoints += is_midpoint(exact);
+        EXPECT_EQ(grad[i], static_cast<float>(exact)) << "row " << p << " class " << c << ": exact " << exact;
+      }
+    }
+    EXPECT_GE(midpoints, 2);  // (1 + 2^-24)/4 and 1/2 + 2^-25 (halved by the mean: still midpoints)
+    EXPECT_EQ(st.unresolved, 0u);
+    EXPECT_GE(st.exact, static_cast<std::uint64_t>(midpoints));  // every tie proven exactly
+  }
+}
+
 }  // namespace

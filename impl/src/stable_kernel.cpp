@@ -175,6 +175,7 @@ class row_model {
     if (index_) {
       // PyTorch's form (1-eps) l + (eps/C) s, kept so that 0 * inf gives its NaN.
       accumulator<T> smooth;
+      masses m;
       double aw = 0.0, dw = 0.0, w1 = 0.0, sum_w = 0.0;
       for (std::int64_t c = 0; c < C_; ++c) {
         const T d = c == k_ ? T(0.0) : gap(c);
@@ -184,7 +185,9 @@ class row_model {
         dw += std::fabs(wc) * dh;
         w1 += std::fabs(wc);
         sum_w += wc;
+        m.add(c, b(c), beta(c));
       }
+      finish_masses(m);
       const double e_smooth = P::gap * dw + E_L_ * w1 + (2 * P::op + P::sum(static_cast<double>(C_))) * aw;
       double e_lt;
       const T lt = target_term(e_lt);
@@ -193,18 +196,20 @@ class row_model {
       err = 2 * (one_m_d_ * e_lt + ec_d_ * e_smooth + 4 * P::op * (one_m_d_ * std::fabs(hi(lt)) + ec_d_ * aw));
       return one_m_ * lt + ec_ * s;
     }
-    accumulator<T> bd, mass;
-    double b1 = 0.0, b0 = 0.0;
+    accumulator<T> bd;
+    masses m;
+    double b1 = 0.0;
     for (std::int64_t c = 0; c < C_; ++c) {
       const T bc = b(c);
       const T d = c == k_ ? T(0.0) : gap(c);
       bd.add(bc * d);
-      mass.add(bc);
       const double be = beta(c);
       b1 += be * hi(d);
-      b0 += be;
+      m.add(c, bc, be);
     }
-    const T A = mass.value();
+    const double b0 = m.b0;
+    finish_masses(m);
+    const T A = mass_;
     coef_L_ = hi(A);
     const double n = P::sum(static_cast<double>(C_)), lh = hi(L_);
     err = 2 * ((6 * P::op + P::gap + n) * b1 + std::fabs(hi(A)) * E_L_ + lh * (5 * P::op + n) * b0 +
@@ -213,31 +218,13 @@ class row_model {
   }
 
   // Smoothed or probability targets: A = Σ b_c and A - b_kb without
-  // cancellation (kb the largest b). Call before gradient() there.
+  // cancellation (kb the largest b). Call before gradient() there; loss()
+  // has them already (its own pass over the classes computes them too).
   void prepare_masses() {
-    accumulator<T> mass, rest;
-    kb_ = 0;
-    T bk = b(0);
-    double b0 = 0.0, b0_rest = 0.0;  // Σ beta_c, and over c ≠ kb
-    for (std::int64_t c = 0; c < C_; ++c) {
-      const T bc = b(c);
-      if (hi(bc) > hi(bk)) {
-        rest.add(bk);
-        b0_rest += beta(kb_);
-        kb_ = c;
-        bk = bc;
-      } else if (c != kb_) {
-        rest.add(bc);
-        b0_rest += beta(c);
-      }
-      mass.add(bc);
-      b0 += beta(c);
-    }
-    mass_ = mass.value();
-    mass_rest_ = rest.value();
-    const double k = 2 * (5 * P::op + P::sum(static_cast<double>(C_)));
-    E_mass_ = k * b0;
-    E_mass_rest_ = k * b0_rest;
+    if (masses_ready_) return;
+    masses m;
+    for (std::int64_t c = 0; c < C_; ++c) m.add(c, b(c), beta(c));
+    finish_masses(m);
   }
 
   // A plain row's gradient entries but the target's, in double lanes
@@ -317,6 +304,42 @@ class row_model {
     const double g = hi(gt);
     err = 2 * std::fabs(wt) * (1.01 * P::gap * g + E_L_ + 2 * P::op * (g + hi(L_)));
     return T(wt) * (gt + L_);
+  }
+
+  // Σ b_c, Σ_{c≠kb} b_c (kb the first largest b) and their beta sums, in
+  // class order.
+  struct masses {
+    accumulator<T> mass, rest;
+    std::int64_t kb = 0;
+    T bk{};
+    double b0 = 0.0, b0_rest = 0.0;  // Σ beta_c, and over c ≠ kb
+    double beta_k = 0.0;
+    void add(std::int64_t c, T bc, double be) {
+      if (c == 0) {
+        bk = bc;
+        beta_k = be;
+      } else if (hi(bc) > hi(bk)) {
+        rest.add(bk);
+        b0_rest += beta_k;
+        kb = c;
+        bk = bc;
+        beta_k = be;
+      } else {
+        rest.add(bc);
+        b0_rest += be;
+      }
+      mass.add(bc);
+      b0 += be;
+    }
+  };
+  void finish_masses(const masses& m) {
+    kb_ = m.kb;
+    mass_ = m.mass.value();
+    mass_rest_ = m.rest.value();
+    const double k = 2 * (5 * P::op + P::sum(static_cast<double>(C_)));
+    E_mass_ = k * m.b0;
+    E_mass_rest_ = k * m.b0_rest;
+    masses_ready_ = true;
   }
 
   bool vector_max() const { return std::is_same_v<X, float> && xs_ == 1 && C_ >= 32; }
@@ -428,6 +451,7 @@ class row_model {
   T mass_{}, mass_rest_{};
   std::int64_t kb_ = 0;
   double E_mass_ = 0.0, E_mass_rest_ = 0.0;
+  bool masses_ready_ = false;
 };
 
 // Rounds v (error <= err) to format f; false when undecided. A 16-bit
@@ -641,7 +665,7 @@ class split_gradient {
         in_k_[i] = 1;
         y_max_ = std::fmax(y_max_, -y.hi);
         n_ += 1.0;
-        em_[i] = ddm::expm1(y);
+        em_[i] = y.hi == 0.0 ? dd(0.0) : ddm::expm1(y);  // an equal logit: expm1(0) = 0 exactly
         e_em_[i] = 0x1p-90 * std::fabs(em_[i].hi) + 0x1p-1000;
         neg = neg + em_[i];
         e_neg += e_em_[i];
@@ -990,6 +1014,17 @@ class stable_kernel final : public implementation {
     return ddm::resolve(v2.hi, v2.lo + (side == 0.0 ? 0.0 : std::copysign(0x1p-1074, side)), fmt);
   }
 
+  // Every logit of the contiguous row x equal to its maximum or -inf.
+  static bool rational_row(const float* x, std::int64_t C) {
+    float m = -std::numeric_limits<float>::infinity();
+    for (std::int64_t c = 0; c < C; ++c) {
+      if (std::isinf(x[c]) && x[c] < 0) continue;
+      if (m == -std::numeric_limits<float>::infinity()) m = x[c];
+      else if (x[c] != m) return false;  // NaN included
+    }
+    return true;
+  }
+
   // The entries the float64 rounding test left (undecided[0, n)): libm's
   // exponentials, double-double, then the exact split. Apart from
   // write_gradient because its state is large and almost never needed: GCC
@@ -1005,11 +1040,24 @@ class stable_kernel final : public implementation {
     std::optional<row_model<double>> r1b;
     std::optional<row_model<dd>> r2;
     std::optional<split_gradient<>> split;
+    // A rational row (every logit the max or -inf: equal logits, as at a
+    // zero-initialised output layer) has rational entries, and what the
+    // float64 test leaves there are exact ties of float32 (midpoints) that
+    // no approximation decides: straight to the exact split (§5.2).
+    const bool rational = rational_row(x, pr.classes);
     for (std::int64_t i = 0; i < n; ++i) {
       const std::int64_t j = undecided[i];
       float out;
       ++counts.retried;
-      if (r1.vector_exponentials()) {
+      if (rational) {
+        if (!split) split.emplace(pr, p, x, sc, exact_d.get());
+        if (split->round(j, out, fmt)) {
+          ++counts.exact;
+          g[j * gs] = out;
+          continue;
+        }
+      }
+      if (r1.vector_exponentials() && !rational) {
         // The row again in double with libm's exponentials (bound 2^-51
         // instead of 2^-47): a few times cheaper than double-double, and it
         // decides most of what the vector bound left.
