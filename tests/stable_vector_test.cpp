@@ -167,6 +167,75 @@ struct row_case {
   float weight = 1.0f;  // every class's
 };
 
+// The loss pass of smoothed and probability rows: kb the first index of the
+// largest b_c (ties across lanes and in the tail), and Σ b_c, Σ_{c≠kb} b_c,
+// Σ b_c d_c within their bounds of the same terms summed in long double
+// (64-bit significand: its own error is far below sum_error's 2^-53); a
+// -inf logit makes Σ b_c d_c (or Σ w_c (d_c + L)) +inf, not NaN.
+TEST(stable_vector, mass_pass_finds_the_first_largest_mass_and_sums_within_bound) {
+  std::mt19937 rng(13);
+  std::uniform_real_distribution<float> unit(0.0f, 1.0f);
+  constexpr double u = 0x1p-53;
+  for (const std::int64_t C : {1, 2, 3, 5, 8, 13, 31, 64, 100, 1001})
+  for (const bool prob : {false, true})
+  for (const bool with_ninf : {false, true}) {
+    if (with_ninf && C < 3) continue;
+    SCOPED_TRACE("C " + std::to_string(C) + (prob ? " prob" : " index") + (with_ninf ? " -inf" : ""));
+    std::vector<float> x(static_cast<std::size_t>(C)), q(x.size()), w(x.size());
+    for (std::int64_t c = 0; c < C; ++c) {
+      x[c] = 4.0f * unit(rng) - 2.0f;
+      q[c] = unit(rng);
+      w[c] = c % 4 == 3 ? -0.5f : 0.25f + unit(rng);
+    }
+    if (with_ninf) x[1] = ninf;
+    // The largest mass three times, in different lanes and the tail.
+    if (prob && C >= 3)
+      for (const std::int64_t c : {C / 3, C - 1, C / 2}) {
+        q[c] = 2.0f;
+        w[c] = 2.0f;
+      }
+    xent::stable_vector::mass_pass_row r;
+    r.m = *std::max_element(x.begin(), x.end());
+    r.L = 0.75;
+    r.one_m = 0.9;
+    r.ec = 0.1 / static_cast<double>(C);
+    r.one_m_d = r.one_m;
+    r.ec_d = r.ec;
+    r.t = C / 2;
+    std::int64_t kb = 0;
+    long double mass = 0, mag = 0, bd = 0, bd_mag = 0, sm = 0, sm_mag = 0;
+    std::vector<double> b(x.size());
+    for (std::int64_t c = 0; c < C; ++c) {
+      const double qv = prob ? static_cast<double>(q[c]) : (c == r.t ? 1.0 : 0.0);
+      b[c] = static_cast<double>(w[c]) * (r.one_m * qv + r.ec);
+      if (b[c] > b[kb]) kb = c;
+      mass += b[c];
+      mag += std::fabs(b[c]);
+      const double d = static_cast<double>(r.m) - static_cast<double>(x[c]);  // exact here, or +inf
+      bd += static_cast<long double>(b[c]) * d;
+      bd_mag += std::fabs(b[c]) * d;
+      sm += static_cast<long double>(w[c]) * (d + r.L);
+      sm_mag += std::fabs(w[c]) * (d + r.L);
+    }
+    const long double rest = mass - b[kb];
+    const double n = xent::stable_vector::sum_error(static_cast<double>(C));
+    on_every_target([&](const std::string&) {
+      const xent::stable_vector::mass_pass_sums s =
+          xent::stable_vector::mass_pass(x.data(), prob ? q.data() : nullptr, w.data(), C, r);
+      EXPECT_EQ(s.kb, kb);
+      EXPECT_LE(std::fabs(static_cast<long double>(s.mass) - mass), n * mag);
+      EXPECT_LE(std::fabs(static_cast<long double>(s.rest) - rest), n * (mag - std::fabs(b[kb])) + u * mag);
+      const long double got = prob ? s.bd : s.smooth, want = prob ? bd : sm;
+      if (with_ninf) {
+        EXPECT_TRUE(std::isinf(got) && got > 0) << static_cast<double>(got);
+      } else {
+        // Each product rounds once (and d + L once more) before the sum.
+        EXPECT_LE(std::fabs(got - want), (2 * u + n) * (prob ? bd_mag : sm_mag));
+      }
+    });
+  }
+}
+
 // Rows for the vector gradient and its fallbacks: random logits of several
 // spreads (up to margins where entries are subnormal or 0), -inf logits, and
 // rows of n equal logits with the rest -inf or 45 below, weight 3 and an

@@ -172,6 +172,11 @@ class row_model {
   T loss(double& err) {
     coef_L_ = plain_ ? w(t_) : 0.0;
     if (plain_) return target_term(err);
+    if constexpr (std::is_same_v<T, double> && std::is_same_v<X, float>) {
+      if (const float* weights = lane_weights();
+          vector_ && (index_ || qs_ == 1) && (weights || !pr_.weight) && stable_vector::mass_pass_pays())
+        return lane_loss(weights, err);
+    }
     if (index_) {
       // PyTorch's form (1-eps) l + (eps/C) s, kept so that 0 * inf gives its NaN.
       accumulator<T> smooth;
@@ -215,6 +220,45 @@ class row_model {
     err = 2 * ((6 * P::op + P::gap + n) * b1 + std::fabs(hi(A)) * E_L_ + lh * (5 * P::op + n) * b0 +
                2 * P::op * (b1 + b0 * lh));
     return bd.value() + A * L_;
+  }
+
+  // loss() of a contiguous smoothed or probability row in double lanes: the
+  // same sums (stable_vector::mass_pass), the lanes' summation bound
+  // sum_error(C) in place of the sequential one (docs/correct_rounding.md §3.3).
+  T lane_loss(const float* weights, double& err) {
+    stable_vector::mass_pass_row in;
+    in.m = m_;
+    in.L = L_;
+    in.one_m = one_m_;
+    in.ec = ec_;
+    in.one_m_d = one_m_d_;
+    in.ec_d = ec_d_;
+    in.t = t_;
+    const stable_vector::mass_pass_sums s = stable_vector::mass_pass(x_, index_ ? nullptr : q_, weights, C_, in);
+    const double n = stable_vector::sum_error(static_cast<double>(C_));
+    set_masses(s.mass, s.rest, s.kb, s.b0, s.b0_rest, n);
+    if (index_) {
+      const double e_smooth = P::gap * s.dw + E_L_ * s.w1 + (2 * P::op + n) * s.aw;
+      double e_lt;
+      const T lt = target_term(e_lt);
+      coef_L_ = one_m_d_ * w(t_) + ec_d_ * s.sum_w;
+      err = 2 * (one_m_d_ * e_lt + ec_d_ * e_smooth + 4 * P::op * (one_m_d_ * std::fabs(hi(lt)) + ec_d_ * s.aw));
+      return one_m_ * lt + ec_ * s.smooth;
+    }
+    const T A = mass_;
+    coef_L_ = hi(A);
+    const double lh = hi(L_), b1 = s.b1, b0 = s.b0;
+    err = 2 * ((6 * P::op + P::gap + n) * b1 + std::fabs(hi(A)) * E_L_ + lh * (5 * P::op + n) * b0 +
+               2 * P::op * (b1 + b0 * lh));
+    return s.bd + A * L_;
+  }
+
+  // The class weights as a contiguous float32 array, or null (every weight
+  // 1, or strided / another dtype: then the scalar pass).
+  const float* lane_weights() const {
+    if constexpr (std::is_same_v<X, float>)
+      if (pr_.weight && pr_.weight_stride == 1 && pr_.type == dtype::f32) return pr_.weight;
+    return nullptr;
   }
 
   // Smoothed or probability targets: A = Σ b_c and A - b_kb without
@@ -333,12 +377,16 @@ class row_model {
     }
   };
   void finish_masses(const masses& m) {
-    kb_ = m.kb;
-    mass_ = m.mass.value();
-    mass_rest_ = m.rest.value();
-    const double k = 2 * (5 * P::op + P::sum(static_cast<double>(C_)));
-    E_mass_ = k * m.b0;
-    E_mass_rest_ = k * m.b0_rest;
+    set_masses(m.mass.value(), m.rest.value(), m.kb, m.b0, m.b0_rest, P::sum(static_cast<double>(C_)));
+  }
+  // sum_bound: the summation's relative bound.
+  void set_masses(T mass, T rest, std::int64_t kb, double b0, double b0_rest, double sum_bound) {
+    kb_ = kb;
+    mass_ = mass;
+    mass_rest_ = rest;
+    const double k = 2 * (5 * P::op + sum_bound);
+    E_mass_ = k * b0;
+    E_mass_rest_ = k * b0_rest;
     masses_ready_ = true;
   }
 

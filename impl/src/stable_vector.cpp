@@ -96,6 +96,7 @@ HWY_INLINE VD ExpNeg(DD2 dd, VD d) {
 }
 
 bool VectorExponentialsPayImpl() { return hn::Lanes(DD2()) >= 4; }
+bool MassPassPaysImpl() { return hn::Lanes(DD2()) >= 2; }
 
 bool RowMaxImpl(const float* x, std::int64_t C, float& m, std::int64_t& k) {
   const DF df;
@@ -289,6 +290,130 @@ std::int64_t MassGradientImpl(const double* e, const float* x, const float* q, c
   return n;
 }
 
+// TwoSum of x into the lanes' (s, c).
+HWY_INLINE void TwoSumInto(VD& s, VD& c, VD x) {
+  const VD t = hn::Add(s, x);
+  const VD z = hn::Sub(t, s);
+  c = hn::Add(c, hn::Add(hn::Sub(s, hn::Sub(t, z)), hn::Sub(x, z)));
+  s = t;
+}
+
+// mass_pass's lanes: compensated pairs, plain bound sums, and each lane's
+// largest b so far (its first index; -1 before the lane's first class) with
+// the sum of the lane's other terms, as the scalar pass keeps them.
+struct MassPassState {
+  VD bd_s, bd_c, sm_s, sm_c, mass_s, mass_c, rest_s, rest_c;
+  VD b1, aw, dw, w1, sw, b0, b0_rest;
+  VD bk, beta_k, kb;
+};
+
+HWY_INLINE void MassPassStep(DD2 dd, hn::Vec<DFH> x, hn::Vec<DFH> q, hn::Vec<DFH> w, bool q_is_index,
+                             bool w_is_one, bool prob, double j0, std::int64_t valid, const mass_pass_row& r,
+                             MassPassState& st) {
+  const VD iota = hn::Iota(dd, j0);
+  const auto in_row = hn::FirstN(dd, static_cast<std::size_t>(valid));
+  const VD d = hn::Sub(hn::Set(dd, static_cast<double>(r.m)), hn::PromoteTo(dd, x));  // 0 in the tail
+  const VD qv = !q_is_index ? hn::PromoteTo(dd, q)
+                            : hn::IfThenElseZero(hn::Eq(iota, hn::Set(dd, static_cast<double>(r.t))),
+                                                 hn::Set(dd, 1.0));
+  // Lanes past the row weigh 0: every term they add is 0.
+  const VD wv = hn::IfThenElseZero(in_row, !w_is_one ? hn::PromoteTo(dd, w) : hn::Set(dd, 1.0));
+  const VD aw = hn::Abs(wv);
+  const VD bc = hn::Mul(wv, hn::Add(hn::Mul(hn::Set(dd, r.one_m), qv), hn::Set(dd, r.ec)));
+  const VD be = hn::Mul(aw, hn::Add(hn::Abs(hn::Mul(hn::Set(dd, r.one_m_d), qv)), hn::Set(dd, r.ec_d)));
+  if (prob) {
+    TwoSumInto(st.bd_s, st.bd_c, hn::Mul(bc, d));
+    st.b1 = hn::MulAdd(be, d, st.b1);
+  } else {
+    const VD dl = hn::Add(d, hn::Set(dd, r.L));
+    TwoSumInto(st.sm_s, st.sm_c, hn::Mul(wv, dl));
+    st.aw = hn::MulAdd(aw, dl, st.aw);
+    st.dw = hn::MulAdd(aw, d, st.dw);
+    st.w1 = hn::Add(st.w1, aw);
+    st.sw = hn::Add(st.sw, wv);
+  }
+  // A larger b (or the lane's first) swaps with the lane's largest so far,
+  // which then joins the rest; any other b joins the rest itself.
+  const auto none = hn::Lt(st.kb, hn::Zero(dd));
+  const auto gt = hn::And(in_row, hn::Or(none, hn::Gt(bc, st.bk)));
+  TwoSumInto(st.rest_s, st.rest_c, hn::IfThenElse(gt, hn::IfThenZeroElse(none, st.bk), bc));
+  st.b0_rest = hn::Add(st.b0_rest, hn::IfThenElse(gt, hn::IfThenZeroElse(none, st.beta_k), be));
+  st.bk = hn::IfThenElse(gt, bc, st.bk);
+  st.beta_k = hn::IfThenElse(gt, be, st.beta_k);
+  st.kb = hn::IfThenElse(gt, iota, st.kb);
+  TwoSumInto(st.mass_s, st.mass_c, bc);
+  st.b0 = hn::Add(st.b0, be);
+}
+
+// Σ of the lanes' (s, c) pairs, compensated, in lane order (and `extra`
+// lane values where given).
+template <std::size_t kMax>
+double LaneSum(DD2 dd, VD s, VD c, const double* extra = nullptr, std::int64_t skip = -1) {
+  HWY_ALIGN double a[kMax], b[kMax];
+  hn::Store(s, dd, a);
+  hn::Store(c, dd, b);
+  const auto N = static_cast<std::int64_t>(hn::Lanes(dd));
+  double hi = 0.0, lo = 0.0;
+  auto add = [&](double v) {
+    const double t = hi + v, z = t - hi;  // TwoSum
+    lo += (hi - (t - z)) + (v - z);
+    hi = t;
+  };
+  for (std::int64_t l = 0; l < N; ++l) {
+    add(a[l]);
+    if (std::isfinite(a[l])) add(b[l]);  // c is NaN after an infinity, as the scalar accumulator's
+    if (extra && l != skip) add(extra[l]);
+  }
+  return std::isfinite(hi) ? hi + lo : hi;  // lo is NaN after an infinity
+}
+
+void MassPassImpl(const float* x, const float* q, const float* w, std::int64_t C, const mass_pass_row& r,
+                  mass_pass_sums* out) {
+  const DD2 dd;
+  const DFH dfh;
+  const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(dd));
+  const VD z = hn::Zero(dd);
+  MassPassState st{z, z, z, z, z, z, z, z, z, z, z, z, z, z, z, z, z, hn::Set(dd, -1.0)};
+  const auto none = hn::Zero(dfh);
+  const bool prob = q != nullptr;
+  std::int64_t j = 0;
+  for (; j + N <= C; j += N)
+    MassPassStep(dd, hn::LoadU(dfh, x + j), prob ? hn::LoadU(dfh, q + j) : none, w ? hn::LoadU(dfh, w + j) : none,
+                 !prob, !w, prob, static_cast<double>(j), N, r, st);
+  if (j < C) {
+    const std::int64_t len = C - j;
+    MassPassStep(dd, LoadTail(dfh, x + j, len, r.m), prob ? LoadTail(dfh, q + j, len, 0.0f) : none,
+                 w ? LoadTail(dfh, w + j, len, 0.0f) : none, !prob, !w, prob, static_cast<double>(j), len, r, st);
+  }
+  // The row's kb: the largest of the lanes' (the first index among equal
+  // ones, as the scalar scan picks); the other lanes' largest join the rest.
+  HWY_ALIGN double bk[kTail], beta_k[kTail], kb[kTail];
+  hn::Store(st.bk, dd, bk);
+  hn::Store(st.beta_k, dd, beta_k);
+  hn::Store(st.kb, dd, kb);
+  std::int64_t best = -1;
+  for (std::int64_t l = 0; l < N; ++l) {
+    if (kb[l] < 0) continue;
+    if (best < 0 || bk[l] > bk[best] || (bk[l] == bk[best] && kb[l] < kb[best])) best = l;
+  }
+  double b0_rest = hn::GetLane(hn::SumOfLanes(dd, st.b0_rest));
+  for (std::int64_t l = 0; l < N; ++l)
+    if (kb[l] < 0) bk[l] = 0.0;  // lanes without a class add nothing
+    else if (l != best) b0_rest += beta_k[l];
+  out->kb = best < 0 ? 0 : static_cast<std::int64_t>(kb[best]);
+  out->rest = LaneSum<kTail>(dd, st.rest_s, st.rest_c, bk, best);
+  out->b0_rest = b0_rest;
+  out->mass = LaneSum<kTail>(dd, st.mass_s, st.mass_c);
+  out->b0 = hn::GetLane(hn::SumOfLanes(dd, st.b0));
+  out->bd = LaneSum<kTail>(dd, st.bd_s, st.bd_c);
+  out->b1 = hn::GetLane(hn::SumOfLanes(dd, st.b1));
+  out->smooth = LaneSum<kTail>(dd, st.sm_s, st.sm_c);
+  out->aw = hn::GetLane(hn::SumOfLanes(dd, st.aw));
+  out->dw = hn::GetLane(hn::SumOfLanes(dd, st.dw));
+  out->w1 = hn::GetLane(hn::SumOfLanes(dd, st.w1));
+  out->sum_w = hn::GetLane(hn::SumOfLanes(dd, st.sw));
+}
+
 std::int64_t PlainGradientImpl(const double* e, const float* x, std::int64_t C, float m, double F, double a,
                                double b, float* g, std::int64_t* undecided) {
   const DD2 dd;
@@ -321,10 +446,12 @@ HWY_AFTER_NAMESPACE();
 namespace xent::stable_vector {
 
 HWY_EXPORT(VectorExponentialsPayImpl);
+HWY_EXPORT(MassPassPaysImpl);
 HWY_EXPORT(RowMaxImpl);
 HWY_EXPORT(ExponentialsImpl);
 HWY_EXPORT(PlainGradientImpl);
 HWY_EXPORT(MassGradientImpl);
+HWY_EXPORT(MassPassImpl);
 
 double sum_error(double n) {
   const double t = (n + 128.0) * 0x1p-53;
@@ -356,6 +483,14 @@ std::int64_t plain_gradient(const double* e, const float* x, std::int64_t C, flo
 std::int64_t mass_gradient(const double* e, const float* x, const float* q, const float* w, std::int64_t C,
                            const mass_row& r, float* g, std::int64_t* undecided) {
   return HWY_DYNAMIC_DISPATCH(MassGradientImpl)(e, x, q, w, C, r, g, undecided);
+}
+
+bool mass_pass_pays() { return HWY_DYNAMIC_DISPATCH(MassPassPaysImpl)(); }
+
+mass_pass_sums mass_pass(const float* x, const float* q, const float* w, std::int64_t C, const mass_pass_row& r) {
+  mass_pass_sums s;
+  HWY_DYNAMIC_DISPATCH(MassPassImpl)(x, q, w, C, r, &s);
+  return s;
 }
 
 }  // namespace xent::stable_vector

@@ -77,4 +77,34 @@ struct mass_row {
 std::int64_t mass_gradient(const double* e, const float* x, const float* q, const float* w, std::int64_t C,
                            const mass_row& r, float* g, std::int64_t* undecided);
 
+// A smoothed or probability-target row's pass for its loss (row_model<double>::loss,
+// docs/correct_rounding.md §3.3): the sums below in lanes, each lane's compensated
+// (TwoSum) sums added once more, compensated, in lane order (bound
+// sum_error(C) relative to the sum of the terms' magnitudes, as §3.1a).
+struct mass_pass_row {
+  float m = 0.0f;                   // the row max
+  double L = 0.0;                   // log1p(rest) (index targets' smoothed sum)
+  double one_m = 1.0, ec = 0.0;     // 1 - eps and eps / C as computed
+  double one_m_d = 1.0, ec_d = 0.0; // their magnitudes for the bounds
+  std::int64_t t = -1;              // the index target where q is null
+};
+struct mass_pass_sums {
+  // b_c = w_c (one_m q_c + ec), beta_c = |w_c| (|one_m_d q_c| + ec_d), d_c = m - x_c.
+  double bd = 0.0, b1 = 0.0;             // Σ b_c d_c (compensated), Σ beta_c d_c
+  double smooth = 0.0, aw = 0.0, dw = 0.0, w1 = 0.0, sum_w = 0.0;  // Σ w_c (d_c + L) (compensated),
+                                         // Σ |w_c| (d_c + L), Σ |w_c| d_c, Σ |w_c|, Σ w_c
+  double mass = 0.0, rest = 0.0;         // Σ b_c, Σ_{c≠kb} b_c (compensated)
+  double b0 = 0.0, b0_rest = 0.0;        // Σ beta_c, Σ_{c≠kb} beta_c
+  std::int64_t kb = 0;                   // the first index of the largest b_c
+};
+
+// Whether this CPU's target has 2 or more double lanes (with one, the
+// scalar pass of row_model is faster: measured on the SCALAR target).
+bool mass_pass_pays();
+
+// x: the row (C contiguous floats, no NaN, max m); q: the target
+// probabilities (contiguous), or null for the index target t; w: the class
+// weights (contiguous), or null for 1.
+mass_pass_sums mass_pass(const float* x, const float* q, const float* w, std::int64_t C, const mass_pass_row& r);
+
 }  // namespace xent::stable_vector
