@@ -59,7 +59,9 @@ struct prec<double> {
   // Compensated (TwoSum) summation of n terms: u|s| + 2 (n u)^2 Σ|t| (Higham 4.3).
   static double sum(double n) { return 0x1p-53 + 2.0 * (n * 0x1p-53) * (n * 0x1p-53); }
   static double difference(float m, float x) { return static_cast<double>(m) - static_cast<double>(x); }
-  static double exp_neg(double d) { return std::exp(-d); }
+  // e^0 = 1 exactly, as libm returns it: a row of equal logits (a
+  // zero-initialised output layer) skips the calls.
+  static double exp_neg(double d) { return d == 0.0 ? 1.0 : std::exp(-d); }
   static double log1p(double r) { return std::log1p(r); }
 };
 template <>
