@@ -6,6 +6,7 @@
 // by default:
 //   cmake --build --preset release --target stable_rounding
 //   build/release/bench/stable_rounding [repetitions [scenario substring]]
+//   TARGET=SSE4 build/release/bench/stable_rounding ...   the per-target table for that target only
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -265,8 +266,15 @@ int main(int argc, char** argv) {
     runs.push_back(std::move(in));
   }
 
-  const std::vector<std::int64_t> targets = hwy::SupportedAndGeneratedTargets();  // best first
-  std::printf("stable's vector path on %s (the best Highway target of this CPU)\n\n", hwy::TargetName(targets.front()));
+  const std::vector<std::int64_t> all_targets = hwy::SupportedAndGeneratedTargets();  // best first
+  std::vector<std::int64_t> targets;  // those of the per-target table
+  for (const std::int64_t t : all_targets)
+    if (!std::getenv("TARGET") || std::string(hwy::TargetName(t)) == std::getenv("TARGET")) targets.push_back(t);
+  if (targets.empty()) {
+    std::fprintf(stderr, "stable_rounding: this CPU has no Highway target %s\n", std::getenv("TARGET"));
+    return 2;
+  }
+  std::printf("stable's vector path on %s (the best Highway target of this CPU)\n\n", hwy::TargetName(all_targets.front()));
   std::printf("| scenario | results | float64 test failed | left to the exact test | exact (§5) | unresolved | old stable ms | stable ms | ratio |\n");
   std::printf("|---|--:|--:|--:|--:|--:|--:|--:|--:|\n");
   double total_old = 0.0, total_new = 0.0;
