@@ -174,72 +174,18 @@ class row_model {
   T loss(double& err) {
     coef_L_ = plain_ ? w(t_) : 0.0;
     if (plain_) return target_term(err);
+    // One pass over the classes: the loss's sums and the gradient's masses.
+    pass_sums s;
+    bool lanes = false;
     if constexpr (std::is_same_v<T, double> && std::is_same_v<X, float>) {
-      if (const float* weights = lane_weights();
-          vector_ && (index_ || qs_ == 1) && (weights || !pr_.weight) && stable_vector::mass_pass_pays())
-        return lane_loss(weights, err);
+      const float* weights = lane_weights();
+      lanes = vector_ && (index_ || qs_ == 1) && (weights || !pr_.weight) && stable_vector::mass_pass_pays();
+      if (lanes) s = lane_pass(weights);
     }
+    if (!lanes) s = scalar_pass();
+    const double n = s.sum_bound, lh = hi(L_);
     if (index_) {
       // PyTorch's form (1-eps) l + (eps/C) s, kept so that 0 * inf gives its NaN.
-      accumulator<T> smooth;
-      masses m;
-      double aw = 0.0, dw = 0.0, w1 = 0.0, sum_w = 0.0;
-      for (std::int64_t c = 0; c < C_; ++c) {
-        const T d = c == k_ ? T(0.0) : gap(c);
-        const double wc = w(c), dh = hi(d);
-        smooth.add(T(wc) * (d + L_));
-        aw += std::fabs(wc) * (dh + hi(L_));
-        dw += std::fabs(wc) * dh;
-        w1 += std::fabs(wc);
-        sum_w += wc;
-        m.add(c, b(c), beta(c));
-      }
-      finish_masses(m);
-      const double e_smooth = P::gap * dw + E_L_ * w1 + (2 * P::op + P::sum(static_cast<double>(C_))) * aw;
-      double e_lt;
-      const T lt = target_term(e_lt);
-      const T s = smooth.value();
-      coef_L_ = one_m_d_ * w(t_) + ec_d_ * sum_w;
-      err = 2 * (one_m_d_ * e_lt + ec_d_ * e_smooth + 4 * P::op * (one_m_d_ * std::fabs(hi(lt)) + ec_d_ * aw));
-      return one_m_ * lt + ec_ * s;
-    }
-    accumulator<T> bd;
-    masses m;
-    double b1 = 0.0;
-    for (std::int64_t c = 0; c < C_; ++c) {
-      const T bc = b(c);
-      const T d = c == k_ ? T(0.0) : gap(c);
-      bd.add(bc * d);
-      const double be = beta(c);
-      b1 += be * hi(d);
-      m.add(c, bc, be);
-    }
-    const double b0 = m.b0;
-    finish_masses(m);
-    const T A = mass_;
-    coef_L_ = hi(A);
-    const double n = P::sum(static_cast<double>(C_)), lh = hi(L_);
-    err = 2 * ((6 * P::op + P::gap + n) * b1 + std::fabs(hi(A)) * E_L_ + lh * (5 * P::op + n) * b0 +
-               2 * P::op * (b1 + b0 * lh));
-    return bd.value() + A * L_;
-  }
-
-  // loss() of a contiguous smoothed or probability row in double lanes: the
-  // same sums (stable_vector::mass_pass), the lanes' summation bound
-  // sum_error(C) in place of the sequential one (docs/correct_rounding.md §3.3).
-  T lane_loss(const float* weights, double& err) {
-    stable_vector::mass_pass_row in;
-    in.m = m_;
-    in.L = L_;
-    in.one_m = one_m_;
-    in.ec = ec_;
-    in.one_m_d = one_m_d_;
-    in.ec_d = ec_d_;
-    in.t = t_;
-    const stable_vector::mass_pass_sums s = stable_vector::mass_pass(x_, index_ ? nullptr : q_, weights, C_, in);
-    const double n = stable_vector::sum_error(static_cast<double>(C_));
-    set_masses(s.mass, s.rest, s.kb, s.b0, s.b0_rest, n);
-    if (index_) {
       const double e_smooth = P::gap * s.dw + E_L_ * s.w1 + (2 * P::op + n) * s.aw;
       double e_lt;
       const T lt = target_term(e_lt);
@@ -249,12 +195,81 @@ class row_model {
     }
     const T A = mass_;
     coef_L_ = hi(A);
-    const double lh = hi(L_), b1 = s.b1, b0 = s.b0;
-    err = 2 * ((6 * P::op + P::gap + n) * b1 + std::fabs(hi(A)) * E_L_ + lh * (5 * P::op + n) * b0 +
-               2 * P::op * (b1 + b0 * lh));
+    err = 2 * ((6 * P::op + P::gap + n) * s.b1 + std::fabs(hi(A)) * E_L_ + lh * (5 * P::op + n) * s.b0 +
+               2 * P::op * (s.b1 + s.b0 * lh));
     return s.bd + A * L_;
   }
 
+ private:
+  // A smoothed or probability row's sums for its loss (docs/correct_rounding.md
+  // §3.4): index targets Σ w_c (d_c + L) (compensated), Σ|w_c| (d_c + L),
+  // Σ|w_c| d_c, Σ|w_c|, Σ w_c; probability targets Σ b_c d_c (compensated),
+  // Σ beta_c d_c, Σ beta_c; and the summation's relative bound.
+  struct pass_sums {
+    T smooth{}, bd{};
+    double aw = 0.0, dw = 0.0, w1 = 0.0, sum_w = 0.0, b1 = 0.0, b0 = 0.0;
+    double sum_bound = 0.0;
+  };
+
+  // In class order; the masses too (set_masses).
+  pass_sums scalar_pass() {
+    pass_sums s;
+    accumulator<T> smooth, bd;
+    masses m;
+    for (std::int64_t c = 0; c < C_; ++c) {
+      const T d = c == k_ ? T(0.0) : gap(c);
+      const double dh = hi(d);
+      const T bc = b(c);
+      const double be = beta(c);
+      if (index_) {
+        const double wc = w(c);
+        smooth.add(T(wc) * (d + L_));
+        s.aw += std::fabs(wc) * (dh + hi(L_));
+        s.dw += std::fabs(wc) * dh;
+        s.w1 += std::fabs(wc);
+        s.sum_w += wc;
+      } else {
+        bd.add(bc * d);
+        s.b1 += be * dh;
+      }
+      m.add(c, bc, be);
+    }
+    s.smooth = smooth.value();
+    s.bd = bd.value();
+    s.b0 = m.b0;
+    s.sum_bound = P::sum(static_cast<double>(C_));
+    finish_masses(m);
+    return s;
+  }
+
+  // The same in double lanes (contiguous rows, stable_vector::mass_pass),
+  // with the lanes' summation bound sum_error(C) (§3.4).
+  pass_sums lane_pass(const float* weights) {
+    stable_vector::mass_pass_row in;
+    in.m = m_;
+    in.L = hi(L_);
+    in.one_m = hi(one_m_);
+    in.ec = hi(ec_);
+    in.one_m_d = one_m_d_;
+    in.ec_d = ec_d_;
+    in.t = t_;
+    const stable_vector::mass_pass_sums r =
+        stable_vector::mass_pass(x_, index_ ? nullptr : q_, weights, C_, in);
+    pass_sums s;
+    s.smooth = r.smooth;
+    s.bd = r.bd;
+    s.aw = r.aw;
+    s.dw = r.dw;
+    s.w1 = r.w1;
+    s.sum_w = r.sum_w;
+    s.b1 = r.b1;
+    s.b0 = r.b0;
+    s.sum_bound = stable_vector::sum_error(static_cast<double>(C_));
+    set_masses(r.mass, r.rest, r.kb, r.b0, r.b0_rest, s.sum_bound);
+    return s;
+  }
+
+ public:
   // The class weights as a contiguous float32 array, or null (every weight
   // 1, or strided / another dtype: then the scalar pass).
   const float* lane_weights() const {
