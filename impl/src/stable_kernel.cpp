@@ -255,18 +255,9 @@ class row_model {
     in.t = t_;
     const stable_vector::mass_pass_sums r =
         stable_vector::mass_pass(x_, index_ ? nullptr : q_, weights, C_, in);
-    pass_sums s;
-    s.smooth = r.smooth;
-    s.bd = r.bd;
-    s.aw = r.aw;
-    s.dw = r.dw;
-    s.w1 = r.w1;
-    s.sum_w = r.sum_w;
-    s.b1 = r.b1;
-    s.b0 = r.b0;
-    s.sum_bound = stable_vector::sum_error(static_cast<double>(C_));
-    set_masses(r.mass, r.rest, r.kb, r.b0, r.b0_rest, s.sum_bound);
-    return s;
+    const double n = stable_vector::sum_error(static_cast<double>(C_));
+    set_masses(r.mass, r.rest, r.kb, r.b0, r.b0_rest, n);
+    return {r.smooth, r.bd, r.aw, r.dw, r.w1, r.sum_w, r.b1, r.b0, n};
   }
 
  public:
