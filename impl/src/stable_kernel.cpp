@@ -60,8 +60,14 @@ struct prec<double> {
   static double sum(double n) { return 0x1p-53 + 2.0 * (n * 0x1p-53) * (n * 0x1p-53); }
   static double difference(float m, float x) { return static_cast<double>(m) - static_cast<double>(x); }
   // e^0 = 1 exactly, as libm returns it: a row of equal logits (a
-  // zero-initialised output layer) skips the calls.
-  static double exp_neg(double d) { return d == 0.0 ? 1.0 : std::exp(-d); }
+  // zero-initialised output layer) skips the calls. Marked unlikely: as a
+  // plain conditional it cost rows of distinct logits on SSE4 a fifth
+  // (loss-only [4096,1000]: 1.38 against 1.10 of the old stable's time).
+  static double exp_neg(double d) {
+    if (d == 0.0) [[unlikely]]
+      return 1.0;
+    return std::exp(-d);
+  }
   static double log1p(double r) { return std::log1p(r); }
 };
 template <>
