@@ -272,8 +272,8 @@ void details(std::ostringstream& md, const report_data& d) {
   if (!any) return;
   md << "\n<details><summary>stable: rounding fallbacks</summary>\n\n"
         "Results whose float64 evaluation was too close to a rounding boundary of the result's dtype for its "
-        "error bound and were recomputed in double-double, or exactly where the row is rational (every logit its "
-        "maximum or -inf) (docs/correct_rounding.md; `_f64` scenarios: whose "
+        "error bound and were recomputed: in double-double, or exactly where every logit of the row is its "
+        "maximum or -inf (docs/correct_rounding.md; `_f64` scenarios: whose "
         "double-double evaluation was too close to a float64 boundary, §8); exact: of those, decided by exact "
         "expansion arithmetic (exact ties, exact zeros, remainders of known sign) or, in float64, by interval "
         "arithmetic; unresolved: still undecided after every test, rounded as RN of the double-double value "
