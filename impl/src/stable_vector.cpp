@@ -133,6 +133,36 @@ bool RowMaxImpl(const float* x, std::int64_t C, float& m, std::int64_t& k) {
   return true;
 }
 
+// TwoSum of x into the lanes' (s, c).
+HWY_INLINE void TwoSumInto(VD& s, VD& c, VD x) {
+  const VD t = hn::Add(s, x);
+  const VD z = hn::Sub(t, s);
+  c = hn::Add(c, hn::Add(hn::Sub(s, hn::Sub(t, z)), hn::Sub(x, z)));
+  s = t;
+}
+
+// Σ of the lanes' (s, c) pairs, compensated, in lane order (and `extra`
+// lane values where given).
+template <std::size_t kMax>
+double LaneSum(DD2 dd, VD s, VD c, const double* extra = nullptr, std::int64_t skip = -1) {
+  HWY_ALIGN double a[kMax], b[kMax];
+  hn::Store(s, dd, a);
+  hn::Store(c, dd, b);
+  const auto N = static_cast<std::int64_t>(hn::Lanes(dd));
+  double hi = 0.0, lo = 0.0;
+  auto add = [&](double v) {
+    const double t = hi + v, z = t - hi;  // TwoSum
+    lo += (hi - (t - z)) + (v - z);
+    hi = t;
+  };
+  for (std::int64_t l = 0; l < N; ++l) {
+    add(a[l]);
+    if (std::isfinite(a[l])) add(b[l]);  // c is NaN after an infinity, as the scalar accumulator's
+    if (extra && l != skip) add(extra[l]);
+  }
+  return std::isfinite(hi) ? hi + lo : hi;  // lo is NaN after an infinity
+}
+
 struct ExpState {
   VD s, c, rho, md, k;
   std::int64_t finite = 0;
@@ -146,11 +176,7 @@ HWY_INLINE VD ExpStep(DD2 dd, hn::Vec<DFH> xf, double i, ExpState& st) {
   st.finite += static_cast<std::int64_t>(hn::CountTrue(dd, hn::Lt(d, hn::Set(dd, HUGE_VAL))));
   VD e = ExpNeg(dd, d);
   const VD in_sum = hn::IfThenZeroElse(hn::Eq(hn::Iota(dd, i), st.k), e);
-  // TwoSum into (s, c), lane by lane.
-  const VD t = hn::Add(st.s, in_sum);
-  const VD z = hn::Sub(t, st.s);
-  st.c = hn::Add(st.c, hn::Add(hn::Sub(st.s, hn::Sub(t, z)), hn::Sub(in_sum, z)));
-  st.s = t;
+  TwoSumInto(st.s, st.c, in_sum);
   st.rho = hn::MulAdd(in_sum, hn::Min(d, hn::Set(dd, 2048.0)), st.rho);
   return e;
 }
@@ -174,18 +200,8 @@ void ExponentialsImpl(const float* x, std::int64_t C, float m, std::int64_t k, d
   e[k] = 1.0;
   // The lanes' (s, c) pairs summed once more, compensated, in lane order
   // (a plain sum would add (2L - 1) u to the bound, and a wider bound sends
-  // more results to the costly fallbacks).
-  HWY_ALIGN double s[kTail], c[kTail];
-  hn::Store(st.s, dd, s);
-  hn::Store(st.c, dd, c);
-  double hi = 0.0, lo = 0.0;
-  for (std::int64_t l = 0; l < N; ++l)
-    for (const double v : {s[l], c[l]}) {
-      const double t = hi + v, z = t - hi;  // TwoSum
-      lo += (hi - (t - z)) + (v - z);
-      hi = t;
-    }
-  sums[0] = hi + lo;
+  // more results to the costly fallbacks). Every term is finite here.
+  sums[0] = LaneSum<kTail>(dd, st.s, st.c);
   sums[1] = hn::GetLane(hn::SumOfLanes(dd, st.rho));
   *finite_other = st.finite >= 2;  // x_k is finite
 }
@@ -290,14 +306,6 @@ std::int64_t MassGradientImpl(const double* e, const float* x, const float* q, c
   return n;
 }
 
-// TwoSum of x into the lanes' (s, c).
-HWY_INLINE void TwoSumInto(VD& s, VD& c, VD x) {
-  const VD t = hn::Add(s, x);
-  const VD z = hn::Sub(t, s);
-  c = hn::Add(c, hn::Add(hn::Sub(s, hn::Sub(t, z)), hn::Sub(x, z)));
-  s = t;
-}
-
 // mass_pass's lanes: compensated pairs, plain bound sums, and each lane's
 // largest b so far (its first index; -1 before the lane's first class) with
 // the sum of the lane's other terms, as the scalar pass keeps them.
@@ -343,28 +351,6 @@ HWY_INLINE void MassPassStep(DD2 dd, hn::Vec<DFH> x, hn::Vec<DFH> q, hn::Vec<DFH
   st.kb = hn::IfThenElse(gt, iota, st.kb);
   TwoSumInto(st.mass_s, st.mass_c, bc);
   st.b0 = hn::Add(st.b0, be);
-}
-
-// Σ of the lanes' (s, c) pairs, compensated, in lane order (and `extra`
-// lane values where given).
-template <std::size_t kMax>
-double LaneSum(DD2 dd, VD s, VD c, const double* extra = nullptr, std::int64_t skip = -1) {
-  HWY_ALIGN double a[kMax], b[kMax];
-  hn::Store(s, dd, a);
-  hn::Store(c, dd, b);
-  const auto N = static_cast<std::int64_t>(hn::Lanes(dd));
-  double hi = 0.0, lo = 0.0;
-  auto add = [&](double v) {
-    const double t = hi + v, z = t - hi;  // TwoSum
-    lo += (hi - (t - z)) + (v - z);
-    hi = t;
-  };
-  for (std::int64_t l = 0; l < N; ++l) {
-    add(a[l]);
-    if (std::isfinite(a[l])) add(b[l]);  // c is NaN after an infinity, as the scalar accumulator's
-    if (extra && l != skip) add(extra[l]);
-  }
-  return std::isfinite(hi) ? hi + lo : hi;  // lo is NaN after an infinity
 }
 
 void MassPassImpl(const float* x, const float* q, const float* w, std::int64_t C, const mass_pass_row& r,
