@@ -42,17 +42,17 @@ void expansion::add(double b) {
     exact_ = false;
     return;
   }
-  std::vector<double> out;
-  out.reserve(c_.size() + 1);
+  // In place: the i-th output is written after the i-th input is read.
   double q = b;
-  for (const double e : c_) {
-    const ddm::dd s = ddm::two_sum(q, e);
-    if (s.lo != 0.0) out.push_back(s.lo);
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < c_.size(); ++i) {
+    const ddm::dd s = ddm::two_sum(q, c_[i]);
+    if (s.lo != 0.0) c_[n++] = s.lo;
     q = s.hi;
   }
   if (!std::isfinite(q)) exact_ = false;
-  if (q != 0.0) out.push_back(q);
-  c_ = std::move(out);
+  c_.resize(n);
+  if (q != 0.0) c_.push_back(q);
 }
 
 void expansion::add(const expansion& e) {

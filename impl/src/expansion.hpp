@@ -8,7 +8,7 @@
 // (docs/correct_rounding.md §5).
 #pragma once
 
-#include <vector>
+#include <boost/container/small_vector.hpp>
 
 #include "double_double.hpp"
 
@@ -39,7 +39,10 @@ class expansion {
   bool exact() const { return exact_; }
 
  private:
-  std::vector<double> c_;  // increasing magnitude, nonoverlapping, no zeros
+  // Increasing magnitude, nonoverlapping, no zeros. The expansions of a
+  // row's exact decisions mostly hold a few components: inline storage
+  // keeps each operation off the heap.
+  boost::container::small_vector<double, 8> c_;
   bool exact_ = true;
 };
 
