@@ -99,7 +99,8 @@ struct mass_pass_sums {
 };
 
 // Whether this CPU's target has 2 or more double lanes (with one, the
-// scalar pass of row_model is faster: measured on the SCALAR target).
+// scalar pass and max scan of row_model are faster: measured on the SCALAR
+// target).
 bool mass_pass_pays();
 
 // x: the row (C contiguous floats, no NaN, max m); q: the target
