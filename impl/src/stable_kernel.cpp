@@ -464,13 +464,9 @@ class row_model {
   bool equal_logits() {
     for (std::int64_t j = 1; j < C_; ++j)
       if (xf(j) != m_) return false;
-    accumulator<T> rest;
-    for (std::int64_t j = 0; j < C_; ++j) {
-      e_[j] = T(1.0);
-      if (j != 0) rest.add(T(1.0));  // exact: integers below 2^53
-    }
+    for (std::int64_t j = 0; j < C_; ++j) e_[j] = T(1.0);
     finite_other_ = C_ > 1;
-    rest_ = rest.value();
+    rest_ = T(static_cast<double>(C_ - 1));  // exact: an integer below 2^53
     finish_stats(P::sum(static_cast<double>(C_)), 0.0);
     return true;
   }

@@ -219,12 +219,12 @@ HWY_INLINE bool RoundStore(DD2 dd, DFH dfh, VD v, VD bound, float* g) {
   hn::StoreU(f, dfh, g);
   const auto fa = hn::Abs(f);
   const VD fd = hn::PromoteTo(dd, fa);
-  const VD up = hn::PromoteTo(dd, hn::BitCast(dfh, hn::Add(hn::BitCast(du, fa), hn::Set(du, 1u))));
+  const auto bits = hn::BitCast(du, fa);
+  const VD up = hn::PromoteTo(dd, hn::BitCast(dfh, hn::Add(bits, hn::Set(du, 1u))));
   // Below 0 the neighbour is -2^-149, bits 0x80000001: the bits of fa minus
   // one, plus 0x80000002 where fa = 0 (wrapping), in integer lanes (a
   // select between the two neighbours is a branch on the one-lane target,
   // taken at random in rows whose entries underflow: twice that row's time).
-  const auto bits = hn::BitCast(du, fa);
   const auto at_zero = hn::And(hn::VecFromMask(du, hn::Eq(bits, hn::Zero(du))), hn::Set(du, 0x80000002u));
   const VD dn = hn::PromoteTo(dd, hn::BitCast(dfh, hn::Add(hn::Sub(bits, hn::Set(du, 1u)), at_zero)));
   // The boundaries of RN_f32 around |v|: exact midpoints (26 bits at most).
