@@ -89,15 +89,24 @@ void run_columns(const problem& pr, bool with_grad, column_mode mode, Loop&& loo
       row_scratch(kRowG, lanes * C);
     }
   };
+  // Per position set-up is a fifth of a call at C = 10: what every position
+  // shares is computed once (the scale of a scalar upstream gradient, the
+  // same division), and positions along one dimension are addressed by strides.
+  const double shared_scale = static_cast<double>(pr.upstream_scalar) / denominator;
+  const bool one_dim = pr.position_shape.size() == 1;
   loop(pr.positions / run * per_run, [&](std::int64_t group) {
     const std::int64_t first = group / per_run * run + group % per_run * lanes;
     const std::int64_t count = std::min(lanes, group / per_run * run + run - first);
     std::int64_t target[kMaxLanes];
     double weight[kMaxLanes], scale[kMaxLanes], loss[kMaxLanes];
-    auto set_lane = [&](std::int64_t k, std::int64_t t, float up) {
+    // up: the position's upstream value (float32: column paths take float32
+    // problems only), nullptr for a scalar upstream.
+    auto set_lane = [&](std::int64_t k, std::int64_t t, const float* up) {
       target[k] = t == pr.ignore_index ? -1 : t;
       weight[k] = target[k] < 0 ? 0.0 : static_cast<double>(pr.weight_at(t));
-      scale[k] = with_grad && target[k] >= 0 ? static_cast<double>(up) / denominator : 0.0;
+      scale[k] = !with_grad || target[k] < 0 ? 0.0
+                 : up                        ? static_cast<double>(*up) / denominator
+                                             : shared_scale;
     };
     column_group g;
     g.classes = C;
@@ -111,10 +120,25 @@ void run_columns(const problem& pr, bool with_grad, column_mode mode, Loop&& loo
       float* gbuf = row_scratch(kRowG, lanes * C);
       const float* xrow[kMaxLanes];
       float* grow[kMaxLanes];
-      for (std::int64_t k = 0; k < count; ++k) {
-        xrow[k] = pr.logits_row(first + k);
-        if (with_grad) grow[k] = pr.grad_row(first + k);
-        set_lane(k, pr.target_at(first + k), with_grad ? pr.upstream_at(first + k) : 1.0f);
+      if (one_dim) {
+        const float* x0 = pr.logits_row(first);
+        float* g0 = with_grad ? pr.grad_row(first) : nullptr;
+        const std::int64_t* t0 = pr.target_index + pr.offset(first, pr.target_position_strides);
+        const float* u0 = pr.upstream ? pr.upstream + pr.offset(first, pr.upstream_position_strides) : nullptr;
+        const std::int64_t xs = pr.logits_position_strides[0], gs = pr.grad_position_strides[0];
+        const std::int64_t ts = pr.target_position_strides[0], us = pr.upstream_position_strides[0];
+        for (std::int64_t k = 0; k < count; ++k) {
+          xrow[k] = x0 + k * xs;
+          if (with_grad) grow[k] = g0 + k * gs;
+          set_lane(k, t0[k * ts], u0 ? u0 + k * us : nullptr);
+        }
+      } else {
+        for (std::int64_t k = 0; k < count; ++k) {
+          xrow[k] = pr.logits_row(first + k);
+          if (with_grad) grow[k] = pr.grad_row(first + k);
+          const float* up = pr.upstream ? pr.upstream + pr.offset(first + k, pr.upstream_position_strides) : nullptr;
+          set_lane(k, pr.target_at(first + k), up);
+        }
       }
       gather_columns(xrow, count, pr.logits_class_stride, C, xbuf);
       g.x = xbuf;
@@ -132,7 +156,7 @@ void run_columns(const problem& pr, bool with_grad, column_mode mode, Loop&& loo
     const std::int64_t ts = pr.target_position_strides.back();
     const float* u0 = pr.upstream ? pr.upstream + pr.offset(first, pr.upstream_position_strides) : nullptr;
     const std::int64_t us = pr.upstream ? pr.upstream_position_strides.back() : 0;
-    for (std::int64_t k = 0; k < count; ++k) set_lane(k, t0[k * ts], u0 ? u0[k * us] : pr.upstream_scalar);
+    for (std::int64_t k = 0; k < count; ++k) set_lane(k, t0[k * ts], u0 ? u0 + k * us : nullptr);
     g.x = pr.logits_row(first);
     g.xs = pr.logits_class_stride;
     g.g = with_grad ? pr.grad_row(first) : nullptr;
