@@ -56,11 +56,11 @@ void ColumnRowsImpl(const column_group& group) {
   hn::Store(nan_lanes, d, nan);
 
   // Pass 2 per row-kernel lane l. With a gradient, each class's e^{x-m} (val
-  // + err) is kept for the gradient pass, which recomputed it before (loss +
-  // gradient 12 % slower at C = 10 and C = 100); the same values, the same bits.
+  // + err) is kept in q.kept_val / q.kept_err for the gradient pass, which
+  // recomputed it before (loss + gradient 12 % slower at C = 10 and C = 100);
+  // the same values, the same bits.
   HWY_ALIGN double P[kTargetMaxLanes * kTargetMaxLanes];
   HWY_ALIGN float E[kTargetMaxLanes * kTargetMaxLanes];
-  HWY_ALIGN float kept_val[kBlock * kTargetMaxLanes], kept_err[kBlock * kTargetMaxLanes];
   auto ties = hn::Zero(di);
   for (std::int64_t l = 0; l < N && l < C; ++l) {
     Acc acc;
@@ -71,8 +71,8 @@ void ColumnRowsImpl(const column_group& group) {
       ExpTerms(d, load(c), m, neg_m, acc, errs, val, err, keep, tie);
       ties = hn::Add(ties, hn::IfThenElseZero(hn::RebindMask(di, tie), hn::Set(di, 1)));
       if (q.g) {
-        hn::Store(val, d, kept_val + c * N);
-        hn::Store(err, d, kept_err + c * N);
+        hn::StoreU(val, d, q.kept_val + c * N);
+        hn::StoreU(err, d, q.kept_err + c * N);
       }
     }
 #if HWY_TARGET == HWY_SCALAR
@@ -186,7 +186,7 @@ void ColumnRowsImpl(const column_group& group) {
   for (std::int64_t c = 0; c < C; ++c) {
     const VF v = load(c);
     const VF s = hn::Sub(v, m);  // as ExpShifted computed it
-    const VF val = hn::Load(d, kept_val + c * N), verr = hn::Load(d, kept_err + c * N);
+    const VF val = hn::LoadU(d, q.kept_val + c * N), verr = hn::LoadU(d, q.kept_err + c * N);
     VF gv = hn::MulAdd(va_hi, val, hn::MulAdd(va_lo, val, hn::Mul(va_hi, verr)));
     const auto small = hn::Not(hn::Or(Kept(d, s), hn::Eq(v, m)));  // GradStoredImpl's v = 0
     gv = hn::IfThenElse(small, vzero, gv);

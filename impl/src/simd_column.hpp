@@ -41,6 +41,10 @@ struct column_group {
   float* g = nullptr;
   std::int64_t gs = 0;
   double* loss = nullptr;
+  // With a gradient: scratch of column_lanes() * classes floats each, where
+  // the loss pass keeps e^{x - m} (value and error) for the gradient pass.
+  float* kept_val = nullptr;
+  float* kept_err = nullptr;
 };
 void column_rows(const column_group& group);
 std::int64_t column_lanes();
@@ -88,6 +92,10 @@ void run_columns(const problem& pr, bool with_grad, column_mode mode, Loop&& loo
       row_scratch(kRowX, lanes * C);
       row_scratch(kRowG, lanes * C);
     }
+    if (with_grad && pr.positions > 0) {
+      row_scratch(kRowV, lanes * C);
+      row_scratch(kRowE, lanes * C);
+    }
   };
   // Per position set-up is a fifth of a call at C = 10: what every position
   // shares is computed once (the scale of a scalar upstream gradient, the
@@ -115,6 +123,10 @@ void run_columns(const problem& pr, bool with_grad, column_mode mode, Loop&& loo
     g.weight = weight;
     g.scale = scale;
     g.loss = loss;
+    if (with_grad) {
+      g.kept_val = row_scratch(kRowV, lanes * C);
+      g.kept_err = row_scratch(kRowE, lanes * C);
+    }
     if (gather) {
       float* xbuf = row_scratch(kRowX, lanes * C);
       float* gbuf = row_scratch(kRowG, lanes * C);
