@@ -7,6 +7,10 @@
 // each one's best: Google Benchmark's medians of back-to-back repetitions
 // moved by +-30 % between runs of one binary on such hosts.
 //
+// OpenMP kernels (openmp, throughput) take OMP_NUM_THREADS threads, by
+// default every core, while the thread CPU clock counts the calling thread
+// only: time them with OMP_NUM_THREADS=1, or with WALL=1.
+//
 //   one_case IMPL N C [f|g|i] [calls]     f loss, g loss + gradient, i in place
 //   XD=D one_case ...                     logits [N, C, D], targets [N, D]
 //   TARGET=AVX2 one_case ...              Highway pinned to that target
