@@ -29,9 +29,7 @@ static_assert(kBlock == kColumnMaxClasses, "the column kernel mirrors a one-bloc
 // the row kernel's for the same row: ScanChunkImpl (one block: C <= kBlock) with
 // its lane l's partial sums (classes l, l + N, ...) kept per l and combined in
 // its order, then simd_row.hpp's index-target formulas and GradStoredImpl.
-void ColumnRowsImpl(const column_group& group) {
-  // A local copy: its fields stay in registers across the stores through q.g.
-  const column_group q = group;
+void ColumnRowsImpl(const column_group& q) {
   const DF d;
   const hn::RebindToSigned<DF> di;
   const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(d));
