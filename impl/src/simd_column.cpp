@@ -68,9 +68,10 @@ void ColumnRowsImpl(const column_group& q) {
       hn::Mask<DF> keep, tie;
       ExpTerms(d, load(c), m, neg_m, acc, errs, val, err, keep, tie);
       ties = hn::Add(ties, hn::IfThenElseZero(hn::RebindMask(di, tie), hn::Set(di, 1)));
-      if (q.g) {
-        hn::StoreU(val, d, q.kept_val + c * N);
-        hn::StoreU(err, d, q.kept_err + c * N);
+      if (q.g) {  // as ScanChunkT stores them: 0 outside the kept lanes and ties
+        const auto used = hn::Or(keep, tie);
+        hn::StoreU(hn::IfThenElseZero(used, val), d, q.kept_val + c * N);
+        hn::StoreU(hn::IfThenElseZero(used, err), d, q.kept_err + c * N);
       }
     }
 #if HWY_TARGET == HWY_SCALAR
@@ -173,44 +174,53 @@ void ColumnRowsImpl(const column_group& q) {
   // GradStoredImpl per lane (a, ylow and the target differ between lanes; one
 // block: a_b = a).
   const VF va_hi = hn::Load(d, a_hi), va_lo = hn::Load(d, a_lo), vzero = hn::Load(d, zero);
-  const VF vylow = hn::Load(d, ylow), vgt = hn::Load(d, gt);
+  const VF vylow = hn::Load(d, ylow);
   HWY_ALIGN float tiny_below[kTargetMaxLanes] = {};
   for (std::int64_t k = 0; k < K; ++k) tiny_below[k] = ok[k] != 0.0 ? TinyBelow(a_d[k]) : 0.0f;
   const VF vtiny = hn::Load(d, tiny_below);
   const VF vnan = hn::Set(d, static_cast<float>(qnan));
-  const auto vt = hn::Load(di, tcls);
   const auto is_bad = hn::RebindMask(d, hn::Ne(hn::Load(di, bad), hn::Zero(di)));
   const auto is_skip = hn::RebindMask(d, hn::Ne(hn::Load(di, skip), hn::Zero(di)));
+  const bool any_bad = !hn::AllFalse(d, is_bad) || !hn::AllFalse(d, is_skip);
+  // One compare decides whether a vector needs more than the product: lanes
+  // below vtiny are the tiny products and every lane with val = 0 (not kept:
+  // maybe a float64 lane, or a signed zero); only those vectors reload x.
+  const float* kv = q.kept_val;
+  const float* ke = q.kept_err;
+  const std::int64_t gs = q.gs;
   for (std::int64_t c = 0; c < C; ++c) {
-    const VF v = load(c);
-    const VF s = hn::Sub(v, m);  // as ExpShifted computed it
-    const VF val = hn::LoadU(d, q.kept_val + c * N), verr = hn::LoadU(d, q.kept_err + c * N);
+    const VF val = hn::LoadU(d, kv + c * N), verr = hn::LoadU(d, ke + c * N);
     VF gv = hn::MulAdd(va_hi, val, hn::MulAdd(va_lo, val, hn::Mul(va_hi, verr)));
-    const auto small = hn::Not(hn::Or(Kept(d, s), hn::Eq(v, m)));  // GradStoredImpl's v = 0
+    const auto small = hn::Eq(val, hn::Zero(d));  // GradStoredImpl's v = 0
     gv = hn::IfThenElse(small, vzero, gv);
-    const auto slow = hn::And(small, hn::Ge(s, vylow));
-    const auto tiny_lanes = hn::AndNot(small, hn::Lt(val, vtiny));
-    if (HWY_UNLIKELY(any_huge || !hn::AllFalse(d, hn::Or(slow, tiny_lanes)))) {
-      HWY_ALIGN float out[kTargetMaxLanes], xs[kTargetMaxLanes], sv[kTargetMaxLanes], tl[kTargetMaxLanes], vl[kTargetMaxLanes], el[kTargetMaxLanes];
-      hn::Store(gv, d, out);
-      hn::Store(v, d, xs);
-      hn::Store(hn::VecFromMask(d, slow), d, sv);
-      hn::Store(hn::VecFromMask(d, tiny_lanes), d, tl);
-      hn::Store(val, d, vl);
-      hn::Store(verr, d, el);
-      for (std::int64_t k = 0; k < K; ++k) {
-        if (huge[k] || sv[k] != 0.0f)
-          out[k] = static_cast<float>(
-              a_d[k] * std::exp(static_cast<double>(xs[k]) - static_cast<double>(M[k])));
-        else if (tl[k] != 0.0f)
-          out[k] = TinyProduct(a_d[k], vl[k], el[k]);
+    if (HWY_UNLIKELY(any_huge || !hn::AllFalse(d, hn::Lt(val, vtiny)))) {
+      const VF v = load(c);
+      const VF s = hn::Sub(v, m);  // as ExpShifted computed it
+      const auto slow = hn::And(small, hn::Ge(s, vylow));
+      const auto tiny_lanes = hn::AndNot(small, hn::Lt(val, vtiny));
+      if (any_huge || !hn::AllFalse(d, hn::Or(slow, tiny_lanes))) {
+        HWY_ALIGN float out[kTargetMaxLanes], xv[kTargetMaxLanes], sv[kTargetMaxLanes], tl[kTargetMaxLanes], vl[kTargetMaxLanes], el[kTargetMaxLanes];
+        hn::Store(gv, d, out);
+        hn::Store(v, d, xv);
+        hn::Store(hn::VecFromMask(d, slow), d, sv);
+        hn::Store(hn::VecFromMask(d, tiny_lanes), d, tl);
+        hn::Store(val, d, vl);
+        hn::Store(verr, d, el);
+        for (std::int64_t k = 0; k < K; ++k) {
+          if (huge[k] || sv[k] != 0.0f)
+            out[k] = static_cast<float>(
+                a_d[k] * std::exp(static_cast<double>(xv[k]) - static_cast<double>(M[k])));
+          else if (tl[k] != 0.0f)
+            out[k] = TinyProduct(a_d[k], vl[k], el[k]);
+        }
+        gv = hn::Load(d, out);
       }
-      gv = hn::Load(d, out);
     }
-    gv = hn::IfThenElse(hn::RebindMask(d, hn::Eq(vt, hn::Set(di, static_cast<std::int32_t>(c)))), vgt, gv);
-    gv = hn::IfThenElse(is_bad, vnan, gv);
-    gv = hn::IfThenZeroElse(is_skip, gv);
-    float* gc = q.g + c * q.gs;
+    if (HWY_UNLIKELY(any_bad)) {
+      gv = hn::IfThenElse(is_bad, vnan, gv);
+      gv = hn::IfThenZeroElse(is_skip, gv);
+    }
+    float* gc = q.g + c * gs;
     if (K == N) {
       hn::StoreU(gv, d, gc);
     } else {
@@ -219,6 +229,9 @@ void ColumnRowsImpl(const column_group& q) {
       std::memcpy(gc, out, static_cast<std::size_t>(K) * sizeof(float));
     }
   }
+  // The target entries (ok rows only: bad and skipped rows keep NaN and 0).
+  for (std::int64_t k = 0; k < K; ++k)
+    if (tcls[k] >= 0) q.g[k + tcls[k] * gs] = gt[k];
 }
 
 std::int64_t LanesImpl() { return static_cast<std::int64_t>(hn::Lanes(DF())); }
