@@ -182,12 +182,20 @@ HWY_INLINE void ExpTerms(DF d, VF x, VF m, VF neg_m, Acc& acc, VF& errs, VF& val
 
 constexpr std::int64_t kBlock = kStatsBlock;
 
-// Loads n < lanes floats, the other lanes filled with `fill` (no read past the end).
+// Loads n < lanes floats, the other lanes filled with `fill` (no read past the
+// end): a masked load where the target has one (AVX2, AVX-512: masked lanes
+// do not fault), else a copy through a buffer (a row's tail: 5 % of a
+// C = 1000 row on AVX-512 went to the copy).
 HWY_INLINE VF LoadPartial(DF d, const float* p, std::int64_t n, float fill) {
+#if HWY_TARGET <= HWY_AVX2
+  const auto first = hn::FirstN(d, static_cast<std::size_t>(n));
+  return hn::IfThenElse(first, hn::MaskedLoad(first, d, p), hn::Set(d, fill));
+#else
   HWY_ALIGN float buf[kTargetMaxLanes];
   for (std::int64_t i = 0; i < kTargetMaxLanes; ++i) buf[i] = fill;
   std::memcpy(buf, p, static_cast<std::size_t>(n) * sizeof(float));
   return hn::Load(d, buf);
+#endif
 }
 
 // Running max and NaN flag of a block (pass 1). Max's NaN behaviour is
