@@ -363,12 +363,14 @@ void GradStoredT(const float* x, const float* v, const float* e, const float* bm
                    : hn::MulAdd(va_hi, vv, hn::Mul(va_lo, vv));
       const auto small = hn::Eq(vv, vzero);
       gv = hn::IfThenElse(small, zero, gv);
-      const auto tiny = hn::AndNot(small, hn::Lt(vv, vtiny));
       const std::int64_t j0 = start + i;
-      const bool any_small = ylow != 0.0f && !hn::AllFalse(d, small);
-      const bool any_tiny = !hn::AllFalse(d, tiny);
       const bool patch = special >= j0 && special < j0 + cnt;
-      if (HWY_UNLIKELY(any_small || any_tiny || patch)) {
+      // One test for the common vector: every zero (small) lane is also below
+      // vtiny (> 0), so no lane below it means nothing to patch.
+      if (HWY_UNLIKELY(patch || !hn::AllFalse(d, hn::Lt(vv, vtiny)))) {
+        const auto tiny = hn::AndNot(small, hn::Lt(vv, vtiny));
+        const bool any_small = ylow != 0.0f && !hn::AllFalse(d, small);
+        const bool any_tiny = !hn::AllFalse(d, tiny);
         HWY_ALIGN float buf[kTargetMaxLanes];
         hn::Store(gv, d, buf);
         if (any_tiny) {
