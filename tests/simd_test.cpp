@@ -525,6 +525,20 @@ std::vector<case_t> relaxed_cases() {
     cs.push_back(c);
   }
   {
+    // A zero max with ties of both signs: -0 and +0 both tie (e^0 = 1 each),
+    // in rows whose max is +0, -0 only, or a target at -0.
+    case_t c = dense("relaxed_signed_zero_ties", 3, 3000, 51, 1.0f);
+    for (std::int64_t n = 0; n < 3; ++n)
+      for (std::int64_t j = 0; j < 3000; ++j) {
+        float& x = c.x[n * 3000 + j];
+        x = -std::fabs(x) - 0.01f;
+        if (j % 13 == 0) x = -0.0f;
+        if (n != 1 && j % 11 == 0) x = 0.0f;
+      }
+    c.x[2 * 3000 + c.t[2]] = -0.0f;
+    cs.push_back(c);
+  }
+  {
     case_t c = dense("relaxed_weights_ignore", 12, 2500, 46, 4.0f);
     c.w.resize(2500);
     std::mt19937 rng(47);

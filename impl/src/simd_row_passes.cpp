@@ -119,11 +119,21 @@ chunk_stats ScanChunkT(const float* x, std::int64_t n, float* v, float* e, float
   return total;
 }
 
+// e^r ~ 1 + r + r^2 (kQ0 + kQ1 r + kQ2 r^2 + kQ3 r^3) on |r| <= 0.3467:
+// relative error 1.77 u (u = 2^-24) with these float32 coefficients, from
+// docs/throughput_exp_fit.py. Two multiply-adds fewer than the fast kernel's
+// degree-7 polynomial (2^-34): the subtraction x - bm, rounded, already costs
+// up to 64 u, so the 2^-34 bought nothing here.
+constexpr float kQ0 = 0.499992311f;
+constexpr float kQ1 = 0.166671157f;
+constexpr float kQ2 = 0.0418902747f;
+constexpr float kQ3 = 0.0083125094f;
+
 // The relaxed tier's exponential (`throughput`, docs/throughput_kernel.md):
 // e^s for s = x - m rounded (no carried error of the subtraction, no error
-// term of the result), Cody-Waite reduction and the same polynomial. Lanes
-// outside kLowest < s <= 0 give garbage (never inf or NaN reaches a sum: the
-// caller selects, never multiplies, with its masks).
+// term of the result), Cody-Waite reduction and the degree-5 polynomial.
+// Lanes outside kLowest < s <= 0 give garbage (never inf or NaN reaches a
+// sum: the caller selects, never multiplies, with its masks).
 HWY_INLINE VF ExpValue(DF d, VF s) {
   const hn::RebindToSigned<DF> di;
   const VF shifter = hn::Set(d, kShifter);
@@ -136,10 +146,9 @@ HWY_INLINE VF ExpValue(DF d, VF s) {
   const VF r = hn::Sub(hn::Sub(r1, hn::Mul(kn, hn::Set(d, kLn2B))), hn::Mul(kn, hn::Set(d, kLn2C)));
 #endif
   const VF r2 = hn::Mul(r, r);
-  const VF qa = hn::MulAdd(hn::Set(d, kP1), r, hn::Set(d, kP0));
-  const VF qb = hn::MulAdd(hn::Set(d, kP3), r, hn::Set(d, kP2));
-  const VF qc = hn::MulAdd(hn::Set(d, kP5), r, hn::Set(d, kP4));
-  const VF q = hn::MulAdd(hn::MulAdd(qc, r2, qb), r2, qa);
+  const VF qa = hn::MulAdd(hn::Set(d, kQ1), r, hn::Set(d, kQ0));
+  const VF qb = hn::MulAdd(hn::Set(d, kQ3), r, hn::Set(d, kQ2));
+  const VF q = hn::MulAdd(qb, r2, qa);
   const VF t = hn::MulAdd(r2, q, r);  // e^r - 1
   const VF pow2 = hn::BitCast(d, hn::ShiftLeft<23>(hn::BitCast(di, tn)));
   return hn::MulAdd(t, pow2, pow2);
@@ -152,13 +161,13 @@ constexpr int kRelaxedRun = 32;
 
 // ScanChunkT with the relaxed tier's numerics: ExpValue, four float32
 // accumulators (independent chains) flushed into the float64 sum every
-// kRelaxedRun steps and at every block end, ties counted in integer lanes.
+// kRelaxedRun steps and at every block end, ties counted by a scalar
+// popcount (the vector pipes are the limit).
 // kStore: v[j] = e^{x_j - bm} (0 where not kept, 1 at ties) and bmax, as
 // ScanChunkT stores, without the error terms.
 template <bool kStore>
 chunk_stats ScanChunkRelaxedT(const float* x, std::int64_t n, float* v, float* bmax) {
   const DF d;
-  const hn::RebindToSigned<DF> di;
   const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(d));
   const float ninf = -std::numeric_limits<float>::infinity();
   chunk_stats total;
@@ -189,10 +198,13 @@ chunk_stats ScanChunkRelaxedT(const float* x, std::int64_t n, float* v, float* b
       merge_chunk_stats(total, b);
       return total;
     }
-    const VF m = hn::Set(d, bm);
+    // A zero max is subtracted as -0: then every tie, -0 or +0, gives s = +0,
+    // which Kept leaves out, so one integer compare decides the kept lanes.
+    const VF m = hn::Set(d, bm == 0.0f ? -0.0f : bm);
+    const VF vzero = hn::Zero(d);
     Acc acc;
-    VF a0 = hn::Zero(d), a1 = a0, a2 = a0, a3 = a0;
-    auto ties = hn::Zero(di);
+    VF a0 = vzero, a1 = a0, a2 = a0, a3 = a0;
+    std::int64_t ties = 0;
     int run = 0;
     auto flush = [&]() HWY_ATTR {
       acc.add(a0);
@@ -205,10 +217,10 @@ chunk_stats ScanChunkRelaxedT(const float* x, std::int64_t n, float* v, float* b
     // e^{x - bm} of the kept lanes (0 elsewhere, 1 at ties); counts ties.
     auto term = [&](VF xv, std::int64_t i, std::int64_t cnt) HWY_ATTR {
       const VF s = hn::Sub(xv, m);
-      const auto tie = hn::Eq(xv, m);
-      const auto keep = hn::AndNot(tie, Kept(d, s));
+      const auto tie = hn::Eq(s, vzero);
+      const auto keep = Kept(d, s);
       const VF val = ExpValue(d, s);
-      ties = hn::Sub(ties, hn::VecFromMask(di, hn::RebindMask(di, tie)));
+      ties += static_cast<std::int64_t>(hn::CountTrue(d, tie));  // scalar: the vector pipes are the limit
       if constexpr (kStore) {
         const VF vv = hn::IfThenElseZero(hn::Or(keep, tie), val);
         if (cnt == N) {
@@ -251,7 +263,7 @@ chunk_stats ScanChunkRelaxedT(const float* x, std::int64_t n, float* v, float* b
     if (i < len) a0 = hn::Add(a0, term(LoadPartial(d, xb + i, len - i, ninf), i, len - i));
     flush();
     b.rest = acc.sum();
-    b.ties = static_cast<double>(hn::GetLane(hn::SumOfLanes(di, ties)));
+    b.ties = static_cast<double>(ties);
     merge_chunk_stats(total, b);
     cur = next;
   }
