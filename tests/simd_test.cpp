@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -537,6 +538,33 @@ std::vector<case_t> relaxed_cases() {
       }
     c.x[2 * 3000 + c.t[2]] = -0.0f;
     cs.push_back(c);
+  }
+  {
+    // The relaxed max scan flags no NaN: a NaN must still make its row NaN
+    // wherever it lies (blocks of 2048: 0, 1 and a 404-wide tail), whatever
+    // its sign, and where Max forgets the lane's earlier max (a NaN after the
+    // max in the same accumulator: 192 apart is the same lane of the same
+    // chain on every target), in a block of -inf, of ties, of NaN only, or
+    // as the target. Rows 0, 5 and 11 hold no NaN.
+    constexpr std::int64_t C = 4500;
+    case_t c = dense("relaxed_nan_anywhere", 12, C, 52, 2.0f);
+    const float neg_nan = -nan_f;
+    auto row = [&](std::int64_t n) { return c.x.begin() + n * C; };
+    row(1)[0] = nan_f;
+    row(2)[100] = 50.0f, row(2)[100 + 192] = nan_f;
+    std::fill(row(3) + 2048, row(3) + 4096, -inf), row(3)[3000] = nan_f;
+    row(4)[C - 1] = nan_f;
+    std::fill(row(6) + 4096, row(6) + C, 0.0f), row(6)[4200] = nan_f;
+    row(7)[3000] = neg_nan;
+    std::fill(row(8), row(8) + C, nan_f);
+    row(9)[c.t[9]] = nan_f;
+    row(10)[2047] = inf, row(10)[2048] = nan_f;
+    std::fill(row(11) + 2048, row(11) + 4096, -inf);
+    cs.push_back(c);
+    // A last block of one element, NaN (its max is that NaN or -inf).
+    case_t d = dense("relaxed_nan_last_block_of_one", 2, 4097, 53, 2.0f);
+    d.x[4096] = nan_f;
+    cs.push_back(d);
   }
   {
     case_t c = dense("relaxed_weights_ignore", 12, 2500, 46, 4.0f);

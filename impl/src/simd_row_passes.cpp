@@ -154,6 +154,17 @@ HWY_INLINE VF ExpValue(DF d, VF s) {
   return hn::MulAdd(t, pow2, pow2);
 }
 
+// Whether p[0, n) holds a NaN (the relaxed scan's rare exact check).
+HWY_INLINE bool HasNaN(DF d, const float* p, std::int64_t n) {
+  const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(d));
+  std::int64_t i = 0;
+  for (; i + N <= n; i += N)
+    if (!hn::AllFalse(d, hn::IsNaN(hn::LoadU(d, p + i)))) return true;
+  for (; i < n; ++i)
+    if (std::isnan(p[i])) return true;
+  return false;
+}
+
 // Float sums of the relaxed scan run over at most this many vectors per
 // accumulator before they are added to the float64 sum: each float partial
 // then carries at most (kRelaxedRun - 1) roundings (docs/throughput_kernel.md).
@@ -171,20 +182,25 @@ chunk_stats ScanChunkRelaxedT(const float* x, std::int64_t n, float* v, float* b
   const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(d));
   const float ninf = -std::numeric_limits<float>::infinity();
   chunk_stats total;
-  MaxScan cur(d);
+  MaxScanT<false> cur(d);
   cur.scan(d, x, 0, std::min(kBlock, n));
   for (std::int64_t start = 0; start < n; start += kBlock) {
     const float* xb = x + start;
     const float* xn = xb + kBlock;
     const std::int64_t len = std::min(kBlock, n - start);
     const std::int64_t len_next = start + kBlock < n ? std::min(kBlock, n - start - kBlock) : 0;
-    if (!hn::AllFalse(d, cur.nan)) {
+    // The max scan flags no NaN (IsNaN and a mask Or per vector were 10-15 %
+    // of this loop's time). A NaN in the block shows instead as a NaN bm, as
+    // bm = -inf, or in the tie count: bm is then one of the block's values
+    // (its lane has s = +0) and the NaN's lane has s = NaN, both counted as
+    // ties below, so ties >= 2. Each of those cases checks exactly.
+    const float bm = hn::GetLane(hn::MaxOfLanes(d, cur.vmax));
+    MaxScanT<false> next(d);
+    if (kStore) bmax[start / kBlock] = bm;
+    if (std::isnan(bm) || (bm == ninf && HasNaN(d, xb, len))) {
       total.nan = true;
       return total;
     }
-    const float bm = hn::GetLane(hn::MaxOfLanes(d, cur.vmax));
-    MaxScan next(d);
-    if (kStore) bmax[start / kBlock] = bm;
     if (bm == ninf) {
       if (kStore)
         for (std::int64_t j = 0; j < len; ++j) v[start + j] = 0.0f;
@@ -217,12 +233,15 @@ chunk_stats ScanChunkRelaxedT(const float* x, std::int64_t n, float* v, float* b
     // e^{x - bm} of the kept lanes (0 elsewhere, 1 at ties); counts ties.
     auto term = [&](VF xv, std::int64_t i, std::int64_t cnt) HWY_ATTR {
       const VF s = hn::Sub(xv, m);
-      const auto tie = hn::Eq(s, vzero);
+      // Lanes not below zero: ties (s = +0) and NaN, counted as N minus the
+      // others (padding lanes are -inf) by a scalar popcount: the vector
+      // pipes are the limit, and Not would cost one of them.
+      const auto below = hn::Lt(s, vzero);
       const auto keep = Kept(d, s);
       const VF val = ExpValue(d, s);
-      ties += static_cast<std::int64_t>(hn::CountTrue(d, tie));  // scalar: the vector pipes are the limit
+      ties += N - static_cast<std::int64_t>(hn::CountTrue(d, below));
       if constexpr (kStore) {
-        const VF vv = hn::IfThenElseZero(hn::Or(keep, tie), val);
+        const VF vv = hn::IfThenElseZero(hn::Or(keep, hn::Not(below)), val);
         if (cnt == N) {
           hn::StoreU(vv, d, v + start + i);
         } else {
@@ -262,6 +281,10 @@ chunk_stats ScanChunkRelaxedT(const float* x, std::int64_t n, float* v, float* b
     }
     if (i < len) a0 = hn::Add(a0, term(LoadPartial(d, xb + i, len - i, ninf), i, len - i));
     flush();
+    if (HWY_UNLIKELY(ties > 1) && HasNaN(d, xb, len)) {
+      total.nan = true;
+      return total;
+    }
     b.rest = acc.sum();
     b.ties = static_cast<double>(ties);
     merge_chunk_stats(total, b);

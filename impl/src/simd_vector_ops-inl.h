@@ -200,14 +200,16 @@ HWY_INLINE VF LoadPartial(DF d, const float* p, std::int64_t n, float fill) {
 
 // Running max and NaN flag of a block (pass 1). Max's NaN behaviour is
 // target-specific and Ne is an ordered compare on x86: NaN is found by IsNaN.
-struct MaxScan {
+// kFlagNaN = false: the max alone (ScanChunkRelaxedT finds NaN otherwise).
+template <bool kFlagNaN>
+struct MaxScanT {
   VF vmax;
   hn::Mask<DF> nan;
-  HWY_INLINE explicit MaxScan(DF d)
+  HWY_INLINE explicit MaxScanT(DF d)
       : vmax(hn::Set(d, -std::numeric_limits<float>::infinity())), nan(hn::Lt(vmax, vmax)) {}
   HWY_INLINE void add(VF v) {
     vmax = hn::Max(vmax, v);
-    nan = hn::Or(nan, hn::IsNaN(v));
+    if constexpr (kFlagNaN) nan = hn::Or(nan, hn::IsNaN(v));
   }
   // Lanes [from, len) of p (from a multiple of the vector length). Four
   // independent max chains: one chain is bound by Max's latency (a row's
@@ -230,18 +232,21 @@ struct MaxScan {
         m1 = hn::Max(m1, v1);
         m2 = hn::Max(m2, v2);
         m3 = hn::Max(m3, v3);
-        nan = hn::Or(nan, hn::IsNaN(v0));
-        n1 = hn::Or(n1, hn::IsNaN(v1));
-        n2 = hn::Or(n2, hn::IsNaN(v2));
-        n3 = hn::Or(n3, hn::IsNaN(v3));
+        if constexpr (kFlagNaN) {
+          nan = hn::Or(nan, hn::IsNaN(v0));
+          n1 = hn::Or(n1, hn::IsNaN(v1));
+          n2 = hn::Or(n2, hn::IsNaN(v2));
+          n3 = hn::Or(n3, hn::IsNaN(v3));
+        }
       }
       vmax = hn::Max(hn::Max(vmax, m1), hn::Max(m2, m3));
-      nan = hn::Or(hn::Or(nan, n1), hn::Or(n2, n3));
+      if constexpr (kFlagNaN) nan = hn::Or(hn::Or(nan, n1), hn::Or(n2, n3));
     }
     for (; i + N <= len; i += N) add(hn::LoadU(d, p + i));
     if (i < len) add(LoadPartial(d, p + i, len - i, -std::numeric_limits<float>::infinity()));
   }
 };
+using MaxScan = MaxScanT<true>;
 
 using DD2 = hn::ScalableTag<double>;
 using DFH = hn::Rebind<float, DD2>;  // as many floats as doubles per vector
