@@ -200,6 +200,20 @@ std::vector<case_t> hard_cases() {
     cs.push_back(d);
   }
   {
+    // Huge weights (a = w_t / S ~ 1e20 with reduction none or sum): entries
+    // e^{x - M} far below the e^-86 cut-off still have normal gradients
+    // (1e20 e^-100 = 3.7e-24), computed in float64, in every vector.
+    for (std::int64_t C : {100, 3000}) {
+      case_t c = dense("huge_weight_far_classes_C" + std::to_string(C), 3, C, 54, 1.0f);
+      std::mt19937 rng(55);
+      std::uniform_real_distribution<float> u(-150.0f, -60.0f);
+      for (std::int64_t n = 0; n < 3; ++n)
+        for (std::int64_t j = 0; j < C; ++j) c.x[n * C + j] = j == c.t[n] ? 0.0f : u(rng);
+      c.w.assign(static_cast<std::size_t>(C), 1e20f);
+      cs.push_back(c);
+    }
+  }
+  {
     case_t c = dense("near_88p7", 16, 257, 8, 1.0f);
     std::mt19937 rng(9);
     std::uniform_real_distribution<float> u(80.0f, 89.0f);

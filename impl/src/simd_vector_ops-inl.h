@@ -11,6 +11,7 @@
 #define XENT_SIMD_VECTOR_OPS_INL_H_
 #endif
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -297,9 +298,14 @@ HWY_INLINE float SlowBelow(double abs_a) {
 // Below this v, a v (v + e the exponential, a the factor) is under about
 // 2^-100: the float32 product's correction terms would be subnormal and lose
 // the bits that keep it within an ulp, so TinyProduct computes it in float64.
+// Never below FLT_MIN (positive): the gradient passes take a lane with v = 0
+// (not kept: maybe a float64 lane) as below it, and with |a| > 2^50 the
+// quotient would round to 0 and hide those lanes (normal gradients of huge
+// weights were written as 0). No kept v lies in (0, FLT_MIN): v >= e^-86.
 HWY_INLINE float TinyBelow(double a) {
   const double t = 0x1p-100 / std::fabs(a);
-  return t < 2.0 ? static_cast<float>(t) : 2.0f;  // v <= 1: 2 means every lane
+  if (t >= 2.0) return 2.0f;  // v <= 1: 2 means every lane
+  return std::max(static_cast<float>(t), std::numeric_limits<float>::min());
 }
 HWY_INLINE float TinyProduct(double a, float v, float e) {
   return static_cast<float>(a * (static_cast<double>(v) + static_cast<double>(e)));
