@@ -14,6 +14,9 @@
 //   one_case IMPL N C [f|g|i] [calls]     f loss, g loss + gradient, i in place
 //   XD=D one_case ...                     logits [N, C, D], targets [N, D]
 //   TARGET=AVX2 one_case ...              Highway pinned to that target
+//   HUGE=1 one_case ...                   logits and gradient on 2 MiB pages, as xent_bench
+//                                         allocates them (the default: 4 KiB pages)
+#include <sys/mman.h>
 #include <time.h>
 
 #include <algorithm>
@@ -34,6 +37,32 @@ double now() {
   clock_gettime(std::getenv("WALL") ? CLOCK_MONOTONIC : CLOCK_THREAD_CPUTIME_ID, &t);
   return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
 }
+
+// n floats, on transparent huge pages when HUGE is set (as bench/buffers.cpp).
+struct floats {
+  float* p = nullptr;
+  std::vector<float> small;
+  explicit floats(std::size_t n) {
+    if (!std::getenv("HUGE")) {
+      small.resize(n);
+      p = small.data();
+      return;
+    }
+    constexpr std::size_t huge = std::size_t{1} << 21;
+    const std::size_t bytes = (n * sizeof(float) + huge - 1) / huge * huge;
+    p = static_cast<float*>(std::aligned_alloc(huge, bytes));
+    if (!p) {
+      std::fprintf(stderr, "one_case: out of memory\n");
+      std::exit(2);
+    }
+    madvise(p, bytes, MADV_HUGEPAGE);
+  }
+  ~floats() {
+    if (small.empty()) std::free(p);
+  }
+  floats(const floats&) = delete;
+  floats& operator=(const floats&) = delete;
+};
 
 }  // namespace
 
@@ -61,16 +90,20 @@ int main(int argc, char** argv) {
     }
     hwy::SetSupportedTargetsForTest(bits);
   }
-  std::vector<float> x(static_cast<std::size_t>(N * C * D)), g(x.size());
+  const std::size_t count = static_cast<std::size_t>(N * C * D);
+  floats xs(count), gs(count);
+  float* x = xs.p;
+  float* g = gs.p;
   std::vector<std::int64_t> t(static_cast<std::size_t>(N * D));
   std::mt19937 rng(7);
   std::normal_distribution<float> normal(0.0f, 2.0f);
-  for (auto& v : x) v = normal(rng);
+  for (std::size_t i = 0; i < count; ++i) x[i] = normal(rng);
+  std::fill(g, g + count, 0.0f);
   for (auto& v : t) v = static_cast<std::int64_t>(rng() % static_cast<std::uint32_t>(C));
   std::vector<std::int64_t> ls{N, C}, ts{N};
   if (D > 1) ls.push_back(D), ts.push_back(D);
   float out = 0.0f;
-  const auto L = xent::view(x.data(), ls), G = xent::view(mode == "i" ? x.data() : g.data(), ls);
+  const auto L = xent::view(x, ls), G = xent::view(mode == "i" ? x : g, ls);
   const auto T = xent::view(t.data(), ts);
   const auto O = xent::view(&out, {});
   auto call = [&] {
