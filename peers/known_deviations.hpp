@@ -27,6 +27,7 @@ inline const std::map<std::string, std::string>& torch_known_deviations() {
       {"loss_bounds", "with logits ~1e22 and beyond the float32 log_softmax lies outside [m - x_t, m - x_t + ln C]"},
       {"duplicated_batch_keeps_mean", "float32 sum overflows: duplicated mean inf vs 5.7e37"},
       {"soft_one_hot_equals_index", "probability-target path overflows to inf near FLT_MAX (index path finite)"},
+      {"wide_weights_within_tier", "float32 overflow: a weighted mean of losses near 4e36 comes out inf (true value finite)"},
       // Special values in ignored positions: a NaN/inf logit in an ignored
       // row makes PyTorch's gradient NaN (log_softmax backward multiplies
       // exp(NaN) by the zero upstream), where docs/design.md §2 says zeros.

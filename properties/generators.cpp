@@ -301,10 +301,12 @@ rc::Gen<test_case> gen_case(case_spec spec) {
                                                {10, just(0.1)},
                                                {8, just(1.0)},
                                                {17, rc::gen::map(inRange(1, 1000), [](int k) { return k / 1000.0; })}});
-    if (spec.weights && *rc::gen::weightedElement<bool>({{70, false}, {30, true}})) {
+    const int with_weights = static_cast<int>(std::lround(spec.weight_chance * 100.0));
+    if (spec.weights && *rc::gen::weightedElement<bool>({{100 - with_weights, false}, {with_weights, true}})) {
       const bool zeros = coin(g, 0.15);
+      const double span = spec.weight_log_span;
       c.weight.resize(static_cast<std::size_t>(C));
-      for (auto& w : c.weight) w = zeros && coin(g, 0.3) ? 0.0f : static_cast<float>(std::exp(uni(g, -2.3, 2.3)));
+      for (auto& w : c.weight) w = zeros && coin(g, 0.3) ? 0.0f : static_cast<float>(std::exp(uni(g, -span, span)));
     }
     // Targets.
     const std::int64_t P = c.positions();

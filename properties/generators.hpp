@@ -40,6 +40,8 @@ struct case_spec {
   bool prob_targets = true;
   bool index_targets = true;       // false with prob_targets: probability targets only
   bool weights = true;
+  double weight_chance = 0.3;      // of a case having class weights (when `weights`)
+  double weight_log_span = 2.3;    // each weight e^u, u uniform in [-span, span]
   bool smoothing = true;
   bool ignore = true;              // ignore_index choices and ignored rows
   bool upstream = true;            // random upstream gradients

@@ -51,6 +51,20 @@ XENT_PROPERTY(reference_props, options_within_tier, 300) {
   scope.conclude(against_reference(impl, c, true));
 }
 
+// Class weights from 1e-20 to 1e20 (every reduction, fused): the gradient
+// scale w_t / S moves far from 1, so entries whose e^{x - M} is far below
+// the kernels' cut-offs still have normal values, and others turn subnormal.
+XENT_PROPERTY(reference_props, wide_weights_within_tier, 150) {
+  case_spec s;
+  s.special_values = false;  // NaN/inf rows: the other properties
+  s.weight_chance = 1.0;
+  s.weight_log_span = 46.0;
+  const auto c = *gen_case(s);
+  RC_PRE(!c.weight.empty());
+  case_scope scope(impl, c);
+  scope.conclude(against_reference(impl, c, true));
+}
+
 // One-hot-dominant logits, margin M in [5, 100]: 0 <= L <= (C-1) e^{-M}, the
 // loss is 0 only where the true loss rounds to 0, and accurate/fast tiers keep
 // relative accuracy (the ulp bound) for the loss and the target gradient entry.
