@@ -217,7 +217,7 @@ chunk_stats ScanChunkRelaxedT(const float* x, std::int64_t n, float* v, float* b
     // A zero max is subtracted as -0: then every tie, -0 or +0, gives s = +0,
     // which Kept leaves out, so one integer compare decides the kept lanes.
     const VF m = hn::Set(d, bm == 0.0f ? -0.0f : bm);
-    const VF vzero = hn::Zero(d);
+    const VF vzero = hn::Zero(d), vlowest = hn::Set(d, kLowest);
     Acc acc;
     VF a0 = vzero, a1 = a0, a2 = a0, a3 = a0;
     std::int64_t ties = 0;
@@ -241,7 +241,8 @@ chunk_stats ScanChunkRelaxedT(const float* x, std::int64_t n, float* v, float* b
       const VF val = ExpValue(d, s);
       ties += N - static_cast<std::int64_t>(hn::CountTrue(d, below));
       if constexpr (kStore) {
-        const VF vv = hn::IfThenElseZero(hn::Or(keep, hn::Not(below)), val);
+        // Kept lanes and ties (s > kLowest: NaN lanes too are 0; their row is NaN).
+        const VF vv = hn::IfThenElseZero(hn::Gt(s, vlowest), val);
         if (cnt == N) {
           hn::StoreU(vv, d, v + start + i);
         } else {
@@ -396,13 +397,14 @@ void GradStoredT(const float* x, const float* v, const float* e, const float* bm
     auto compute = [&](VF vv, VF ev, std::int64_t i, std::int64_t cnt) HWY_ATTR {
       VF gv = kErr ? hn::MulAdd(va_hi, vv, hn::MulAdd(va_lo, vv, hn::Mul(va_hi, ev)))
                    : hn::MulAdd(va_hi, vv, hn::Mul(va_lo, vv));
-      const auto small = hn::Eq(vv, vzero);
-      gv = hn::IfThenElse(small, zero, gv);
       const std::int64_t j0 = start + i;
       const bool patch = special >= j0 && special < j0 + cnt;
       // One test for the common vector: every zero (small) lane is also below
-      // vtiny (> 0), so no lane below it means nothing to patch.
+      // vtiny (>= FLT_MIN), so no lane below it means nothing to patch, not
+      // even a signed zero (the blend below costs two ops a vector outside).
       if (HWY_UNLIKELY(patch || !hn::AllFalse(d, hn::Lt(vv, vtiny)))) {
+        const auto small = hn::Eq(vv, vzero);
+        gv = hn::IfThenElse(small, zero, gv);
         const auto tiny = hn::AndNot(small, hn::Lt(vv, vtiny));
         const bool any_small = ylow != 0.0f && !hn::AllFalse(d, small);
         const bool any_tiny = !hn::AllFalse(d, tiny);
