@@ -730,6 +730,7 @@ void run_case(benchmark::State& st, const bench_case& c) {
   peer_keys()[c.name()].shape = c.shape.name;  // also for a case that fails: the reporter groups by shape
   workspace& ws = workspace_for(c.shape);
   compute_floor(c.threads, c.target);  // measured unpinned (it pins itself), before any timing
+  roofline(c);  // a missing bandwidth probe, unpinned: the machine's best target
   omp_set_num_threads(c.threads);
   if (!c.libtorch) {
     const pinned_target pin(c.target);
