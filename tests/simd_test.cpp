@@ -52,6 +52,9 @@ struct case_t {
   xent::options opt;
   std::vector<float> upstream;  // none only: per position
   bool in_place = false;
+  // >= 0: the gradient starts this many floats after a 64-byte boundary
+  // (else wherever the allocator puts it).
+  std::int64_t grad_offset = -1;
 };
 
 std::vector<std::int64_t> positions_of(const case_t& c) {
@@ -85,8 +88,13 @@ result run(const case_t& c, const xent::implementation* impl, xent::reduction r,
     xent::cross_entropy(logits, target, out, k.opt, impl);
     return res;
   }
-  std::vector<float> g(k.in_place ? 0 : k.x.size(), -7.0f);
-  const xent::tensor_view grad = k.in_place ? logits : strided(g.data(), k.shape, k.strides);
+  std::vector<float> g_storage(k.in_place ? 0 : k.x.size() + 32, -7.0f);
+  float* g = g_storage.data();
+  if (k.grad_offset >= 0 && !k.in_place) {
+    while (reinterpret_cast<std::uintptr_t>(g) % 64 != 0) ++g;
+    g += k.grad_offset;
+  }
+  const xent::tensor_view grad = k.in_place ? logits : strided(g, k.shape, k.strides);
   xent::tensor_view up;
   const xent::tensor_view* upp = nullptr;
   if (!k.upstream.empty() && r == xent::reduction::none) {
@@ -95,7 +103,7 @@ result run(const case_t& c, const xent::implementation* impl, xent::reduction r,
   }
   xent::cross_entropy_forward_backward(logits, target, out, grad, k.opt, upp, impl);
   // Gather the gradient through the logits' strides into row-major order.
-  const std::vector<float>& store = k.in_place ? k.x : g;
+  const float* store = k.in_place ? k.x.data() : g;
   const std::int64_t n = numel(k.shape);
   res.grad.resize(static_cast<std::size_t>(n));
   for (std::int64_t i = 0; i < n; ++i) {
@@ -647,6 +655,80 @@ TEST_P(throughput_target, bitwise_independent_of_threads_and_layout) {
           expect_bitwise(one, run(dense_copy, thr, r, grad), what + " (vs contiguous)");
         }
       }
+  omp_set_num_threads(saved);
+}
+
+// A gradient of 8 MiB or more is streamed, and a row's gradient is then
+// written during the scan of the thread's next row (simd::pending_grad).
+// Every row must come out bitwise as it does computed alone (a one-row
+// problem writes at once), whatever its neighbours: rows that stop their
+// scan early (NaN, +inf), a block of -inf, entries below the e^-86 cut-off,
+// targets at block edges, ignored rows, infinite and zero upstream
+// gradients (an infinite scale writes at once), factors of 2^100 and more
+// (huge weights), rows that are not vector-aligned, long rows in chunks.
+std::vector<case_t> streamed_cases() {
+  std::vector<case_t> cs;
+  for (std::int64_t C : {7008, 7001}) {
+    case_t c = dense("streamed_300x" + std::to_string(C), 300, C, 60, 3.0f);
+    auto row = [&](std::int64_t n) { return c.x.begin() + n * C; };
+    row(3)[5] = nan_f;
+    row(4)[C - 1] = nan_f;
+    row(7)[100] = inf;
+    std::fill(row(11), row(11) + 2048, -inf);
+    std::mt19937 rng(61);
+    std::normal_distribution<float> wide(0.0f, 40.0f);
+    for (std::int64_t j = 0; j < C; ++j) row(13)[j] = wide(rng);
+    c.t[17] = 0, c.t[18] = C - 1, c.t[19] = 2048, c.t[20] = 2047;
+    c.opt.ignore_index = -5;
+    c.t[21] = c.t[22] = c.t[299] = -5;
+    c.upstream[25] = inf, c.upstream[26] = 0.0f, c.upstream[27] = -inf;
+    c.grad_offset = 0;  // 7008: every row vector-aligned; 7001: some
+    cs.push_back(c);
+    if (C == 7008) {
+      c.name += "_unaligned";
+      c.grad_offset = 1;  // no row aligned
+      cs.push_back(c);
+    }
+  }
+  {
+    case_t c = dense("streamed_huge_weights_300x7008", 300, 7008, 62, 2.0f);
+    c.w.assign(7008, 1.0f);
+    for (std::int64_t n = 0; n < 300; n += 3) c.w[static_cast<std::size_t>(c.t[n])] = 1e35f;
+    c.grad_offset = 0;
+    cs.push_back(c);
+  }
+  cs.push_back(dense("streamed_long_rows_33x70000", 33, 70000, 63, 2.0f));
+  cs.back().grad_offset = 0;
+  return cs;
+}
+
+TEST_P(throughput_target, streamed_rows_equal_rows_computed_alone) {
+  const auto* thr = xent::find_implementation("throughput");
+  const int saved = omp_get_max_threads();
+  for (const auto& c : streamed_cases()) {
+    const std::int64_t N = c.shape[0], C = c.shape[1];
+    ASSERT_GE(N * C * 4, std::int64_t{8} << 20) << c.name << ": too small to stream";
+    for (auto r : {xent::reduction::none, xent::reduction::sum})
+      for (int threads : {1, 2}) {
+        omp_set_num_threads(threads);
+        const result all = run(c, thr, r, true);
+        for (std::int64_t n = 0; n < N; ++n) {
+          case_t one = c;
+          one.shape = {1, C};
+          one.x.assign(c.x.begin() + n * C, c.x.begin() + (n + 1) * C);
+          one.t = {c.t[static_cast<std::size_t>(n)]};
+          one.upstream = {c.upstream[static_cast<std::size_t>(n)]};
+          const result alone = run(one, thr, r, true);
+          const std::string what = c.name + " row " + std::to_string(n) + " " + xent::to_string(r) + " " +
+                                   std::to_string(threads) + " threads";
+          ASSERT_EQ(std::memcmp(alone.grad.data(), all.grad.data() + n * C, static_cast<std::size_t>(C) * 4), 0)
+              << what;
+          if (r == xent::reduction::none) {
+            ASSERT_EQ(std::memcmp(&alone.loss[0], &all.loss[static_cast<std::size_t>(n)], 4), 0) << what;
+          }
+        }
+      }
+  }
   omp_set_num_threads(saved);
 }
 

@@ -26,13 +26,17 @@ namespace {
 constexpr std::int64_t kMinParallel = std::int64_t{1} << 16;
 
 // Runs reserve() on every thread of one team, then (when it succeeded on
-// all of them) f(i) for i in [0, n) split statically over the same threads:
-// the threads that compute are the ones whose scratch was taken. The first
-// exception of any thread is rethrown after the region; a failed reserve
-// means nothing was written.
+// all of them) f(i) for i in [0, n) split statically over the same threads
+// (the threads that compute are the ones whose scratch was taken), then
+// finish() on each. The first exception of any thread is rethrown after the
+// region; a failed reserve means nothing was written.
 struct omp_loop {
   template <class F, class R>
   void operator()(std::int64_t n, F&& f, R&& reserve) const {
+    (*this)(n, f, reserve, [] {});
+  }
+  template <class F, class R, class E>
+  void operator()(std::int64_t n, F&& f, R&& reserve, E&& finish) const {
     std::exception_ptr failure;
     bool reserved = true;
     auto keep = [&] {
@@ -53,13 +57,18 @@ struct omp_loop {
 #pragma omp atomic read
       go = reserved;
       if (go) {
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
         for (std::int64_t i = 0; i < n; ++i) {
           try {
             f(i);
           } catch (...) {
             keep();
           }
+        }
+        try {
+          finish();
+        } catch (...) {
+          keep();
         }
       }
     }
@@ -89,10 +98,16 @@ void run_openmp(const problem& pr, bool with_grad, simd::numerics num) {
   auto row_with = [&engine](auto chunk_loop) {
     return [&engine, chunk_loop](std::int64_t p, float* g, double scale) { return engine.row(p, g, scale, chunk_loop); };
   };
+  // Whole rows per thread: a row may leave its gradient to be written during
+  // the thread's next row (simd::pending_grad), the last one by finish.
+  auto deferring_row = [&engine](std::int64_t p, float* g, double scale) {
+    return engine.row(p, g, scale, serial_loop{}, &simd::row_engine::thread_pending_grad());
+  };
+  auto finish = [] { simd::finish_pending_grad(simd::row_engine::thread_pending_grad()); };
   if (!parallel) {
-    run_positions(pr, with_grad, serial_loop{}, reserve, row_with(serial_loop{}));
+    run_positions(pr, with_grad, serial_loop{}, reserve, deferring_row, finish);
   } else if (pr.positions >= threads || engine.chunks() == 1) {
-    run_positions(pr, with_grad, omp_loop{}, reserve, row_with(serial_loop{}));
+    run_positions(pr, with_grad, omp_loop{}, reserve, deferring_row, finish);
   } else {  // long rows: their buffers are the calling thread's, chunks on the team
     run_positions(pr, with_grad, serial_loop{}, reserve, row_with(omp_loop{}));
   }

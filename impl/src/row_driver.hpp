@@ -63,7 +63,8 @@ inline void write_reduction(const problem& pr, const double* losses, double deno
 
 // Runs f(i) for i in [0, n) in order on the calling thread; with a reserve
 // step, runs it first (it takes the scratch f will use: openmp's loop runs it
-// on every thread of the team before any f).
+// on every thread of the team before any f); with a finish step, runs it
+// after the last f (what f left for later on this thread).
 struct serial_loop {
   template <class F>
   void operator()(std::int64_t n, F&& f) const {
@@ -73,6 +74,11 @@ struct serial_loop {
   void operator()(std::int64_t n, F&& f, R&& reserve) const {
     reserve();
     (*this)(n, f);
+  }
+  template <class F, class R, class E>
+  void operator()(std::int64_t n, F&& f, R&& reserve, E&& finish) const {
+    (*this)(n, f, reserve);
+    finish();
   }
 };
 
@@ -210,10 +216,12 @@ inline void infinite_scale_fix(const problem& pr, const infinite_scale_row& r, f
 // The per-position driver: ignored positions get loss 0 and a zero gradient
 // row (NaN logits included); counted ones row(p, grad_row, grad_scale), the
 // scale being the upstream gradient over the mean's denominator; then the
-// reduction. loop(n, f, reserve) runs reserve() on each thread it uses, then
-// f(0..n-1), possibly in parallel (each position writes only its own outputs).
-template <class Loop, class Reserve, class Row>
-void run_positions(const problem& pr, bool with_grad, Loop&& loop, Reserve&& reserve, Row&& row) {
+// reduction. loop(n, f, reserve, finish) runs reserve() on each thread it
+// uses, then f(0..n-1), possibly in parallel (each position writes only its
+// own outputs), then finish() on each of those threads.
+template <class Loop, class Reserve, class Row, class Finish>
+void run_positions(const problem& pr, bool with_grad, Loop&& loop, Reserve&& reserve, Row&& row,
+                   Finish&& finish) {
   const position_losses out(pr, with_grad);
   loop(pr.positions, [&](std::int64_t p) {
     float* g = with_grad ? pr.grad_row(p) : nullptr;
@@ -227,8 +235,13 @@ void run_positions(const problem& pr, bool with_grad, Loop&& loop, Reserve&& res
       if (!fix.classes.empty()) infinite_scale_fix(pr, fix, g, pr.grad_class_stride);
     }
     out.store(p, l);
-  }, reserve);
+  }, reserve, finish);
   out.finish();
+}
+
+template <class Loop, class Reserve, class Row>
+void run_positions(const problem& pr, bool with_grad, Loop&& loop, Reserve&& reserve, Row&& row) {
+  run_positions(pr, with_grad, loop, reserve, row, [] {});
 }
 
 // run_positions in order on the calling thread, for kernels whose row is

@@ -55,7 +55,7 @@ const char* const position_names[2] = {"the per-position losses", "the per-posit
 const char* const row_names[simd::kRowSlots] = {
     "a gathered logits row", "a gathered target row", "a gradient row",
     "a row's stored exponentials (values)", "a row's stored exponentials (rounding errors)",
-    "a row's block maxima"};
+    "a row's block maxima", "a row's stored exponentials (second set)", "a row's block maxima (second set)"};
 const char* const stable_row_names[4] = {"a row's exponentials (double)",
                                          "a row's exponentials (double-double)",
                                          "a row's undecided gradient entries (indices)",

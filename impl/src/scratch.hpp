@@ -18,7 +18,9 @@ double* stable_row_scratch(int slot, std::int64_t n);
 
 namespace simd {
 // The simd and openmp kernels' row buffers (simd_row.hpp). Slots:
-enum : int { kRowX, kRowQ, kRowG, kRowV, kRowE, kRowBlockMax, kRowSlots };
+// kRowV2, kRowBlockMax2: the second set of a thread whose previous row's
+// gradient is still being written from the first (pending_grad).
+enum : int { kRowX, kRowQ, kRowG, kRowV, kRowE, kRowBlockMax, kRowV2, kRowBlockMax2, kRowSlots };
 float* row_scratch(int slot, std::int64_t n);
 }  // namespace simd
 

@@ -66,6 +66,10 @@ class row_engine {
     widen_ = pr.type != dtype::f32;
     stream_ = with_grad && !in_place && !widen_ && pr.grad_class_stride == 1 &&
               pr.positions * C * static_cast<std::int64_t>(sizeof(float)) >= kStreamBytes;
+    // A deferred gradient reads its row's logits in place (rare lanes), so
+    // they must not be a gathered copy the next row overwrites.
+    defers_ = stream_ && relaxed_ && pr.logits_class_stride == 1 && pr.target == target_kind::index &&
+              pr.label_smoothing == 0.0;
   }
 
   std::int64_t chunks() const { return chunks_; }
@@ -85,14 +89,31 @@ class row_engine {
       row_scratch(kRowV, C);
       if (!relaxed_) row_scratch(kRowE, C);
       row_scratch(kRowBlockMax, (C + kStatsBlock - 1) / kStatsBlock);
+      if (defers_) {
+        row_scratch(kRowV2, C);
+        row_scratch(kRowBlockMax2, (C + kStatsBlock - 1) / kStatsBlock);
+      }
     }
+    thread_pending_grad() = pending_grad{};  // nothing left from an earlier call
+  }
+
+  // The thread's gradient row still being written (pending_grad): row()
+  // leaves its gradient there when given it; the thread's loop ends with
+  // finish_pending_grad(thread_pending_grad()).
+  static pending_grad& thread_pending_grad() {
+    thread_local pending_grad job;
+    return job;
   }
 
   // l_n in double; writes scale * dl_n/dx into g (strided) when g != nullptr.
   // par(n, f) runs f(0..n-1), possibly in parallel (chunks of long rows).
   // Needs reserve(g != nullptr) on this thread first (its buffers).
+  // pending (the thread's thread_pending_grad(), with a par that runs on the
+  // calling thread only): where the engine defers (defers_, a finite scale),
+  // the gradient is left there and written during the next row's scan, or
+  // by finish_pending_grad; every row finishes the previous one's.
   template <class Par>
-  double row(std::int64_t p, float* g, double scale, Par&& par) const {
+  double row(std::int64_t p, float* g, double scale, Par&& par, pending_grad* pending = nullptr) const {
     const problem& pr = pr_;
     const std::int64_t C = pr.classes;
     // A strided or 16-bit row is copied (widened) into a float32 buffer.
@@ -116,17 +137,25 @@ class row_engine {
     // Index targets without smoothing: the stats pass keeps every e^{x - bm}
     // for the gradient (grad_stored), which then needs no second exponential.
     const bool stored = g && pr.target == target_kind::index && pr.label_smoothing == 0.0;
+    const std::int64_t blocks = (C + kStatsBlock - 1) / kStatsBlock;
     float* ev_v = stored ? row_scratch(kRowV, C) : nullptr;
     float* ev_e = stored && !relaxed_ ? row_scratch(kRowE, C) : nullptr;
-    float* bmax = stored ? row_scratch(kRowBlockMax, (C + kStatsBlock - 1) / kStatsBlock) : nullptr;
+    float* bmax = stored ? row_scratch(kRowBlockMax, blocks) : nullptr;
     const bool stream = stream_ && !scatter;
+    const bool defer = pending && defers_ && g && std::isfinite(scale);
+    if (!defer && pending) finish_pending_grad(*pending);
+    if (defer && pending->v == ev_v) {  // the pending row holds the first set
+      ev_v = row_scratch(kRowV2, C);
+      bmax = row_scratch(kRowBlockMax2, blocks);
+    }
     auto len = [&](std::int64_t i) { return std::min(chunk_, C - i * chunk_); };
 
     // Pass 1: max and rest, chunk statistics merged in chunk order.
     chunk_stats st;
     auto chunk = [&](std::int64_t off, std::int64_t n) {
       if (relaxed_)
-        return stored ? scan_chunk_store_relaxed(x + off, n, ev_v + off, bmax + off / kStatsBlock)
+        return stored ? scan_chunk_store_relaxed(x + off, n, ev_v + off, bmax + off / kStatsBlock,
+                                                 defer ? pending : nullptr)
                       : scan_chunk_relaxed(x + off, n);
       return stored ? scan_chunk_store(x + off, n, ev_v + off, ev_e + off, bmax + off / kStatsBlock)
                     : scan_chunk(x + off, n);
@@ -138,6 +167,7 @@ class row_engine {
       par(chunks_, [&](std::int64_t i) { parts[i] = chunk(i * chunk_, len(i)); });
       for (const auto& s : parts) merge_chunk_stats(st, s);
     }
+    if (defer && pending->active()) finish_pending_grad(*pending);  // a scan that stopped early (NaN, +inf)
     auto chunked_sum = [&](auto&& f) {
       if (chunks_ == 1) return f(x, std::int64_t{0}, C);
       std::vector<double> parts(static_cast<std::size_t>(chunks_));
@@ -220,6 +250,10 @@ class row_engine {
           const double others = xt == Md ? rest : sum - e_t;  // Σ_{j≠t} e^{x_j - m}
           const float gt = static_cast<float>(scale * (-wt * (others / sum)));
           const double a = scale * (wt / sum);
+          if (defer && relaxed_) {
+            *pending = pending_grad{x, ev_v, bmax, gout, C, 0, M, a, t, gt};
+            return loss;  // no scatter: stream excludes it
+          }
           par(chunks_, [&](std::int64_t i) {
             const std::int64_t off = i * chunk_;
             if (relaxed_)
@@ -262,6 +296,7 @@ class row_engine {
   bool stream_ = false;
   bool widen_ = false;    // 16-bit logits: rows widened into float32 buffers
   bool relaxed_ = false;  // relaxed numerics for this problem's rows
+  bool defers_ = false;   // rows may leave their gradient pending (row())
 };
 
 }  // namespace xent::simd

@@ -170,14 +170,101 @@ HWY_INLINE bool HasNaN(DF d, const float* p, std::int64_t n) {
 // then carries at most (kRelaxedRun - 1) roundings (docs/throughput_kernel.md).
 constexpr int kRelaxedRun = 32;
 
+template <bool kErr>
+void GradStoredT(const float* x, const float* v, const float* e, const float* bmax, float* g,
+                 std::int64_t n, float M, double a, std::int64_t special, float special_value,
+                 bool stream, bool fence = true);
+
+// The next block of a pending gradient (no fence: finish_pending_grad's).
+HWY_INLINE void AdvancePending(pending_grad* job) {
+  if (!job || job->done >= job->n) return;
+  const std::int64_t o = job->done, len = std::min(kBlock, job->n - o);
+  GradStoredT<false>(job->x + o, job->v + o, nullptr, job->bmax + o / kBlock, job->g + o, len, job->M, job->a,
+                     job->special - o, job->special_value, true, false);
+  job->done += len;
+}
+
+// The next block of a pending gradient, written from inside the scan loop of
+// the same block of the next row, 4 vectors per 4 scanned: the stores spread
+// over the scan (written as one burst after or before it, 8 KB of
+// non-temporal stores fill the store queue and the scan waits: measured no
+// faster than writing the whole row after its own scan). Vectors with a lane
+// to patch (the target, tiny or zero lanes), the lanes the loop does not
+// reach and a factor of 2^100 or more go through GradStoredT itself.
+class PendingBlock {
+ public:
+  PendingBlock(DF d, pending_grad* job) : hi_(hn::Zero(d)), lo_(hi_), tiny_(hi_) {
+    if (!job || !job->active()) return;
+    job_ = job;
+    o_ = job->done;
+    len_ = std::min(kBlock, job->n - o_);
+    const double abs_a = std::fabs(job->a);
+    const auto addr = reinterpret_cast<std::uintptr_t>(job->g + o_);
+    inline_ = abs_a < 0x1p100 && addr % (hn::Lanes(d) * sizeof(float)) == 0;
+    if (!inline_) return;
+    const float bm = job->bmax[o_ / kBlock];
+    const double f = bm == job->M ? 1.0 : std::exp(static_cast<double>(bm) - static_cast<double>(job->M));
+    const double ab = job->a * f;
+    const float ab_hi = static_cast<float>(ab);
+    hi_ = hn::Set(d, ab_hi);
+    lo_ = hn::Set(d, static_cast<float>(ab - static_cast<double>(ab_hi)));
+    tiny_ = hn::Set(d, TinyBelow(ab));
+    special_ = job->special - o_;
+  }
+
+  // Gradient lanes [i, i + 4N) of the block (i = the lanes written so far).
+  HWY_INLINE void Step4(DF d, std::int64_t i) {
+    if (!inline_) return;
+    const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(d));
+    const float* v = job_->v + o_;
+    float* g = job_->g + o_;
+    for (std::int64_t k = i; k < i + 4 * N; k += N) {
+      const VF vv = hn::LoadU(d, v + k);
+      if (HWY_UNLIKELY(!hn::AllFalse(d, hn::Lt(vv, tiny_)) || (special_ >= k && special_ < k + N))) {
+        Through(k, N);
+      } else {
+        hn::Stream(hn::MulAdd(hi_, vv, hn::Mul(lo_, vv)), d, g + k);
+      }
+    }
+    written_ = i + 4 * N;
+  }
+
+  // The rest of the block.
+  void Finish() {
+    if (!job_) return;
+    Through(written_, len_ - written_);
+    job_->done += len_;
+    job_ = nullptr;
+  }
+
+ private:
+  void Through(std::int64_t i, std::int64_t n) {
+    const std::int64_t j = o_ + i;
+    GradStoredT<false>(job_->x + j, job_->v + j, nullptr, job_->bmax + o_ / kBlock, job_->g + j, n, job_->M,
+                       job_->a, job_->special - j, job_->special_value, true, false);
+  }
+
+  pending_grad* job_ = nullptr;
+  std::int64_t o_ = 0, len_ = 0, written_ = 0, special_ = -1;
+  bool inline_ = false;
+  VF hi_, lo_, tiny_;
+};
+
+void FinishPendingGradImpl(pending_grad* job) {
+  while (job->active()) AdvancePending(job);
+  hwy::FlushStream();
+  *job = pending_grad{};
+}
+
 // ScanChunkT with the relaxed tier's numerics: ExpValue, four float32
 // accumulators (independent chains) flushed into the float64 sum every
 // kRelaxedRun steps and at every block end, ties counted by a scalar
 // popcount (the vector pipes are the limit).
 // kStore: v[j] = e^{x_j - bm} (0 where not kept, 1 at ties) and bmax, as
 // ScanChunkT stores, without the error terms.
+// job: a pending gradient, one block of it written per block scanned.
 template <bool kStore>
-chunk_stats ScanChunkRelaxedT(const float* x, std::int64_t n, float* v, float* bmax) {
+chunk_stats ScanChunkRelaxedT(const float* x, std::int64_t n, float* v, float* bmax, pending_grad* job) {
   const DF d;
   const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(d));
   const float ninf = -std::numeric_limits<float>::infinity();
@@ -185,6 +272,7 @@ chunk_stats ScanChunkRelaxedT(const float* x, std::int64_t n, float* v, float* b
   MaxScanT<false> cur(d);
   cur.scan(d, x, 0, std::min(kBlock, n));
   for (std::int64_t start = 0; start < n; start += kBlock) {
+    PendingBlock pending(d, kStore ? job : nullptr);
     const float* xb = x + start;
     const float* xn = xb + kBlock;
     const std::int64_t len = std::min(kBlock, n - start);
@@ -198,10 +286,12 @@ chunk_stats ScanChunkRelaxedT(const float* x, std::int64_t n, float* v, float* b
     MaxScanT<false> next(d);
     if (kStore) bmax[start / kBlock] = bm;
     if (std::isnan(bm) || (bm == ninf && HasNaN(d, xb, len))) {
+      pending.Finish();
       total.nan = true;
       return total;
     }
     if (bm == ninf) {
+      pending.Finish();
       if (kStore)
         for (std::int64_t j = 0; j < len; ++j) v[start + j] = 0.0f;
       next.scan(d, xn, 0, len_next);
@@ -211,6 +301,7 @@ chunk_stats ScanChunkRelaxedT(const float* x, std::int64_t n, float* v, float* b
     chunk_stats b;
     b.max = bm;
     if (bm == std::numeric_limits<float>::infinity()) {
+      pending.Finish();
       merge_chunk_stats(total, b);
       return total;
     }
@@ -270,11 +361,13 @@ chunk_stats ScanChunkRelaxedT(const float* x, std::int64_t n, float* v, float* b
       next.add(hn::LoadU(d, xn + i + 2 * N));
       next.add(hn::LoadU(d, xn + i + 3 * N));
       step4(i);
+      if constexpr (kStore) pending.Step4(d, i);
     }
     next.scan(d, xn, i, len_next);
     for (; i + 4 * N <= len; i += 4 * N) {  // prefetching on, as in ScanChunkT
       for (int k = 0; k < 4; ++k) hwy::Prefetch(xb + i + k * N + 2 * kBlock);
       step4(i);
+      if constexpr (kStore) pending.Step4(d, i);
     }
     for (; i + N <= len; i += N) {
       a0 = hn::Add(a0, term(hn::LoadU(d, xb + i), i, N));
@@ -282,6 +375,7 @@ chunk_stats ScanChunkRelaxedT(const float* x, std::int64_t n, float* v, float* b
     }
     if (i < len) a0 = hn::Add(a0, term(LoadPartial(d, xb + i, len - i, ninf), i, len - i));
     flush();
+    pending.Finish();
     if (HWY_UNLIKELY(ties > 1) && HasNaN(d, xb, len)) {
       total.nan = true;
       return total;
@@ -295,10 +389,10 @@ chunk_stats ScanChunkRelaxedT(const float* x, std::int64_t n, float* v, float* b
 }
 
 chunk_stats ScanChunkRelaxedImpl(const float* x, std::int64_t n) {
-  return ScanChunkRelaxedT<false>(x, n, nullptr, nullptr);
+  return ScanChunkRelaxedT<false>(x, n, nullptr, nullptr, nullptr);
 }
-chunk_stats ScanChunkStoreRelaxedImpl(const float* x, std::int64_t n, float* v, float* bmax) {
-  return ScanChunkRelaxedT<true>(x, n, v, bmax);
+chunk_stats ScanChunkStoreRelaxedImpl(const float* x, std::int64_t n, float* v, float* bmax, pending_grad* job) {
+  return ScanChunkRelaxedT<true>(x, n, v, bmax, job);
 }
 
 chunk_stats ScanChunkImpl(const float* x, std::int64_t n) { return ScanChunkT<false>(x, n, nullptr, nullptr, nullptr); }
@@ -365,10 +459,12 @@ void ProbSumsImpl(const float* x, const float* q, const float* w, std::int64_t n
 // from x_j where the result is subnormal but not negligible. special >= 0:
 // g[special] = special_value. stream: non-temporal stores (g must not alias x).
 // kErr = false (the relaxed scan's output): no error terms, e is not read.
+// fence = false leaves the non-temporal stores unfenced (a pending gradient's
+// blocks: finish_pending_grad fences).
 template <bool kErr>
 void GradStoredT(const float* x, const float* v, const float* e, const float* bmax, float* g,
                  std::int64_t n, float M, double a, std::int64_t special, float special_value,
-                 bool stream) {
+                 bool stream, bool fence) {
   const DF d;
   const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(d));
   const double Md = static_cast<double>(M);
@@ -445,7 +541,7 @@ void GradStoredT(const float* x, const float* v, const float* e, const float* bm
       std::memcpy(g + start + i, buf, static_cast<std::size_t>(cnt) * sizeof(float));
     }
   }
-  if (nt) hwy::FlushStream();
+  if (nt && fence) hwy::FlushStream();
 }
 
 void GradStoredImpl(const float* x, const float* v, const float* e, const float* bmax, float* g,
@@ -613,6 +709,7 @@ HWY_EXPORT(TargetMassImpl);
 HWY_EXPORT(ScanChunkRelaxedImpl);
 HWY_EXPORT(ScanChunkStoreRelaxedImpl);
 HWY_EXPORT(GradStoredRelaxedImpl);
+HWY_EXPORT(FinishPendingGradImpl);
 HWY_EXPORT(GradSmoothedImpl);
 HWY_EXPORT(TargetImpl);
 HWY_EXPORT(Log1pF64Impl);
@@ -669,8 +766,12 @@ chunk_stats scan_chunk_relaxed(const float* x, std::int64_t n) {
   return HWY_DYNAMIC_DISPATCH(ScanChunkRelaxedImpl)(x, n);
 }
 
-chunk_stats scan_chunk_store_relaxed(const float* x, std::int64_t n, float* v, float* bmax) {
-  return HWY_DYNAMIC_DISPATCH(ScanChunkStoreRelaxedImpl)(x, n, v, bmax);
+chunk_stats scan_chunk_store_relaxed(const float* x, std::int64_t n, float* v, float* bmax, pending_grad* job) {
+  return HWY_DYNAMIC_DISPATCH(ScanChunkStoreRelaxedImpl)(x, n, v, bmax, job);
+}
+
+void finish_pending_grad(pending_grad& job) {
+  if (job.n) HWY_DYNAMIC_DISPATCH(FinishPendingGradImpl)(&job);
 }
 
 void grad_stored_relaxed(const float* x, const float* v, const float* bmax, float* g, std::int64_t n,

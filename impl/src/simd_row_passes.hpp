@@ -80,9 +80,32 @@ void grad_stored(const float* x, const float* v, const float* e, const float* bm
 // float64 sum. scan_chunk_store_relaxed writes only v (no error terms);
 // grad_stored_relaxed reads only v. Same contracts otherwise.
 chunk_stats scan_chunk_relaxed(const float* x, std::int64_t n);
-chunk_stats scan_chunk_store_relaxed(const float* x, std::int64_t n, float* v, float* bmax);
 void grad_stored_relaxed(const float* x, const float* v, const float* bmax, float* g, std::int64_t n,
                          float M, double a, std::int64_t special, float special_value, bool stream);
+
+// A row's gradient still to be written: grad_stored_relaxed's arguments
+// (stream on), written one kStatsBlock at a time while the scan of the
+// thread's next row runs (scan_chunk_store_relaxed's `job`). Its
+// non-temporal stores then overlap that scan's reads instead of following
+// them: one thread's reads and writes are each bound by how many misses it
+// keeps in flight, not by the memory bus. Same values as writing at once.
+struct pending_grad {
+  const float* x = nullptr;  // the row's logits (read only in rare lanes)
+  const float* v = nullptr;
+  const float* bmax = nullptr;
+  float* g = nullptr;
+  std::int64_t n = 0, done = 0;
+  float M = 0.0f;
+  double a = 0.0;
+  std::int64_t special = -1;
+  float special_value = 0.0f;
+  bool active() const { return done < n; }
+};
+// job (may be null): one block of it is written per block scanned.
+chunk_stats scan_chunk_store_relaxed(const float* x, std::int64_t n, float* v, float* bmax,
+                                     pending_grad* job = nullptr);
+// Writes what is left of job, fences the non-temporal stores, empties it.
+void finish_pending_grad(pending_grad& job);
 
 // Target masses of a smoothed or probability row (a piece of it):
 // b_j = w_j (omeps q_j + epsc) (w null: w_j = 1; q null: q_j = 0), except
