@@ -175,22 +175,14 @@ void GradStoredT(const float* x, const float* v, const float* e, const float* bm
                  std::int64_t n, float M, double a, std::int64_t special, float special_value,
                  bool stream, bool fence = true);
 
-// The next block of a pending gradient (no fence: finish_pending_grad's).
-HWY_INLINE void AdvancePending(pending_grad* job) {
-  if (!job || job->done >= job->n) return;
-  const std::int64_t o = job->done, len = std::min(kBlock, job->n - o);
-  GradStoredT<false>(job->x + o, job->v + o, nullptr, job->bmax + o / kBlock, job->g + o, len, job->M, job->a,
-                     job->special - o, job->special_value, true, false);
-  job->done += len;
-}
-
 // The next block of a pending gradient, written from inside the scan loop of
 // the same block of the next row, 4 vectors per 4 scanned: the stores spread
 // over the scan (written as one burst after or before it, 8 KB of
 // non-temporal stores fill the store queue and the scan waits: measured no
 // faster than writing the whole row after its own scan). Vectors with a lane
 // to patch (the target, tiny or zero lanes), the lanes the loop does not
-// reach and a factor of 2^100 or more go through GradStoredT itself.
+// reach and a factor of 2^100 or more go through GradStoredT itself (no
+// fence: finish_pending_grad's).
 class PendingBlock {
  public:
   PendingBlock(DF d, pending_grad* job) : hi_(hn::Zero(d)), lo_(hi_), tiny_(hi_) {
@@ -251,7 +243,8 @@ class PendingBlock {
 };
 
 void FinishPendingGradImpl(pending_grad* job) {
-  while (job->active()) AdvancePending(job);
+  const DF d;
+  while (job->active()) PendingBlock(d, job).Finish();
   hwy::FlushStream();
   *job = pending_grad{};
 }
@@ -516,7 +509,7 @@ void GradStoredT(const float* x, const float* v, const float* e, const float* bm
         }
         if (any_small) {
           const VF s = hn::Sub(LoadPartial(d, x + j0, cnt, 0.0f), m);
-          HWY_ALIGN float sl[kTargetMaxLanes];
+          HWY_ALIGN float sl[kTargetMaxLanes] = {};  // (GCC cannot see cnt <= lanes)
           hn::Store(hn::VecFromMask(d, hn::And(small, hn::Ge(s, vylow))), d, sl);
           for (std::int64_t k = 0; k < cnt; ++k)
             if (sl[k] != 0.0f) buf[k] = exact(x[j0 + k]);
