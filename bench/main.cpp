@@ -64,7 +64,7 @@ void usage() {
                "  default     all shapes of docs/design.md §6 (bench/shapes.txt), 3 repetitions (medians), min time 0.2 s\n"
                "  names       impl/shape/mode/tN, e.g. stable/n4096c32000/fwd/t2;\n"
                "              simd_avx2/n4096c32000/fwd/t2: pinned to a Highway target (shapes marked 'targets')\n"
-               "              probe/{read,ntwrite,rmw}/tN for the bandwidth probes\n"
+               "              probe/{read,ntwrite,rmw,copy}/tN for the bandwidth probes\n"
                "  JSON        --benchmark_out=FILE --benchmark_out_format=json\n\n";
 }
 
@@ -147,7 +147,7 @@ void add_context(const settings& s, const std::string& skipped, const std::strin
                    "pinned); ce_roofline_fraction = items_per_second / min(roofline / bytes per element, floor at "
                    "the same thread count)");
   AddCustomContext("roofline",
-                   "fwd*: N*C*4 bytes vs read probe; fwdbwd: N*C*8 bytes vs 2/(1/read + 1/ntwrite); "
+                   "fwd*: N*C*4 bytes vs read probe; fwdbwd: N*C*8 bytes vs copy probe (read + NT write in one loop); "
                    "fwdbwd_inplace: N*C*8 bytes vs rmw probe; probe value = its best single pass "
                    "(best_bytes_per_second) over all repetitions");
   AddCustomContext("memory", std::string("peak_extra_bytes = max(counting operator new [+ LibTorch's CPU "
@@ -293,7 +293,7 @@ registration register_all(const settings& s) {
   std::vector<int> threads{1};
   if (std::thread::hardware_concurrency() >= 2 || omp_get_num_procs() >= 2) threads.push_back(2);
 
-  for (probe_kind k : {probe_kind::read, probe_kind::nt_write, probe_kind::rmw})
+  for (probe_kind k : {probe_kind::read, probe_kind::nt_write, probe_kind::rmw, probe_kind::copy})
     for (int t : threads) {
       const std::string name = "probe/" + to_string(k) + "/t" + std::to_string(t);
       benchmark::RegisterBenchmark(name.c_str(), [k, t](benchmark::State& st) { run_probe(st, k, t); })
