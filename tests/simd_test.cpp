@@ -515,13 +515,24 @@ TEST(openmp, bitwise_identical_for_1_and_2_threads) {
 
 // --- throughput ----------------------------------------------------------------
 
-// Rows the relaxed numerics compute (index targets, no smoothing, C > 2048):
+// Rows the relaxed numerics compute (index targets, no smoothing, C > 128):
 // wide spreads (terms down to the e^-86 cut-off and subnormal gradient
 // entries), dominant targets, ties at the max, -inf classes, long rows in
-// chunks, weights and ignored rows, strided rows and the in-place gradient.
+// chunks, weights and ignored rows, strided rows and the in-place gradient;
+// rows of one block (C <= 2048) as well as of many.
 std::vector<case_t> relaxed_cases() {
   std::vector<case_t> cs;
   cs.push_back(dense("relaxed_normal_6x5000", 6, 5000, 40, 3.0f));
+  cs.push_back(dense("relaxed_one_block_40x1000", 40, 1000, 54, 3.0f));
+  cs.push_back(dense("relaxed_smallest_C_70x129", 70, 129, 55, 5.0f));
+  cs.push_back(dense("relaxed_full_block_5x2048", 5, 2048, 56, 30.0f));
+  {
+    case_t c = dense("relaxed_one_block_dominant_8x300", 8, 300, 57, 1.0f);
+    for (std::int64_t n = 0; n < 8; ++n) c.x[n * 300 + c.t[n]] = 10.0f + 8.0f * float(n);
+    c.x[3 * 300 + 7] = nan_f;
+    c.x[5 * 300 + (c.t[5] + 1) % 300] = c.x[5 * 300 + c.t[5]];  // a tie with the target
+    cs.push_back(c);
+  }
   cs.push_back(dense("relaxed_spread_4x4099", 4, 4099, 41, 40.0f));
   {
     case_t c = dense("relaxed_near_cutoff_3x6000", 3, 6000, 42, 1.0f);
@@ -656,6 +667,40 @@ TEST_P(throughput_target, bitwise_independent_of_threads_and_layout) {
         }
       }
   omp_set_num_threads(saved);
+}
+
+// The (N, C, d) layout: the column paths compute the fast numerics, so the
+// relaxed rows (C > 128) take the row path there too and every position
+// gets the bits of the same row stored contiguously; C <= 128 stays on the
+// column paths (the fast numerics in both layouts).
+TEST_P(throughput_target, class_strided_positions_equal_contiguous_rows) {
+  const auto* thr = xent::find_implementation("throughput");
+  for (std::int64_t C : {100, 129, 300}) {
+    constexpr std::int64_t N = 3, D = 20;
+    case_t rows = dense("rows_C" + std::to_string(C), N * D, C, 58, 4.0f);
+    rows.x[5 * C + 3] = nan_f;
+    case_t cols = rows;
+    cols.name = "ncd_C" + std::to_string(C);
+    cols.shape = {N, C, D};
+    cols.strides = {C * D, D, 1};
+    for (std::int64_t n = 0; n < N; ++n)
+      for (std::int64_t d = 0; d < D; ++d)
+        for (std::int64_t j = 0; j < C; ++j) cols.x[(n * C + j) * D + d] = rows.x[(n * D + d) * C + j];
+    for (bool grad : {false, true}) {
+      const result a = run(rows, thr, xent::reduction::none, grad), b = run(cols, thr, xent::reduction::none, grad);
+      const std::string what = cols.name + (grad ? " +grad" : "");
+      ASSERT_EQ(a.loss.size(), b.loss.size()) << what;
+      EXPECT_EQ(std::memcmp(a.loss.data(), b.loss.data(), a.loss.size() * 4), 0) << what << ": losses";
+      if (!grad) continue;
+      std::int64_t differ = 0;
+      for (std::int64_t n = 0; n < N; ++n)
+        for (std::int64_t d = 0; d < D; ++d)
+          for (std::int64_t j = 0; j < C; ++j)
+            differ += std::memcmp(&a.grad[static_cast<std::size_t>((n * D + d) * C + j)],
+                                  &b.grad[static_cast<std::size_t>((n * C + j) * D + d)], 4) != 0;
+      EXPECT_EQ(differ, 0) << what << ": gradient entries differ";
+    }
+  }
 }
 
 // A gradient of 8 MiB or more is streamed, and a row's gradient is then

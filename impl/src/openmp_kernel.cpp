@@ -87,7 +87,7 @@ void run_openmp(const problem& pr, bool with_grad, simd::numerics num) {
   const bool parallel = threads > 1 && pr.positions * pr.classes >= kMinParallel;
   if (pr.type == dtype::f64)
     return run_float64_rounded_once(pr, with_grad, parallel ? static_cast<int>(threads) : 1);
-  if (const auto mode = simd::column_path(pr, with_grad); mode != simd::column_mode::none) {
+  if (const auto mode = simd::column_path(pr, with_grad, num); mode != simd::column_mode::none) {
     if (parallel) simd::run_columns(pr, with_grad, mode, omp_loop{});
     else simd::run_columns(pr, with_grad, mode, serial_loop{});
     return;

@@ -27,9 +27,9 @@ namespace xent::simd {
 // g != nullptr, g[k + c*gs]. Results are bitwise those of row_engine on the
 // same row: the same operations in the same order.
 constexpr std::int64_t kColumnMaxClasses = kStatsBlock;
-// The column paths compute the fast numerics only; rows they may take keep
-// them under `throughput` too (simd_row.hpp), so any layout gives one result.
-static_assert(kColumnMaxClasses <= kRelaxedAbove, "column rows never take relaxed numerics");
+// The column paths compute the fast numerics only; under relaxed numerics
+// (`throughput`) they take only rows that keep the fast numerics there too
+// (C <= kRelaxedAbove, simd_row.hpp), so any layout gives one result.
 struct column_group {
   const float* x = nullptr;
   std::int64_t xs = 0;
@@ -62,11 +62,15 @@ void scatter_columns(const float* buf, float* const* rows, std::int64_t count, s
 //          (measured: 2x faster at C = 100, 3x slower at C = 1000).
 enum class column_mode { none, lanes, gather };
 constexpr std::int64_t kGatherMaxClasses = 128;
+static_assert(kGatherMaxClasses <= kRelaxedAbove, "gathered rows keep the fast numerics under relaxed ones");
 
-inline column_mode column_path(const problem& pr, bool with_grad) {
+// num: the numerics of the kernel's rows (simd_row.hpp); relaxed rows (more
+// than kRelaxedAbove classes) take the row path in every layout.
+inline column_mode column_path(const problem& pr, bool with_grad, numerics num = numerics::fast) {
   if (pr.target != target_kind::index || pr.label_smoothing > 0.0) return column_mode::none;
   if (pr.type != dtype::f32) return column_mode::none;  // 16-bit: the row path widens rows
   if (pr.classes < 1 || pr.classes > kColumnMaxClasses) return column_mode::none;
+  if (num == numerics::relaxed && pr.classes > kRelaxedAbove) return column_mode::none;
   if (!pr.position_shape.empty() && pr.position_shape.back() >= 2 &&
       pr.logits_position_strides.back() == 1 && pr.logits_class_stride != 1 &&
       (!with_grad || pr.grad_position_strides.back() == 1))

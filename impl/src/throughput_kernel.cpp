@@ -1,6 +1,6 @@
 // `throughput`: the openmp kernel with the relaxed tier's numerics for rows
 // of index targets without smoothing and more than simd::kRelaxedAbove
-// classes (the LLM vocabularies): a value-only exponential and float32 sums
+// (128) classes: a value-only exponential and float32 sums
 // in short runs flushed into float64 (simd_row_passes.hpp). Other rows keep
 // the fast numerics. The bound and its proof: docs/throughput_kernel.md.
 // Results are bitwise identical for any thread count and layout, as openmp's.
@@ -20,7 +20,7 @@ class throughput_kernel final : public implementation {
     return "Highway " + std::string(simd::active_target_name()) + " on " +
            std::to_string(omp_get_max_threads()) +
            " OpenMP threads: value-only float32 exp, float32 sums in runs of 32 vectors flushed to "
-           "float64, log1p form, fused gradient (C > 2048 index targets; other rows as openmp)";
+           "float64, log1p form, fused gradient (index targets with C > 128; other rows as openmp)";
   }
   xent::tier tier() const override { return tier::relaxed; }
   // 16-bit logits: rows widened into float32 buffers, the loss and gradient
