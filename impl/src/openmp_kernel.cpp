@@ -22,8 +22,12 @@
 namespace xent {
 namespace {
 
-// Below this many logits, threads cost more than they bring.
+// Below this many logits, threads cost more than they bring: fast numerics
+// take about 25 us for 2^16 logits on one AVX-512 thread, and two threads
+// save some of it; relaxed rows take 12 us, and two threads took longer
+// ([64,1024]: 12.1 us on one, 16.7 on two), so they need twice the work.
 constexpr std::int64_t kMinParallel = std::int64_t{1} << 16;
+constexpr std::int64_t kMinParallelRelaxed = std::int64_t{1} << 17;
 
 // Runs reserve() on every thread of one team, then (when it succeeded on
 // all of them) f(i) for i in [0, n) split statically over the same threads
@@ -84,7 +88,9 @@ struct omp_loop {
 
 void run_openmp(const problem& pr, bool with_grad, simd::numerics num) {
   const std::int64_t threads = omp_get_max_threads();
-  const bool parallel = threads > 1 && pr.positions * pr.classes >= kMinParallel;
+  const bool relaxed_rows = num == simd::numerics::relaxed && pr.classes > simd::kRelaxedAbove;
+  const bool parallel =
+      threads > 1 && pr.positions * pr.classes >= (relaxed_rows ? kMinParallelRelaxed : kMinParallel);
   if (pr.type == dtype::f64)
     return run_float64_rounded_once(pr, with_grad, parallel ? static_cast<int>(threads) : 1);
   if (const auto mode = simd::column_path(pr, with_grad, num); mode != simd::column_mode::none) {
