@@ -88,7 +88,11 @@ struct omp_loop {
 
 void run_openmp(const problem& pr, bool with_grad, simd::numerics num) {
   const std::int64_t threads = omp_get_max_threads();
-  const bool relaxed_rows = num == simd::numerics::relaxed && pr.classes > simd::kRelaxedAbove;
+  // The rows row_engine computes with relaxed numerics (float32 index targets
+  // without smoothing, C > kRelaxedAbove); float64 and the rest keep openmp's.
+  const bool relaxed_rows = num == simd::numerics::relaxed && pr.type != dtype::f64 &&
+                            pr.target == target_kind::index && pr.label_smoothing == 0.0 &&
+                            pr.classes > simd::kRelaxedAbove;
   const bool parallel =
       threads > 1 && pr.positions * pr.classes >= (relaxed_rows ? kMinParallelRelaxed : kMinParallel);
   if (pr.type == dtype::f64)
