@@ -108,10 +108,16 @@ struct problem {
     std::int64_t off = 0;
     for (std::int64_t p = 0; p < positions; ++p) {
       f(p, off);
-      for (std::size_t d = dims; d-- > 0;) {  // odometer step
-        off += strides[d];
-        if (++index[d] < position_shape[d]) break;
-        off -= strides[d] * position_shape[d];
+      // Odometer step. `off` only ever takes offsets of elements of the view
+      // (which validation bounded): stepping past the last index and then
+      // back overflowed for an extent-1 dimension with a stride near 2^63,
+      // which any value may have (found by fuzz_problem).
+      for (std::size_t d = dims; d-- > 0;) {
+        if (++index[d] < position_shape[d]) {
+          off += strides[d];
+          break;
+        }
+        off -= strides[d] * (position_shape[d] - 1);
         index[d] = 0;
       }
     }
