@@ -671,7 +671,9 @@ std::string to_string(mode m) {
 
 bool writes_grad(mode m) { return m == mode::fwdbwd || m == mode::fwdbwd_inplace; }
 
-std::string bench_case::impl_name() const { return libtorch ? "libtorch" : impl->name() + floor_suffix(target); }
+std::string bench_case::impl_name() const {
+  return (libtorch ? std::string("libtorch") : impl->name()) + floor_suffix(target);
+}
 
 std::string bench_case::name() const {
   return impl_name() + "/" + shape.name + "/" + to_string(m) + "/t" + std::to_string(threads);
@@ -701,6 +703,12 @@ std::vector<std::string> case_errors() {
   std::vector<std::string> v;
   for (const auto& [name, rec] : records())
     if (!rec.error.empty()) v.push_back(name + ": " + rec.error);
+  return v;
+}
+
+std::vector<std::string> measured_cases() {
+  std::vector<std::string> v;
+  for (const auto& [name, t] : case_times()) v.push_back(name);
   return v;
 }
 

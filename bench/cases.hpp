@@ -65,8 +65,11 @@ struct bench_case {
   shape_spec shape;
   mode m = mode::fwd;
   int threads = 1;
-  std::int64_t target = 0;  // a Highway target the call is pinned to; 0: the CPU's best
-  std::string impl_name() const;  // "libtorch" for the peer; "simd_avx2" when pinned
+  // A Highway target the call is pinned to; 0: the CPU's best. For a peer
+  // (xent_bench --peers-at, capped_peers.hpp): the instruction set the
+  // process capped it at, which names it and picks its compute floor.
+  std::int64_t target = 0;
+  std::string impl_name() const;  // "libtorch" for the peer; "simd_avx2" when pinned, "libtorch_avx2" when capped
   std::string name() const;
 };
 
@@ -98,6 +101,8 @@ double calibrate(const xent::implementation& impl, bool grad);
 // "name: message" of every case that was skipped with an error (a mismatch
 // against the reference or an exception), in name order.
 std::vector<std::string> case_errors();
+// The names of the cases measured so far (the filter may leave some out).
+std::vector<std::string> measured_cases();
 
 // The implementation outputs are checked against ("stable").
 const xent::implementation& reference_implementation();

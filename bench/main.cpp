@@ -1,7 +1,7 @@
 // xent_bench: every registered implementation next to LibTorch and the
 // machine's memory bandwidth, in one process (see bench/README.md).
 //
-//   xent_bench [--quick] [--no-torch] [--no-onednn] [Google Benchmark flags...]
+//   xent_bench [--quick] [--no-torch] [--no-onednn] [--no-capped-peers] [Google Benchmark flags...]
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "bench_config.hpp"
+#include "capped_peers.hpp"
 #include "cases.hpp"
 #include "highway_dispatch.hpp"
 #include "memory.hpp"
@@ -45,6 +46,10 @@ struct settings {
   bool quick = false;
   bool torch = true;
   bool onednn = true;
+  // --peers-at=TARGET: this process is the child that measures the peers
+  // capped at TARGET (capped_peers.hpp); null: the main run.
+  const isa_cap* peers_at = nullptr;
+  bool capped_peers = true;  // the main run starts that child (where it means something)
   int omp_max_threads = 1;  // at start, before any case sets its own count
   double busy_elsewhere = -1.0;
 };
@@ -57,10 +62,13 @@ constexpr double slow_call_s = 0.25;
 constexpr double max_call_s = 20.0;
 
 void usage() {
-  std::cout << "xent_bench [--quick] [--no-torch] [--no-onednn] [Google Benchmark flags]\n"
+  std::cout << "xent_bench [--quick] [--no-torch] [--no-onednn] [--no-capped-peers] [Google Benchmark flags]\n"
                "  --quick     tiny shapes only (CI smoke, < 1 min); min time 0.1 s, 1 repetition\n"
                "  --no-torch  leave the LibTorch peer out\n"
                "  --no-onednn leave the oneDNN peer (implementation onednn) out\n"
+               "  --no-capped-peers  on a CPU above AVX2, do not measure the peers again capped at AVX2\n"
+               "              (by default a second process does, after this run: onednn_avx2/..., libtorch_avx2/...)\n"
+               "  --peers-at=avx2    only the peers, capped at that instruction set (what that process runs)\n"
                "  default     all shapes of docs/design.md §6 (bench/shapes.txt), 3 repetitions (medians), min time 0.2 s\n"
                "  names       impl/shape/mode/tN, e.g. stable/n4096c32000/fwd/t2;\n"
                "              simd_avx2/n4096c32000/fwd/t2: pinned to a Highway target (shapes marked 'targets')\n"
@@ -293,8 +301,23 @@ registration register_all(const settings& s) {
   std::vector<int> threads{1};
   if (std::thread::hardware_concurrency() >= 2 || omp_get_num_procs() >= 2) threads.push_back(2);
 
+  // The child of capped_peers.hpp: the peers alone, capped at one target
+  // (named after it, its floor the floor there), on the shapes marked
+  // `targets`, loss and fused, the most threads -- where the pinned cases of
+  // the main run are. Its probes run on demand.
+  std::int64_t cap_target = 0;
+  if (s.peers_at) {
+    for (std::int64_t t : floor_targets())
+      if (t && floor_suffix(t) == std::string("_") + s.peers_at->target) cap_target = t;
+    if (!cap_target)
+      throw std::runtime_error(std::string("--peers-at=") + s.peers_at->target +
+                               ": not a target of this CPU below its best one (the peers pick the best themselves)");
+  }
+  const bool peers_only = cap_target != 0;
+
   for (probe_kind k : {probe_kind::read, probe_kind::nt_write, probe_kind::rmw, probe_kind::copy})
     for (int t : threads) {
+      if (peers_only) break;
       const std::string name = "probe/" + to_string(k) + "/t" + std::to_string(t);
       benchmark::RegisterBenchmark(name.c_str(), [k, t](benchmark::State& st) { run_probe(st, k, t); })
           ->Unit(benchmark::kMillisecond);
@@ -304,6 +327,7 @@ registration register_all(const settings& s) {
   // to each other one.
   for (std::int64_t target : floor_targets())
     for (int t : threads) {
+      if (peers_only) break;
       const std::string name = "probe/floor" + floor_suffix(target) + "/t" + std::to_string(t);
       benchmark::RegisterBenchmark(name.c_str(), [target, t](benchmark::State& st) { run_floor_probe(st, target, t); })
           ->Unit(benchmark::kMillisecond)
@@ -351,10 +375,12 @@ registration register_all(const settings& s) {
     }
   }
   for (const auto& [p, float32] : typed_plan) {
+    if (peers_only && (!float32 || !p.targets)) continue;
     std::vector<mode> modes{mode::fwd};
     if (p.reductions) modes.insert(modes.end(), {mode::fwd_sum, mode::fwd_none});
     modes.push_back(mode::fwdbwd);
     if (p.inplace) modes.push_back(mode::fwdbwd_inplace);
+    if (peers_only) modes = {mode::fwd, mode::fwdbwd};
     const std::uint32_t wanted = xent::dtype_bit(p.shape.type);
 #ifdef XENT_HAVE_TORCH
     // The peer first (the ratios are set once the whole shape has run);
@@ -363,7 +389,9 @@ registration register_all(const settings& s) {
     if (s.torch && p.shape.type != xent::dtype::f16)
       for (mode m : modes)
         if (m != mode::fwdbwd_inplace)
-          for (int t : threads) add({.libtorch = true, .shape = p.shape, .m = m, .threads = t}, false);
+          for (int t : threads)
+            if (!peers_only || t == threads.back())
+              add({.libtorch = true, .shape = p.shape, .m = m, .threads = t, .target = cap_target}, false);
 #endif
     // Pinned to every other Highway target (the best one is the unpinned
     // case): loss and fused modes with the most threads, on the shapes
@@ -374,10 +402,12 @@ registration register_all(const settings& s) {
     };
     std::vector<variant> variants;
     for (const impl_plan& ip : impls)
-      if (ip.impl->dtypes() & wanted) variants.push_back({&ip, 0});
+      if (peers_only) {
+        if (ip.impl->peer()) variants.push_back({&ip, cap_target});
+      } else if (ip.impl->dtypes() & wanted) variants.push_back({&ip, 0});
       else if (!float32)
         note(ip.impl->name() + "/" + p.shape.name + " (computes no " + xent::to_string(p.shape.type) + " logits)");
-    if (p.targets)
+    if (p.targets && !peers_only)
       for (const impl_plan& ip : impls)
         if (ip.highway)
           for (std::int64_t target : floor_targets())
@@ -425,6 +455,44 @@ bool has_flag(const std::vector<std::string>& args, std::string_view flag) {
   return false;
 }
 
+// After the main run on a CPU whose best target is above AVX2: the peers
+// again, capped at AVX2, in a child process (capped_peers.hpp), where a case
+// pinned to AVX2 was measured and a peer takes part. "" or what failed.
+std::string measure_capped_peers(const settings& s, const std::vector<std::string>& args,
+                                 const std::string& highway) {
+  bool peers = false;
+#ifdef XENT_HAVE_TORCH
+  peers = peers || s.torch;
+#endif
+#ifdef XENT_BENCH_HAVE_ONEDNN
+  peers = peers || s.onednn;
+#endif
+  if (!s.capped_peers || !peers || highway.empty()) return "";
+  std::vector<std::string> impls;
+  for (std::size_t b = 0, e; b < highway.size(); b = e + 1) {
+    e = highway.find(',', b);
+    if (e == std::string::npos) e = highway.size();
+    impls.push_back(highway.substr(b, e - b));
+  }
+  const isa_cap& cap = *find_isa_cap("avx2");
+  const std::string filter = capped_peer_filter(cap, measured_cases(), impls);
+  if (filter.empty()) return "";  // nothing pinned to AVX2 ran (the CPU's best target, or filtered out)
+  std::vector<std::string> pass;
+  if (s.quick) pass.push_back("--quick");
+  if (!s.torch) pass.push_back("--no-torch");
+  if (!s.onednn) pass.push_back("--no-onednn");
+  for (const char* flag : {"--benchmark_repetitions", "--benchmark_min_time", "--benchmark_display_aggregates_only",
+                           "--benchmark_report_aggregates_only", "--benchmark_color"})
+    for (const auto& a : args)
+      if (a.rfind(std::string(flag) + "=", 0) == 0) pass.push_back(a);
+  const std::string out = flag_value(args, "--benchmark_out", "");
+  const bool json = !out.empty() && flag_value(args, "--benchmark_out_format", "json") == "json";
+  const bool console = flag_value(args, "--benchmark_format", "console") == "console";
+  if (!console && !json) return "";  // no output would show them (JSON on stdout holds this run only)
+  if (console) std::cout << "\nThe peers again, capped at AVX2 (a second process; --no-capped-peers skips it):\n" << std::flush;
+  return run_capped_peers(cap, filter, pass, console, json ? out : "");
+}
+
 }  // namespace
 }  // namespace xent_bench
 
@@ -438,7 +506,16 @@ int main(int argc, char** argv) {
     if (a == "--quick") s.quick = true;
     else if (a == "--no-torch") s.torch = false;
     else if (a == "--no-onednn") s.onednn = false;
-    else {
+    else if (a == "--no-capped-peers") s.capped_peers = false;
+    else if (a.rfind("--peers-at=", 0) == 0) {
+      s.peers_at = find_isa_cap(a.substr(11));
+      if (!s.peers_at) {
+        std::cerr << "xent_bench: " << a << ": no cap known for that target (known: " << known_isa_caps() << ")\n";
+        return 2;
+      }
+      // Before either peer starts: both read their cap once per process.
+      apply_isa_cap(*s.peers_at);
+    } else {
       if (a == "--help" || a == "-h") usage();
       args.emplace_back(a);
     }
@@ -465,7 +542,13 @@ int main(int argc, char** argv) {
 #ifdef XENT_BENCH_HAVE_ONEDNN
   if (s.onednn) xent::peers::register_onednn();
 #endif
-  const registration r = register_all(s);
+  registration r;
+  try {
+    r = register_all(s);
+  } catch (const std::exception& e) {
+    std::cerr << "xent_bench: " << e.what() << "\n";
+    return 2;
+  }
   add_context(s, r.skipped, r.highway);
   auto display = make_reporter(flag_value(args, "--benchmark_format", "console"), true, args);
   std::unique_ptr<benchmark::BenchmarkReporter> file;
@@ -480,5 +563,7 @@ int main(int argc, char** argv) {
   // answer, error) still fails the run, so CI sees it.
   const auto errors = case_errors();
   for (const auto& e : errors) std::cerr << "xent_bench: FAILED " << e << "\n";
-  return errors.empty() ? 0 : 1;
+  const std::string capped = s.peers_at ? "" : measure_capped_peers(s, args, r.highway);
+  if (!capped.empty()) std::cerr << "xent_bench: FAILED " << capped << "\n";
+  return errors.empty() && capped.empty() ? 0 : 1;
 }

@@ -83,6 +83,20 @@ void set_target(bench_point& p, const bench_data& d) {
         return;
       }
   }
+  // A peer capped at a target below the best (xent_bench --peers-at).
+  for (const char* peer : {"libtorch", "onednn"})
+    for (std::size_t i = 1; i < d.targets.size(); ++i)
+      if (p.impl == peer + ("_" + lower(d.targets[i]))) {
+        p.kernel = peer;
+        p.target = d.targets[i];
+        p.pinned = p.capped = true;
+        return;
+      }
+}
+
+const bench_point* capped_point(const bench_data& d, const bench_point& p, const std::string& peer) {
+  if (!p.pinned || p.capped || p.kernel == peer) return nullptr;
+  return d.find(peer + "_" + lower(p.target), p.shape, p.mode, p.threads);
 }
 
 double number(const nlohmann::json& b, const char* key) {
@@ -97,6 +111,16 @@ const bench_point* bench_data::find(const std::string& impl, const std::string& 
   for (const auto& p : points)
     if (p.impl == impl && p.shape == shape && p.mode == mode && p.threads == threads) return &p;
   return nullptr;
+}
+
+bool bench_data::capped_peer_for(const bench_point& p, const std::string& peer) const {
+  return capped_point(*this, p, peer) != nullptr;
+}
+
+double bench_data::vs_peer(const bench_point& p, const std::string& peer) const {
+  if (p.kernel == peer) return 1.0;
+  if (const bench_point* q = capped_point(*this, p, peer)) return p.bytes_per_second / q->bytes_per_second;
+  return peer == "libtorch" ? p.vs_torch : p.vs_onednn;
 }
 
 int bench_data::max_threads() const {

@@ -20,6 +20,7 @@ struct bench_point {
   std::string kernel;             // the implementation without a target suffix: "simd"
   std::string target;             // the Highway target it ran on ("AVX2"); empty: it does not dispatch on Highway
   bool pinned = false;            // run pinned to a target other than the CPU's best
+  bool capped = false;            // a peer capped at `target` ("onednn_avx2": xent_bench's capped peers)
   int threads = 1;
   std::int64_t classes = 0, elements = 0;
   double bytes_per_second = 0.0;
@@ -42,6 +43,13 @@ struct bench_data {
   const bench_point* find(const std::string& impl, const std::string& shape, const std::string& mode,
                           int threads) const;
   int max_threads() const;
+  // p's speed-up over `peer` ("libtorch" or "onednn"; 1 for the peer itself):
+  // for a case pinned below the best target, over that peer capped at the
+  // same target when the run measured it (same shape, mode and threads),
+  // else the bench's own ratio (the peer at its own choice). NaN: absent.
+  double vs_peer(const bench_point& p, const std::string& peer) const;
+  // Whether vs_peer compares p with a peer capped at p's target.
+  bool capped_peer_for(const bench_point& p, const std::string& peer) const;
   // The headline shape: n4096c32000 when measured, else the largest fwd shape.
   std::string headline_shape() const;
 };

@@ -1,5 +1,7 @@
 // GCC 12 warns falsely (-Wrestrict) on "literal" + std::string concatenations.
 #pragma GCC diagnostic ignored "-Wrestrict"
+#include <cmath>
+
 #include "format.hpp"
 #include "report_write.hpp"
 #include "xent/kernel.hpp"
@@ -60,6 +62,11 @@ json bench_json(const bench_data& b) {
                    {"kernel", p.kernel},
                    {"target", p.target},
                    {"pinned", p.pinned},
+                   {"capped", p.capped},
+                   // Over the peers capped at this case's target ("nan" where
+                   // the run measured none: vs_torch, vs_onednn are then it).
+                   {"vs_torch_at_target", json_number(b.capped_peer_for(p, "libtorch") ? b.vs_peer(p, "libtorch") : std::nan(""))},
+                   {"vs_onednn_at_target", json_number(b.capped_peer_for(p, "onednn") ? b.vs_peer(p, "onednn") : std::nan(""))},
                    {"peak_extra_bytes", json_number(p.peak_extra_bytes)},
                    {"extra_per_NxC", json_number(p.extra_per_nxc)}});
   j["results"] = pts;

@@ -56,6 +56,11 @@ std::string dims_of(const std::string& name) {
   return o + "]" + suffix;
 }
 
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
 std::string maybe(double v, const char* f) { return std::isnan(v) ? std::string("—") : fmt(v, f); }
 
 std::string bytes_text(double b) {
@@ -112,19 +117,39 @@ void per_target(std::ostringstream& md, const bench_data& b) {
   md << "The kernels that dispatch on Highway (" << b.highway_impls.size() << ": ";
   for (std::size_t i = 0; i < b.highway_impls.size(); ++i) md << (i ? ", " : "") << "`" << b.highway_impls[i] << "`";
   md << ") pinned to each target of this CPU (`hwy::SetSupportedTargetsForTest`; the first target is the one they "
-        "pick unpinned), " << t << " thread(s). Each cell: GB/s, fraction of the CE roofline on that target (the "
-        "compute floor measured on the same target), speed-up over LibTorch.";
-  // The peers are not pinned: their ratios on a narrower target compare it
-  // with their own choice, which the bench records.
+        "pick unpinned), " << t << " thread(s). Each cell: GB/s · fraction of the CE roofline on that target (the "
+        "compute floor measured on the same target) · speed-up over LibTorch · over oneDNN.";
+  // The peers cannot be pinned in-process: the bench measures them again
+  // capped at AVX2 in a second process (capped peers), and the rows of that
+  // target compare with those; other rows with the peers' own choice.
+  std::vector<std::string> capped, uncapped;
+  for (std::size_t i = 1; i < b.targets.size(); ++i) {
+    bool any = false;
+    for (const auto& p : b.points)
+      if (p.capped && p.target == b.targets[i]) any = true;
+    (any ? capped : uncapped).push_back(b.targets[i]);
+  }
+  auto list = [](const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+    return s;
+  };
+  if (!capped.empty())
+    md << " On the " << list(capped) << " row" << (capped.size() > 1 ? "s" : "")
+       << " the ratios are over the peers capped at that instruction set in the same run (`libtorch_"
+       << lower(capped[0]) << "` and `onednn_" << lower(capped[0])
+       << "` in the tables below: a second process with ONEDNN_MAX_CPU_ISA and ATEN_CPU_CAPABILITY set, "
+          "bench/README.md)"
+       << (uncapped.empty() ? "." : ";");
   const std::string torch_isa = b.context.value("libtorch_isa", std::string()),
                     dnnl_isa = b.context.value("onednn_isa", std::string());
-  if (!torch_isa.empty() || !dnnl_isa.empty()) {
-    md << " The peers pick their own instruction set in every row — ";
+  if (!uncapped.empty() && (!torch_isa.empty() || !dnnl_isa.empty())) {
+    md << (capped.empty() ? std::string(" The peers pick their own instruction set in every row — ")
+                          : " on the " + list(uncapped) + (uncapped.size() > 1 ? " rows" : " row") +
+                                " over the peers at their own choice — ");
     if (!torch_isa.empty()) md << "LibTorch: " << torch_isa << (dnnl_isa.empty() ? "" : "; ");
     if (!dnnl_isa.empty()) md << "oneDNN: " << dnnl_isa;
-    md << " — so below the first target the ratios compare a narrower path of ours with theirs; to compare "
-          "at one instruction set, cap theirs too (`ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 ./run report`, "
-          "bench/README.md).";
+    md << " — so they compare a narrower path of ours with theirs.";
   }
   md << "\n\n| kernel | target |";
   for (const auto& [shape, mode] : columns) md << " `" << shape << "` " << mode << " |";
@@ -139,7 +164,7 @@ void per_target(std::ostringstream& md, const bench_data& b) {
         for (const auto& q : b.points)
           if (q.kernel == kernel && q.target == target && q.shape == shape && q.mode == mode && q.threads == t) p = &q;
         md << " " << (p ? fmt(p->bytes_per_second / 1e9, "%.2f") + " · " + maybe(p->ce_roofline_fraction, "%.2f") + " · " +
-                              maybe(p->vs_torch, "%.2fx")
+                              maybe(b.vs_peer(*p, "libtorch"), "%.2fx") + " · " + maybe(b.vs_peer(*p, "onednn"), "%.2fx")
                         : std::string("—"))
            << " |";
       }
@@ -166,10 +191,11 @@ void performance_section(std::ostringstream& md, const report_data& d) {
      << " (best first). **GB/s**: the bytes the mode must move (N·C·4 for the loss, twice that with the gradient) "
         "over the wall time. **CE roofline**: elements/s over the lower of the memory probe and the compute floor "
         "at the same thread count (bench/README.md; for a case pinned to a target, the floor on that target). **vs LibTorch**, **vs oneDNN**: the peer's median time over "
-        "this one's, same shape, mode and threads (above 1: faster). **extra**: the peak memory a warm call "
+        "this one's, same shape, mode and threads (above 1: faster; for a case pinned to a target, the peer capped at "
+        "that target when this run measured it). **extra**: the peak memory a warm call "
         "allocates beyond its inputs and outputs. **vs 1 thread**: the one-thread time over this one's. "
         "**target**: the Highway target the kernel ran on (— for kernels that do not dispatch on Highway and for "
-        "the peers). Ratios are from this one run; figures from other machines or runs are not comparable.\n";
+        "the peers at their own choice; for a peer, the instruction set it was capped at). Ratios are from this one run; figures from other machines or runs are not comparable.\n";
   per_target(md, b);
 
   const std::vector<std::string> shapes = first_seen(b.points, &bench_point::shape);
@@ -182,19 +208,24 @@ void performance_section(std::ostringstream& md, const report_data& d) {
     md << "\n### `" << shape << "`: " << dims_of(shape) << ", C = " << c << "\n\n"
        << "| mode | implementation | target | threads | GB/s | of CE roofline | vs LibTorch | vs oneDNN | extra | vs 1 thread |\n"
           "|---|---|---|--:|--:|--:|--:|--:|--:|--:|\n";
+    // No target (a peer at its own choice) before the targets, best first.
+    auto target_rank = [&](const bench_point* p) { return p->target.empty() ? 0 : 1 + index_in(b.targets, p->target); };
     std::stable_sort(rows.begin(), rows.end(), [&](const bench_point* x, const bench_point* y) {
-      const auto kx = std::make_tuple(mode_rank(x->mode), index_in(kernels, x->kernel), index_in(b.targets, x->target), x->threads);
-      const auto ky = std::make_tuple(mode_rank(y->mode), index_in(kernels, y->kernel), index_in(b.targets, y->target), y->threads);
+      const auto kx = std::make_tuple(mode_rank(x->mode), index_in(kernels, x->kernel), target_rank(x), x->threads);
+      const auto ky = std::make_tuple(mode_rank(y->mode), index_in(kernels, y->kernel), target_rank(y), y->threads);
       return kx < ky;
     });
     for (const bench_point* p : rows)
       md << "| " << mode_words(p->mode) << " | " << p->kernel << " | " << (p->target.empty() ? "—" : p->target) << " | "
          << p->threads << " | " << fmt(p->bytes_per_second / 1e9, "%.2f") << " | " << maybe(p->ce_roofline_fraction, "%.2f")
-         << " | " << (p->kernel == "libtorch" ? std::string("1") : maybe(p->vs_torch, "%.2fx")) << " | "
-         << (p->kernel == "onednn" ? std::string("1") : maybe(p->vs_onednn, "%.2fx")) << " | " << extra_text(*p) << " | "
+         << " | " << (p->kernel == "libtorch" ? std::string("1") : maybe(b.vs_peer(*p, "libtorch"), "%.2fx")) << " | "
+         << (p->kernel == "onednn" ? std::string("1") : maybe(b.vs_peer(*p, "onednn"), "%.2fx")) << " | " << extra_text(*p) << " | "
          << (p->threads == 1 ? std::string("1") : maybe(p->vs_t1, "%.2fx")) << " |\n";
   }
-  const std::string skipped = b.context.value("skipped", std::string("none"));
+  std::string skipped = b.context.value("skipped", std::string("none"));
+  const std::string capped_skipped = b.context.value("peers_at_avx2_skipped", std::string("none"));
+  if (capped_skipped != "none")
+    skipped = (skipped == "none" ? "" : skipped + "; ") + "capped at AVX2: " + capped_skipped;
   md << "\nNot measured in this run: " << (skipped == "none" ? std::string("nothing") : skipped) << ".\n";
 }
 

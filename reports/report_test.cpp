@@ -322,8 +322,8 @@ TEST(report_output, performance_section_and_accuracy_vs_speed_from_the_bench_jso
   ASSERT_TRUE(has(md, "## Performance")) << md;
   // Per target: the unpinned case is the best target's row, then the pinned ones.
   EXPECT_TRUE(has(md, "| kernel | target | `n4096c32000` fwd |")) << md;
-  EXPECT_TRUE(has(md, "| simd | AVX3 | 9.00 · 0.61 · 4.29x |\n| simd | AVX2 | 6.00 · 0.55 · 2.86x |\n"
-                      "| simd | SSE4 | 3.00 · 0.50 · 1.43x |"))
+  EXPECT_TRUE(has(md, "| simd | AVX3 | 9.00 · 0.61 · 4.29x · 2.14x |\n| simd | AVX2 | 6.00 · 0.55 · 2.86x · — |\n"
+                      "| simd | SSE4 | 3.00 · 0.50 · 1.43x · — |"))
       << md;
   // Every case in its shape's table, peers first, targets best first.
   const auto big = md.find("### `n4096c32000`: [4096, 32000], C = 32000");
@@ -407,6 +407,81 @@ TEST(report_output, performance_section_and_accuracy_vs_speed_from_the_bench_jso
   EXPECT_GT(loss["\"simd\""].second, 0.0);
   EXPECT_LE(loss["\"simd\""].second, 2.0);
   EXPECT_GE(fused["\"simd\""].second, loss["\"simd\""].second);
+}
+
+// The peers capped at AVX2 (xent_bench's second process, names
+// libtorch_avx2/..., onednn_avx2/...): a peer row of that target in its
+// shape's table, and the cases pinned to AVX2 compared with them (ratios of
+// GB/s: the same bytes per call) in both tables and in report.json; the
+// other pinned targets keep the bench's ratios (the peers' own choice).
+TEST(report_output, cases_pinned_to_avx2_are_compared_with_the_peers_capped_there) {
+  const std::string bench = write("bench_capped.json", R"js({"context": {"set": "default",
+      "hwy_cpu_targets": "AVX3,AVX2,SSE4", "highway_implementations": "simd", "skipped": "none",
+      "libtorch_isa": "ATen's choice", "onednn_isa": "avx512_core",
+      "peers_at_avx2_skipped": "libtorch_avx2/n4096c32000/fwdbwd/t2 (slow: one thread only)"}, "benchmarks": [
+    {"name": "libtorch/n4096c32000/fwd/t2", "run_type": "iteration", "bytes_per_second": 2.0e9, "vs_onednn": 0.5},
+    {"name": "onednn/n4096c32000/fwd/t2", "run_type": "iteration", "bytes_per_second": 4.0e9, "vs_torch": 2.0},
+    {"name": "simd/n4096c32000/fwd/t2", "run_type": "iteration", "bytes_per_second": 9.0e9, "ce_roofline_fraction": 0.61, "vs_torch": 4.5, "vs_onednn": 2.25},
+    {"name": "simd_avx2/n4096c32000/fwd/t2", "run_type": "iteration", "bytes_per_second": 6.0e9, "ce_roofline_fraction": 0.55, "vs_torch": 3.0, "vs_onednn": 1.5},
+    {"name": "simd_sse4/n4096c32000/fwd/t2", "run_type": "iteration", "bytes_per_second": 3.0e9, "ce_roofline_fraction": 0.5, "vs_torch": 1.5, "vs_onednn": 0.75},
+    {"name": "libtorch_avx2/n4096c32000/fwd/t2", "run_type": "iteration", "bytes_per_second": 1.5e9, "vs_onednn": 0.6},
+    {"name": "onednn_avx2/n4096c32000/fwd/t2", "run_type": "iteration", "bytes_per_second": 2.5e9, "vs_torch": 1.67}]})js");
+  const std::string out = (temp_dir() / "capped").string();
+  const auto r = run("report --quiet --no-examples --filter n512c10_normal_s1 --impl stable --bench-json " + bench +
+                     " --out " + out);
+  ASSERT_EQ(r.status, 0) << r.err;
+  const std::string& md = r.out;
+  // AVX2: 6.0 / 1.5 and 6.0 / 2.5; SSE4: the bench's own.
+  EXPECT_TRUE(has(md, "| simd | AVX3 | 9.00 · 0.61 · 4.50x · 2.25x |\n| simd | AVX2 | 6.00 · 0.55 · 4.00x · 2.40x |\n"
+                      "| simd | SSE4 | 3.00 · 0.50 · 1.50x · 0.75x |"))
+      << md;
+  EXPECT_TRUE(has(md, "On the AVX2 row the ratios are over the peers capped at that instruction set in the same run "
+                      "(`libtorch_avx2` and `onednn_avx2`"))
+      << md;
+  EXPECT_TRUE(has(md, "on the SSE4 row over the peers at their own choice — LibTorch: ATen's choice; oneDNN: avx512_core"))
+      << md;
+  // The shape's table: each peer at its own choice, then capped; ours likewise.
+  const std::vector<std::string> rows = {
+      "| loss (mean) | libtorch | — | 2 | 2.00 | — | 1 | 0.50x |",
+      "| loss (mean) | libtorch | AVX2 | 2 | 1.50 | — | 1 | 0.60x |",
+      "| loss (mean) | onednn | — | 2 | 4.00 | — | 2.00x | 1 |",
+      "| loss (mean) | onednn | AVX2 | 2 | 2.50 | — | 1.67x | 1 |",
+      "| loss (mean) | simd | AVX3 | 2 | 9.00 | 0.61 | 4.50x | 2.25x |",
+      "| loss (mean) | simd | AVX2 | 2 | 6.00 | 0.55 | 4.00x | 2.40x |",
+      "| loss (mean) | simd | SSE4 | 2 | 3.00 | 0.50 | 1.50x | 0.75x |"};
+  std::size_t at = 0;
+  for (const std::string& row : rows) {
+    const auto pos = md.find(row);
+    EXPECT_NE(pos, std::string::npos) << row << "\n" << md;
+    if (pos != std::string::npos) {
+      EXPECT_GE(pos, at) << "out of order: " << row;
+      at = pos;
+    }
+  }
+  EXPECT_TRUE(has(md, "Not measured in this run: capped at AVX2: libtorch_avx2/n4096c32000/fwdbwd/t2 (slow: one "
+                      "thread only)."))
+      << md;
+  std::ifstream js(out + "/report.json");
+  const json j = json::parse(js);
+  int checked = 0;
+  for (const auto& p : j.at("benchmarks").at("results")) {
+    if (p.at("impl") == "onednn_avx2") {
+      ++checked;
+      EXPECT_EQ(p.at("kernel"), "onednn");
+      EXPECT_EQ(p.at("target"), "AVX2");
+      EXPECT_EQ(p.at("capped"), true);
+    } else if (p.at("impl") == "simd_avx2") {
+      ++checked;
+      EXPECT_EQ(p.at("capped"), false);
+      EXPECT_DOUBLE_EQ(p.at("vs_torch_at_target").get<double>(), 4.0);
+      EXPECT_DOUBLE_EQ(p.at("vs_onednn_at_target").get<double>(), 2.4);
+      EXPECT_DOUBLE_EQ(p.at("vs_torch").get<double>(), 3.0);  // the bench's, kept
+    } else if (p.at("impl") == "simd_sse4") {
+      ++checked;
+      EXPECT_EQ(p.at("vs_torch_at_target"), "nan");  // no peer capped at SSE4
+    }
+  }
+  EXPECT_EQ(checked, 3);
 }
 
 }  // namespace
