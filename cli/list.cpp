@@ -51,13 +51,16 @@ int run_list(const list_args& a) {
   std::size_t w = 4;
   for (const auto* i : impls) w = std::max(w, i->name().size());
   w += 2;
+  std::size_t tw = 4;  // "correctly_rounded" is longer than any other tier
+  for (const auto* i : impls) tw = std::max(tw, to_string(i->tier()).size());
+  tw += 2;
   auto pad = [](std::string s, std::size_t n) {
     if (s.size() < n) s.append(n - s.size(), ' ');
     return s;
   };
-  std::cout << pad("name", w) << pad("tier", 10) << pad("supported", 11) << "description\n";
+  std::cout << pad("name", w) << pad("tier", tw) << pad("supported", 11) << "description\n";
   for (const auto* i : impls) {
-    std::cout << pad(i->name(), w) << pad(to_string(i->tier()), 10)
+    std::cout << pad(i->name(), w) << pad(to_string(i->tier()), tw)
               << pad(std::string(i->supported() ? "yes" : "no") +
                          (i->name() == default_name ? " (*)" : ""),
                      11)
@@ -72,7 +75,7 @@ int run_list(const list_args& a) {
   for (const auto* i : check_default) set += (set.empty() ? "" : ", ") + i->name();
   std::string targets;
   for (const auto& t : reports::simd_targets()) targets += (targets.empty() ? "" : ", ") + t;
-  std::cout << "simd and openmp dispatch to the best of this CPU's Highway targets: " << targets
+  std::cout << "simd, openmp and throughput dispatch to the best of this CPU's Highway targets: " << targets
             << " (xent report --simd-target pins one)\n";
   std::cout << "xent check runs " << set << " unless --impl says otherwise (--impl all: every supported one)\n";
   return 0;
