@@ -790,6 +790,10 @@ class split_gradient {
     exact::expansion num = ek != 0.0 ? mass_.ca() : exact::expansion();
     num.add(mass_.cb(j).scaled(-n_));
     num = num.scaled(sc_.upstream);
+    // A rational row (every logit m or -inf) has em = 0 exactly: δ = 0, E = 0,
+    // and the entry is R_j, ties included (before any series: every entry of
+    // such a row is a tie the float64 test leaves here).
+    if (rational_) return exact_interval(num, den_, 0.0, 0.0, 0.0, out, f);
     // δ_j and its bound. X = n em_j - ê_j Σ em; an entry off K has em_j =
     // e_j (exactly 0 for -inf: then δ = 0 exactly).
     dd Xj;
@@ -807,9 +811,6 @@ class split_gradient {
     const double e_delta = 2 * (std::fabs(sa.hi) * e_X / (n_ * s_lo) +
                                 std::fabs(delta.hi) * (sc_.rel + 0x1p-98 + e_S_ / s_lo + 6 * 0x1p-101)) +
                            eta;
-    // A rational row (every logit m or -inf) has em = 0 exactly: δ = 0, E = 0,
-    // and the entry is R_j, ties included.
-    if (rational_) return exact_interval(num, den_, 0.0, 0.0, 0.0, out, f);
     if (exact_interval(num, den_, delta.hi, delta.lo, e_delta, out, f)) return true;
     // K at the maximum exactly, finite classes off K: δ has a known sign
     // (X = -Σ_{i∉K} e_i < 0 on K, n e_j > 0 off K), however small it is.
@@ -831,27 +832,19 @@ class split_gradient {
   // P_k = n y_j^k - Σ_{i∈K} y_i^k exact expansions, summed until the
   // series' tail 2n y^(k+1)/(k+1)! / (1 - y) is below 2^-110 of what is summed.
   bool series(std::int64_t j, dd& Xj, double& e_X) const {
-    const std::int64_t C = pr_.classes;
-    std::vector<exact::expansion> y(static_cast<std::size_t>(C)), pw;
-    for (std::int64_t c = 0; c < C; ++c) {
-      if (!in_k_[static_cast<std::size_t>(c)]) continue;
-      const dd d = ddm::two_sum(static_cast<double>(x_[c]), -static_cast<double>(m_));
-      exact::expansion v(d.lo);
-      v.add(d.hi);
-      y[static_cast<std::size_t>(c)] = v;
-    }
-    pw = y;
+    const dd dj = ddm::two_sum(static_cast<double>(x_[j]), -static_cast<double>(m_));
+    exact::expansion yj(dj.lo);
+    yj.add(dj.hi);
+    exact::expansion pwj = yj;  // y_j^k
     dd sum{0.0};
     double abs_terms = 0.0, fact = 1.0, tail = 0.0;
     for (int k = 1; k <= 80; ++k) {
       if (k > 1) {
         fact *= k;  // exact up to 18!, then within 2^-53 per step: counted in the bound below
-        for (std::int64_t c = 0; c < C; ++c)
-          if (in_k_[static_cast<std::size_t>(c)]) pw[static_cast<std::size_t>(c)] = pw[static_cast<std::size_t>(c)].times(y[static_cast<std::size_t>(c)]);
+        pwj = pwj.times(yj);
       }
-      exact::expansion P = pw[static_cast<std::size_t>(j)].scaled(n_);
-      for (std::int64_t c = 0; c < C; ++c)
-        if (in_k_[static_cast<std::size_t>(c)]) P.add(pw[static_cast<std::size_t>(c)].negated());
+      exact::expansion P = pwj.scaled(n_);
+      P.add(power_sum(k).negated());
       if (!P.exact()) return false;
       const dd term = P.to_dd() / fact;
       sum = sum + term;
@@ -931,6 +924,38 @@ class split_gradient {
     }
     return false;
   }
+
+  // Q_k = Σ_{c∈K} y_c^k for series(), extended to k on demand and kept for
+  // the row: summing the row again for each undecided entry made a row with
+  // many of them quadratic in C (a row of ~10^6 tiny differences ran for
+  // minutes).
+  const exact::expansion& power_sum(int k) const {
+    const auto Cs = static_cast<std::size_t>(pr_.classes);
+    if (sums_.empty()) {
+      sums_.resize(1);  // k = 0: unused
+      last_powers_.assign(Cs, exact::expansion());
+      for (std::size_t c = 0; c < Cs; ++c) {
+        if (!in_k_[c]) continue;
+        const dd d = ddm::two_sum(static_cast<double>(x_[c]), -static_cast<double>(m_));
+        exact::expansion y(d.lo);
+        y.add(d.hi);
+        last_powers_[c] = y;
+      }
+      bases_ = last_powers_;
+    }
+    while (sums_.size() <= static_cast<std::size_t>(k)) {
+      const bool first = sums_.size() == 1;
+      exact::expansion q;
+      for (std::size_t c = 0; c < Cs; ++c) {
+        if (!in_k_[c]) continue;
+        if (!first) last_powers_[c] = last_powers_[c].times(bases_[c]);
+        q.add(last_powers_[c]);
+      }
+      sums_.push_back(q);
+    }
+    return sums_[static_cast<std::size_t>(k)];
+  }
+  mutable std::vector<exact::expansion> sums_, last_powers_, bases_;
 
   // powers_[k][c] = y_c^k for c in K (k = 1..18) and q_[k] = Σ_{c∈K} y_c^k.
   void build_powers() const {
