@@ -436,7 +436,8 @@ registration register_all(const settings& s) {
         for (int t : threads) {
           if (target && t != threads.back()) continue;  // pinned: the most threads only (the time budget)
           if (slow && t != 1) {
-            note(what + "/t" + std::to_string(t) + " (slow: one thread only)");
+            // A capped peer runs only where the pinned cases do (the most threads).
+            note(what + "/t" + std::to_string(t) + (peers_only ? " (slow: not measured capped)" : " (slow: one thread only)"));
             continue;
           }
           add({.impl = ip.impl, .shape = p.shape, .m = m, .threads = t, .target = target}, slow);
