@@ -21,15 +21,6 @@ constexpr isa_cap caps[] = {
     {"avx2", "AVX2", "avx2"},  // oneDNN's AVX2 kernels, ATen's avx2 build of its own
 };
 
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out(1);
-  for (char c : s) {
-    if (c == sep) out.emplace_back();
-    else out.back().push_back(c);
-  }
-  return out;
-}
-
 std::string join(const std::set<std::string>& items) {
   std::string s;
   for (const auto& i : items) s += (s.empty() ? "" : "|") + i;
@@ -91,13 +82,13 @@ void apply_isa_cap(const isa_cap& cap) {
 std::string capped_peer_filter(const isa_cap& cap, const std::vector<std::string>& measured,
                                const std::vector<std::string>& highway_impls) {
   std::set<std::string> shapes, modes;
-  for (const std::string& name : measured) {
-    const auto parts = split(name, '/');
-    if (parts.size() != 4) continue;
+  for (const std::string& name : measured) {  // impl/shape/mode/tN
+    const auto a = name.find('/'), b = name.find('/', a + 1), c = b == std::string::npos ? b : name.find('/', b + 1);
+    if (c == std::string::npos) continue;
     for (const std::string& h : highway_impls)
-      if (parts[0] == h + "_" + cap.target) {
-        shapes.insert(parts[1]);
-        modes.insert(parts[2]);
+      if (name.compare(0, a, h + "_" + cap.target) == 0) {
+        shapes.insert(name.substr(a + 1, b - a - 1));
+        modes.insert(name.substr(b + 1, c - b - 1));
       }
   }
   if (shapes.empty()) return "";
