@@ -151,25 +151,46 @@ void per_target(std::ostringstream& md, const bench_data& b) {
     if (!dnnl_isa.empty()) md << "oneDNN: " << dnnl_isa;
     md << " — so they compare a narrower path of ours with theirs.";
   }
+  auto cell = [&](const std::string& kernel, const std::string& target, const std::string& shape,
+                  const std::string& mode) -> const bench_point* {
+    for (const auto& q : b.points)
+      if (q.kernel == kernel && q.target == target && q.shape == shape && q.mode == mode && q.threads == t) return &q;
+    return nullptr;
+  };
+  // Rows only for the (kernel, target) pairs this run measured: a kernel the
+  // run did not measure pinned (a filter, or too slow) is named once below
+  // the table instead of as rows of dashes.
+  std::vector<std::pair<std::string, std::string>> rows;
+  std::vector<std::string> unmeasured;
+  for (const std::string& kernel : b.highway_impls) {
+    bool any = false;
+    for (const std::string& target : b.targets)
+      for (const auto& [shape, mode] : columns)
+        if (cell(kernel, target, shape, mode)) {
+          if (rows.empty() || rows.back() != std::make_pair(kernel, target)) rows.emplace_back(kernel, target);
+          any = true;
+        }
+    if (!any) unmeasured.push_back("`" + kernel + "`");
+  }
   md << "\n\n| kernel | target |";
   for (const auto& [shape, mode] : columns) md << " `" << shape << "` " << mode << " |";
   md << "\n|---|---|";
   for (std::size_t i = 0; i < columns.size(); ++i) md << "--:|";
   md << "\n";
-  for (const std::string& kernel : b.highway_impls)
-    for (const std::string& target : b.targets) {
-      md << "| " << kernel << " | " << target << " |";
-      for (const auto& [shape, mode] : columns) {
-        const bench_point* p = nullptr;
-        for (const auto& q : b.points)
-          if (q.kernel == kernel && q.target == target && q.shape == shape && q.mode == mode && q.threads == t) p = &q;
-        md << " " << (p ? fmt(p->bytes_per_second / 1e9, "%.2f") + " · " + maybe(p->ce_roofline_fraction, "%.2f") + " · " +
-                              maybe(b.vs_peer(*p, "libtorch"), "%.2fx") + " · " + maybe(b.vs_peer(*p, "onednn"), "%.2fx")
-                        : std::string("—"))
-           << " |";
-      }
-      md << "\n";
+  for (const auto& [kernel, target] : rows) {
+    md << "| " << kernel << " | " << target << " |";
+    for (const auto& [shape, mode] : columns) {
+      const bench_point* p = cell(kernel, target, shape, mode);
+      md << " " << (p ? fmt(p->bytes_per_second / 1e9, "%.2f") + " · " + maybe(p->ce_roofline_fraction, "%.2f") + " · " +
+                            maybe(b.vs_peer(*p, "libtorch"), "%.2fx") + " · " + maybe(b.vs_peer(*p, "onednn"), "%.2fx")
+                      : std::string("—"))
+         << " |";
     }
+    md << "\n";
+  }
+  if (!unmeasured.empty())
+    md << "\nNot measured on any target in this run: " << list(unmeasured)
+       << " (left out by the run's filter, or skipped: \"Not measured in this run\" at the end of this section says why).\n";
 }
 
 }  // namespace
