@@ -708,7 +708,7 @@ TEST_P(throughput_target, class_strided_positions_equal_contiguous_rows) {
 // Every row must come out bitwise as it does computed alone (a one-row
 // problem writes at once), whatever its neighbours: rows that stop their
 // scan early (NaN, +inf), a block of -inf, entries below the e^-86 cut-off,
-// targets at block edges, ignored rows, infinite and zero upstream
+// lone zero or tiny lanes, targets at block edges, ignored rows, infinite and zero upstream
 // gradients (an infinite scale writes at once), factors of 2^100 and more
 // (huge weights), rows that are not vector-aligned, long rows in chunks.
 std::vector<case_t> streamed_cases() {
@@ -723,6 +723,15 @@ std::vector<case_t> streamed_cases() {
     std::mt19937 rng(61);
     std::normal_distribution<float> wide(0.0f, 40.0f);
     for (std::int64_t j = 0; j < C; ++j) row(13)[j] = wide(rng);
+    // Lone lanes to patch in the 2nd, 3rd and 4th vector of a group of four
+    // (any vector width: these offsets modulo 64 are 21, 46 and 63): 90
+    // below the max in row 14 (no stored exponential, a subnormal gradient
+    // entry from float64), 75 below in row 15 (a product below 2^-100).
+    const float max14 = *std::max_element(row(14), row(14) + C), max15 = *std::max_element(row(15), row(15) + C);
+    for (std::int64_t j : {64 * 10 + 21, 64 * 20 + 46, 64 * 30 + 63}) {
+      row(14)[j] = max14 - 90.0f;
+      row(15)[j] = max15 - 75.0f;
+    }
     c.t[17] = 0, c.t[18] = C - 1, c.t[19] = 2048, c.t[20] = 2047;
     c.opt.ignore_index = -5;
     c.t[21] = c.t[22] = c.t[299] = -5;
