@@ -496,10 +496,13 @@ void GradStoredT(const float* x, const float* v, const float* e, const float* bm
     const float ab_hi = static_cast<float>(ab);
     const float ab_lo = static_cast<float>(ab - static_cast<double>(ab_hi));
     const VF va_hi = hn::Set(d, ab_hi), va_lo = hn::Set(d, ab_lo), vtiny = hn::Set(d, TinyBelow(ab));
+    auto product = [&](VF vv, VF ev) HWY_ATTR {
+      return kErr ? hn::MulAdd(va_hi, vv, hn::MulAdd(va_lo, vv, hn::Mul(va_hi, ev)))
+                  : hn::MulAdd(va_hi, vv, hn::Mul(va_lo, vv));
+    };
     // Gradient of lanes [i, i + cnt) of the block.
     auto compute = [&](VF vv, VF ev, std::int64_t i, std::int64_t cnt) HWY_ATTR {
-      VF gv = kErr ? hn::MulAdd(va_hi, vv, hn::MulAdd(va_lo, vv, hn::Mul(va_hi, ev)))
-                   : hn::MulAdd(va_hi, vv, hn::Mul(va_lo, vv));
+      VF gv = product(vv, ev);
       const std::int64_t j0 = start + i;
       const bool patch = special >= j0 && special < j0 + cnt;
       // One test for the common vector: every zero (small) lane is also below
@@ -533,12 +536,30 @@ void GradStoredT(const float* x, const float* v, const float* e, const float* bm
       }
       return gv;
     };
-    std::int64_t i = 0;
-    for (; i + N <= len; i += N) {
-      const VF gv = compute(hn::LoadU(d, v + start + i), kErr ? hn::LoadU(d, e + start + i) : vzero, i, N);
+    auto put = [&](VF gv, std::int64_t i) HWY_ATTR {
       if (nt) hn::Stream(gv, d, g + start + i);
       else hn::StoreU(gv, d, g + start + i);
+    };
+    auto err_at = [&](std::int64_t i) HWY_ATTR { return kErr ? hn::LoadU(d, e + start + i) : vzero; };
+    std::int64_t i = 0;
+    // Groups of four vectors: one test on their minimum finds the common
+    // group with no lane to patch (as PendingBlock::Step4).
+    for (; i + 4 * N <= len; i += 4 * N) {
+      const float* vb = v + start + i;
+      const VF v0 = hn::LoadU(d, vb), v1 = hn::LoadU(d, vb + N), v2 = hn::LoadU(d, vb + 2 * N),
+               v3 = hn::LoadU(d, vb + 3 * N);
+      const VF low = hn::Min(hn::Min(v0, v1), hn::Min(v2, v3));
+      const std::int64_t j0 = start + i;
+      if (HWY_LIKELY(hn::AllFalse(d, hn::Lt(low, vtiny)) && (special < j0 || special >= j0 + 4 * N))) {
+        put(product(v0, err_at(i)), i);
+        put(product(v1, err_at(i + N)), i + N);
+        put(product(v2, err_at(i + 2 * N)), i + 2 * N);
+        put(product(v3, err_at(i + 3 * N)), i + 3 * N);
+      } else {
+        for (std::int64_t k = i; k < i + 4 * N; k += N) put(compute(hn::LoadU(d, v + start + k), err_at(k), k, N), k);
+      }
     }
+    for (; i + N <= len; i += N) put(compute(hn::LoadU(d, v + start + i), err_at(i), i, N), i);
     if (i < len) {
       const std::int64_t cnt = len - i;
       const VF gv = compute(LoadPartial(d, v + start + i, cnt, 0.0f),
