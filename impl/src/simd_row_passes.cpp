@@ -170,6 +170,21 @@ HWY_INLINE bool HasNaN(DF d, const float* p, std::int64_t n) {
 // then carries at most (kRelaxedRun - 1) roundings (docs/throughput_kernel.md).
 constexpr int kRelaxedRun = 32;
 
+// Four consecutive vectors of stored exponentials v, for the gradient
+// passes: the common group (no lane below the tiny-product threshold, so
+// nothing to patch) is found by one test on their minimum; a test per vector
+// cost about as much as the stores.
+struct Group4 {
+  VF v[4];
+  HWY_INLINE Group4(DF d, const float* p) {
+    const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(d));
+    for (int k = 0; k < 4; ++k) v[k] = hn::LoadU(d, p + k * N);
+  }
+  HWY_INLINE bool none_below(DF d, VF tiny) const {
+    return hn::AllFalse(d, hn::Lt(hn::Min(hn::Min(v[0], v[1]), hn::Min(v[2], v[3])), tiny));
+  }
+};
+
 template <bool kErr>
 void GradStoredT(const float* x, const float* v, const float* e, const float* bmax, float* g,
                  std::int64_t n, float M, double a, std::int64_t special, float special_value,
@@ -205,22 +220,14 @@ class PendingBlock {
   }
 
   // Gradient lanes [i, i + 4N) of the block (i = the lanes written so far).
-  // The common group (no lane to patch in any of its 4 vectors) is found by
-  // one test on the lanes' minimum: a test per vector cost about as much as
-  // the stores.
   HWY_INLINE void Step4(DF d, std::int64_t i) {
     if (!inline_) return;
     const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(d));
     const float* v = job_->v + o_;
     float* g = job_->g + o_;
-    const VF v0 = hn::LoadU(d, v + i), v1 = hn::LoadU(d, v + i + N), v2 = hn::LoadU(d, v + i + 2 * N),
-             v3 = hn::LoadU(d, v + i + 3 * N);
-    const VF low = hn::Min(hn::Min(v0, v1), hn::Min(v2, v3));
-    if (HWY_LIKELY(hn::AllFalse(d, hn::Lt(low, tiny_)) && (special_ < i || special_ >= i + 4 * N))) {
-      hn::Stream(hn::MulAdd(hi_, v0, hn::Mul(lo_, v0)), d, g + i);
-      hn::Stream(hn::MulAdd(hi_, v1, hn::Mul(lo_, v1)), d, g + i + N);
-      hn::Stream(hn::MulAdd(hi_, v2, hn::Mul(lo_, v2)), d, g + i + 2 * N);
-      hn::Stream(hn::MulAdd(hi_, v3, hn::Mul(lo_, v3)), d, g + i + 3 * N);
+    const Group4 grp(d, v + i);
+    if (HWY_LIKELY(grp.none_below(d, tiny_) && (special_ < i || special_ >= i + 4 * N))) {
+      for (int k = 0; k < 4; ++k) hn::Stream(hn::MulAdd(hi_, grp.v[k], hn::Mul(lo_, grp.v[k])), d, g + i + k * N);
       written_ = i + 4 * N;
       return;
     }
@@ -542,19 +549,11 @@ void GradStoredT(const float* x, const float* v, const float* e, const float* bm
     };
     auto err_at = [&](std::int64_t i) HWY_ATTR { return kErr ? hn::LoadU(d, e + start + i) : vzero; };
     std::int64_t i = 0;
-    // Groups of four vectors: one test on their minimum finds the common
-    // group with no lane to patch (as PendingBlock::Step4).
-    for (; i + 4 * N <= len; i += 4 * N) {
-      const float* vb = v + start + i;
-      const VF v0 = hn::LoadU(d, vb), v1 = hn::LoadU(d, vb + N), v2 = hn::LoadU(d, vb + 2 * N),
-               v3 = hn::LoadU(d, vb + 3 * N);
-      const VF low = hn::Min(hn::Min(v0, v1), hn::Min(v2, v3));
+    for (; i + 4 * N <= len; i += 4 * N) {  // groups of four, as PendingBlock::Step4
+      const Group4 grp(d, v + start + i);
       const std::int64_t j0 = start + i;
-      if (HWY_LIKELY(hn::AllFalse(d, hn::Lt(low, vtiny)) && (special < j0 || special >= j0 + 4 * N))) {
-        put(product(v0, err_at(i)), i);
-        put(product(v1, err_at(i + N)), i + N);
-        put(product(v2, err_at(i + 2 * N)), i + 2 * N);
-        put(product(v3, err_at(i + 3 * N)), i + 3 * N);
+      if (HWY_LIKELY(grp.none_below(d, vtiny) && (special < j0 || special >= j0 + 4 * N))) {
+        for (int k = 0; k < 4; ++k) put(product(grp.v[k], err_at(i + k * N)), i + k * N);
       } else {
         for (std::int64_t k = i; k < i + 4 * N; k += N) put(compute(hn::LoadU(d, v + start + k), err_at(k), k, N), k);
       }
